@@ -1,0 +1,121 @@
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
+import { DiskFerryError, ErrorCode, MissingFileError, UnsafePathError } from '../src-core/io/errors.ts';
+
+/** A file read through a file descriptor: positioned reads, never the whole file. */
+export class NodeFileSource implements ByteSource {
+  private constructor(
+    private readonly fh: fs.FileHandle,
+    readonly name: string,
+    readonly size: number,
+    readonly allocatedSize: number,
+  ) {}
+  static async open(file: string, displayName = file): Promise<NodeFileSource> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(file, constants.O_RDONLY);
+    } catch (e) {
+      throw ioError(displayName, e);
+    }
+    const st = await fh.stat();
+    if (st.isDirectory()) {
+      await fh.close();
+      throw new DiskFerryError(ErrorCode.InvalidArgument, displayName, 'is a folder, not an image file');
+    }
+    return new NodeFileSource(fh, displayName, st.size, st.blocks * 512);
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const len = Math.max(0, Math.min(length, this.size - offset));
+    const buf = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await this.fh.read(buf, done, len - done, offset + done);
+      if (!bytesRead) break;
+      done += bytesRead;
+    }
+    return done === len ? buf : buf.subarray(0, done);
+  }
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+/** Positioned writes into a file; every write's full length is checked. */
+export class NodeFileSink implements ByteSink {
+  private closed = false;
+  private constructor(
+    private readonly fh: fs.FileHandle,
+    readonly name: string,
+  ) {}
+  static async create(file: string): Promise<NodeFileSink> {
+    try {
+      return new NodeFileSink(await fs.open(file, 'w'), file);
+    } catch (e) {
+      throw ioError(file, e);
+    }
+  }
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done).catch((e) => {
+        throw ioError(this.name, e);
+      });
+      if (!bytesWritten) throw new DiskFerryError(ErrorCode.Io, this.name, `write at offset ${offset + done} made no progress (disk full?)`);
+      done += bytesWritten;
+    }
+  }
+  async truncate(size: number): Promise<void> {
+    await this.fh.truncate(size);
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+}
+
+export function ioError(file: string, e: unknown): DiskFerryError {
+  const err = e as NodeJS.ErrnoException;
+  const reason =
+    err.code === 'ENOENT' ? 'no such file' :
+    err.code === 'EACCES' ? 'permission denied' :
+    err.code === 'ENOSPC' ? 'no space left on the device' :
+    err.code === 'EISDIR' ? 'is a folder' : err.message;
+  return new DiskFerryError(err.code === 'ENOENT' ? ErrorCode.MissingFile : ErrorCode.Io, file, reason);
+}
+
+/**
+ * Opens companion files relative to the file that names them. Names that lead outside the
+ * top image's folder are refused unless allowed (CVE-2024-32498: an image must not be able to
+ * make us read an arbitrary host file).
+ */
+export class NodeResolver implements FileResolver {
+  private readonly roots: string[];
+  constructor(
+    roots: string[],
+    private readonly allowOutside = false,
+  ) {
+    this.roots = roots.map((r) => path.resolve(r));
+  }
+  resolve(name: string, relativeTo: string): string {
+    return path.isAbsolute(name) ? path.normalize(name) : path.join(path.dirname(relativeTo), name);
+  }
+  async open(name: string, relativeTo: string): Promise<ByteSource> {
+    const full = this.resolve(name, relativeTo);
+    if (!this.allowOutside && !this.inside(full)) throw new UnsafePathError(relativeTo, name);
+    try {
+      return await NodeFileSource.open(full);
+    } catch (e) {
+      if (e instanceof DiskFerryError && e.code === ErrorCode.MissingFile) throw new MissingFileError(relativeTo, name);
+      throw e;
+    }
+  }
+  async create(name: string, relativeTo: string): Promise<ByteSink> {
+    return NodeFileSink.create(this.resolve(name, relativeTo));
+  }
+  private inside(p: string): boolean {
+    const abs = path.resolve(p);
+    return this.roots.some((r) => abs === r || abs.startsWith(r + path.sep));
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Compression back ends. The core sees only this interface; each platform injects the fastest
+ * implementation it has (Node's native zlib in the CLI, wasm/pako in browsers). Calls may be
+ * async so a pool of workers can sit behind them.
+ */
+export interface DeflateParams {
+  level: number;
+  /** 9…15: log2 of the window. QEMU's qcow2 uses 12 (4 KiB). */
+  windowBits: number;
+  memLevel: number;
+}
+
+export interface Codecs {
+  /** Raw deflate (RFC 1951, no wrapper). */
+  deflateRaw(data: Uint8Array, params: DeflateParams): Uint8Array | Promise<Uint8Array>;
+  /** Raw inflate into exactly `outSize` bytes (32 KiB window, trailing input ignored); throws on bad data or short output. */
+  inflateRaw(data: Uint8Array, outSize: number): Uint8Array | Promise<Uint8Array>;
+  /** zlib-wrapped (RFC 1950), for VMDK stream grains and cloop blocks. */
+  zlibDeflate(data: Uint8Array, level: number): Uint8Array | Promise<Uint8Array>;
+  /** zlib-wrapped inflate; `outSize` is the expected maximum; returns what was produced. */
+  zlibInflate(data: Uint8Array, outSize: number): Uint8Array | Promise<Uint8Array>;
+  zstdCompress(data: Uint8Array, level: number): Uint8Array | Promise<Uint8Array>;
+  /** Decompress frames until `outSize` bytes are produced. */
+  zstdDecompress(data: Uint8Array, outSize: number): Uint8Array | Promise<Uint8Array>;
+}
+
+export const QEMU_DEFLATE: DeflateParams = { level: 6, windowBits: 12, memLevel: 9 };

@@ -1,0 +1,18 @@
+import type { FormatDriver } from '../../image/types.ts';
+import { isQcow2 } from './header.ts';
+import { checkQcow2 } from './check.ts';
+import { measureQcow2 } from './measure.ts';
+import { Qcow2Device } from './reader.ts';
+import { createQcow2Writer, QCOW2_CREATE_OPTIONS } from './writer.ts';
+
+export const qcow2Driver: FormatDriver = {
+  name: 'qcow2',
+  label: 'QEMU copy-on-write v2/v3 (qcow2)',
+  extensions: ['qcow2', 'qcow2c', 'img'],
+  probe: (head) => (isQcow2(head) ? 100 : 0),
+  open: (src, ctx) => Qcow2Device.open(src, ctx),
+  create: createQcow2Writer,
+  measure: measureQcow2,
+  check: checkQcow2,
+  createOptions: QCOW2_CREATE_OPTIONS,
+};

@@ -1,0 +1,83 @@
+// Refcount blocks: entries of 2^refcount_order bits. Widths of 8 bits and more are big-endian;
+// 1, 2 and 4-bit entries are packed LSB-first within each byte (qcow-family.md §2.7, verified).
+
+export function refcountMax(bits: number): number {
+  return bits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
+}
+
+export function entriesPerRefblock(clusterSize: number, bits: number): number {
+  return (clusterSize * 8) / bits;
+}
+
+export function getRefcount(block: Uint8Array, index: number, bits: number): number {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  switch (bits) {
+    case 1:
+    case 2:
+    case 4: {
+      const perByte = 8 / bits;
+      const byte = block[Math.floor(index / perByte)]!;
+      return (byte >> ((index % perByte) * bits)) & ((1 << bits) - 1);
+    }
+    case 8:
+      return block[index]!;
+    case 16:
+      return view.getUint16(index * 2);
+    case 32:
+      return view.getUint32(index * 4);
+    case 64: {
+      const v = view.getBigUint64(index * 8);
+      return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+    }
+    default:
+      throw new RangeError(`refcount width ${bits}`);
+  }
+}
+
+export function setRefcount(block: Uint8Array, index: number, bits: number, value: number): void {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  switch (bits) {
+    case 1:
+    case 2:
+    case 4: {
+      const perByte = 8 / bits;
+      const byteIndex = Math.floor(index / perByte);
+      const shift = (index % perByte) * bits;
+      const mask = ((1 << bits) - 1) << shift;
+      block[byteIndex] = (block[byteIndex]! & ~mask) | ((value << shift) & mask);
+      return;
+    }
+    case 8:
+      block[index] = value;
+      return;
+    case 16:
+      view.setUint16(index * 2, value);
+      return;
+    case 32:
+      view.setUint32(index * 4, value);
+      return;
+    case 64:
+      view.setBigUint64(index * 8, BigInt(value));
+      return;
+    default:
+      throw new RangeError(`refcount width ${bits}`);
+  }
+}
+
+/**
+ * Sizes the refcount table and blocks for `clusters` data/metadata clusters, counting the
+ * refcount structures themselves until the numbers stop changing.
+ */
+export function refcountLayout(clusters: number, clusterSize: number, bits: number): { blocks: number; tableClusters: number } {
+  const perBlock = entriesPerRefblock(clusterSize, bits);
+  let blocks = 0;
+  let tableClusters = 0;
+  for (;;) {
+    const total = clusters + blocks + tableClusters;
+    const nb = Math.ceil(total / perBlock);
+    const nt = Math.max(1, Math.ceil((nb * 8) / clusterSize));
+    if (nb === blocks && nt === tableClusters) return { blocks, tableClusters };
+    blocks = nb;
+    tableClusters = nt;
+  }
+}

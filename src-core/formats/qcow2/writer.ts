@@ -1,0 +1,348 @@
+import type { ByteSink } from '../../io/bytes.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
+import { SinkBuffer } from '../../io/sinkBuffer.ts';
+import { isAllZero, Struct, utf8Encode } from '../../io/struct.ts';
+import { QEMU_DEFLATE } from '../../codecs/types.ts';
+import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
+import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
+import { encodeCompressed, OFLAG_COPIED, OFLAG_ZERO } from './entries.ts';
+import {
+  COMPAT_LAZY_REFCOUNTS,
+  EXT_BACKING_FORMAT,
+  EXT_FEATURE_TABLE,
+  INCOMPAT_COMPRESSION,
+  INCOMPAT_EXTL2,
+  MAX_BACKING_FORMAT,
+  MAX_BACKING_NAME,
+  QCOW_MAGIC,
+  V2_HEADER_LENGTH,
+  V3_HEADER_LENGTH_WITH_COMPRESSION,
+} from './header.ts';
+import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
+
+export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
+  { name: 'compat', type: 'enum', values: ['0.10', '1.1', 'v2', 'v3'], default: '1.1', help: 'qcow2 version: 1.1 (v3) or 0.10 (v2, for very old readers)' },
+  { name: 'cluster_size', type: 'size', default: '64k', help: 'cluster size, 512 to 2M, a power of two' },
+  { name: 'refcount_bits', type: 'enum', values: ['1', '2', '4', '8', '16', '32', '64'], default: '16', help: 'width of a reference count' },
+  { name: 'compression_type', type: 'enum', values: ['zlib', 'zstd'], default: 'zlib', help: 'how -c compresses clusters' },
+  { name: 'extended_l2', type: 'bool', default: 'off', help: 'subcluster allocation (32 per cluster)' },
+  { name: 'lazy_refcounts', type: 'bool', default: 'off', help: 'mark the image as using lazy refcounts (v3)' },
+  { name: 'preallocation', type: 'enum', values: ['off'], default: 'off', help: 'only off: output stays sparse' },
+  { name: 'encrypt.format', type: 'enum', values: ['aes', 'luks'], help: 'encrypt the data clusters' },
+  { name: 'encrypt.key-secret', type: 'string', help: 'id of the --object secret holding the password' },
+];
+
+/** The feature-name table QEMU writes into version 3 headers (cluster_size > 4 KiB). */
+const FEATURE_NAMES: [number, number, string][] = [
+  [0, 0, 'dirty bit'],
+  [0, 1, 'corrupt bit'],
+  [0, 2, 'external data file'],
+  [0, 3, 'compression type'],
+  [0, 4, 'extended L2 entries'],
+  [1, 0, 'lazy refcounts'],
+  [2, 0, 'bitmaps'],
+  [2, 1, 'raw external data'],
+];
+
+export interface Qcow2WriterConfig {
+  version: 2 | 3;
+  clusterBits: number;
+  refcountBits: number;
+  compressionType: 0 | 1;
+  extendedL2: boolean;
+  lazyRefcounts: boolean;
+}
+
+export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
+  const o = opts.options;
+  checkOptions('qcow2', o, QCOW2_CREATE_OPTIONS);
+  const compat = o.compat ?? '1.1';
+  const version = compat === '0.10' || compat === 'v2' ? 2 : 3;
+  const clusterSize = o.cluster_size ? parseSize(o.cluster_size, 'cluster_size') : 65536;
+  if (!isPowerOfTwo(clusterSize) || clusterSize < 512 || clusterSize > 2 * 1024 * 1024) {
+    throw new InvalidArgumentError(`cluster_size must be a power of two between 512 and 2M (got ${clusterSize})`);
+  }
+  const refcountBits = Number(o.refcount_bits ?? 16);
+  const compressionType = o.compression_type === 'zstd' ? 1 : 0;
+  const extendedL2 = parseBool(o.extended_l2, 'extended_l2');
+  const lazyRefcounts = parseBool(o.lazy_refcounts, 'lazy_refcounts');
+  if (version === 2) {
+    if (refcountBits !== 16) throw new InvalidArgumentError('compat=0.10 requires refcount_bits=16');
+    if (compressionType) throw new InvalidArgumentError('compression_type=zstd requires compat=1.1');
+    if (extendedL2) throw new InvalidArgumentError('extended_l2 requires compat=1.1');
+    if (lazyRefcounts) throw new InvalidArgumentError('lazy_refcounts requires compat=1.1');
+  }
+  if (extendedL2 && clusterSize < 16384) throw new InvalidArgumentError('extended_l2 requires cluster_size of at least 16k');
+  if (o['encrypt.format']) throw new UnsupportedError(opts.filename, 'writing encrypted qcow2 is not available yet');
+  return { version, clusterBits: Math.log2(clusterSize), refcountBits, compressionType, extendedL2, lazyRefcounts };
+}
+
+export async function createQcow2Writer(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
+  return new Qcow2Writer(sink, opts, parseQcow2Options(opts));
+}
+
+/**
+ * Writes a qcow2 file front to back: header cluster, L1, then L2 tables and data clusters in the
+ * order guest data arrives, and at the end the refcount table and blocks, counted to a fixed
+ * point. Only the current L2 table and one refcount per host cluster are held in memory.
+ */
+export class Qcow2Writer implements ImageWriter {
+  readonly granularity: number;
+  readonly warnings: string[] = [];
+  private readonly cs: number;
+  private readonly size: number;
+  private readonly l2Entries: number;
+  private readonly entryWords: number;
+  private readonly l1: BigUint64Array;
+  private readonly l1Offset: number;
+  private readonly out: SinkBuffer;
+  /** Refcount of each host cluster, indexed by offset / cluster size. */
+  private refs = new Uint32Array(1024);
+  /** Next free cluster-aligned offset. */
+  private end: number;
+  /** Byte position for the next compressed stream; equals `end` when no cluster is partly filled. */
+  private cursor: number;
+  private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
+  private lastOffset = -1;
+
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly opts: CreateOptions,
+    private readonly cfg: Qcow2WriterConfig,
+  ) {
+    this.cs = 2 ** cfg.clusterBits;
+    this.granularity = this.cs;
+    this.size = alignUp(opts.virtualSize, 512);
+    this.entryWords = cfg.extendedL2 ? 2 : 1;
+    this.l2Entries = this.cs / (8 * this.entryWords);
+    const l1Size = Math.ceil(this.size / (this.cs * this.l2Entries));
+    this.l1 = new BigUint64Array(l1Size);
+    this.out = new SinkBuffer(sink);
+    this.addRef(0); // header
+    this.l1Offset = this.cs;
+    this.end = this.cs;
+    const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
+    for (let i = 0; i < l1Clusters; i++) this.allocCluster();
+    this.cursor = this.end;
+    this.checkBacking();
+  }
+
+  private checkBacking(): void {
+    const b = this.opts.backing;
+    if (!b) return;
+    if (utf8Encode(b.name).length > MAX_BACKING_NAME) throw new InvalidArgumentError(`backing file name is longer than ${MAX_BACKING_NAME} bytes`);
+    if (b.format && b.format.length > MAX_BACKING_FORMAT) throw new InvalidArgumentError('backing format name is too long');
+  }
+
+  private addRef(cluster: number, n = 1): void {
+    if (cluster >= this.refs.length) {
+      let cap = this.refs.length;
+      while (cap <= cluster) cap *= 2;
+      const next = new Uint32Array(cap);
+      next.set(this.refs);
+      this.refs = next;
+    }
+    this.refs[cluster]! += n;
+  }
+
+  private allocCluster(): number {
+    const off = this.end;
+    this.addRef(off / this.cs);
+    this.end += this.cs;
+    this.cursor = this.end;
+    return off;
+  }
+
+  /** Places a compressed stream byte-packed after the previous one, as qemu-img does. */
+  private allocCompressed(length: number): number {
+    const max = refcountMax(this.cfg.refcountBits);
+    let start = this.cursor;
+    // A partly used cluster whose refcount is already at the maximum cannot be shared again.
+    if (start < this.end && this.refs[Math.floor(start / this.cs)]! >= max) start = this.end;
+    // The descriptor can name at most 2^(cluster_bits-8) sectors.
+    const sectors = Math.floor((start + length - 1) / 512) - Math.floor(start / 512) + 1;
+    if (sectors > 2 ** (this.cfg.clusterBits - 8)) start = this.end;
+    const first = Math.floor(start / this.cs);
+    const last = Math.floor((start + length - 1) / this.cs);
+    for (let c = first; c <= last; c++) this.addRef(c);
+    this.cursor = start + length;
+    this.end = alignUp(this.cursor, this.cs);
+    return start;
+  }
+
+  private async l2For(clusterIndex: number): Promise<{ table: BigUint64Array; i: number }> {
+    const l2Index = Math.floor(clusterIndex / this.l2Entries);
+    if (this.l2?.index !== l2Index) {
+      await this.flushL2();
+      const offset = this.allocCluster();
+      this.l2 = { index: l2Index, offset, table: new BigUint64Array(this.l2Entries * this.entryWords) };
+      this.l1[l2Index] = BigInt(offset) | OFLAG_COPIED;
+    }
+    return { table: this.l2!.table, i: (clusterIndex % this.l2Entries) * this.entryWords };
+  }
+
+  private async flushL2(): Promise<void> {
+    if (!this.l2) return;
+    await this.out.write(this.l2.offset, bigEndianBytes(this.l2.table));
+    this.l2 = undefined;
+  }
+
+  private checkOrder(offset: number, length: number): void {
+    if (offset % this.cs !== 0 || offset < this.lastOffset) {
+      throw new RangeError(`qcow2 writer: writes must be cluster aligned and in order (got ${offset} after ${this.lastOffset})`);
+    }
+    if (offset + length > alignUp(this.size, this.cs)) throw new RangeError('qcow2 writer: write past the end of the disk');
+    this.lastOffset = offset + length;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkOrder(offset, data.length);
+    const clusters: { index: number; bytes: Uint8Array }[] = [];
+    for (let pos = 0; pos < data.length; pos += this.cs) {
+      let bytes = data.subarray(pos, pos + this.cs);
+      if (isAllZero(bytes) && !this.opts.backing) continue; // reads as zero anyway
+      if (bytes.length < this.cs) {
+        const padded = new Uint8Array(this.cs);
+        padded.set(bytes);
+        bytes = padded;
+      }
+      clusters.push({ index: (offset + pos) / this.cs, bytes });
+    }
+    if (this.opts.compress) {
+      // Started together so a pool of compressors behind the codec can work in parallel.
+      const packed = await Promise.all(clusters.map((c) => this.compress(c.bytes)));
+      for (let k = 0; k < clusters.length; k++) await this.putCluster(clusters[k]!.index, clusters[k]!.bytes, packed[k]);
+    } else {
+      for (const c of clusters) await this.putCluster(c.index, c.bytes, undefined);
+    }
+  }
+
+  private async compress(bytes: Uint8Array): Promise<Uint8Array | undefined> {
+    const c = this.opts.codecs;
+    const out = this.cfg.compressionType === 1 ? await c.zstdCompress(bytes, 3) : await c.deflateRaw(bytes, QEMU_DEFLATE);
+    // QEMU stores a cluster uncompressed when compression does not make it smaller.
+    return out.length < this.cs ? out : undefined;
+  }
+
+  private async putCluster(index: number, bytes: Uint8Array, compressed: Uint8Array | undefined): Promise<void> {
+    const { table, i } = await this.l2For(index);
+    if (compressed) {
+      const at = this.allocCompressed(compressed.length);
+      table[i] = encodeCompressed(at, compressed.length, this.cfg.clusterBits);
+      await this.out.write(at, compressed);
+      return;
+    }
+    const at = this.allocCluster();
+    table[i] = BigInt(at) | OFLAG_COPIED;
+    if (this.cfg.extendedL2) table[i + 1] = 0xffffffffn; // every subcluster allocated
+    await this.out.write(at, bytes);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkOrder(offset, length);
+    // Without a backing file, unallocated already reads as zero.
+    if (!this.opts.backing) return;
+    for (let pos = offset; pos < offset + length; pos += this.cs) {
+      const index = pos / this.cs;
+      if (this.cfg.version === 2) {
+        // Version 2 has no zero flag: zeros over a backing file must be stored.
+        await this.putCluster(index, new Uint8Array(this.cs), undefined);
+        continue;
+      }
+      const { table, i } = await this.l2For(index);
+      if (this.cfg.extendedL2) {
+        table[i] = 0n;
+        table[i + 1] = 0xffffffff00000000n;
+      } else table[i] = OFLAG_ZERO;
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.flushL2();
+    await this.out.write(this.l1Offset, bigEndianBytes(this.l1));
+    const reftable = await this.writeRefcounts();
+    await this.out.write(0, this.header(reftable));
+    await this.out.flush();
+    // The file must reach the end of its last cluster, and compressed data is padded to 512.
+    if (this.sink.truncate) await this.sink.truncate(this.fileEnd);
+    await this.sink.close();
+  }
+
+  private fileEnd = 0;
+
+  private async writeRefcounts(): Promise<{ offset: number; clusters: number }> {
+    const bits = this.cfg.refcountBits;
+    const dataClusters = this.end / this.cs;
+    const { blocks, tableClusters } = refcountLayout(dataClusters, this.cs, bits);
+    const tableOffset = this.end;
+    for (let i = 0; i < tableClusters; i++) this.allocCluster();
+    const blockOffsets: number[] = [];
+    for (let i = 0; i < blocks; i++) blockOffsets.push(this.allocCluster());
+    const total = this.end / this.cs;
+    const perBlock = entriesPerRefblock(this.cs, bits);
+    const max = refcountMax(bits);
+    const table = new BigUint64Array((tableClusters * this.cs) / 8);
+    for (let b = 0; b < blocks; b++) {
+      const block = new Uint8Array(this.cs);
+      for (let k = 0; k < perBlock; k++) {
+        const cluster = b * perBlock + k;
+        if (cluster >= total) break;
+        const n = this.refs[cluster] ?? 0;
+        if (n > max) throw new RangeError(`refcount ${n} does not fit in ${bits} bits`);
+        if (n) setRefcount(block, k, bits, n);
+      }
+      table[b] = BigInt(blockOffsets[b]!);
+      await this.out.write(blockOffsets[b]!, block);
+    }
+    await this.out.write(tableOffset, bigEndianBytes(table));
+    this.fileEnd = this.end;
+    return { offset: tableOffset, clusters: tableClusters };
+  }
+
+  private header(reftable: { offset: number; clusters: number }): Uint8Array {
+    const cfg = this.cfg;
+    const v3 = cfg.version === 3;
+    const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
+    const s = Struct.alloc(this.cs);
+    s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
+    s.setU32(20, cfg.clusterBits).setU64(24, this.size).setU32(32, 0);
+    s.setU32(36, this.l1.length).setU64(40, this.l1Offset);
+    s.setU64(48, reftable.offset).setU32(56, reftable.clusters);
+    s.setU32(60, 0).setU64(64, 0);
+    if (v3) {
+      let incompat = 0n;
+      if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
+      if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
+      s.setBig64(72, incompat).setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n).setBig64(88, 0n);
+      s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
+    }
+    let off = headerLength;
+    const ext = (type: number, data: Uint8Array) => {
+      s.setU32(off, type).setU32(off + 4, data.length).setBytes(off + 8, data);
+      off += 8 + alignUp(data.length, 8);
+    };
+    const b = this.opts.backing;
+    if (b?.format) ext(EXT_BACKING_FORMAT, utf8Encode(b.format));
+    if (v3 && this.cs > 4096) {
+      const t = Struct.alloc(FEATURE_NAMES.length * 48);
+      FEATURE_NAMES.forEach(([type, bit, name], i) => t.setU8(i * 48, type).setU8(i * 48 + 1, bit).setString(i * 48 + 2, name, 46));
+      ext(EXT_FEATURE_TABLE, t.bytes);
+    }
+    off += 8; // end-of-extensions marker: type 0, length 0
+    if (b) {
+      const name = utf8Encode(b.name);
+      if (off + name.length > this.cs) throw new InvalidArgumentError('backing file name does not fit in the first cluster');
+      s.setU64(8, off).setU32(16, name.length).setBytes(off, name);
+      off += name.length;
+    }
+    return s.bytes.subarray(0, Math.min(this.cs, alignUp(off, 512)));
+  }
+}
+
+function bigEndianBytes(words: BigUint64Array): Uint8Array {
+  const out = new Uint8Array(words.length * 8);
+  const v = new DataView(out.buffer);
+  for (let i = 0; i < words.length; i++) if (words[i]) v.setBigUint64(i * 8, words[i]!);
+  return out;
+}

@@ -1,0 +1,68 @@
+import { readPadded, type ByteSink, type ByteSource } from '../../io/bytes.ts';
+import { alignUp } from '../../io/int64.ts';
+import type { BlockDevice, CreateOptions, Extent, FormatDriver, ImageInfo, ImageWriter } from '../../image/types.ts';
+
+/** QEMU reads a raw file as a disk of its size rounded up to 512, the tail as zeros. */
+export const SECTOR = 512;
+
+class RawDevice implements BlockDevice {
+  readonly format = 'raw';
+  readonly virtualSize: number;
+  constructor(private readonly src: ByteSource) {
+    this.virtualSize = alignUp(src.size, SECTOR);
+  }
+  get filename(): string {
+    return this.src.name;
+  }
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    // Raw has no metadata: everything is data as far as anyone can tell without reading it.
+    if (to > from) yield { offset: from, length: to - from, kind: 'data', hostOffset: from };
+  }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readPadded(this.src, offset, length);
+  }
+  info(): ImageInfo {
+    return {
+      filename: this.src.name,
+      format: 'raw',
+      'virtual-size': this.virtualSize,
+      'actual-size': this.src.allocatedSize ?? this.src.size,
+      'dirty-flag': false,
+    };
+  }
+  async close(): Promise<void> {
+    await this.src.close?.();
+  }
+}
+
+class RawWriter implements ImageWriter {
+  readonly granularity = 64 * 1024;
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly size: number,
+  ) {}
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.sink.write(offset, data);
+  }
+  // Nothing to do: a raw file is zero where nothing was written (sparse where the platform can).
+  async writeZeroes(): Promise<void> {}
+  async finish(): Promise<void> {
+    if (this.sink.truncate) await this.sink.truncate(this.size);
+    else if (this.size > 0) await this.sink.write(this.size - 1, new Uint8Array(1));
+  }
+}
+
+export const rawDriver: FormatDriver = {
+  name: 'raw',
+  label: 'Raw disk image',
+  extensions: ['img', 'raw', 'bin', 'iso'],
+  // Anything can be raw; every other driver outbids this.
+  probe: () => 1,
+  async open(src) {
+    return new RawDevice(src);
+  },
+  async create(sink: ByteSink, opts: CreateOptions) {
+    return new RawWriter(sink, alignUp(opts.virtualSize, SECTOR));
+  },
+  createOptions: [],
+};

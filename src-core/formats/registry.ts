@@ -1,0 +1,14 @@
+import type { FormatDriver } from '../image/types.ts';
+import { qcow2Driver } from './qcow2/index.ts';
+import { rawDriver } from './raw/index.ts';
+
+/**
+ * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
+ * score; raw answers 1 to anything, so it must stay last only in spirit: scores decide, not order.
+ */
+export const drivers: readonly FormatDriver[] = [
+  qcow2Driver,
+  rawDriver,
+];
+
+export const formatNames = (): string[] => drivers.map((d) => d.name);

@@ -1,0 +1,48 @@
+import { readExact, type ByteSource } from '../io/bytes.ts';
+
+export interface HostRead {
+  hostOffset: number;
+  length: number;
+  /** Where the bytes go in the caller's buffer. */
+  outPos: number;
+  /** The guest offset, for ciphers that number sectors by it. */
+  guestOffset?: number;
+}
+
+/** Gaps up to this size are read through rather than split: one 1–2 ms Blob read costs more. */
+const MERGE_GAP = 64 * 1024;
+const MAX_SPAN = 8 * 1024 * 1024;
+
+/**
+ * Serves many small host reads with few large ones: requests are sorted by host offset and
+ * merged when they are close, then each request gets its own view of the merged buffer.
+ */
+export async function planReads(
+  src: ByteSource,
+  reads: HostRead[],
+  deliver: (r: HostRead, bytes: Uint8Array) => void | Promise<void>,
+): Promise<void> {
+  if (!reads.length) return;
+  const sorted = [...reads].sort((a, b) => a.hostOffset - b.hostOffset);
+  let i = 0;
+  while (i < sorted.length) {
+    const first = sorted[i]!;
+    let spanEnd = first.hostOffset + first.length;
+    let j = i + 1;
+    while (j < sorted.length) {
+      const r = sorted[j]!;
+      const end = Math.max(spanEnd, r.hostOffset + r.length);
+      if (r.hostOffset > spanEnd + MERGE_GAP || end - first.hostOffset > MAX_SPAN) break;
+      spanEnd = end;
+      j++;
+    }
+    const buf = await readExact(src, first.hostOffset, spanEnd - first.hostOffset);
+    for (let k = i; k < j; k++) {
+      const r = sorted[k]!;
+      const start = r.hostOffset - first.hostOffset;
+      // A copy, not a view: ciphers decrypt in place and requests may overlap.
+      await deliver(r, buf.slice(start, start + r.length));
+    }
+    i = j;
+  }
+}

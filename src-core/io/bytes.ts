@@ -1,0 +1,155 @@
+import { CorruptImageError, MissingFileError } from './errors.ts';
+
+/**
+ * Where image bytes come from and go to. Every platform (Blob in the browser, fd in Node,
+ * memory in tests) implements these three small interfaces; nothing else in the core knows
+ * which platform it runs on.
+ */
+
+/** Random-access reads of a file. Reads past the end return only the bytes that exist. */
+export interface ByteSource {
+  /** File name as the user knows it; used in error messages. */
+  readonly name: string;
+  readonly size: number;
+  /** Bytes the file occupies on disk (st_blocks·512), where the platform knows it. */
+  readonly allocatedSize?: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close?(): Promise<void>;
+}
+
+/** Positioned writes into an output file. */
+export interface ByteSink {
+  readonly name: string;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Sets the final length (extends with zeros or cuts). */
+  truncate?(size: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens companion files (extents, backing files, OVA members) by the name an image gives. */
+export interface FileResolver {
+  /** `name` is as written in the image; `relativeTo` is the name of the file that referenced it. */
+  open(name: string, relativeTo: string): Promise<ByteSource>;
+  /** Creates a sibling output file (split VMDK extents, descriptors). */
+  create?(name: string, relativeTo: string): Promise<ByteSink>;
+}
+
+/** Reads exactly `length` bytes or fails: for metadata that must be complete. */
+export async function readExact(src: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+  const b = await src.read(offset, length);
+  if (b.length < length) {
+    throw new CorruptImageError(
+      src.name,
+      `file ends at ${src.size} bytes but ${length} bytes are needed at offset ${offset} (truncated file?)`,
+    );
+  }
+  return b;
+}
+
+/** Reads `length` bytes, filling with zeros past the end of the file. */
+export async function readPadded(src: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+  const b = await src.read(offset, length);
+  if (b.length === length) return b;
+  const out = new Uint8Array(length);
+  out.set(b);
+  return out;
+}
+
+export class MemorySource implements ByteSource {
+  constructor(readonly bytes: Uint8Array, readonly name = 'memory') {}
+  get size(): number {
+    return this.bytes.length;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(this.bytes.length, offset + length);
+    return offset >= end ? new Uint8Array(0) : this.bytes.slice(offset, end);
+  }
+}
+
+/** A byte range of another source, e.g. a member of an OVA tar. */
+export class SliceSource implements ByteSource {
+  constructor(
+    private readonly inner: ByteSource,
+    private readonly start: number,
+    readonly size: number,
+    readonly name: string,
+  ) {}
+  read(offset: number, length: number): Promise<Uint8Array> {
+    const len = Math.max(0, Math.min(length, this.size - offset));
+    return this.inner.read(this.start + offset, len);
+  }
+}
+
+/** A growable in-memory sink, for tests and small metadata files. */
+export class MemorySink implements ByteSink {
+  private buf = new Uint8Array(1 << 16);
+  private len = 0;
+  closed = false;
+  constructor(readonly name = 'memory') {}
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.ensure(offset + data.length);
+    this.buf.set(data, offset);
+    this.len = Math.max(this.len, offset + data.length);
+  }
+  async truncate(size: number): Promise<void> {
+    this.ensure(size);
+    if (size < this.len) this.buf.fill(0, size, this.len);
+    this.len = size;
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  get bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+  private ensure(n: number): void {
+    if (n <= this.buf.length) return;
+    let cap = this.buf.length;
+    while (cap < n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+}
+
+/** Resolves names against a map of in-memory files (tests, dropped file sets). */
+export class MapResolver implements FileResolver {
+  constructor(private readonly files: Map<string, ByteSource>) {}
+  async open(name: string, relativeTo: string): Promise<ByteSource> {
+    const key = joinRelative(relativeTo, name);
+    const src = this.files.get(key) ?? this.files.get(name) ?? this.files.get(baseName(name));
+    if (!src) {
+      throw new MissingFileError(relativeTo, name);
+    }
+    return src;
+  }
+}
+
+export function baseName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? p : p.slice(i + 1);
+}
+
+export function dirName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? '' : p.slice(0, i);
+}
+
+/** `name` interpreted relative to the folder of `relativeTo` (POSIX separators). */
+export function joinRelative(relativeTo: string, name: string): string {
+  if (name.startsWith('/')) return normalizePath(name);
+  const dir = dirName(relativeTo);
+  return normalizePath(dir ? `${dir}/${name}` : name);
+}
+
+export function normalizePath(p: string): string {
+  const abs = p.startsWith('/');
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..' && out.length && out[out.length - 1] !== '..') out.pop();
+    else if (part === '..' && abs) continue;
+    else out.push(part);
+  }
+  return (abs ? '/' : '') + out.join('/');
+}

@@ -1,0 +1,129 @@
+import { toSafeNumber } from './int64.ts';
+
+/**
+ * Typed reads and writes over a byte buffer, big- or little-endian. 64-bit getters go through
+ * `toSafeNumber`, so every on-disk offset is checked once, at the point it enters the program.
+ */
+export class Struct {
+  readonly view: DataView;
+  constructor(readonly bytes: Uint8Array, readonly littleEndian = false) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  static alloc(size: number, littleEndian = false): Struct {
+    return new Struct(new Uint8Array(size), littleEndian);
+  }
+  get length(): number {
+    return this.bytes.length;
+  }
+  u8(off: number): number {
+    return this.view.getUint8(off);
+  }
+  u16(off: number): number {
+    return this.view.getUint16(off, this.littleEndian);
+  }
+  u32(off: number): number {
+    return this.view.getUint32(off, this.littleEndian);
+  }
+  i32(off: number): number {
+    return this.view.getInt32(off, this.littleEndian);
+  }
+  /** Raw 64-bit value, for fields with flag bits. */
+  big64(off: number): bigint {
+    return this.view.getBigUint64(off, this.littleEndian);
+  }
+  /** 64-bit value as a checked number. */
+  u64(off: number, field?: string): number {
+    return toSafeNumber(this.big64(off), field);
+  }
+  setU8(off: number, v: number): this {
+    this.view.setUint8(off, v);
+    return this;
+  }
+  setU16(off: number, v: number): this {
+    this.view.setUint16(off, v, this.littleEndian);
+    return this;
+  }
+  setU32(off: number, v: number): this {
+    this.view.setUint32(off, v >>> 0, this.littleEndian);
+    return this;
+  }
+  setBig64(off: number, v: bigint): this {
+    this.view.setBigUint64(off, v, this.littleEndian);
+    return this;
+  }
+  setU64(off: number, v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`not a 64-bit offset: ${v}`);
+    this.view.setBigUint64(off, BigInt(v), this.littleEndian);
+    return this;
+  }
+  bytesAt(off: number, len: number): Uint8Array {
+    return this.bytes.subarray(off, off + len);
+  }
+  setBytes(off: number, data: Uint8Array): this {
+    this.bytes.set(data, off);
+    return this;
+  }
+  /** ASCII/UTF-8 text up to the first NUL (or the end of the field). */
+  cstring(off: number, len: number): string {
+    const field = this.bytes.subarray(off, off + len);
+    const nul = field.indexOf(0);
+    return utf8Decode(nul < 0 ? field : field.subarray(0, nul));
+  }
+  setString(off: number, s: string, maxLen?: number): this {
+    const enc = utf8Encode(s);
+    if (maxLen !== undefined && enc.length > maxLen) throw new RangeError(`string too long: ${s}`);
+    this.bytes.set(enc, off);
+    return this;
+  }
+}
+
+const decoder = new TextDecoder('utf-8');
+const encoder = new TextEncoder();
+export const utf8Decode = (b: Uint8Array): string => decoder.decode(b);
+export const utf8Encode = (s: string): Uint8Array => encoder.encode(s);
+
+/** Big-endian 64-bit table → array of bigints (L1/L2 tables, offset tables). */
+export function readBig64Table(bytes: Uint8Array, count: number, littleEndian = false): BigUint64Array {
+  const out = new BigUint64Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < count; i++) out[i] = view.getBigUint64(i * 8, littleEndian);
+  return out;
+}
+
+export function readU32Table(bytes: Uint8Array, count: number, littleEndian = false): Uint32Array {
+  const out = new Uint32Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < count; i++) out[i] = view.getUint32(i * 4, littleEndian);
+  return out;
+}
+
+/** True when every byte is zero; word-wise where alignment allows, since this runs on every cluster. */
+export function isAllZero(b: Uint8Array): boolean {
+  let i = 0;
+  const n = b.length;
+  if (b.byteOffset % 4 === 0) {
+    const words = new Uint32Array(b.buffer, b.byteOffset, n >>> 2);
+    for (let w = 0; w < words.length; w++) if (words[w] !== 0) return false;
+    i = words.length * 4;
+  }
+  for (; i < n; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,110 @@
+import type { ByteSink } from '../io/bytes.ts';
+import { assertNotAborted, InvalidArgumentError } from '../io/errors.ts';
+import { alignUp } from '../io/int64.ts';
+import { bytesEqual, isAllZero } from '../io/struct.ts';
+import { coalesce } from '../image/extents.ts';
+import type { BlockDevice, CreateOptions, FormatDriver, ImageWriter } from '../image/types.ts';
+import { ProgressMeter, type ProgressCallback } from './progress.ts';
+
+export interface ConvertOptions {
+  source: BlockDevice;
+  target: FormatDriver;
+  sink: ByteSink;
+  create: Omit<CreateOptions, 'virtualSize'> & { virtualSize?: number };
+  /** -B: the opened backing image; output keeps only what differs from it. */
+  backing?: BlockDevice;
+  signal?: AbortSignal;
+  onProgress?: ProgressCallback;
+  /** Bytes read per step; rounded to the writer's granularity. */
+  batchSize?: number;
+}
+
+export interface ConvertResult {
+  virtualSize: number;
+  bytesRead: number;
+  warnings: string[];
+}
+
+const DEFAULT_BATCH = 4 * 1024 * 1024;
+
+/** Data a window holds according to metadata: nothing to read when only zero/unallocated. */
+async function windowHasData(dev: BlockDevice, from: number, to: number): Promise<boolean> {
+  if (from >= dev.virtualSize) return false;
+  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) if (e.kind === 'data') return true;
+  return false;
+}
+
+/** Sum of the bytes metadata says hold data: the progress total. */
+export async function dataBytes(dev: BlockDevice): Promise<number> {
+  let n = 0;
+  for await (const e of coalesce(dev.extents())) if (e.kind === 'data') n += e.length;
+  return n;
+}
+
+/**
+ * Copies a disk into a new image: plans from extents (sparse and zero ranges are never read),
+ * reads windows of several MiB, drops all-zero units, and hands the rest to the format writer.
+ */
+export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
+  const { source, backing, signal } = opts;
+  const virtualSize = opts.create.virtualSize ?? source.virtualSize;
+  if (virtualSize <= 0) throw new InvalidArgumentError('the source disk is empty', source.filename);
+  if (!opts.target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${opts.target.name} images`);
+  assertNotAborted(signal);
+  const writer = await opts.target.create(opts.sink, { ...opts.create, virtualSize });
+  const g = writer.granularity;
+  const batch = Math.max(g, alignUp(opts.batchSize ?? DEFAULT_BATCH, g));
+  const meter = new ProgressMeter(await dataBytes(source), opts.onProgress);
+  let bytesRead = 0;
+  for (let pos = 0; pos < virtualSize; pos += batch) {
+    assertNotAborted(signal);
+    const end = Math.min(pos + batch, virtualSize);
+    const srcHas = await windowHasData(source, pos, end);
+    const backHas = backing ? await windowHasData(backing, pos, end) : false;
+    if (!srcHas && !backHas) continue;
+    const data = srcHas ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
+    const base = backHas ? await backing!.read(pos, end - pos) : undefined;
+    bytesRead += srcHas ? end - pos : 0;
+    await writeWindow(writer, pos, data, base);
+    if (srcHas) {
+      let n = 0;
+      for await (const e of source.extents(pos, end)) if (e.kind === 'data') n += e.length;
+      meter.add(n);
+    }
+  }
+  assertNotAborted(signal);
+  meter.report('finalizing');
+  await writer.finish();
+  meter.report('done');
+  return { virtualSize, bytesRead, warnings: writer.warnings ?? [] };
+}
+
+/** Splits a window into granules and sends runs of data (and, over a backing file, zeros). */
+async function writeWindow(writer: ImageWriter, pos: number, data: Uint8Array, base: Uint8Array | undefined): Promise<void> {
+  const g = writer.granularity;
+  let runStart = -1;
+  const flush = async (upTo: number) => {
+    if (runStart < 0) return;
+    await writer.write(pos + runStart, data.subarray(runStart, upTo));
+    runStart = -1;
+  };
+  for (let off = 0; off < data.length; off += g) {
+    const unit = data.subarray(off, off + g);
+    const baseUnit = base?.subarray(off, off + g);
+    let action: 'skip' | 'data' | 'zero';
+    if (baseUnit) {
+      if (bytesEqual(unit, baseUnit)) action = 'skip';
+      else action = isAllZero(unit) ? 'zero' : 'data';
+    } else action = isAllZero(unit) ? 'skip' : 'data';
+    if (action === 'data') {
+      if (runStart < 0) runStart = off;
+      continue;
+    }
+    await flush(off);
+    if (action === 'zero') {
+      if (writer.writeZeroes) await writer.writeZeroes(pos + off, unit.length);
+      else await writer.write(pos + off, unit);
+    }
+  }
+  await flush(data.length);
+}
