@@ -51,7 +51,7 @@ export async function openImage(
 ): Promise<BlockDevice> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const driver = opts.format ? findDriver(drivers, opts.format) : await probe(src, drivers);
-  const layer = await driver.open(src, opts);
+  const layer = await driver.open(src, { ...opts, drivers });
   const ref = layer.backingRef;
   if (!ref || opts.noBacking) return layer;
   try {

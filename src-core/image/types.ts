@@ -95,6 +95,8 @@ export interface OpenContext {
   /** Format to force for the backing file. */
   backingFormat?: string;
   signal?: AbortSignal;
+  /** The registry, for containers (OVA) that open an image inside themselves; set by openImage. */
+  drivers?: readonly FormatDriver[];
 }
 
 /** Creation options, `-o key=value` as strings, plus what the pipeline knows. */
