@@ -101,8 +101,8 @@ export class Qcow2Writer implements ImageWriter {
   private refs = new Uint32Array(1024);
   /** Next free cluster-aligned offset. */
   private end: number;
-  /** Byte position for the next compressed stream; equals `end` when no cluster is partly filled. */
-  private cursor: number;
+  /** Where the next compressed stream may go: inside a partly used cluster, or 0 when there is none. */
+  private cursor = 0;
   private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
   private lastOffset = -1;
 
@@ -124,7 +124,6 @@ export class Qcow2Writer implements ImageWriter {
     this.end = this.cs;
     const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
     for (let i = 0; i < l1Clusters; i++) this.allocCluster();
-    this.cursor = this.end;
     this.checkBacking();
   }
 
@@ -150,24 +149,29 @@ export class Qcow2Writer implements ImageWriter {
     const off = this.end;
     this.addRef(off / this.cs);
     this.end += this.cs;
-    this.cursor = this.end;
     return off;
   }
 
-  /** Places a compressed stream byte-packed after the previous one, as qemu-img does. */
+  /**
+   * Places a compressed stream byte-packed after the previous one, as qemu-img does
+   * (qcow2_alloc_bytes): it goes into the partly used cluster when it fits, spills into the next
+   * cluster only when that one is the next free one, and otherwise starts a fresh cluster.
+   */
   private allocCompressed(length: number): number {
     const max = refcountMax(this.cfg.refcountBits);
     let start = this.cursor;
     // A partly used cluster whose refcount is already at the maximum cannot be shared again.
-    if (start < this.end && this.refs[Math.floor(start / this.cs)]! >= max) start = this.end;
-    // The descriptor can name at most 2^(cluster_bits-8) sectors.
-    const sectors = Math.floor((start + length - 1) / 512) - Math.floor(start / 512) + 1;
-    if (sectors > 2 ** (this.cfg.clusterBits - 8)) start = this.end;
+    if (start && this.refs[Math.floor(start / this.cs)]! >= max) start = 0;
+    const free = start ? this.cs - (start % this.cs) : 0;
+    if (!start || free < length) {
+      if (!start || alignUp(start, this.cs) !== this.end) start = this.end;
+    }
     const first = Math.floor(start / this.cs);
     const last = Math.floor((start + length - 1) / this.cs);
     for (let c = first; c <= last; c++) this.addRef(c);
-    this.cursor = start + length;
-    this.end = alignUp(this.cursor, this.cs);
+    const stop = start + length;
+    this.end = Math.max(this.end, alignUp(stop, this.cs));
+    this.cursor = stop % this.cs ? stop : 0;
     return start;
   }
 
