@@ -59,7 +59,6 @@ export async function checkQcow2(src: ByteSource, ctx: OpenContext): Promise<Che
   inc(h.l1TableOffset, h.l1Size * 8);
 
   const walkL1 = async (l1: BigUint64Array, active: boolean) => {
-    let nextContiguous = 0;
     for (let i = 0; i < l1.length; i++) {
       const e = l1[i]!;
       if (!e) continue;
@@ -77,6 +76,8 @@ export async function checkQcow2(src: ByteSource, ctx: OpenContext): Promise<Che
       }
       const table = readBig64Table(await readExact(src, l2off, cs), cs / 8);
       const step = h.extendedL2 ? 2 : 1;
+      // Fragmentation is judged within one L2 table, as check_refcounts_l2 does.
+      let nextContiguous = 0;
       for (let j = 0; j < table.length; j += step) {
         const entry = table[j]!;
         const bitmap = h.extendedL2 ? table[j + 1]! : 0n;
