@@ -1,5 +1,6 @@
 import type { FormatDriver } from '../image/types.ts';
 import { qcow2Driver } from './qcow2/index.ts';
+import { qcowDriver } from './qcow/index.ts';
 import { rawDriver } from './raw/index.ts';
 
 /**
@@ -8,6 +9,7 @@ import { rawDriver } from './raw/index.ts';
  */
 export const drivers: readonly FormatDriver[] = [
   qcow2Driver,
+  qcowDriver,
   rawDriver,
 ];
 

@@ -1,0 +1,216 @@
+import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
+import { CorruptImageError, NeedsPasswordError, NotThisFormatError } from '../../io/errors.ts';
+import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
+import { readBig64Table, utf8Decode } from '../../io/struct.ts';
+import { fullBackingName } from '../../image/names.ts';
+import { planReads, type HostRead } from '../../image/readPlan.ts';
+import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
+import { openQcowCipher, type QcowCipher } from './crypto.ts';
+import { decodeQcowCompressed, isQcow1, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
+
+/** L2 tables kept in memory, bounded in bytes whatever l2_bits says. */
+const L2_CACHE_BYTES = 16 * 1024 * 1024;
+
+/** One guest cluster as its L2 entry describes it. */
+type QcowMapping = { kind: 'unallocated' } | { kind: 'normal'; offset: number } | { kind: 'compressed'; entry: bigint };
+
+/**
+ * An opened qcow (version 1) file. Like qcow2 without refcounts, snapshots, zero flags or
+ * COPIED bits: an L2 entry is 0 (backing file or zeros), a plain host offset, or a compressed
+ * descriptor (bit 63). L2 tables are 8<<l2_bits bytes and need not be a cluster long.
+ */
+export class QcowDevice implements BlockDevice {
+  readonly format = 'qcow';
+  readonly virtualSize: number;
+  private readonly l2Cache = new Map<number, BigUint64Array>();
+  private readonly l2CacheMax: number;
+  private lastCompressed: { index: number; data: Uint8Array } | undefined;
+
+  private constructor(
+    readonly src: ByteSource,
+    readonly header: QcowHeader,
+    readonly l1: BigUint64Array,
+    readonly backingFile: string | undefined,
+    private readonly ctx: OpenContext,
+    private readonly cipher: QcowCipher | undefined,
+  ) {
+    this.virtualSize = header.size;
+    this.l2CacheMax = Math.max(4, Math.floor(L2_CACHE_BYTES / (header.l2Entries * 8)));
+  }
+
+  static async open(src: ByteSource, ctx: OpenContext): Promise<QcowDevice> {
+    const head = await src.read(0, QCOW_HEADER_SIZE);
+    if (!isQcow1(head)) throw new NotThisFormatError(src.name, 'not a qcow (version 1) image');
+    const h = parseQcowHeader(src.name, head);
+    // QEMU reads the L1 table through the block layer, which returns zeros past the end of file.
+    const l1 = readBig64Table(await readPadded(src, h.l1TableOffset, h.l1Size * 8), h.l1Size);
+    let backingFile: string | undefined;
+    if (h.backingFileOffset) {
+      backingFile = utf8Decode(await readExact(src, h.backingFileOffset, h.backingFileSize));
+      const nul = backingFile.indexOf('\0');
+      if (nul >= 0) backingFile = backingFile.slice(0, nul);
+      if (!backingFile) backingFile = undefined;
+    }
+    const cipher = await openQcowCipher(src.name, h, ctx.password);
+    return new QcowDevice(src, h, l1, backingFile, ctx, cipher);
+  }
+
+  get filename(): string {
+    return this.src.name;
+  }
+
+  get clusterSize(): number {
+    return this.header.clusterSize;
+  }
+
+  get backingRef(): BackingRef | undefined {
+    // qcow v1 has no field for the backing format: the opener probes it.
+    return this.backingFile ? { name: this.backingFile } : undefined;
+  }
+
+  /** Guest bytes one L2 table maps. */
+  private get l2Span(): number {
+    return this.header.l2Entries * this.header.clusterSize;
+  }
+
+  private async l2Table(offset: number): Promise<BigUint64Array> {
+    const hit = this.l2Cache.get(offset);
+    if (hit) {
+      this.l2Cache.delete(offset);
+      this.l2Cache.set(offset, hit);
+      return hit;
+    }
+    const n = this.header.l2Entries;
+    const table = readBig64Table(await readExact(this.src, offset, n * 8), n);
+    if (this.l2Cache.size >= this.l2CacheMax) this.l2Cache.delete(this.l2Cache.keys().next().value!);
+    this.l2Cache.set(offset, table);
+    return table;
+  }
+
+  private l2OffsetFor(clusterIndex: number): number {
+    const l1Index = Math.floor(clusterIndex / this.header.l2Entries);
+    return l1Index < this.l1.length ? this.offsetOf(this.l1[l1Index]!, 'L1 entry') : 0;
+  }
+
+  async mapping(clusterIndex: number): Promise<QcowMapping> {
+    const l2Off = this.l2OffsetFor(clusterIndex);
+    if (!l2Off) return { kind: 'unallocated' };
+    const entry = (await this.l2Table(l2Off))[clusterIndex % this.header.l2Entries]!;
+    if (entry === 0n) return { kind: 'unallocated' };
+    if (entry & QCOW_OFLAG_COMPRESSED) return { kind: 'compressed', entry };
+    return { kind: 'normal', offset: this.offsetOf(entry, 'L2 entry') };
+  }
+
+  /** A table entry as a file offset; beyond 2^53 it can only be corruption. */
+  private offsetOf(entry: bigint, what: string): number {
+    if (entry > BigInt(MAX_SAFE_OFFSET)) throw new CorruptImageError(this.src.name, `${what} 0x${entry.toString(16)} is beyond any file`);
+    return Number(entry);
+  }
+
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    to = Math.min(to, this.virtualSize);
+    const cs = this.header.clusterSize;
+    let pos = from;
+    while (pos < to) {
+      const index = Math.floor(pos / cs);
+      if (!this.l2OffsetFor(index)) {
+        // No L2 table: everything it would map is unallocated, without visiting each cluster.
+        const end = Math.min(to, (Math.floor(index / this.header.l2Entries) + 1) * this.l2Span);
+        yield { offset: pos, length: end - pos, kind: 'unallocated' };
+        pos = end;
+        continue;
+      }
+      const m = await this.mapping(index);
+      const clusterStart = index * cs;
+      const end = Math.min(clusterStart + cs, to);
+      const base = { offset: pos, length: end - pos };
+      if (m.kind === 'unallocated') yield { ...base, kind: 'unallocated' };
+      else if (m.kind === 'compressed') yield { ...base, kind: 'data', compressed: true };
+      else {
+        const e: Extent = { ...base, kind: 'data' };
+        // Encrypted bytes are not the guest's bytes, so a map must not point at them (as QEMU).
+        if (!this.header.cryptMethod) e.hostOffset = m.offset + (pos - clusterStart);
+        yield e;
+      }
+      pos = end;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    const end = Math.min(offset + length, this.virtualSize);
+    const cs = this.header.clusterSize;
+    const plain: HostRead[] = [];
+    const compressed: { index: number; entry: bigint; outPos: number; start: number; len: number }[] = [];
+    for await (const e of this.extents(offset, end)) {
+      if (e.kind !== 'data') continue;
+      const index = Math.floor(e.offset / cs);
+      const m = await this.mapping(index);
+      const inCluster = e.offset - index * cs;
+      if (m.kind === 'compressed') {
+        compressed.push({ index, entry: m.entry, outPos: e.offset - offset, start: inCluster, len: e.length });
+      } else if (m.kind === 'normal') {
+        // qcow_co_preadv: a data cluster that is not sector aligned is an I/O error.
+        if (m.offset % 512 !== 0) {
+          throw new CorruptImageError(this.src.name, `cluster at guest offset ${index * cs} has unaligned host offset 0x${m.offset.toString(16)}`);
+        }
+        plain.push({ hostOffset: m.offset + inCluster, length: e.length, outPos: e.offset - offset, guestOffset: e.offset });
+      }
+    }
+    if (plain.length && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
+    await planReads(this.src, plain, async (r, bytes) => {
+      if (this.cipher) await this.cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
+      out.set(bytes, r.outPos);
+    });
+    for (const c of compressed) {
+      const data = await this.decompressCluster(c.index, c.entry);
+      out.set(data.subarray(c.start, c.start + c.len), c.outPos);
+    }
+    return out;
+  }
+
+  /** decompress_cluster: exactly csize bytes, one raw-deflate call, exactly one cluster out. */
+  private async decompressCluster(index: number, entry: bigint): Promise<Uint8Array> {
+    if (this.lastCompressed?.index === index) return this.lastCompressed.data;
+    const cs = this.header.clusterSize;
+    const where = `compressed cluster at guest offset ${index * cs}`;
+    let ref: { offset: number; size: number };
+    try {
+      ref = decodeQcowCompressed(entry, this.header.clusterBits);
+    } catch {
+      throw new CorruptImageError(this.src.name, `${where} has an offset beyond any file`);
+    }
+    if (ref.offset >= this.src.size) throw new CorruptImageError(this.src.name, `${where} points past the end of the file`);
+    const raw = await readPadded(this.src, ref.offset, ref.size);
+    let data: Uint8Array;
+    try {
+      data = await this.ctx.codecs.inflateRaw(raw, cs);
+    } catch (e) {
+      throw new CorruptImageError(this.src.name, `${where} cannot be decompressed: ${(e as Error).message}`);
+    }
+    this.lastCompressed = { index, data };
+    return data;
+  }
+
+  info(): ImageInfo {
+    const info: ImageInfo = {
+      filename: this.src.name,
+      format: 'qcow',
+      'virtual-size': this.virtualSize,
+      'actual-size': this.src.allocatedSize ?? this.src.size,
+      'cluster-size': this.header.clusterSize,
+      'dirty-flag': false,
+    };
+    if (this.backingFile) {
+      info['backing-filename'] = this.backingFile;
+      info['full-backing-filename'] = fullBackingName(this.src.name, this.backingFile);
+    }
+    if (this.header.cryptMethod) info.encrypted = true;
+    return info;
+  }
+
+  async close(): Promise<void> {
+    this.l2Cache.clear();
+    await this.src.close?.();
+  }
+}
