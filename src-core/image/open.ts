@@ -42,6 +42,7 @@ export interface OpenImageOptions extends OpenContext {
 /**
  * Opens an image and, unless told not to, its whole backing chain through the resolver.
  * A chain that loops or grows past the depth limit is refused before it can exhaust anything.
+ * Takes ownership of `src`: it is closed with the device, or at once if opening fails.
  */
 export async function openImage(
   src: ByteSource,
@@ -50,8 +51,14 @@ export async function openImage(
   seen: string[] = [],
 ): Promise<BlockDevice> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
-  const driver = opts.format ? findDriver(drivers, opts.format) : await probe(src, drivers);
-  const layer = await driver.open(src, { ...opts, drivers });
+  let layer: BlockDevice;
+  try {
+    const driver = opts.format ? findDriver(drivers, opts.format) : await probe(src, drivers);
+    layer = await driver.open(src, { ...opts, drivers });
+  } catch (e) {
+    await src.close?.();
+    throw e;
+  }
   const ref = layer.backingRef;
   if (!ref || opts.noBacking) return layer;
   try {

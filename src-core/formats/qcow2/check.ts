@@ -81,7 +81,7 @@ export async function checkQcow2(src: ByteSource, ctx: OpenContext): Promise<Che
       for (let j = 0; j < table.length; j += step) {
         const entry = table[j]!;
         const bitmap = h.extendedL2 ? table[j + 1]! : 0n;
-        const type = clusterType(entry, h.version, h.extendedL2);
+        const type = clusterType(entry, h.version, h.extendedL2, externalData);
         if (type === 'compressed') {
           if (entry & OFLAG_COPIED) corrupt(`compressed cluster has QCOW_OFLAG_COPIED set: 0x${entry.toString(16)}`);
           const c = decodeCompressed(entry, h.clusterBits);
@@ -174,7 +174,7 @@ export async function checkQcow2(src: ByteSource, ctx: OpenContext): Promise<Che
     const step = h.extendedL2 ? 2 : 1;
     for (let j = 0; j < table.length; j += step) {
       const entry = table[j]!;
-      const type = clusterType(entry, h.version, h.extendedL2);
+      const type = clusterType(entry, h.version, h.extendedL2, externalData);
       if (type !== 'normal' && type !== 'zero-alloc') continue;
       const off = l2Offset(entry);
       if (off % cs || externalData) continue;

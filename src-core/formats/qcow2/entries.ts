@@ -27,8 +27,10 @@ export function l2Offset(entry: bigint): number {
   return toSafeNumber(entry & L2E_OFFSET_MASK, 'L2 entry');
 }
 
-export function clusterType(entry: bigint, version: number, extendedL2: boolean): ClusterType {
+export function clusterType(entry: bigint, version: number, extendedL2: boolean, externalData = false): ClusterType {
   if (entry & OFLAG_COMPRESSED) return 'compressed';
+  // With an external data file, guest offset 0 maps to host offset 0: only COPIED says it is allocated.
+  if (externalData && !(entry & L2E_OFFSET_MASK) && entry & OFLAG_COPIED && !(entry & OFLAG_ZERO && !extendedL2)) return 'normal';
   // In extended L2 the zero state lives in the bitmap, and bit 0 must be clear.
   if (!extendedL2 && version >= 3 && entry & OFLAG_ZERO) {
     return entry & L2E_OFFSET_MASK ? 'zero-alloc' : 'zero-plain';

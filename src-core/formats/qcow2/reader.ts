@@ -86,7 +86,13 @@ export class Qcow2Device implements BlockDevice {
       if (!ctx.resolver) throw new CorruptImageError(src.name, `external data file "${h.dataFile}" cannot be opened here`);
       dataSrc = await ctx.resolver.open(h.dataFile, src.name);
     }
-    const cipher = await openCipher(src.name, h, src, ctx.password);
+    let cipher: Qcow2Cipher | undefined;
+    try {
+      cipher = await openCipher(src.name, h, src, ctx.password);
+    } catch (e) {
+      if (dataSrc !== src) await dataSrc.close?.();
+      throw e;
+    }
     return new Qcow2Device(src, h, l1, snapshots, tableBytes, snapshot, dataSrc, ctx, cipher);
   }
 
@@ -134,7 +140,7 @@ export class Qcow2Device implements BlockDevice {
     const ext = this.header.extendedL2;
     const entry = table[ext ? 2 * i : i]!;
     const bitmap = ext ? table[2 * i + 1]! : 0n;
-    return { type: clusterType(entry, this.header.version, ext), entry, bitmap };
+    return { type: clusterType(entry, this.header.version, ext, this.dataSrc !== this.src), entry, bitmap };
   }
 
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
