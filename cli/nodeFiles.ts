@@ -114,6 +114,11 @@ export class NodeResolver implements FileResolver {
   async create(name: string, relativeTo: string): Promise<ByteSink> {
     return NodeFileSink.create(this.resolve(name, relativeTo));
   }
+  async list(relativeTo: string): Promise<string[]> {
+    const dir = path.dirname(relativeTo);
+    if (!this.allowOutside && !this.inside(dir)) return [];
+    return fs.readdir(dir).catch(() => []);
+  }
   private inside(p: string): boolean {
     const abs = path.resolve(p);
     return this.roots.some((r) => abs === r || abs.startsWith(r + path.sep));

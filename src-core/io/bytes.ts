@@ -32,6 +32,11 @@ export interface FileResolver {
   open(name: string, relativeTo: string): Promise<ByteSource>;
   /** Creates a sibling output file (split VMDK extents, descriptors). */
   create?(name: string, relativeTo: string): Promise<ByteSink>;
+  /**
+   * Names of the files in the folder of `relativeTo`, for formats that find a companion by its
+   * content rather than its name (a differencing VDI names its parent only by UUID).
+   */
+  list?(relativeTo: string): Promise<string[]>;
 }
 
 /** Reads exactly `length` bytes or fails: for metadata that must be complete. */
@@ -122,6 +127,12 @@ export class MapResolver implements FileResolver {
       throw new MissingFileError(relativeTo, name);
     }
     return src;
+  }
+  async list(relativeTo: string): Promise<string[]> {
+    const dir = dirName(relativeTo);
+    const out: string[] = [];
+    for (const key of this.files.keys()) if (dirName(key) === dir) out.push(baseName(key));
+    return out;
   }
 }
 
