@@ -2,6 +2,7 @@ import type { FormatDriver } from '../image/types.ts';
 import { qcow2Driver } from './qcow2/index.ts';
 import { qcowDriver } from './qcow/index.ts';
 import { rawDriver } from './raw/index.ts';
+import { vhdxDriver } from './vhdx/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -10,6 +11,7 @@ import { rawDriver } from './raw/index.ts';
 export const drivers: readonly FormatDriver[] = [
   qcow2Driver,
   qcowDriver,
+  vhdxDriver,
   rawDriver,
 ];
 

@@ -1,0 +1,293 @@
+import { readExact, type ByteSource } from '../../io/bytes.ts';
+import { CorruptImageError } from '../../io/errors.ts';
+import { readBig64Table } from '../../io/struct.ts';
+import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { fullBackingName } from '../../image/names.ts';
+import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
+import { guidToString } from './guid.ts';
+import { assertVhdx, HEAD_BYTES, parseCreator, parseRegionTables, pickHeader, type Region, type RegionTable, type VhdxHeader } from './header.ts';
+import { BAT, HEADER_SECTION_END, MiB, SB_PRESENT } from './layout.ts';
+import { replayLog, type LogReplay } from './log.ts';
+import { parentCandidates, readMetadata, type VhdxMetadata } from './metadata.ts';
+
+/** Sector-bitmap blocks (1 MiB each) kept for differencing reads. */
+const BITMAP_CACHE = 4;
+
+export interface VhdxStructure {
+  header: VhdxHeader;
+  regions: RegionTable;
+  metadata: VhdxMetadata;
+  geometry: BatGeometry;
+  bat: BigUint64Array;
+  creator: string;
+  replay: LogReplay | undefined;
+  /** Where every read goes: the file, or the file with the replayed log over it. */
+  source: ByteSource;
+}
+
+/**
+ * Reads everything but the data: headers, log (replayed in memory), region table, metadata
+ * and BAT, in QEMU's order (vhdx_open). The BAT is read in one piece.
+ */
+export async function readStructure(src: ByteSource, ctx: Pick<OpenContext, 'limits'>): Promise<VhdxStructure> {
+  const limits = ctx.limits ?? DEFAULT_LIMITS;
+  const head = await src.read(0, Math.min(src.size, HEAD_BYTES));
+  assertVhdx(src.name, head);
+  const header = pickHeader(src.name, head);
+  const replay = await replayLog(src, header, limits.maxTableBytes);
+  const source = replay?.source ?? src;
+  const regionBytes = replay ? await readExact(source, 0, HEAD_BYTES) : head;
+  const regions = parseRegionTables(src.name, regionBytes);
+  const log: Region = { offset: header.logOffset, length: header.logLength };
+  for (const [what, r] of [['BAT', regions.bat], ['metadata', regions.metadata]] as const) {
+    if (overlaps(r, log)) throw new CorruptImageError(src.name, `VHDX ${what} region overlaps the log`);
+  }
+  const metadata = await readMetadata(src.name, source, regions.metadata);
+  const geometry = batGeometry(metadata.virtualSize, metadata.blockSize, metadata.logicalSectorSize, metadata.hasParent);
+  const batBytes = geometry.entries * 8;
+  if (batBytes > regions.bat.length) {
+    throw new CorruptImageError(src.name, `VHDX BAT region is ${regions.bat.length} bytes but ${geometry.entries} entries need ${batBytes}`);
+  }
+  if (batBytes > limits.maxTableBytes) throw new CorruptImageError(src.name, `VHDX BAT of ${batBytes} bytes exceeds the ${limits.maxTableBytes}-byte limit`);
+  const bat = readBig64Table(await readExact(source, regions.bat.offset, batBytes), geometry.entries, true);
+  return { header, regions, metadata, geometry, bat, creator: parseCreator(head), replay, source };
+}
+
+export function overlaps(a: Region, b: Region): boolean {
+  return a.offset < b.offset + b.length && b.offset < a.offset + a.length;
+}
+
+export interface BatProblem {
+  index: number;
+  message: string;
+}
+
+/**
+ * Payload entries that point where no block can be (QEMU vhdx_check_bat_entries): past the end
+ * of the file, or into the header section, log, BAT or metadata. QEMU allows the last block to
+ * be cut short by the end of the file.
+ */
+export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity): BatProblem[] {
+  const out: BatProblem[] = [];
+  const g = s.geometry;
+  const reserved: Region[] = [
+    { offset: 0, length: HEADER_SECTION_END },
+    { offset: s.header.logOffset, length: s.header.logLength },
+    s.regions.bat,
+    s.regions.metadata,
+  ];
+  for (let block = 0; block < g.payloadBlocks && out.length < limit; block++) {
+    const i = payloadIndex(g, block);
+    const e = s.bat[i]!;
+    const state = entryState(e);
+    if (state !== BAT.FULLY_PRESENT && state !== BAT.PARTIALLY_PRESENT) continue;
+    const offset = entryOffset(e);
+    const length = Math.min(g.blockSize, s.metadata.virtualSize - block * g.blockSize);
+    if (offset >= fileSize) out.push({ index: i, message: `BAT entry ${i} (block ${block}) starts at ${offset}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
+    else if (offset + length > fileSize) out.push({ index: i, message: `BAT entry ${i} (block ${block}) ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
+    else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize }))) out.push({ index: i, message: `BAT entry ${i} (block ${block}) at ${offset} overlaps the VHDX metadata (header, log, BAT or metadata region)` });
+  }
+  return out;
+}
+
+/** Classifies the payload block's state the way QEMU's read path does, failing on nonsense. */
+type BlockKind = 'data' | 'zero' | 'parent' | 'partial';
+
+/**
+ * An opened VHDX layer: fixed, dynamic or differencing. Differencing files set `backingRef` to
+ * their parent's name from the parent locator; the chain reads through for blocks (and, in
+ * partially present blocks, sectors) the file does not hold.
+ */
+export class VhdxDevice implements BlockDevice {
+  readonly format = 'vhdx';
+  readonly virtualSize: number;
+  readonly backingRef: BackingRef | undefined;
+  private readonly bitmaps = new Map<number, Uint8Array>();
+
+  private constructor(
+    private readonly file: ByteSource,
+    readonly s: VhdxStructure,
+    backing: BackingRef | undefined,
+  ) {
+    this.virtualSize = s.metadata.virtualSize;
+    this.backingRef = backing;
+  }
+
+  static async open(src: ByteSource, ctx: OpenContext): Promise<VhdxDevice> {
+    const s = await readStructure(src, ctx);
+    const [problem] = batProblems(s, s.source.size, 1);
+    if (problem) throw new CorruptImageError(src.name, problem.message);
+    let backing: BackingRef | undefined;
+    if (s.metadata.parent) backing = { name: await chooseParent(src, s, ctx), format: 'vhdx' };
+    return new VhdxDevice(src, s, backing);
+  }
+
+  get filename(): string {
+    return this.file.name;
+  }
+
+  private blockKind(block: number): { kind: BlockKind; offset: number } {
+    const e = this.s.bat[payloadIndex(this.s.geometry, block)]!;
+    const state = entryState(e);
+    const diff = this.s.metadata.hasParent;
+    switch (state) {
+      case BAT.FULLY_PRESENT:
+        return { kind: 'data', offset: entryOffset(e) };
+      case BAT.NOT_PRESENT:
+      case BAT.UNMAPPED:
+      case BAT.UNMAPPED_V095:
+        // In a differencing file these read from the parent; otherwise they read as zeros.
+        return { kind: diff ? 'parent' : 'zero', offset: 0 };
+      case BAT.UNDEFINED:
+      case BAT.ZERO:
+        return { kind: 'zero', offset: 0 };
+      case BAT.PARTIALLY_PRESENT:
+        if (!diff) throw new CorruptImageError(this.file.name, `block ${block} is partially present, which only a differencing VHDX may be`);
+        return { kind: 'partial', offset: entryOffset(e) };
+      default:
+        throw new CorruptImageError(this.file.name, `BAT entry for block ${block} has the unknown state ${state}`);
+    }
+  }
+
+  /** The 1 MiB sector bitmap of chunk `chunk` (LSB-first: bit k of byte b is sector 8b+k). */
+  private async bitmap(chunk: number): Promise<Uint8Array> {
+    const hit = this.bitmaps.get(chunk);
+    if (hit) return hit;
+    const e = this.s.bat[bitmapIndex(this.s.geometry, chunk)] ?? 0n;
+    if (entryState(e) !== SB_PRESENT) throw new CorruptImageError(this.file.name, `chunk ${chunk} has partially present blocks but no sector bitmap`);
+    const bytes = await readExact(this.s.source, entryOffset(e), MiB);
+    if (this.bitmaps.size >= BITMAP_CACHE) this.bitmaps.delete(this.bitmaps.keys().next().value!);
+    this.bitmaps.set(chunk, bytes);
+    return bytes;
+  }
+
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    to = Math.min(to, this.virtualSize);
+    const bs = this.s.geometry.blockSize;
+    let pos = from;
+    while (pos < to) {
+      const block = Math.floor(pos / bs);
+      const blockStart = block * bs;
+      const end = Math.min(blockStart + bs, to);
+      const { kind, offset } = this.blockKind(block);
+      if (kind === 'data') yield { offset: pos, length: end - pos, kind: 'data', hostOffset: offset + (pos - blockStart) };
+      else if (kind === 'zero') yield { offset: pos, length: end - pos, kind: 'zero' };
+      else if (kind === 'parent') yield { offset: pos, length: end - pos, kind: 'unallocated' };
+      else yield* this.partialExtents(block, offset, pos, end);
+      pos = end;
+    }
+  }
+
+  /** Runs of sectors this file holds (data) or leaves to the parent (unallocated). */
+  private async *partialExtents(block: number, hostBlock: number, from: number, to: number): AsyncIterable<Extent> {
+    const g = this.s.geometry;
+    const sector = g.logicalSectorSize;
+    const chunk = Math.floor(block / g.chunkRatio);
+    const bitmap = await this.bitmap(chunk);
+    const chunkStart = chunk * g.chunkRatio * g.blockSize;
+    const blockStart = block * g.blockSize;
+    let pos = from;
+    while (pos < to) {
+      const bit = Math.floor((pos - chunkStart) / sector);
+      const present = ((bitmap[bit >>> 3]! >>> (bit & 7)) & 1) === 1;
+      let end = Math.min((bit + 1) * sector + chunkStart, to);
+      // Extend over following sectors with the same bit.
+      while (end < to) {
+        const b = Math.floor((end - chunkStart) / sector);
+        if ((((bitmap[b >>> 3]! >>> (b & 7)) & 1) === 1) !== present) break;
+        end = Math.min(end + sector, to);
+      }
+      if (present) yield { offset: pos, length: end - pos, kind: 'data', hostOffset: hostBlock + (pos - blockStart) };
+      else yield { offset: pos, length: end - pos, kind: 'unallocated' };
+      pos = end;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    const end = Math.min(offset + length, this.virtualSize);
+    const reads: HostRead[] = [];
+    for await (const e of this.extents(offset, end)) {
+      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
+    }
+    await planReads(this.s.source, reads, (r, bytes) => {
+      out.set(bytes, r.outPos);
+    });
+    return out;
+  }
+
+  /** Fixed when every payload block is allocated and LeaveBlocksAllocated is set. */
+  get subformat(): 'fixed' | 'dynamic' | 'differencing' {
+    if (this.s.metadata.hasParent) return 'differencing';
+    return this.s.metadata.leaveBlocksAllocated ? 'fixed' : 'dynamic';
+  }
+
+  info(): ImageInfo {
+    const s = this.s;
+    const info: ImageInfo = {
+      filename: this.file.name,
+      format: 'vhdx',
+      'virtual-size': this.virtualSize,
+      'actual-size': this.file.allocatedSize ?? this.file.size,
+      'cluster-size': s.metadata.blockSize,
+      'dirty-flag': false,
+      extra: {
+        subformat: this.subformat,
+        'block-size': s.metadata.blockSize,
+        'logical-sector-size': s.metadata.logicalSectorSize,
+        'physical-sector-size': s.metadata.physicalSectorSize,
+        'page83-id': s.metadata.page83,
+        'data-write-guid': guidToString(s.header.dataWriteGuid),
+        'header-in-use': s.header.index,
+        'header-sequence': s.header.sequence.toString(),
+        'region-table-in-use': s.regions.copy,
+        creator: s.creator,
+        'log-size': s.header.logLength,
+        'log-state': logState(s),
+      },
+    };
+    if (s.replay) info.extra!['log-entries-replayed'] = s.replay.entries.length;
+    if (s.metadata.parent) {
+      info.extra!['parent-locator'] = s.metadata.parent.entries;
+      if (this.backingRef) {
+        info['backing-filename'] = this.backingRef.name;
+        info['full-backing-filename'] = fullBackingName(this.file.name, this.backingRef.name);
+        info['backing-filename-format'] = 'vhdx';
+      }
+    }
+    return info;
+  }
+
+  async close(): Promise<void> {
+    this.bitmaps.clear();
+    await this.file.close?.();
+  }
+}
+
+export function logState(s: VhdxStructure): string {
+  if (s.replay) return `dirty: ${s.replay.entries.length} log entr${s.replay.entries.length === 1 ? 'y' : 'ies'} replayed in memory (the file was not changed)`;
+  if (!s.header.logGuid.every((b) => b === 0)) return 'clean (log GUID set, but no valid entries to replay)';
+  return 'clean';
+}
+
+/**
+ * The parent's name: the first locator path (relative, volume, absolute) the resolver can open.
+ * Without a resolver, or when none opens, the first candidate is named and the opener reports it.
+ */
+async function chooseParent(src: ByteSource, s: VhdxStructure, ctx: OpenContext): Promise<string> {
+  const candidates = parentCandidates(s.metadata.parent!);
+  if (!candidates.length) throw new CorruptImageError(src.name, 'VHDX parent locator names no parent path');
+  if (ctx.resolver && !ctx.noBacking && candidates.length > 1) {
+    for (const name of candidates) {
+      try {
+        const p = await ctx.resolver.open(name, src.name);
+        await p.close?.();
+        return name;
+      } catch {
+        // try the next path
+      }
+    }
+  }
+  return candidates[0]!;
+}
