@@ -1,6 +1,7 @@
 import type { FormatDriver } from '../image/types.ts';
 import { qcow2Driver } from './qcow2/index.ts';
 import { qcowDriver } from './qcow/index.ts';
+import { cowDriver } from './cow/index.ts';
 import { rawDriver } from './raw/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
 
@@ -11,6 +12,7 @@ import { vhdxDriver } from './vhdx/index.ts';
 export const drivers: readonly FormatDriver[] = [
   qcow2Driver,
   qcowDriver,
+  cowDriver,
   vhdxDriver,
   rawDriver,
 ];
