@@ -1,6 +1,7 @@
 import type { FormatDriver } from '../../image/types.ts';
 import { isVhdx } from './header.ts';
 import { VhdxDevice } from './reader.ts';
+import { createVhdxWriter, VHDX_CREATE_OPTIONS } from './writer.ts';
 
 export const vhdxDriver: FormatDriver = {
   name: 'vhdx',
@@ -8,4 +9,6 @@ export const vhdxDriver: FormatDriver = {
   extensions: ['vhdx'],
   probe: (head) => (isVhdx(head) ? 100 : 0),
   open: (src, ctx) => VhdxDevice.open(src, ctx),
+  create: createVhdxWriter,
+  createOptions: VHDX_CREATE_OPTIONS,
 };

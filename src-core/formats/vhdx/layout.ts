@@ -3,6 +3,8 @@ import { guidFromString } from './guid.ts';
 /** Fixed offsets and identifiers of MS-VHDX 1.0 (QEMU block/vhdx.h). */
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+export const TiB = 1024 * GiB;
 
 export const FILE_SIGNATURE = 'vhdxfile';
 export const HEADER1_OFFSET = 64 * KiB;

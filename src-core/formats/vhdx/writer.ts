@@ -1,0 +1,239 @@
+import type { ByteSink } from '../../io/bytes.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
+import { SinkBuffer } from '../../io/sinkBuffer.ts';
+import { Struct } from '../../io/struct.ts';
+import { crc32c } from '../../codecs/crc32c.ts';
+import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
+import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
+import { batGeometry, makeEntry, payloadIndex, type BatGeometry } from './bat.ts';
+import { randomGuid } from './guid.ts';
+import {
+  BAT,
+  BAT_REGION_GUID,
+  BLOCK_SIZE_MAX,
+  DEFAULT_LOG_SIZE,
+  GiB,
+  HEADER1_OFFSET,
+  HEADER2_OFFSET,
+  HEADER_SECTION_END,
+  HEADER_SIZE,
+  MAX_VIRTUAL_SIZE,
+  METADATA_REGION_GUID,
+  METADATA_SIGNATURE,
+  METADATA_TABLE_SIZE,
+  META_FILE_PARAMETERS,
+  META_FLAG_IS_REQUIRED,
+  META_FLAG_IS_VIRTUAL_DISK,
+  META_LOGICAL_SECTOR,
+  META_PAGE83,
+  META_PHYSICAL_SECTOR,
+  META_VIRTUAL_DISK_SIZE,
+  MiB,
+  PARAM_LEAVE_BLOCKS_ALLOCATED,
+  REGION_REQUIRED,
+  REGION_TABLE1_OFFSET,
+  REGION_TABLE2_OFFSET,
+  REGION_TABLE_SIZE,
+  SIG_HEAD,
+  SIG_REGI,
+  TiB,
+} from './layout.ts';
+
+export const VHDX_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
+  { name: 'subformat', type: 'enum', values: ['dynamic', 'fixed'], default: 'dynamic', help: 'dynamic (blocks allocated as data arrives) or fixed (every block present, as Hyper-V makes them)' },
+  { name: 'block_size', type: 'size', default: '0', help: 'payload block size, 1M to 256M, a power of two; 0 picks by disk size like qemu-img (8M up to 1G, 16M, 32M over 100G, 64M over 32T)' },
+  { name: 'log_size', type: 'size', default: '1M', help: 'size of the (empty) log region, a multiple of 1M' },
+  {
+    name: 'block_state_zero',
+    type: 'bool',
+    default: 'off',
+    help: 'mark unwritten blocks of a dynamic image ZERO instead of NOT_PRESENT (qemu-img\'s default; non-standard)',
+  },
+];
+
+const SECTOR = 512;
+
+export interface VhdxWriterConfig {
+  fixed: boolean;
+  blockSize: number;
+  logSize: number;
+  blockStateZero: boolean;
+  virtualSize: number;
+}
+
+/** qemu-img's option handling (vhdx_co_create_opts / vhdx_co_create): sizes rounded up to 512 and 1 MiB. */
+export function parseVhdxOptions(opts: CreateOptions): VhdxWriterConfig {
+  const o = opts.options;
+  checkOptions('vhdx', o, VHDX_CREATE_OPTIONS);
+  const virtualSize = alignUp(opts.virtualSize, SECTOR);
+  if (virtualSize > MAX_VIRTUAL_SIZE) throw new InvalidArgumentError('image size too large: VHDX holds at most 64 TiB', opts.filename);
+  const logSize = alignUp(o.log_size ? parseSize(o.log_size, 'log_size') : DEFAULT_LOG_SIZE, MiB);
+  if (logSize < MiB || logSize > 0xffffffff - MiB) throw new InvalidArgumentError('log_size must be between 1M and 4G', opts.filename);
+  let blockSize = alignUp(o.block_size ? parseSize(o.block_size, 'block_size') : 0, MiB);
+  if (!blockSize) blockSize = virtualSize > 32 * TiB ? 64 * MiB : virtualSize > 100 * GiB ? 32 * MiB : virtualSize > GiB ? 16 * MiB : 8 * MiB;
+  blockSize = Math.min(blockSize, BLOCK_SIZE_MAX);
+  if (!isPowerOfTwo(blockSize)) throw new InvalidArgumentError(`block_size must be a power of two (got ${blockSize})`, opts.filename);
+  const sub = o.subformat ?? 'dynamic';
+  return { fixed: sub === 'fixed', blockSize, logSize, blockStateZero: parseBool(o.block_state_zero, 'block_state_zero'), virtualSize };
+}
+
+export async function createVhdxWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
+  if (opts.backing) throw new UnsupportedError(opts.filename, 'DiskFerry cannot write differencing VHDX files (a backing file was given)');
+  if (opts.compress) throw new UnsupportedError(opts.filename, 'VHDX has no compression');
+  return new VhdxWriter(sink, parseVhdxOptions(opts));
+}
+
+/**
+ * Lays out a VHDX the way qemu-img does (header section, log at 1 MiB, BAT, 1 MiB of metadata,
+ * then payload blocks at 1 MiB multiples), writing data as it arrives and the BAT, metadata,
+ * region tables and headers at the end. A dynamic file allocates a block on its first data,
+ * in guest order; a fixed file places block i at dataStart + i·blockSize and marks every block
+ * FULLY_PRESENT with LeaveBlocksAllocated — really fixed, unlike qemu-img's default (§4.5).
+ */
+export class VhdxWriter implements ImageWriter {
+  /** 1 MiB: data arrives in pieces a quarter of a 4 MiB batch can hold; blocks fill in place. */
+  readonly granularity = MiB;
+  private readonly g: BatGeometry;
+  private readonly bat: BigUint64Array;
+  private readonly batOffset: number;
+  private readonly batLength: number;
+  private readonly metadataOffset: number;
+  private readonly dataStart: number;
+  private nextFree: number;
+  private lastEnd = 0;
+  private readonly out: SinkBuffer;
+
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly cfg: VhdxWriterConfig,
+  ) {
+    this.g = batGeometry(cfg.virtualSize, cfg.blockSize, SECTOR, false);
+    this.bat = new BigUint64Array(this.g.entries);
+    this.batOffset = alignUp(HEADER_SECTION_END + cfg.logSize, MiB);
+    this.batLength = alignUp(Math.max(1, this.g.entries * 8), MiB);
+    this.metadataOffset = this.batOffset + this.batLength;
+    this.dataStart = this.metadataOffset + MiB;
+    this.nextFree = this.dataStart;
+    this.out = new SinkBuffer(sink);
+    const empty = BigInt(cfg.blockStateZero ? BAT.ZERO : BAT.NOT_PRESENT);
+    for (let b = 0; b < this.g.payloadBlocks; b++) {
+      const i = payloadIndex(this.g, b);
+      this.bat[i] = cfg.fixed ? makeEntry(BAT.FULLY_PRESENT, this.dataStart + b * cfg.blockSize) : empty;
+    }
+    if (cfg.fixed) this.nextFree = this.dataStart + this.g.payloadBlocks * cfg.blockSize;
+  }
+
+  /** Host offset of block `b`, allocating it in a dynamic file. */
+  private blockHost(b: number): number {
+    const i = payloadIndex(this.g, b);
+    const e = this.bat[i]!;
+    if (Number(e & 7n) === BAT.FULLY_PRESENT) return Number(e >> 20n) * MiB;
+    const at = this.nextFree;
+    this.nextFree += this.cfg.blockSize;
+    this.bat[i] = makeEntry(BAT.FULLY_PRESENT, at);
+    return at;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset < this.lastEnd || offset % SECTOR) throw new RangeError(`vhdx writer: writes must be in order (got ${offset} after ${this.lastEnd})`);
+    if (offset + data.length > alignUp(this.cfg.virtualSize, this.granularity)) throw new RangeError('vhdx writer: write past the end of the disk');
+    this.lastEnd = offset + data.length;
+    const bs = this.cfg.blockSize;
+    let pos = 0;
+    while (pos < data.length) {
+      const guest = offset + pos;
+      const b = Math.floor(guest / bs);
+      const inBlock = guest - b * bs;
+      const len = Math.min(data.length - pos, bs - inBlock, this.cfg.virtualSize - guest);
+      if (len <= 0) break; // the tail past the virtual size is padding
+      await this.out.write(this.blockHost(b) + inBlock, data.subarray(pos, pos + len));
+      pos += len;
+    }
+  }
+
+  /** Without a backing file an unwritten block already reads as zeros. */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.lastEnd = Math.max(this.lastEnd, offset + length);
+  }
+
+  async finish(): Promise<void> {
+    const out = this.out;
+    await out.flush();
+    await out.write(0, fileIdentifier());
+    // Headers: identical but for the sequence number, as QEMU's vhdx_create_new_headers writes them.
+    const fileGuid = randomGuid();
+    const dataGuid = randomGuid();
+    await out.write(HEADER1_OFFSET, this.header(1n, fileGuid, dataGuid));
+    await out.write(HEADER2_OFFSET, this.header(2n, fileGuid, dataGuid));
+    const rt = this.regionTable();
+    await out.write(REGION_TABLE1_OFFSET, rt);
+    await out.write(REGION_TABLE2_OFFSET, rt);
+    const batBytes = new Uint8Array(this.g.entries * 8);
+    const v = new DataView(batBytes.buffer);
+    for (let i = 0; i < this.bat.length; i++) if (this.bat[i]) v.setBigUint64(i * 8, this.bat[i]!, true);
+    await out.write(this.batOffset, batBytes);
+    await out.write(this.metadataOffset, this.metadata());
+    await out.flush();
+    // Whole blocks: the file must reach the end of the last one (QEMU check and Hyper-V expect it).
+    const end = Math.max(this.nextFree, this.dataStart);
+    if (this.sink.truncate) await this.sink.truncate(end);
+    else await this.sink.write(end - 1, new Uint8Array(1));
+    await this.sink.close();
+  }
+
+  private header(seq: bigint, fileGuid: Uint8Array, dataGuid: Uint8Array): Uint8Array {
+    const s = Struct.alloc(HEADER_SIZE, true);
+    s.setU32(0, SIG_HEAD).setBig64(8, seq).setBytes(16, fileGuid).setBytes(32, dataGuid);
+    // LogGuid stays zero: the log is empty. LogVersion 0, Version 1.
+    s.setU16(64, 0).setU16(66, 1).setU32(68, this.cfg.logSize).setU64(72, HEADER_SECTION_END);
+    s.setU32(4, crc32c(s.bytes));
+    return s.bytes;
+  }
+
+  private regionTable(): Uint8Array {
+    const s = Struct.alloc(REGION_TABLE_SIZE, true);
+    s.setU32(0, SIG_REGI).setU32(8, 2);
+    // Required set on both, as Hyper-V writes them (QEMU writes 0; readers accept either).
+    s.setBytes(16, BAT_REGION_GUID).setU64(32, this.batOffset).setU32(40, this.batLength).setU32(44, REGION_REQUIRED);
+    s.setBytes(48, METADATA_REGION_GUID).setU64(64, this.metadataOffset).setU32(72, MiB).setU32(76, REGION_REQUIRED);
+    s.setU32(4, crc32c(s.bytes));
+    return s.bytes;
+  }
+
+  /** The metadata table and its five items, packed at +64 KiB (QEMU vhdx_create_new_metadata). */
+  private metadata(): Uint8Array {
+    const s = Struct.alloc(METADATA_TABLE_SIZE + 64, true);
+    s.setString(0, METADATA_SIGNATURE).setU16(10, 5);
+    const req = META_FLAG_IS_REQUIRED;
+    const vd = META_FLAG_IS_REQUIRED | META_FLAG_IS_VIRTUAL_DISK;
+    const items: [Uint8Array, number, number][] = [
+      [META_FILE_PARAMETERS, 8, req],
+      [META_VIRTUAL_DISK_SIZE, 8, vd],
+      [META_PAGE83, 16, vd],
+      [META_LOGICAL_SECTOR, 4, vd],
+      [META_PHYSICAL_SECTOR, 4, vd],
+    ];
+    let at = METADATA_TABLE_SIZE;
+    items.forEach(([id, len, flags], k) => {
+      const o = 32 + k * 32;
+      s.setBytes(o, id).setU32(o + 16, at).setU32(o + 20, len).setU32(o + 24, flags);
+      at += len;
+    });
+    const base = METADATA_TABLE_SIZE;
+    s.setU32(base, this.cfg.blockSize).setU32(base + 4, this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0);
+    s.setU64(base + 8, this.cfg.virtualSize);
+    s.setBytes(base + 16, randomGuid());
+    s.setU32(base + 32, SECTOR).setU32(base + 36, SECTOR);
+    return s.bytes;
+  }
+}
+
+/** "vhdxfile" and the creator, UTF-16LE (MS-VHDX 2.2.1). */
+function fileIdentifier(): Uint8Array {
+  const s = Struct.alloc(8 + 512, true);
+  s.setString(0, 'vhdxfile');
+  const creator = 'DiskFerry';
+  for (let i = 0; i < creator.length; i++) s.setU16(8 + 2 * i, creator.charCodeAt(i));
+  return s.bytes;
+}
