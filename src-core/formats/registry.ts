@@ -2,6 +2,7 @@ import type { FormatDriver } from '../image/types.ts';
 import { qcow2Driver } from './qcow2/index.ts';
 import { qcowDriver } from './qcow/index.ts';
 import { cowDriver } from './cow/index.ts';
+import { cloopDriver } from './cloop/index.ts';
 import { rawDriver } from './raw/index.ts';
 import { vdiDriver } from './vdi/index.ts';
 import { vpcDriver } from './vpc/index.ts';
@@ -15,6 +16,7 @@ export const drivers: readonly FormatDriver[] = [
   qcow2Driver,
   qcowDriver,
   cowDriver,
+  cloopDriver,
   vhdxDriver,
   vdiDriver,
   vpcDriver,
