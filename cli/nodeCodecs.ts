@@ -1,3 +1,4 @@
+import { pbkdf2 } from 'node:crypto';
 import zlib from 'node:zlib';
 import { CodecError, portableCodecs } from '../src-core/codecs/portable.ts';
 import type { Codecs } from '../src-core/codecs/types.ts';
@@ -22,6 +23,11 @@ export const nodeCodecs: Codecs = {
       throw new CodecError(`deflate data is damaged (${(e as Error).message})`);
     }
   },
+  // OpenSSL's PBKDF2 on libuv's thread pool: ~10× @noble/hashes, and it does not block the loop.
+  pbkdf2: (hash, password, salt, iterations, length) =>
+    new Promise((resolve, reject) =>
+      pbkdf2(password, salt, iterations, length, hash, (err, key) => (err ? reject(err) : resolve(new Uint8Array(key.buffer, key.byteOffset, key.length)))),
+    ),
   zlibDeflate: (data, level) => zlib.deflateSync(data, { level }),
   zlibInflate(data, outSize) {
     try {

@@ -22,6 +22,16 @@ export interface Codecs {
   zstdCompress(data: Uint8Array, level: number): Uint8Array | Promise<Uint8Array>;
   /** Decompress frames until `outSize` bytes are produced. */
   zstdDecompress(data: Uint8Array, outSize: number): Uint8Array | Promise<Uint8Array>;
+  /**
+   * PBKDF2-HMAC (LUKS key slots). Optional: without it the core uses @noble/hashes, which is
+   * correct everywhere but much slower than a platform's native implementation.
+   */
+  pbkdf2?: Pbkdf2;
 }
+
+/** Hash names as QEMU and LUKS headers spell them. */
+export type HashName = 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512' | 'ripemd160';
+
+export type Pbkdf2 = (hash: HashName, password: Uint8Array, salt: Uint8Array, iterations: number, length: number) => Promise<Uint8Array>;
 
 export const QEMU_DEFLATE: DeflateParams = { level: 6, windowBits: 12, memLevel: 9 };

@@ -1,0 +1,40 @@
+import { cbc, ecb } from '@noble/ciphers/aes.js';
+
+/**
+ * AES through @noble/ciphers. WebCrypto cannot serve disk encryption: it has no XTS and no
+ * ECB, and forces PKCS#7 padding on CBC. Everything here works on whole 16-byte blocks with
+ * padding disabled; ECB over a whole buffer (one key schedule per call) is the building block
+ * for XTS, CBC decryption and CTR, so a cluster costs one library call, not one per block.
+ */
+export const AES_BLOCK = 16;
+
+export function checkAesKey(key: Uint8Array): void {
+  if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES key of ${key.length} bytes`);
+}
+
+export class AesKey {
+  constructor(readonly key: Uint8Array) {
+    checkAesKey(key);
+  }
+
+  // A fresh noble instance per call: noble refuses to reuse one (its nonce-reuse guard applies
+  // to ECB too), and a key schedule costs less than one 512-byte sector.
+
+  /** ECB-encrypts whole blocks into a new buffer. */
+  encryptBlocks(data: Uint8Array): Uint8Array {
+    return data.length ? ecb(this.key, { disablePadding: true }).encrypt(data) : new Uint8Array(0);
+  }
+
+  decryptBlocks(data: Uint8Array): Uint8Array {
+    return data.length ? ecb(this.key, { disablePadding: true }).decrypt(data) : new Uint8Array(0);
+  }
+
+  /** CBC encryption is sequential by nature: one chained pass per sector. */
+  cbcEncrypt(data: Uint8Array, iv: Uint8Array): Uint8Array {
+    return cbc(this.key, iv, { disablePadding: true }).encrypt(data);
+  }
+}
+
+export function xorInto(target: Uint8Array, other: Uint8Array): void {
+  for (let i = 0; i < target.length; i++) target[i]! ^= other[i]!;
+}
