@@ -1,5 +1,5 @@
 import type { ByteSink } from '../../io/bytes.ts';
-import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero, Struct, utf8Encode } from '../../io/struct.ts';
@@ -10,6 +10,7 @@ import { encodeCompressed, OFLAG_COPIED, OFLAG_ZERO } from './entries.ts';
 import {
   COMPAT_LAZY_REFCOUNTS,
   EXT_BACKING_FORMAT,
+  EXT_CRYPTO,
   EXT_FEATURE_TABLE,
   INCOMPAT_COMPRESSION,
   INCOMPAT_EXTL2,
@@ -19,6 +20,7 @@ import {
   V2_HEADER_LENGTH,
   V3_HEADER_LENGTH_WITH_COMPRESSION,
 } from './header.ts';
+import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './encryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
 
 export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
@@ -29,8 +31,7 @@ export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'extended_l2', type: 'bool', default: 'off', help: 'subcluster allocation (32 per cluster)' },
   { name: 'lazy_refcounts', type: 'bool', default: 'off', help: 'mark the image as using lazy refcounts (v3)' },
   { name: 'preallocation', type: 'enum', values: ['off'], default: 'off', help: 'only off: output stays sparse' },
-  { name: 'encrypt.format', type: 'enum', values: ['aes', 'luks'], help: 'encrypt the data clusters' },
-  { name: 'encrypt.key-secret', type: 'string', help: 'id of the --object secret holding the password' },
+  ...QCOW2_ENCRYPT_OPTIONS,
 ];
 
 /** The feature-name table QEMU writes into version 3 headers (cluster_size > 4 KiB). */
@@ -52,6 +53,7 @@ export interface Qcow2WriterConfig {
   compressionType: 0 | 1;
   extendedL2: boolean;
   lazyRefcounts: boolean;
+  encryption?: Qcow2EncryptionConfig;
 }
 
 export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
@@ -74,12 +76,14 @@ export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
     if (lazyRefcounts) throw new InvalidArgumentError('lazy_refcounts requires compat=1.1');
   }
   if (extendedL2 && clusterSize < 16384) throw new InvalidArgumentError('extended_l2 requires cluster_size of at least 16k');
-  if (o['encrypt.format']) throw new UnsupportedError(opts.filename, 'writing encrypted qcow2 is not available yet');
-  return { version, clusterBits: Math.log2(clusterSize), refcountBits, compressionType, extendedL2, lazyRefcounts };
+  const encryption = parseEncryptionOptions(opts);
+  return { version, clusterBits: Math.log2(clusterSize), refcountBits, compressionType, extendedL2, lazyRefcounts, encryption };
 }
 
 export async function createQcow2Writer(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
-  return new Qcow2Writer(sink, opts, parseQcow2Options(opts));
+  const cfg = parseQcow2Options(opts);
+  const enc = cfg.encryption ? await setupEncryption(opts, cfg.encryption) : undefined;
+  return new Qcow2Writer(sink, opts, cfg, enc);
 }
 
 /**
@@ -105,11 +109,13 @@ export class Qcow2Writer implements ImageWriter {
   private cursor = 0;
   private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
   private lastOffset = -1;
+  private luksOffset = 0;
 
   constructor(
     private readonly sink: ByteSink,
     private readonly opts: CreateOptions,
     private readonly cfg: Qcow2WriterConfig,
+    private readonly enc?: Qcow2WriteEncryption,
   ) {
     this.cs = 2 ** cfg.clusterBits;
     this.granularity = this.cs;
@@ -124,6 +130,12 @@ export class Qcow2Writer implements ImageWriter {
     this.end = this.cs;
     const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
     for (let i = 0; i < l1Clusters; i++) this.allocCluster();
+    if (enc?.luks) {
+      // The LUKS area follows the L1 table: whole clusters, refcounted like metadata.
+      this.luksOffset = this.end;
+      for (let i = 0; i < Math.ceil(enc.luks.length / this.cs); i++) this.allocCluster();
+    }
+    if (enc?.warning) this.warnings.push(enc.warning);
     this.checkBacking();
   }
 
@@ -240,6 +252,10 @@ export class Qcow2Writer implements ImageWriter {
     const at = this.allocCluster();
     table[i] = BigInt(at) | OFLAG_COPIED;
     if (this.cfg.extendedL2) table[i + 1] = 0xffffffffn; // every subcluster allocated
+    if (this.enc) {
+      bytes = bytes.slice(); // encrypted in place; the caller's buffer stays plain
+      this.enc.encrypt(bytes, index * this.cs, at);
+    }
     await this.out.write(at, bytes);
   }
 
@@ -265,6 +281,7 @@ export class Qcow2Writer implements ImageWriter {
   async finish(): Promise<void> {
     await this.flushL2();
     await this.out.write(this.l1Offset, bigEndianBytes(this.l1));
+    if (this.enc?.luks) await this.out.write(this.luksOffset, this.enc.luks.bytes);
     const reftable = await this.writeRefcounts();
     await this.out.write(0, this.header(reftable));
     await this.out.flush();
@@ -310,7 +327,7 @@ export class Qcow2Writer implements ImageWriter {
     const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
     const s = Struct.alloc(this.cs);
     s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
-    s.setU32(20, cfg.clusterBits).setU64(24, this.size).setU32(32, 0);
+    s.setU32(20, cfg.clusterBits).setU64(24, this.size).setU32(32, this.enc?.cryptMethod ?? 0);
     s.setU32(36, this.l1.length).setU64(40, this.l1Offset);
     s.setU64(48, reftable.offset).setU32(56, reftable.clusters);
     s.setU32(60, 0).setU64(64, 0);
@@ -328,6 +345,7 @@ export class Qcow2Writer implements ImageWriter {
     };
     const b = this.opts.backing;
     if (b?.format) ext(EXT_BACKING_FORMAT, utf8Encode(b.format));
+    if (this.enc?.luks) ext(EXT_CRYPTO, Struct.alloc(16).setU64(0, this.luksOffset).setU64(8, this.enc.luks.length).bytes);
     if (v3 && this.cs > 4096) {
       const t = Struct.alloc(FEATURE_NAMES.length * 48);
       FEATURE_NAMES.forEach(([type, bit, name], i) => t.setU8(i * 48, type).setU8(i * 48 + 1, bit).setString(i * 48 + 2, name, 46));
