@@ -1,15 +1,21 @@
 import { createRoot } from 'react-dom/client';
-
-function App() {
-  return (
-    <main style={{ fontFamily: 'system-ui, sans-serif', maxWidth: 720, margin: '3rem auto', lineHeight: 1.5 }}>
-      <h1>DiskFerry</h1>
-      <p>
-        Convert virtual-machine disk images — vmdk, vdi, vhd, vhdx, qcow, qcow2, cow, cloop, raw — right here in the
-        browser tab. Nothing is uploaded.
-      </p>
-    </main>
-  );
-}
+import { removeOpfsOutputs } from './adapters/opfsSink.ts';
+import { filesFromHandles } from './adapters/pickFiles.ts';
+import { launchQueueSupported } from './capabilities.ts';
+import { App } from './components/App/index.tsx';
+import { addFiles, loadFormats } from './state/actions.ts';
+import { registerServiceWorker } from './sw/register.ts';
 
 createRoot(document.getElementById('root')!).render(<App />);
+
+void loadFormats();
+// Outputs a previous visit left in private storage (a tab closed before clean-up).
+void removeOpfsOutputs();
+void registerServiceWorker().catch((e) => console.warn('service worker not registered:', e));
+
+// The installed app opens disk files from the OS through manifest file_handlers.
+if (launchQueueSupported) {
+  window.launchQueue!.setConsumer((params) => {
+    if (params.files.length) void filesFromHandles(params.files).then((files) => addFiles(files));
+  });
+}

@@ -1,0 +1,71 @@
+import type { ByteSource, FileResolver } from '../../src-core/io/bytes.ts';
+import { baseName, dirName, joinRelative, normalizePath } from '../../src-core/io/bytes.ts';
+import { MissingFileError } from '../../src-core/io/errors.ts';
+import { BlobSource } from './blobSource.ts';
+
+/** One file the user gave us, with its path inside the dropped folder (or just its name). */
+export interface PickedFile {
+  file: File;
+  /** POSIX relative path: `webkitRelativePath`, the path walked from a dropped folder, or the name. */
+  path: string;
+}
+
+/**
+ * Finds companion files (VMDK extents, backing files, OVA members) among the files the user
+ * dropped or picked. A name is looked up relative to the file that refers to it first, as QEMU
+ * does on disk; when the user picked loose files instead of a folder, paths mean nothing, so the
+ * base name decides (preferring a file in the referring file's folder when several share it).
+ */
+export class FileSetResolver implements FileResolver {
+  private readonly byPath = new Map<string, PickedFile>();
+  private readonly byBase = new Map<string, PickedFile[]>();
+  private readonly sources = new Map<string, BlobSource>();
+  /** Paths handed out through `open`: companions of whatever image was opened. */
+  readonly opened = new Set<string>();
+
+  constructor(readonly files: readonly PickedFile[]) {
+    for (const f of files) {
+      const p = normalizePath(f.path);
+      this.byPath.set(p, f);
+      const b = baseName(p);
+      this.byBase.set(b, [...(this.byBase.get(b) ?? []), f]);
+    }
+  }
+
+  /** The source for a picked file by its path (one BlobSource per file, reused). */
+  source(path: string): ByteSource {
+    const p = normalizePath(path);
+    let s = this.sources.get(p);
+    if (!s) {
+      const f = this.byPath.get(p);
+      if (!f) throw new MissingFileError('', path);
+      s = new BlobSource(f.file, p);
+      this.sources.set(p, s);
+    }
+    return s;
+  }
+
+  async open(name: string, relativeTo: string): Promise<ByteSource> {
+    const hit = this.lookup(name, relativeTo);
+    if (!hit) throw new MissingFileError(relativeTo, name, 'companion file');
+    const p = normalizePath(hit.path);
+    this.opened.add(p);
+    return this.source(p);
+  }
+
+  /** Names of the picked files in the folder of `relativeTo` (a differencing VDI finds its parent by UUID). */
+  async list(relativeTo: string): Promise<string[]> {
+    const dir = dirName(normalizePath(relativeTo));
+    return [...this.byPath.keys()].filter((p) => dirName(p) === dir).map((p) => baseName(p));
+  }
+
+  private lookup(name: string, relativeTo: string): PickedFile | undefined {
+    const unixName = name.replace(/\\/g, '/');
+    const exact = this.byPath.get(joinRelative(relativeTo, unixName)) ?? this.byPath.get(normalizePath(unixName));
+    if (exact) return exact;
+    const same = this.byBase.get(baseName(unixName));
+    if (!same?.length) return undefined;
+    const dir = dirName(normalizePath(relativeTo));
+    return same.find((f) => dirName(normalizePath(f.path)) === dir) ?? same[0];
+  }
+}

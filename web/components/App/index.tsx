@@ -1,0 +1,53 @@
+import { selectedImage, useApp } from '../../state/store.ts';
+import { ConvertStatus } from '../ConvertStatus/index.tsx';
+import { DropZone } from '../DropZone/index.tsx';
+import { ImageInfo } from '../ImageInfo/index.tsx';
+import { ImageList } from '../ImageList/index.tsx';
+import { TargetPanel } from '../TargetPanel/index.tsx';
+import { UpdatePrompt } from '../UpdatePrompt/index.tsx';
+import './style.css';
+
+export function App() {
+  const image = useApp(selectedImage);
+  const formats = useApp((s) => s.formats);
+  const hasFiles = useApp((s) => s.files.length > 0);
+  return (
+    <div className="page">
+      <header className="hero">
+        <div className="hero__brand">
+          <img src="/icons/icon.svg" alt="" width="40" height="40" />
+          <span>DiskFerry</span>
+        </div>
+        <h1>Convert virtual-machine disks, right in this tab</h1>
+        <p>
+          Move a VM between VMware, VirtualBox, Hyper-V, Proxmox, AWS or Azure: drop its disk, see what is inside, and save it in the
+          format the destination wants. Your disk never leaves this computer — there is no upload and no server. It works offline too.
+        </p>
+        {!hasFiles && formats.length > 0 && (
+          <p className="hero__formats">
+            Reads {formats.map((f) => f.name).join(', ')}.
+          </p>
+        )}
+      </header>
+
+      <main className="steps">
+        <section aria-label="Choose a disk image">
+          <h2 className="step-title">
+            <span className="step">1</span> Choose a disk image
+          </h2>
+          <DropZone />
+        </section>
+        <ImageList />
+        {image && <ImageInfo key={image.path} image={image} />}
+        {image && <TargetPanel image={image} />}
+        <ConvertStatus />
+      </main>
+
+      <footer className="footer muted">
+        DiskFerry reads and writes the same files as <code>qemu-img</code>, with the same names for formats and options. Large disks are
+        read in slices and written straight to disk, so they need no extra memory.
+      </footer>
+      <UpdatePrompt />
+    </div>
+  );
+}

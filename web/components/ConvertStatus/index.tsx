@@ -1,0 +1,83 @@
+import { cancelConvert } from '../../state/actions.ts';
+import { useApp } from '../../state/store.ts';
+import { duration, humanSize, percent, rate } from '../../units.ts';
+import './style.css';
+
+/** Progress while converting; then the result, the cancellation or the error — never a half-written file shown as a result. */
+export function ConvertStatus() {
+  const job = useApp((s) => s.job);
+  if (job.state === 'idle') return null;
+  if (job.state === 'error') {
+    return (
+      <section className="card status notice--error" role="alert" data-testid="error">
+        <strong>The conversion failed.</strong> {job.error}
+        <p className="muted">Nothing was saved.</p>
+      </section>
+    );
+  }
+  if (job.state === 'cancelled') {
+    return (
+      <section className="card status" role="status">
+        Cancelled. Nothing was saved.
+      </section>
+    );
+  }
+  if (job.state === 'done' && job.outcome) {
+    const o = job.outcome;
+    return (
+      <section className="card status status--done" role="status" data-testid="result">
+        <div className="status__check" aria-hidden="true">
+          ✓
+        </div>
+        <div>
+          <strong>
+            Saved <code>{o.outputName}</code>
+          </strong>
+          <p>
+            {humanSize(o.size)} written in {duration(o.seconds)} — {percent(o.size, o.virtualSize)} of the {humanSize(o.virtualSize)} virtual disk
+            {o.dataBytes > 0 && `, ${percent(o.size, o.dataBytes)} of the ${humanSize(o.dataBytes)} of data`}.
+          </p>
+          {o.downloadUrl && (
+            <p className="muted">
+              It arrives as a download. If it did not start, <a href={o.downloadUrl} download={o.outputName}>download it again</a>.
+            </p>
+          )}
+          {o.warnings.map((w) => (
+            <p key={w} className="notice notice--warn">
+              {w}
+            </p>
+          ))}
+        </div>
+      </section>
+    );
+  }
+  const p = job.progress;
+  const pct = p && p.total > 0 ? Math.min(100, Math.floor((p.done / p.total) * 100)) : job.state === 'finalizing' ? 100 : 0;
+  const label =
+    job.state === 'cancelling'
+      ? 'Cancelling…'
+      : job.state === 'finalizing'
+        ? 'Finalizing: the browser is committing the file to disk…'
+        : p?.phase === 'opening' || !p
+          ? 'Opening the image…'
+          : 'Converting…';
+  return (
+    <section className="card status" aria-label="Progress">
+      <div className="status__row">
+        <strong>{label}</strong>
+        <button type="button" className="button button--quiet button--small" data-testid="cancel" disabled={job.state === 'cancelling'} onClick={cancelConvert}>
+          Cancel
+        </button>
+      </div>
+      <div className="progress" role="progressbar" data-testid="progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label="Conversion progress">
+        <div className="progress__bar" style={{ width: `${pct}%` }} />
+      </div>
+      {p && p.phase !== 'opening' && (
+        <p className="muted status__numbers">
+          {pct}% · {humanSize(Math.round(p.done))} of {humanSize(p.total)} · {rate(p.rate)}
+          {p.eta !== undefined && job.state === 'running' && ` · about ${duration(p.eta)} left`}
+        </p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,77 @@
+import { useState, type ReactNode } from 'react';
+import type { ImageSummary } from '../../../workers/protocol.ts';
+import { bytesExact, humanSize, percent } from '../../units.ts';
+import { AllocationMap } from '../AllocationMap/index.tsx';
+import './style.css';
+
+/** The qemu-img info facts of one image, in plain words, with the JSON one click away. */
+export function ImageInfo({ image }: { image: ImageSummary }) {
+  const { info, map } = image;
+  const [copied, setCopied] = useState(false);
+  const details = Object.entries(info['format-specific']?.data ?? {}).filter(([, v]) => typeof v !== 'object' || v === null);
+  const allocated = map ? map.totals.data + map.totals.compressed : undefined;
+  const rows: [string, ReactNode, string?][] = [
+    ['Format', <><b>{image.format}</b> <span className="muted">— {image.label}</span></>],
+    ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes; the size the virtual machine sees)</span></>],
+    ['Size on disk', <>{humanSize(image.filesBytes)} <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span></>],
+  ];
+  if (info['cluster-size']) rows.push(['Cluster / block size', humanSize(info['cluster-size']), 'The unit in which the format allocates space.']);
+  if (allocated !== undefined) {
+    rows.push(['Holds data', <>{humanSize(allocated)} <span className="muted">({percent(allocated, image.virtualSize)} of the disk{map?.partial ? ', first part scanned' : ''})</span></>, 'Only these ranges need to be read and written.']);
+  }
+  rows.push(['Compressed', map && map.totals.compressed > 0 ? `yes (${humanSize(map.totals.compressed)} of data)` : 'no']);
+  rows.push(['Encrypted', info.encrypted ? 'yes — a password is needed to read the data' : 'no']);
+  if (info['backing-filename']) {
+    rows.push(['Backing file', <>{info['backing-filename']} {info['backing-filename-format'] && <span className="muted">({info['backing-filename-format']})</span>}</>, 'This image stores only changes; the rest comes from the backing file.']);
+  }
+  if (image.companions.length) rows.push(['Made of', image.companions.join(', ')]);
+  if (image.snapshots.length) rows.push(['Snapshots', image.snapshots.map((s) => `${s.name || s.id} (id ${s.id})`).join(', ')]);
+  rows.push(['State', info['dirty-flag'] ? 'dirty — not closed cleanly' : 'clean']);
+
+  const copy = async () => {
+    await navigator.clipboard?.writeText(image.json).catch(() => {});
+    setCopied(true);
+    setTimeout(() => setCopied(false), 1500);
+  };
+
+  return (
+    <section className="card image-info" data-testid="image-info" aria-label="Image preview">
+      <header className="card__head">
+        <h2>
+          <span className="step">2</span> What is inside <code>{image.path}</code>
+        </h2>
+        <button type="button" className="button button--quiet button--small" onClick={() => void copy()}>
+          {copied ? 'Copied' : 'Copy qemu-img JSON'}
+        </button>
+      </header>
+      {image.warnings.map((w) => (
+        <p key={w} className="notice notice--warn">
+          {w}
+        </p>
+      ))}
+      <dl className="facts">
+        {rows.map(([k, v, hint]) => (
+          <div key={k} className="facts__row" title={hint}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+      {map && <AllocationMap map={map} virtualSize={image.virtualSize} />}
+      <details className="image-info__more">
+        <summary>All details ({image.format} specifics and qemu-img JSON)</summary>
+        {details.length > 0 && (
+          <dl className="facts facts--small">
+            {details.map(([k, v]) => (
+              <div key={k} className="facts__row">
+                <dt>{k}</dt>
+                <dd>{String(v)}</dd>
+              </div>
+            ))}
+          </dl>
+        )}
+        <pre className="json">{image.json}</pre>
+      </details>
+    </section>
+  );
+}

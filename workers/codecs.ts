@@ -1,0 +1,17 @@
+import { portableCodecs } from '../src-core/codecs/portable.ts';
+import type { Codecs } from '../src-core/codecs/types.ts';
+
+/**
+ * THE place where the worker chooses its compression back end. Today: the portable codecs
+ * (pako, fzstd, zstd-wasm) run inside this worker. The compression pool of issue 7
+ * (workers/pool/, sized from navigator.hardwareConcurrency) plugs in here by returning its
+ * Codecs object instead; nothing else in the worker needs to change.
+ */
+export function chooseCodecs(): Codecs {
+  return portableCodecs;
+}
+
+/** Called after a hard abort or at the end of a job, so a pool can terminate its workers. */
+export function releaseCodecs(_codecs: Codecs): void {
+  // The portable codecs hold no workers.
+}

@@ -1,0 +1,75 @@
+import { drivers } from '../src-core/formats/registry.ts';
+import { findDriver, openImage } from '../src-core/image/open.ts';
+import { assertNotAborted } from '../src-core/io/errors.ts';
+import { convert, dataBytes } from '../src-core/pipeline/convert.ts';
+import { FileSetResolver } from '../web/adapters/fileSet.ts';
+import { OpfsSink } from '../web/adapters/opfsSink.ts';
+import { WritableSink } from '../web/adapters/writableSink.ts';
+import { chooseCodecs, releaseCodecs } from './codecs.ts';
+import type { ConvertOutcome, ConvertRequest, ProgressReport } from './protocol.ts';
+
+/** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
+const OUTPUT_SECRET = 'sec0';
+
+/**
+ * One conversion, start to finish, inside the worker: open the source through Blob slices,
+ * write the target straight into its sink (the user's file, or OPFS), commit it, and on any
+ * failure or cancel leave no output behind.
+ */
+export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressReport) => void, signal: AbortSignal): Promise<ConvertOutcome> {
+  const started = performance.now();
+  const codecs = chooseCodecs();
+  const resolver = new FileSetResolver(req.files);
+  const enc = (s: string) => new TextEncoder().encode(s);
+  onProgress({ done: 0, total: 0, rate: 0, phase: 'opening' });
+  const source = await openImage(resolver.source(req.path), drivers, {
+    resolver,
+    codecs,
+    signal,
+    password: req.password ? enc(req.password) : undefined,
+    snapshot: req.snapshot,
+  });
+  let sink: WritableSink | OpfsSink | undefined;
+  try {
+    const target = findDriver(drivers, req.target);
+    const options = { ...req.options };
+    const secrets = req.outputPassword ? new Map([[OUTPUT_SECRET, enc(req.outputPassword)]]) : undefined;
+    if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
+    assertNotAborted(signal);
+    sink = req.output.kind === 'fsa' ? await WritableSink.open(req.output.handle) : await OpfsSink.create(req.output.name);
+    const result = await convert({
+      source,
+      target,
+      sink,
+      signal,
+      onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
+      create: { options, compress: req.compress, codecs, secrets, filename: req.outputName, resolver },
+    });
+    assertNotAborted(signal);
+    // Chromium hashes the whole staged file in close() before it appears: "finalizing".
+    onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' });
+    const file = sink instanceof OpfsSink ? await sink.file() : (await sink.close(), undefined);
+    const outcome: ConvertOutcome = {
+      outputName: req.outputName,
+      size: file?.size ?? sink.size,
+      virtualSize: result.virtualSize,
+      dataBytes: await dataBytes(source),
+      seconds: (performance.now() - started) / 1000,
+      warnings: result.warnings,
+      file,
+    };
+    sink = undefined;
+    return outcome;
+  } finally {
+    await source.close().catch(() => {});
+    releaseCodecs(codecs);
+    if (sink) await discard(sink, req);
+  }
+}
+
+/** Nothing half-written survives: abort the staged FSA write (and drop the empty file), or delete the OPFS file. */
+async function discard(sink: WritableSink | OpfsSink, req: ConvertRequest): Promise<void> {
+  if (sink instanceof OpfsSink) return sink.remove();
+  await sink.abort();
+  if (req.output.kind === 'fsa') await req.output.handle.remove?.().catch(() => {});
+}

@@ -1,0 +1,47 @@
+import * as Comlink from 'comlink';
+import './abortSignalTransfer.ts';
+import { drivers } from '../src-core/formats/registry.ts';
+import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
+import { runConvert } from './convertJob.ts';
+import { inspectFiles } from './inspectFiles.ts';
+import type { ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
+
+/**
+ * The worker the page talks to, over Comlink. It owns every byte of image data: the page sends
+ * File objects (cheap to clone, still on disk) and gets back descriptions and results.
+ */
+const api = {
+  /** The registry, as the page's format list. New drivers appear here with no UI change. */
+  formats(): FormatSummary[] {
+    return drivers.map((d) => ({
+      name: d.name,
+      label: d.label,
+      extensions: [...d.extensions],
+      canWrite: typeof d.create === 'function',
+      createOptions: [...(d.createOptions ?? [])],
+    }));
+  },
+
+  inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),
+
+  convert: (req: ConvertRequest, onProgress: (p: ProgressReport) => void, signal: AbortSignal) =>
+    rethrow(() => runConvert(req, onProgress, signal)),
+};
+
+export type DiskWorkerApi = typeof api;
+
+/**
+ * Comlink sends only an Error's name and message; the typed error's code travels as the name
+ * ('corrupt', 'cancelled', …) and the message is the one line a user should read.
+ */
+async function rethrow<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = new Error(errorLine(e));
+    err.name = e instanceof DiskFerryError ? e.code : e instanceof Error && e.name === 'AbortError' ? 'cancelled' : 'error';
+    throw err;
+  }
+}
+
+Comlink.expose(api);

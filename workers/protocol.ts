@@ -1,0 +1,102 @@
+// Shapes that cross the page ↔ worker boundary. Only structured-cloneable data lives here;
+// the page imports this file with `import type` only.
+import type { CreateOptionSpec, ImageInfo, SnapshotInfo } from '../src-core/image/types.ts';
+import type { PickedFile } from '../web/adapters/fileSet.ts';
+
+export type { PickedFile };
+
+export interface FormatSummary {
+  name: string;
+  label: string;
+  extensions: string[];
+  canWrite: boolean;
+  createOptions: CreateOptionSpec[];
+}
+
+/** Allocation of the disk in equal cells, as shares 0…1 of each cell. Drawn from extents only. */
+export interface AllocationSummary {
+  cells: number;
+  cellBytes: number;
+  data: number[];
+  compressed: number[];
+  zero: number[];
+  unallocated: number[];
+  /** Whole-disk byte totals per kind. */
+  totals: { data: number; compressed: number; zero: number; unallocated: number };
+  /** The backing file supplies some data (depth > 0). */
+  fromBacking: number;
+  /** The scan stopped early (time limit): the map shows the start only. */
+  partial: boolean;
+}
+
+export interface ImageSummary {
+  path: string;
+  format: string;
+  label: string;
+  info: ImageInfo;
+  /** `qemu-img info --output=json` text. */
+  json: string;
+  virtualSize: number;
+  /** Bytes of every file the image is made of (the image plus its extents/backing files). */
+  filesBytes: number;
+  /** Paths of the companion files that were opened (extents, backing files). */
+  companions: string[];
+  snapshots: SnapshotInfo[];
+  warnings: string[];
+  map?: AllocationSummary;
+}
+
+export interface InspectError {
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface Inspection {
+  images: ImageSummary[];
+  errors: InspectError[];
+  /** Files that are companions of an image, or that are not disk images at all. */
+  others: string[];
+}
+
+export interface InspectOptions {
+  password?: string;
+}
+
+export type OutputTarget =
+  | { kind: 'fsa'; handle: FileSystemFileHandle }
+  | { kind: 'opfs'; name: string };
+
+export interface ConvertRequest {
+  files: PickedFile[];
+  path: string;
+  target: string;
+  options: Record<string, string>;
+  compress: boolean;
+  /** Password of an encrypted source image. */
+  password?: string;
+  /** Password for an encrypted output (stored as secret `sec0`, referenced by encrypt.key-secret). */
+  outputPassword?: string;
+  snapshot?: { id?: string; name?: string };
+  outputName: string;
+  output: OutputTarget;
+}
+
+export interface ConvertOutcome {
+  outputName: string;
+  size: number;
+  virtualSize: number;
+  dataBytes: number;
+  seconds: number;
+  warnings: string[];
+  /** The finished OPFS file, for the page to download (OPFS path only). */
+  file?: File;
+}
+
+export interface ProgressReport {
+  done: number;
+  total: number;
+  rate: number;
+  eta?: number;
+  phase: 'opening' | 'reading' | 'finalizing' | 'verifying' | 'done';
+}
