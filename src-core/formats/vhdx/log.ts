@@ -13,6 +13,8 @@ export type LogWrite = { kind: 'data'; fileOffset: number; data: Uint8Array } | 
 
 export interface LogEntry {
   sequence: bigint;
+  /** Byte offset in the log where the sequence this entry closes begins. */
+  tail: number;
   /** Sector index of the entry in the log. */
   position: number;
   sectors: number;
@@ -32,35 +34,38 @@ export function descriptorSectors(n: number): number {
 }
 
 /**
- * Finds the active log sequence (MS-VHDX 2.3.3; QEMU vhdx-log.c vhdx_log_search): the run of
- * valid, consecutive entries with the highest sequence number, whose entries carry the header's
- * LogGuid and a good CRC-32C. Returns its entries in order, or [] when nothing is to be replayed.
+ * Finds the active log sequence (MS-VHDX 2.3.3): the head is the valid entry (signature, LogGuid,
+ * CRC-32C, descriptors) with the highest sequence number; its Tail field names where the
+ * sequence starts, and the entries from there to the head must be valid and consecutive. Returns
+ * them in order, or [] when nothing is to be replayed.
+ *
+ * QEMU (vhdx-log.c vhdx_log_search) scans runs of consecutive entries from sector 0 and keeps
+ * the run whose *first* entry has the highest number, ignoring Tail. The two agree on every log
+ * QEMU and Hyper-V write in practice (QEMU flushes each entry alone, so Tail is the entry itself);
+ * they differ only for a multi-entry sequence that wraps around the end of the log, where QEMU
+ * replays just the part after the wrap.
  */
 export function findActiveSequence(log: Uint8Array, logGuid: Uint8Array): LogEntry[] {
   const sectors = log.length / LOG_SECTOR;
-  let best: LogEntry[] = [];
-  let pos = 0;
-  while (pos < sectors) {
-    const first = readEntry(log, pos, logGuid);
-    if (!first) {
-      pos++;
-      continue;
-    }
-    const run = [first];
-    let next = (pos + first.sectors) % sectors;
-    let consumed = first.sectors;
-    while (consumed < sectors) {
-      const e = readEntry(log, next, logGuid);
-      if (!e || e.sequence !== run[run.length - 1]!.sequence + 1n) break;
-      run.push(e);
-      consumed += e.sectors;
-      next = (next + e.sectors) % sectors;
-    }
-    if (!best.length || run[run.length - 1]!.sequence > best[best.length - 1]!.sequence) best = run;
-    if (pos + consumed >= sectors) break; // the run wrapped: every sector has been seen
-    pos += consumed;
+  let head: LogEntry | undefined;
+  for (let pos = 0; pos < sectors; pos++) {
+    const e = readEntry(log, pos, logGuid);
+    if (e && (!head || e.sequence > head.sequence)) head = e;
   }
-  return best;
+  if (!head) return [];
+  const tail = head.tail % LOG_SECTOR === 0 && head.tail < log.length ? head.tail / LOG_SECTOR : head.position;
+  const run: LogEntry[] = [];
+  let pos = tail;
+  let walked = 0;
+  while (walked < sectors) {
+    const e: LogEntry | undefined = pos === head.position ? head : readEntry(log, pos, logGuid);
+    if (!e || (run.length && e.sequence !== run[run.length - 1]!.sequence + 1n)) return [head];
+    run.push(e);
+    if (e === head) return run;
+    walked += e.sectors;
+    pos = (pos + e.sectors) % sectors;
+  }
+  return [head];
 }
 
 /** `length` bytes of the circular log from sector `pos`. */
@@ -117,6 +122,7 @@ function readEntry(log: Uint8Array, pos: number, logGuid: Uint8Array): LogEntry 
   }
   return {
     sequence,
+    tail: h.u32(12),
     position: pos,
     sectors,
     flushedFileOffset: h.u64(48, 'VHDX log FlushedFileOffset'),
