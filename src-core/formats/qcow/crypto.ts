@@ -1,13 +1,16 @@
-import { UnsupportedError } from '../../io/errors.ts';
+import { InvalidArgumentError } from '../../io/errors.ts';
 import type { CreateOptionSpec, CreateOptions } from '../../image/types.ts';
-import type { Qcow2Cipher } from '../qcow2/crypto.ts';
+import { parseBool } from '../../image/options.ts';
+import { legacyAesCipher, LEGACY_AES_WARNING } from '../../codecs/crypto/index.ts';
+import { qcow2Cipher, type Qcow2Cipher } from '../qcow2/crypto.ts';
 import { QCOW_CRYPT_NONE, type QcowHeader } from './header.ts';
 
 /**
  * The seam between the qcow (v1) driver and legacy AES (qcow-family.md §3.1). The reader and
- * writer only call the two functions below; the encryption module fills in their bodies.
- * The cipher has qcow2's shape: legacy AES numbers sectors by guest offset, so the reader passes
- * both offsets and the cipher picks.
+ * writer only call the two functions below. The cipher has qcow2's shape: legacy AES numbers
+ * sectors by guest offset, so the reader passes both offsets and the cipher picks.
+ * Data handed to decrypt/encrypt must start at a sector boundary and be whole sectors
+ * (AES-CBC chains inside each 512-byte sector); reads of parts of a sector must be widened.
  */
 export type QcowCipher = Qcow2Cipher;
 
@@ -20,11 +23,12 @@ export const QCOW_ENCRYPT_OPTIONS: readonly CreateOptionSpec[] = [
 
 /**
  * The cipher for an opened image, or undefined when the image is not encrypted or no password
- * was given (info still works then; data reads ask for the password).
+ * was given (info still works then; data reads ask for the password). Legacy AES has no key
+ * check: a wrong password reads as garbage, in QEMU too.
  */
 export async function openQcowCipher(file: string, h: QcowHeader, password: Uint8Array | undefined): Promise<QcowCipher | undefined> {
   if (h.cryptMethod === QCOW_CRYPT_NONE || !password) return undefined;
-  throw new UnsupportedError(file, 'qcow v1 AES decryption is not available yet');
+  return qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(password), false);
 }
 
 export interface QcowOutputCipher {
@@ -36,7 +40,17 @@ export interface QcowOutputCipher {
 /** The cipher for a new image when `-o encrypt.format=aes` (or `encryption=on`) asks for one. */
 export async function createQcowCipher(opts: CreateOptions): Promise<QcowOutputCipher | undefined> {
   const o = opts.options;
-  const wanted = o['encrypt.format'] !== undefined || (o.encryption !== undefined && o.encryption !== 'off');
-  if (!wanted) return undefined;
-  throw new UnsupportedError(opts.filename, 'writing AES-encrypted qcow v1 images is not available yet');
+  const file = opts.filename;
+  const wanted = o['encrypt.format'] !== undefined || parseBool(o.encryption, 'encryption');
+  if (!wanted) {
+    if (o['encrypt.key-secret'] !== undefined) throw new InvalidArgumentError("Parameter 'encrypt.format' is missing", file);
+    return undefined;
+  }
+  const id = o['encrypt.key-secret'];
+  if (!id) throw new InvalidArgumentError("Parameter 'encrypt.key-secret' is required for cipher", file);
+  // qemu-img convert refuses -c with an encrypted target.
+  if (opts.compress) throw new InvalidArgumentError('Compression and encryption not supported at the same time', file);
+  const secret = opts.secrets?.get(id);
+  if (!secret) throw new InvalidArgumentError(`No secret with id '${id}'`, file);
+  return { cipher: qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(secret), false), warnings: [LEGACY_AES_WARNING] };
 }

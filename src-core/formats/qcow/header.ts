@@ -1,4 +1,4 @@
-import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
+import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import { toSafeNumber } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 
@@ -43,9 +43,9 @@ export function isQcow1(head: Uint8Array): boolean {
 /** Parses and validates the 48-byte header with qcow_open's checks, before anything is allocated. */
 export function parseQcowHeader(file: string, head: Uint8Array): QcowHeader {
   const bad = (msg: string) => new CorruptImageError(file, `qcow header: ${msg}`);
+  if (head.length >= 4 && new Struct(head).u32(0) !== QCOW_MAGIC) throw new NotThisFormatError(file, 'not a qcow image (bad magic)');
   if (head.length < QCOW_HEADER_SIZE) throw bad(`file is only ${head.length} bytes, shorter than a header`);
   const s = new Struct(head);
-  if (s.u32(0) !== QCOW_MAGIC) throw bad('bad magic');
   const version = s.u32(4);
   if (version !== QCOW_VERSION) throw new UnsupportedError(file, `qcow version ${version} is not supported by the qcow (v1) reader`);
   const storedSize = s.u64(24, 'size');

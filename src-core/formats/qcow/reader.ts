@@ -1,12 +1,12 @@
 import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
-import { CorruptImageError, NeedsPasswordError, NotThisFormatError } from '../../io/errors.ts';
+import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
 import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
 import { readBig64Table, utf8Decode } from '../../io/struct.ts';
 import { fullBackingName } from '../../image/names.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openQcowCipher, type QcowCipher } from './crypto.ts';
-import { decodeQcowCompressed, isQcow1, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
+import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
 
 /** L2 tables kept in memory, bounded in bytes whatever l2_bits says. */
 const L2_CACHE_BYTES = 16 * 1024 * 1024;
@@ -39,9 +39,7 @@ export class QcowDevice implements BlockDevice {
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<QcowDevice> {
-    const head = await src.read(0, QCOW_HEADER_SIZE);
-    if (!isQcow1(head)) throw new NotThisFormatError(src.name, 'not a qcow (version 1) image');
-    const h = parseQcowHeader(src.name, head);
+    const h = parseQcowHeader(src.name, await src.read(0, QCOW_HEADER_SIZE));
     // QEMU reads the L1 table through the block layer, which returns zeros past the end of file.
     const l1 = readBig64Table(await readPadded(src, h.l1TableOffset, h.l1Size * 8), h.l1Size);
     let backingFile: string | undefined;
