@@ -1,5 +1,5 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
-import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
+import { CorruptImageError, NeedsPasswordError, UnsupportedError } from '../../io/errors.ts';
 import type { Codecs } from '../../codecs/types.ts';
 import {
   legacyAesCipher,
@@ -31,12 +31,17 @@ export function encryptionName(method: number): string {
 }
 
 function sector(offset: number, file: string): number {
-  if (offset % SECTOR !== 0) throw new CorruptImageError(file, `encrypted data at offset ${offset} is not sector aligned`);
+  // Readers widen requests to whole sectors before decrypting; anything else is a caller bug.
+  if (offset % SECTOR !== 0) throw new UnsupportedError(file, `encrypted data can only be read in whole 512-byte sectors (offset ${offset})`);
   return offset / SECTOR;
 }
 
-/** A cipher keyed or not: without a key it still answers info() (the LUKS header is plain text). */
-function qcow2Cipher(file: string, info: Record<string, unknown>, cipher: SectorCipher | undefined, byHost: boolean): Qcow2Cipher {
+/**
+ * Adapts a sector cipher to the (data, guestOffset, hostOffset) shape the qcow drivers call;
+ * `byHost` picks the numbering. Without a cipher it still answers info() (the LUKS header is
+ * plain text) and refuses data with NeedsPasswordError.
+ */
+export function qcow2Cipher(file: string, info: Record<string, unknown>, cipher: SectorCipher | undefined, byHost: boolean): Qcow2Cipher {
   const locked = () => new NeedsPasswordError(file);
   return {
     info: () => info,
