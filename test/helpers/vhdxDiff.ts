@@ -152,7 +152,8 @@ export function expectedChild(parentRaw: Buffer, blocks: ChildBlock[]): Buffer {
   const out = Buffer.from(parentRaw);
   for (const b of blocks) {
     const base = b.block * MiB;
-    const pattern = (i: number) => ((b as { fill: number }).fill + (i >> 9)) & 0xff;
+    const fill = 'fill' in b ? b.fill : 0;
+    const pattern = (i: number) => (fill + (i >> 9)) & 0xff;
     if (b.state === 'zero' || b.state === 'undefined') out.fill(0, base, base + MiB);
     else if (b.state === 'full') for (let i = 0; i < MiB; i++) out[base + i] = pattern(i);
     else if (b.state === 'partial') {
