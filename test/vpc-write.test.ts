@@ -74,6 +74,11 @@ describe('VHDs we write keep the exact size and read back identically everywhere
     const r = await cli('convert', '-O', 'vpc', t.file('odd.raw'), t.file('warn.vhd'));
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/keeps the exact size 30410240 .*Virtual PC would see only its CHS size/);
+    expect(r.stderr).not.toContain('Azure');
+    const f = await cli('convert', '-O', 'vpc', '-o', 'subformat=fixed', t.file('odd.raw'), t.file('warn-fixed.vhd'));
+    expect(f.stderr).toMatch(/Azure accepts only fixed VHDs whose size is a whole number of MiB/);
+    const ok = await cli('convert', '-O', 'vpc', '-o', 'subformat=fixed', t.file('10M.raw'), t.file('ok-fixed.vhd'));
+    expect(ok.stderr).not.toContain('Azure');
   });
 
   it('force_size=off is qemu-img\'s default: rounded up to CHS, creator "qemu"', async () => {

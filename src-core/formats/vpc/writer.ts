@@ -74,9 +74,10 @@ export function planVpc(opts: CreateOptions): VpcLayout {
   const chs = geometry.cylinders * geometry.heads * geometry.sectorsPerTrack;
   if (chs !== sectors && sectors < MAX_CYLINDERS * MAX_HEADS * MAX_SPT) {
     warnings.push(
-      `the VHD keeps the exact size ${size} (creator "win ": QEMU, Hyper-V and libvhdi read that); Virtual PC would see only its CHS size, ${chs * 512} bytes`,
+      `the VHD keeps the exact size ${size} bytes (creator "win ": QEMU, Hyper-V and libvhdi read that size); Virtual PC would see only its CHS size, ${chs * 512} bytes`,
     );
   }
+  if (fixed && size % (1024 * 1024) !== 0) warnings.push(`Azure accepts only fixed VHDs whose size is a whole number of MiB; this one is ${size} bytes`);
   return { fixed, size, creatorApp: 'win ', creatorVersion: WIN_VERSION, geometry, warnings };
 }
 
