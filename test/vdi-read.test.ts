@@ -68,6 +68,11 @@ describe('VDIs made by qemu-img read byte-identically', () => {
     await cliOk('convert', '-O', 'raw', f, mine);
     expect(readFileSync(mine).equals(readFileSync(src))).toBe(true);
   });
+  it('map --output=json of the dynamic image equals qemu-img map', async () => {
+    const f = t.file('dynamic.vdi');
+    expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
+  });
+
 });
 
 describe('differencing VDI', () => {

@@ -58,6 +58,11 @@ describe('VHDs made by qemu-img read byte-identically', () => {
     expect(forced.extra['vhd-size-from']).toBe('current-size');
     expect(forced.extra['vhd-disk-type']).toBe('fixed');
   });
+  it('map --output=json of the dynamic image equals qemu-img map', async () => {
+    const f = t.file('dynamic.vhd');
+    expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
+  });
+
 });
 
 describe('the creator app decides the size (QEMU vpc_open)', () => {
