@@ -125,7 +125,8 @@ export function makeDifferencing(parent: string, child: string, size: number, bl
       continue;
     }
     const data = Buffer.alloc(MiB);
-    for (let i = 0; i < MiB; i++) data[i] = (b.fill + (i >> 9)) & 0xff;
+    const fill = 'fill' in b ? b.fill : 0;
+    for (let i = 0; i < MiB; i++) data[i] = (fill + (i >> 9)) & 0xff;
     parts.push(data);
     setEntry(index, b.state === 'full' ? 6 : 7, end);
     end += MiB;
