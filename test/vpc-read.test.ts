@@ -58,6 +58,16 @@ describe('VHDs made by qemu-img read byte-identically', () => {
     expect(forced.extra['vhd-size-from']).toBe('current-size');
     expect(forced.extra['vhd-disk-type']).toBe('fixed');
   });
+  it('above 127 GiB the geometry saturates and the current size decides, even for creator "qemu"', async () => {
+    const f = t.file('big.vhd');
+    qemuImg('create', '-f', 'vpc', f, '200G');
+    await expectInfoMatches(f);
+    const info = await infoOf(f);
+    expect(info['virtual-size']).toBe(200 * 1024 * MiB);
+    expect(info.extra['vhd-size-from']).toBe('current-size');
+    expect(info.extra['vhd-geometry']).toBe('65535/16/255');
+  });
+
   it('map --output=json of the dynamic image equals qemu-img map', async () => {
     const f = t.file('dynamic.vhd');
     expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
