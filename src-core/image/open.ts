@@ -1,5 +1,6 @@
 import type { ByteSource } from '../io/bytes.ts';
-import { CorruptImageError, InvalidArgumentError, MissingFileError, NotThisFormatError, UnsupportedError } from '../io/errors.ts';
+import { CorruptImageError, InvalidArgumentError, MissingFileError, NotThisFormatError, UnsupportedError, withFile } from '../io/errors.ts';
+import { GuardedDevice } from './guard.ts';
 import { ChainDevice } from './chain.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type FormatDriver, type OpenContext } from './types.ts';
 
@@ -54,10 +55,10 @@ export async function openImage(
   let layer: BlockDevice;
   try {
     const driver = opts.format ? findDriver(drivers, opts.format) : await probe(src, drivers);
-    layer = await driver.open(src, { ...opts, drivers });
+    layer = new GuardedDevice(await driver.open(src, { ...opts, drivers }));
   } catch (e) {
     await src.close?.();
-    throw e;
+    throw withFile(e, src.name);
   }
   const ref = layer.backingRef;
   if (!ref || opts.noBacking) return layer;

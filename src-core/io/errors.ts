@@ -83,6 +83,12 @@ export class UnsafePathError extends DiskFerryError {
   }
 }
 
+/** The same error naming `file`, when it did not name one (errors raised deep in parsers). */
+export function withFile(e: unknown, file: string): unknown {
+  if (e instanceof DiskFerryError && !e.file && e.code !== ErrorCode.Cancelled) return new DiskFerryError(e.code, file, e.detail);
+  return e;
+}
+
 export function isDiskFerryError(e: unknown): e is DiskFerryError {
   return e instanceof DiskFerryError;
 }

@@ -1,12 +1,18 @@
+import { CorruptImageError } from './errors.ts';
+
 // The one place where 64-bit fields from disk become JavaScript numbers.
 // Numbers are exact up to 2^53 (8 PiB), far beyond any disk we will meet; anything larger in a
 // header is either corruption or an attack, so it is refused instead of silently rounded.
 
 export const MAX_SAFE_OFFSET = Number.MAX_SAFE_INTEGER;
 
-export class Int64RangeError extends RangeError {
-  constructor(readonly field: string, readonly value: bigint) {
-    super(`${field} is ${value}, beyond the 2^53 limit this program can address`);
+/** A corrupt (or hostile) 64-bit field; the file name is attached by whoever knows it (image/guard.ts). */
+export class Int64RangeError extends CorruptImageError {
+  constructor(
+    readonly field: string,
+    readonly value: bigint,
+  ) {
+    super('', `${field} is ${value}, beyond the 2^53 limit this program can address`);
   }
 }
 

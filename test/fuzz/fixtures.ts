@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { cliOk } from '../helpers/cli.ts';
+import { qemuImg, qemuIo, run, writePatternedRaw } from '../helpers/sys.ts';
+
+/** A small, valid image of one format: the seed the mutations start from. */
+export interface FuzzSeedImage {
+  variant: string;
+  bytes: Uint8Array;
+  /** Byte ranges worth mutating besides the first 4 KiB (tables, footers). */
+  hot: [number, number][];
+}
+
+type Maker = (file: (name: string) => string) => Promise<FuzzSeedImage[]>;
+
+const KiB = 1024;
+
+function sourceRaw(file: (name: string) => string): string {
+  const raw = file('fuzz-src.raw');
+  writePatternedRaw(raw, 4 << 20, [
+    { offset: 0, length: 96 * KiB },
+    { offset: 1 << 20, length: 64 * KiB },
+    { offset: (4 << 20) - 40 * KiB, length: 40 * KiB },
+  ], 99);
+  return raw;
+}
+
+/** qemu-img convert to `fmt` with options; the whole small file is hot. */
+function viaQemu(fmt: string, variants: [string, string[]][]): Maker {
+  return async (file) =>
+    variants.map(([variant, args]) => {
+      const out = file(`fuzz-${fmt}-${variant}.img`);
+      qemuImg('convert', '-f', 'raw', ...args, '-O', fmt, sourceRaw(file), out);
+      const bytes = new Uint8Array(readFileSync(out));
+      return { variant, bytes, hot: [[0, bytes.length]] as [number, number][] };
+    });
+}
+
+/** Every registered driver needs a seed image here; the fuzz test fails for a format without one. */
+export const FUZZ_MAKERS: Record<string, Maker> = {
+  raw: viaQemu('raw', [['plain', []]]),
+  qcow2: async (file) => {
+    const base = await viaQemu('qcow2', [
+      ['4k', ['-o', 'cluster_size=4k']],
+      ['compressed', ['-c', '-o', 'cluster_size=4k']],
+      ['zstd-extl2', ['-c', '-o', 'cluster_size=16k,compression_type=zstd,extended_l2=on']],
+      ['v2', ['-o', 'compat=0.10,cluster_size=4k']],
+    ])(file);
+    const snap = file('fuzz-qcow2-snap.img');
+    qemuImg('convert', '-O', 'qcow2', '-o', 'cluster_size=4k', file('fuzz-src.raw'), snap);
+    qemuImg('snapshot', '-c', 'one', snap);
+    qemuIo('-c', 'write -P 7 0 8k', snap);
+    const bytes = new Uint8Array(readFileSync(snap));
+    return [...base, { variant: 'snapshot', bytes, hot: [[0, bytes.length]] }];
+  },
+  qcow: viaQemu('qcow', [['plain', []]]),
+  vmdk: viaQemu('vmdk', [
+    ['sparse', []],
+    ['stream', ['-o', 'subformat=streamOptimized']],
+  ]),
+  vdi: viaQemu('vdi', [['dynamic', []], ['static', ['-o', 'static=on']]]),
+  vpc: viaQemu('vpc', [['dynamic', []], ['fixed', ['-o', 'subformat=fixed']]]),
+  vhdx: async (file) => {
+    // vhdx is 1 MiB aligned: only the metadata up to the first data block is worth mutating.
+    const [img] = await viaQemu('vhdx', [['dynamic', ['-o', 'block_size=1M']]])(file);
+    return [{ ...img!, hot: [[0, 4 << 20]] }];
+  },
+  cloop: async (file) => {
+    const out = file('fuzz.cloop');
+    run('create_compressed_fs', ['-q', '-B', '65536', sourceRaw(file), out]);
+    const bytes = new Uint8Array(readFileSync(out));
+    return [{ variant: 'v2', bytes, hot: [[0, 1024]] }];
+  },
+  cow: async (file) => {
+    const out = file('fuzz.cow');
+    await cliOk('convert', '-f', 'raw', '-O', 'cow', sourceRaw(file), out);
+    const bytes = new Uint8Array(readFileSync(out));
+    return [{ variant: 'v2', bytes, hot: [[0, 2048]] }];
+  },
+};
