@@ -1,5 +1,5 @@
 import type { FormatDriver } from '../../image/types.ts';
-import { CLOOP_HEADER_SIZE, isQemuCloopPreamble, looksLikePreamble } from './layout.ts';
+import { CLOOP_HEADER_SIZE, isQemuCloopPreamble, looksLikeCloopHeader } from './layout.ts';
 import { CloopDevice } from './reader.ts';
 import { CLOOP_CREATE_OPTIONS, CloopWriter } from './writer.ts';
 
@@ -9,9 +9,9 @@ export const cloopDriver: FormatDriver = {
   extensions: ['cloop', 'compressed'],
   // A modest score, as QEMU gives (2): a shell-script preamble is weaker evidence than a magic.
   async probe(head, size, _filename, src) {
-    if (isQemuCloopPreamble(head) || looksLikePreamble(head)) return 2;
+    if (isQemuCloopPreamble(head) || looksLikeCloopHeader(head)) return 2;
     // V4.0 images may carry their header at the end instead.
-    if (size >= CLOOP_HEADER_SIZE && looksLikePreamble(await src.read(size - CLOOP_HEADER_SIZE, 16))) return 2;
+    if (size >= CLOOP_HEADER_SIZE && looksLikeCloopHeader(await src.read(size - CLOOP_HEADER_SIZE, CLOOP_HEADER_SIZE))) return 2;
     return 0;
   },
   open: (src, ctx) => CloopDevice.open(src, ctx),

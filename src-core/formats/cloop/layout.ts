@@ -51,7 +51,15 @@ const SHEBANG = '#!/bin/sh';
 /** True when `b` starts like a cloop preamble ("#!/bin/sh" then "#V" on the next line). */
 export function looksLikePreamble(b: Uint8Array): boolean {
   if (b.length < 16) return false;
-  return utf8Decode(b.subarray(0, 9)) === SHEBANG && b[10] === 0x23 /* # */ && b[11] === 0x56; /* V */
+  // "#V<digit>.<digit>" on the second line, as every cloop version writes it.
+  return utf8Decode(b.subarray(0, 10)) === SHEBANG + '\n' && /^#V\d\.\d/.test(utf8Decode(b.subarray(10, 16)));
+}
+
+/** The preamble and a block size QEMU would accept: what the probe wants to see. */
+export function looksLikeCloopHeader(b: Uint8Array): boolean {
+  if (b.length < CLOOP_HEADER_SIZE || !looksLikePreamble(b)) return false;
+  const bs = new Struct(b).u32(128);
+  return bs !== 0 && bs % 512 === 0 && bs <= CLOOP_MAX_BLOCK_SIZE;
 }
 
 /** QEMU's cloop_probe: the exact V2.0 preamble text. */

@@ -131,7 +131,6 @@ export class CloopDevice implements BlockDevice {
       format: 'cloop',
       'virtual-size': this.virtualSize,
       'actual-size': this.src.allocatedSize ?? this.src.size,
-      'dirty-flag': false,
       extra: { variant: this.index.variant, 'block-size': this.head.blockSize, blocks: this.index.offsets.length - 1 },
     };
   }

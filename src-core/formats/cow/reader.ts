@@ -117,7 +117,6 @@ export class CowDevice implements BlockDevice {
       format: 'cow',
       'virtual-size': this.virtualSize,
       'actual-size': this.src.allocatedSize ?? this.src.size,
-      'dirty-flag': false,
       extra: { layout: h.layout, version: h.version, 'sector-size': h.sectorSize, mtime: h.mtime },
     };
     if (h.backingFile) {
