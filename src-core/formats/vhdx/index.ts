@@ -2,6 +2,7 @@ import type { FormatDriver } from '../../image/types.ts';
 import { isVhdx } from './header.ts';
 import { VhdxDevice } from './reader.ts';
 import { createVhdxWriter, VHDX_CREATE_OPTIONS } from './writer.ts';
+import { checkVhdx } from './check.ts';
 
 export const vhdxDriver: FormatDriver = {
   name: 'vhdx',
@@ -10,5 +11,6 @@ export const vhdxDriver: FormatDriver = {
   probe: (head) => (isVhdx(head) ? 100 : 0),
   open: (src, ctx) => VhdxDevice.open(src, ctx),
   create: createVhdxWriter,
+  check: checkVhdx,
   createOptions: VHDX_CREATE_OPTIONS,
 };

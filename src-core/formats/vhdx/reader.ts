@@ -84,9 +84,18 @@ export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity
     if (state !== BAT.FULLY_PRESENT && state !== BAT.PARTIALLY_PRESENT) continue;
     const offset = entryOffset(e);
     const length = Math.min(g.blockSize, s.metadata.virtualSize - block * g.blockSize);
-    if (offset >= fileSize) out.push({ index: i, message: `BAT entry ${i} (block ${block}) starts at ${offset}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
-    else if (offset + length > fileSize) out.push({ index: i, message: `BAT entry ${i} (block ${block}) ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
-    else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize }))) out.push({ index: i, message: `BAT entry ${i} (block ${block}) at ${offset} overlaps the VHDX metadata (header, log, BAT or metadata region)` });
+    const where = `BAT entry ${i} (block ${block})`;
+    if (offset >= fileSize) out.push({ index: i, message: `${where} starts at ${offset}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
+    else if (offset + length > fileSize) out.push({ index: i, message: `${where} ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
+    else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize }))) out.push({ index: i, message: `${where} at ${offset} overlaps the VHDX metadata (header section, log, BAT or metadata region)` });
+  }
+  // Sector-bitmap blocks (1 MiB) must lie inside the file too (QEMU checks every present entry).
+  for (let chunk = 0; chunk * (g.chunkRatio + 1) + g.chunkRatio < g.entries && out.length < limit; chunk++) {
+    const i = chunk * (g.chunkRatio + 1) + g.chunkRatio;
+    const e = s.bat[i]!;
+    if (entryState(e) !== SB_PRESENT) continue;
+    const offset = entryOffset(e);
+    if (offset + MiB > fileSize) out.push({ index: i, message: `BAT entry ${i} (sector bitmap of chunk ${chunk}) at ${offset} reaches past the end of the file (${fileSize} bytes)` });
   }
   return out;
 }
