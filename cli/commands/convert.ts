@@ -14,7 +14,7 @@ import { progressPrinter } from '../progress.ts';
 
 export async function convertCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, {
-    withValue: ['-f', '-O', '-o', '-B', '-F', '-l', '-S', '--object', '-t', '-T', '-m', '-r'],
+    withValue: ['-f', '-O', '-o', '-B', '-F', '-l', '-S', '--object', '-t', '-T', '-m', '-r', '--disk'],
     flags: ['-c', '-p', '-q', '-n', '-W', '-U', '--image-opts', '--allow-outside-paths', '--force-share'],
   });
   const [srcArg, dst] = p.positional;
@@ -31,7 +31,8 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   const spec = imageSpec(srcArg, hasFlag(p, '--image-opts'), optValue(p, '-f'));
   if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
 
-  const { device: source } = await openCliImage(spec, p);
+  // --disk N|NAME picks a disk inside an OVA.
+  const { device: source } = await openCliImage(spec, p, { member: optValue(p, '--disk') });
   let backing: BlockDevice | undefined;
   const tmp = path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
   try {

@@ -6,7 +6,7 @@ import { imageSpec, openCliImage } from '../context.ts';
 
 export async function infoCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, {
-    withValue: ['-f', '--format', '--output', '--object', '-t', '-T'],
+    withValue: ['-f', '--format', '--output', '--object', '-t', '-T', '--disk'],
     flags: ['--backing-chain', '--image-opts', '-U', '--force-share', '--allow-outside-paths'],
   });
   const file = p.positional[0];
@@ -14,7 +14,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   const json = optValue(p, '--output') === 'json';
   const chain = hasFlag(p, '--backing-chain');
   const spec = imageSpec(file, hasFlag(p, '--image-opts'), optValue(p, '-f', '--format'));
-  const { device } = await openCliImage(spec, p, { noBacking: !chain });
+  const { device } = await openCliImage(spec, p, { noBacking: !chain, member: optValue(p, '--disk') });
   try {
     const infos: ImageInfo[] = chain ? chainLayers(device).map((d) => d.info()) : [device.info()];
     if (json) process.stdout.write(infoJson(chain ? infos : infos[0]!) + '\n');

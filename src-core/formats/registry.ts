@@ -4,6 +4,7 @@ import { qcowDriver } from './qcow/index.ts';
 import { cowDriver } from './cow/index.ts';
 import { cloopDriver } from './cloop/index.ts';
 import { rawDriver } from './raw/index.ts';
+import { ovaDriver } from './ova/index.ts';
 import { vmdkDriver } from './vmdk/index.ts';
 import { vdiDriver } from './vdi/index.ts';
 import { vpcDriver } from './vpc/index.ts';
@@ -15,6 +16,7 @@ import { vhdxDriver } from './vhdx/index.ts';
  */
 export const drivers: readonly FormatDriver[] = [
   qcow2Driver,
+  ovaDriver,
   vmdkDriver,
   qcowDriver,
   cowDriver,

@@ -97,6 +97,8 @@ export interface OpenContext {
   signal?: AbortSignal;
   /** The registry, for containers (OVA) that open an image inside themselves; set by openImage. */
   drivers?: readonly FormatDriver[];
+  /** Containers (OVA): which disk to open, by 1-based number or member name (CLI --disk). */
+  member?: string;
 }
 
 /** Creation options, `-o key=value` as strings, plus what the pipeline knows. */

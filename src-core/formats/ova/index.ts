@@ -1,0 +1,144 @@
+import { baseName, joinRelative, readExact, SliceSource, type ByteSource, type FileResolver } from '../../io/bytes.ts';
+import { InvalidArgumentError, MissingFileError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
+import { utf8Decode } from '../../io/struct.ts';
+import { openImage } from '../../image/open.ts';
+import type { BlockDevice, Extent, FormatDriver, ImageInfo, OpenContext } from '../../image/types.ts';
+import { isTarHeader, listTar, type TarMember } from './tar.ts';
+
+const MAX_OVF_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The disks an OVF describes, in its <Disk> order (each names a <File> by id), as member names.
+ * Without an OVF (or without <Disk> elements) every member that is not OVF metadata is a disk.
+ */
+export function disksFromOvf(ovf: string | undefined, members: TarMember[]): string[] {
+  if (ovf) {
+    const files = new Map<string, string>();
+    for (const m of ovf.matchAll(/<(?:\w+:)?File\b([^>]*)>/g)) {
+      const id = /\b(?:\w+:)?id="([^"]*)"/.exec(m[1]!)?.[1];
+      const href = /\b(?:\w+:)?href="([^"]*)"/.exec(m[1]!)?.[1];
+      if (id && href) files.set(id, href);
+    }
+    const disks: string[] = [];
+    for (const m of ovf.matchAll(/<(?:\w+:)?Disk\b([^>]*)>/g)) {
+      const ref = /\b(?:\w+:)?fileRef="([^"]*)"/.exec(m[1]!)?.[1];
+      const href = ref ? files.get(ref) : undefined;
+      if (href && !disks.includes(href)) disks.push(href);
+    }
+    if (disks.length) return disks;
+  }
+  return members.map((m) => m.name).filter((n) => !/\.(ovf|mf|cert|xml|sha1|sha256)$/i.test(n));
+}
+
+/** Member of an OVA opened as an image: its name inside the archive and the opened device. */
+class OvaDevice implements BlockDevice {
+  readonly format = 'ova';
+  constructor(
+    private readonly src: ByteSource,
+    private readonly inner: BlockDevice,
+    private readonly disks: { name: string; size: number }[],
+    private readonly selected: string,
+  ) {}
+  get filename(): string {
+    return this.src.name;
+  }
+  get virtualSize(): number {
+    return this.inner.virtualSize;
+  }
+  extents(from?: number, to?: number): AsyncIterable<Extent> {
+    return this.inner.extents(from, to);
+  }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.inner.read(offset, length);
+  }
+  /** The container, its disks, and the chosen disk's own info under format-specific. */
+  info(): ImageInfo {
+    return {
+      filename: this.src.name,
+      format: 'ova',
+      'virtual-size': this.inner.virtualSize,
+      'actual-size': this.src.allocatedSize ?? this.src.size,
+      'format-specific': {
+        type: 'ova',
+        data: {
+          disks: this.disks.map((d, i) => ({ index: i + 1, name: d.name, size: d.size })),
+          disk: this.selected,
+          'disk-format': this.inner.format,
+          'disk-info': this.inner.info(),
+        },
+      },
+      'dirty-flag': false,
+    };
+  }
+  async close(): Promise<void> {
+    await this.inner.close();
+    await this.src.close?.();
+  }
+}
+
+/** Resolves names an inner image gives (a flat extent, a parent) to other members of the tar. */
+class TarResolver implements FileResolver {
+  constructor(
+    private readonly src: ByteSource,
+    private readonly members: TarMember[],
+  ) {}
+  async open(name: string, relativeTo: string): Promise<ByteSource> {
+    const prefix = `${this.src.name}/`;
+    const rel = relativeTo.startsWith(prefix) ? relativeTo.slice(prefix.length) : relativeTo;
+    const want = joinRelative(rel, name);
+    const m = this.members.find((x) => x.name === want);
+    if (!m || want.startsWith('../') || want.startsWith('/')) throw new MissingFileError(relativeTo, name, 'file in the OVA');
+    return new SliceSource(this.src, m.offset, m.size, prefix + m.name);
+  }
+}
+
+export async function openOva(src: ByteSource, ctx: OpenContext): Promise<BlockDevice> {
+  const head = await src.read(0, 512);
+  if (!isTarHeader(head)) throw new NotThisFormatError(src.name, 'not an OVA (no tar header)');
+  if (!ctx.drivers) throw new UnsupportedError(src.name, 'an OVA can only be opened through openImage (no driver registry)');
+  const members = await listTar(src);
+  const ovfMember = members.find((m) => m.name.toLowerCase().endsWith('.ovf'));
+  let ovf: string | undefined;
+  if (ovfMember && ovfMember.size <= MAX_OVF_BYTES) ovf = utf8Decode(await readExact(src, ovfMember.offset, ovfMember.size));
+  const names = disksFromOvf(ovf, members);
+  const disks: TarMember[] = [];
+  for (const n of names) {
+    const m = members.find((x) => x.name === n) ?? members.find((x) => baseName(x.name) === baseName(n));
+    if (m) disks.push(m);
+    else if (members.some((x) => x.name.startsWith(`${n}.`))) throw new UnsupportedError(src.name, `disk "${n}" is stored in chunks or compressed inside the OVA; that is not supported`);
+    else throw new MissingFileError(src.name, n, 'disk named by the OVF');
+  }
+  if (!disks.length) throw new InvalidArgumentError('the OVA holds no disk', src.name);
+  const chosen = pickDisk(src.name, disks, ctx.member);
+  const slice = new SliceSource(src, chosen.offset, chosen.size, `${src.name}/${chosen.name}`);
+  // The disk is probed like any file; its companions (extents, parents) are other members.
+  const inner = await openImage(slice, ctx.drivers, { ...ctx, format: undefined, member: undefined, resolver: new TarResolver(src, members) } as OpenContext);
+  return new OvaDevice(src, inner, disks.map((d) => ({ name: d.name, size: d.size })), chosen.name);
+}
+
+/** `--disk N` (1-based, in OVF order) or `--disk NAME` (the member name); the first disk by default. */
+function pickDisk(file: string, disks: TarMember[], want: string | undefined): TarMember {
+  if (want === undefined || want === '') return disks[0]!;
+  if (/^\d+$/.test(want)) {
+    const d = disks[Number(want) - 1];
+    if (!d) throw new InvalidArgumentError(`the OVA has ${disks.length} disk(s); there is no disk ${want}`, file);
+    return d;
+  }
+  const d = disks.find((x) => x.name === want) ?? disks.find((x) => baseName(x.name) === want);
+  if (!d) throw new InvalidArgumentError(`the OVA has no disk "${want}" (it has: ${disks.map((x) => x.name).join(', ')})`, file);
+  return d;
+}
+
+export const ovaDriver: FormatDriver = {
+  name: 'ova',
+  label: 'Open Virtual Appliance (OVA: a tar of an OVF and its disks)',
+  extensions: ['ova'],
+  probe: (head, _size, filename) => {
+    if (!isTarHeader(head)) return 0;
+    // OVF 1.0 §5.3: the descriptor is the first member of an OVA.
+    const first = String.fromCharCode(...head.subarray(0, 100)).replace(/\0.*$/s, '');
+    if (first.toLowerCase().endsWith('.ovf')) return 100;
+    return filename.toLowerCase().endsWith('.ova') ? 90 : 0;
+  },
+  open: openOva,
+};
