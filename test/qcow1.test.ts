@@ -30,6 +30,7 @@ describe('qcow v1 images made by qemu-img read byte-identically', () => {
   it('plain (qemu-img convert -O qcow)', async () => {
     await expectSameExport(t.file('plain.qcow'), t.file, 'plain');
     await expectInfoMatches(t.file('plain.qcow'));
+    expect(JSON.parse(await cliOk('map', '--output=json', t.file('plain.qcow')))).toEqual(qemuMap(t.file('plain.qcow')));
   });
 
   it('compressed (qemu-img convert -c -O qcow)', async () => {
@@ -37,6 +38,7 @@ describe('qcow v1 images made by qemu-img read byte-identically', () => {
     expect(compressedBytes(f)).toBeGreaterThan(1024 * 1024); // really holds compressed clusters
     await expectSameExport(f, t.file, 'compressed');
     await expectInfoMatches(f);
+    expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(qemuMap(f));
   });
 
   it('an overlay over a raw base (qemu-img create -f qcow -b base.raw -F raw), written by qemu-io', async () => {
