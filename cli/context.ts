@@ -30,6 +30,8 @@ export interface ImageSpec {
   filename: string;
   format?: string;
   keySecret?: string;
+  /** Other --image-opts keys, for the format driver (file.* and encrypt.* are ours). */
+  driverOptions?: Record<string, string>;
 }
 
 export function imageSpec(arg: string, imageOpts: boolean, format: string | undefined): ImageSpec {
@@ -37,7 +39,9 @@ export function imageSpec(arg: string, imageOpts: boolean, format: string | unde
   const o = parseOptionString(arg);
   const filename = o['file.filename'] ?? o.filename;
   if (!filename) throw new InvalidArgumentError(`--image-opts "${arg}" has no file.filename`);
-  return { filename, format: o.driver, keySecret: o['encrypt.key-secret'] };
+  const driverOptions: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o)) if (k !== 'driver' && k !== 'filename' && !k.startsWith('file.') && !k.startsWith('encrypt.')) driverOptions[k] = v;
+  return { filename, format: o.driver, keySecret: o['encrypt.key-secret'], driverOptions };
 }
 
 export interface OpenedImage {
@@ -67,6 +71,7 @@ export async function openCliImage(
     codecs: nodeCodecs,
     password,
     snapshot: snapshotArg ? parseSnapshotArg(snapshotArg) : undefined,
+    driverOptions: spec.driverOptions,
     ...extra,
   });
   return { device, source };

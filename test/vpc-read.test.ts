@@ -111,6 +111,24 @@ describe('the creator app decides the size (QEMU vpc_open)', () => {
     expect(ours['virtual-size']).toBe(JSON.parse(qemuImg('info', '--output=json', f))['virtual-size']);
     await expectSameExport(f, t.file, 'vpc-creator');
   });
+
+  it('force_size_calc overrides the table as in qemu-img --image-opts', async () => {
+    const f = t.file('vpc-creator.vhd');
+    const cur = `driver=vpc,force_size_calc=current_size,file.filename=${f}`;
+    const info = JSON.parse(await cliOk('info', '--output=json', '--image-opts', cur));
+    expect(info['virtual-size']).toBe(SIZE);
+    expect(info['virtual-size']).toBe(JSON.parse(qemuImg('info', '--output=json', '--image-opts', cur))['virtual-size']);
+    await expectSameExport(cur, t.file, 'forced-current', ['--image-opts']);
+    // chs forced on a current-size creator
+    const w = t.file('win.vhd');
+    const chs = `driver=vpc,force_size_calc=chs,file.filename=${w}`;
+    const theirs = JSON.parse(qemuImg('info', '--output=json', '--image-opts', chs))['virtual-size'];
+    expect(theirs).not.toBe(10 * MiB + 3 * 512);
+    expect(JSON.parse(await cliOk('info', '--output=json', '--image-opts', chs))['virtual-size']).toBe(theirs);
+    const bad = await cli('info', '--image-opts', `driver=vpc,force_size_calc=lba,file.filename=${w}`);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('force_size_calc');
+  });
 });
 
 describe('damaged checksums give one line that names the checksum', () => {

@@ -69,11 +69,11 @@ export async function openImage(
     }
     if (!opts.resolver) throw new MissingFileError(src.name, ref.name, 'backing file');
     const backingSrc = await opts.resolver.open(ref.name, src.name);
-    // The snapshot and password belong to the top image only.
+    // The snapshot, password and driver options belong to the top image only.
     const backing = await openImage(
       backingSrc,
       drivers,
-      { ...opts, format: ref.format ?? opts.backingFormat, backingFormat: undefined, snapshot: undefined, password: undefined },
+      { ...opts, format: ref.format ?? opts.backingFormat, backingFormat: undefined, snapshot: undefined, password: undefined, driverOptions: undefined },
       [...seen, src.name],
     );
     return new ChainDevice(layer, backing);

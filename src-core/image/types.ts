@@ -94,6 +94,8 @@ export interface OpenContext {
   noBacking?: boolean;
   /** Format to force for the backing file. */
   backingFormat?: string;
+  /** The top image driver's runtime options, from --image-opts (e.g. vpc force_size_calc=current_size). */
+  driverOptions?: Record<string, string>;
   signal?: AbortSignal;
   /** The registry, for containers (OVA) that open an image inside themselves; set by openImage. */
   drivers?: readonly FormatDriver[];

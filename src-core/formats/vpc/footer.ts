@@ -1,4 +1,4 @@
-import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
+import { CorruptImageError, InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { Struct } from '../../io/struct.ts';
 
 /**
@@ -106,14 +106,25 @@ export function parseFooter(file: string, buf: Uint8Array, where: string): VhdFo
  * Hyper-V, disk2vhd, XenServer and QEMU's own force_size images by the current size. A
  * saturated geometry (65535/16/255) always means the current size, whatever the creator.
  */
-export function sizeRule(f: VhdFooter): { size: number; source: 'current-size' | 'chs' } {
+export function sizeRule(f: VhdFooter, force?: SizeCalc): { size: number; source: 'current-size' | 'chs' } {
   const app = f.creatorAppBytes;
   const is = (name: string) => app.every((c, i) => c === name.charCodeAt(i));
   const currentSizeApps = ['win ', 'qem2', 'd2v ', 'CTXS', 'tap\u0000'];
-  const useChs = !currentSizeApps.some(is);
+  const useChs = !currentSizeApps.some(is) || force === 'chs';
   const chsSectors = f.cylinders * f.heads * f.sectorsPerTrack;
-  if (!useChs || chsSectors === VHD_MAX_GEOMETRY) return { size: Math.floor(f.currentSize / 512) * 512, source: 'current-size' };
+  // Even a forced "chs" yields to a saturated geometry, as in QEMU.
+  if (!useChs || chsSectors === VHD_MAX_GEOMETRY || force === 'current_size') return { size: Math.floor(f.currentSize / 512) * 512, source: 'current-size' };
   return { size: chsSectors * 512, source: 'chs' };
+}
+
+/** QEMU's runtime override, `--image-opts driver=vpc,force_size_calc=chs|current_size,…`. */
+export type SizeCalc = 'chs' | 'current_size';
+
+export function parseSizeCalc(file: string, options: Record<string, string> | undefined): SizeCalc | undefined {
+  const v = options?.force_size_calc;
+  if (v === undefined) return undefined;
+  if (v === 'chs' || v === 'current_size') return v;
+  throw new InvalidArgumentError(`invalid force_size_calc "${v}" (use chs or current_size)`, file);
 }
 
 export function checkSize(file: string, size: number): void {

@@ -14,7 +14,9 @@ import {
   FOOTER_SIZE,
   hasCookie,
   parseFooter,
+  parseSizeCalc,
   sizeRule,
+  type SizeCalc,
   VHD_EPOCH_MS,
   type VhdFooter,
 } from './footer.ts';
@@ -47,8 +49,9 @@ export class VpcDevice implements BlockDevice {
     readonly footer: VhdFooter,
     private readonly dyn: Dynamic | undefined,
     parent: string | undefined,
+    sizeCalc: SizeCalc | undefined,
   ) {
-    const rule = sizeRule(footer);
+    const rule = sizeRule(footer, sizeCalc);
     this.virtualSize = rule.size;
     this.sizeSource = rule.source;
     this.backingRef = parent ? { name: parent, format: 'vpc' } : undefined;
@@ -69,9 +72,10 @@ export class VpcDevice implements BlockDevice {
     } else throw new NotThisFormatError(src.name, 'not a VHD image (no "conectix" footer at the start or the end)');
     const type = footer.diskType;
     if (!DISK_TYPE_NAMES[type]) throw new UnsupportedError(src.name, `VHD disk type ${type} is not fixed (2), dynamic (3) or differencing (4)`);
-    const { size } = sizeRule(footer);
+    const sizeCalc = parseSizeCalc(src.name, ctx.driverOptions);
+    const { size } = sizeRule(footer, sizeCalc);
     checkSize(src.name, size);
-    if (type === DISK_FIXED) return new VpcDevice(src, footer, undefined, undefined);
+    if (type === DISK_FIXED) return new VpcDevice(src, footer, undefined, undefined, sizeCalc);
 
     if (footer.dataOffset < 0) throw new CorruptImageError(src.name, `${DISK_TYPE_NAMES[type]} VHD footer has no dynamic header offset`);
     const header = parseDynamicHeader(src.name, await readExact(src, footer.dataOffset, DYNAMIC_HEADER_SIZE));
@@ -90,7 +94,7 @@ export class VpcDevice implements BlockDevice {
       if (end > src.size) throw new CorruptImageError(src.name, `VHD block ${i} ends at ${end}, past the end of the file (${src.size} bytes): the image has been truncated`);
     }
     const parent = type === DISK_DIFFERENCING ? await findParent(src, header, ctx) : undefined;
-    return new VpcDevice(src, footer, { header, bat, bitmapSize }, parent);
+    return new VpcDevice(src, footer, { header, bat, bitmapSize }, parent, sizeCalc);
   }
 
   get filename(): string {
@@ -239,7 +243,7 @@ export class VpcDevice implements BlockDevice {
       'vhd-timestamp': new Date(VHD_EPOCH_MS + f.timestamp * 1000).toISOString(),
     };
     if (this.sizeSource === 'chs' && f.currentSize !== this.virtualSize) {
-      extra['vhd-size-note'] = `creator "${f.creatorApp}" means CHS geometry decides the size (as QEMU and Virtual PC read it); the footer's current size is ${f.currentSize}`;
+      extra['vhd-size-note'] = `creator "${f.creatorApp}" means CHS geometry decides the size (as QEMU and Virtual PC read it); the footer's current size is ${f.currentSize} (read that with --image-opts driver=vpc,force_size_calc=current_size,file.filename=…)`;
     }
     if (this.dyn && this.isDiff) {
       extra['vhd-parent-uuid'] = uuidToString(this.dyn.header.parentUuid);
