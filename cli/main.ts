@@ -12,7 +12,7 @@ const USAGE = `DiskFerry — qemu-img-compatible disk image conversion
 
 usage: diskferry <command> [options]
   info [-f FMT] [--output=json] [--backing-chain] FILE
-  convert [-f FMT] -O FMT [-c] [-o k=v,…] [-B FILE -F FMT] [-l snapshot.name=NAME] [-p] SRC DST
+  convert [-f FMT] -O FMT [-c] [-o k=v,…] [-B FILE -F FMT] [-l snapshot.name=NAME] [-p] [--verify] SRC DST
   compare [-f FMT] [-F FMT] [-s] A B
   check [-f FMT] [--output=json] FILE
   map [-f FMT] [--output=json] FILE

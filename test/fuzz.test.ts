@@ -70,6 +70,7 @@ describe('fuzzing every format', () => {
   it.each(CORPUS.map((c) => [`${c.format}/${c.variant}#${c.seed}`, c] as const))('regression %s', async (_n, c) => {
     const img = seeds.get(c.format)?.find((s) => s.variant === c.variant);
     expect(img, `seed image ${c.format}/${c.variant}`).toBeDefined();
+    expect(`${mutate(img!.bytes, c.seed, img!.hot).mutation.kind} ${mutate(img!.bytes, c.seed, img!.hot).mutation.detail}`).toBe(c.mutation);
     expect(await runCase(c.format, img!, c.seed)).toBeUndefined();
   });
 });

@@ -6,16 +6,18 @@ import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BlockDevice } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { convert } from '../../src-core/pipeline/convert.ts';
+import { verifyOutput } from '../../src-core/pipeline/verify.ts';
 import { hasFlag, optValue, optValues, parseArgs } from '../args.ts';
 import { imageSpec, openCliImage, parseSecrets } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSink, NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { progressPrinter } from '../progress.ts';
+import { cliCompressionCodecs, type CliCodecs } from '../pool/cliCodecs.ts';
 
 export async function convertCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const p = parseArgs(argv, {
     withValue: ['-f', '-O', '-o', '-B', '-F', '-l', '-S', '--object', '-t', '-T', '-m', '-r', '--disk'],
-    flags: ['-c', '-p', '-q', '-n', '-W', '-U', '--image-opts', '--allow-outside-paths', '--force-share'],
+    flags: ['-c', '-p', '-q', '-n', '-W', '-U', '--image-opts', '--allow-outside-paths', '--force-share', '--verify'],
   });
   const [srcArg, dst] = p.positional;
   if (!srcArg || !dst || p.positional.length > 2) throw new InvalidArgumentError('convert needs exactly one source and one destination');
@@ -34,10 +36,13 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   // --disk N|NAME picks a disk inside an OVA.
   const { device: source } = await openCliImage(spec, p, { member: optValue(p, '--disk') });
   let backing: BlockDevice | undefined;
+  // -c: clusters are compressed on a pool of worker threads (cli/pool/).
+  let pool: CliCodecs | undefined;
   const tmp = path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, p);
     const sink = await NodeFileSink.create(tmp);
+    if (hasFlag(p, '-c')) pool = cliCompressionCodecs();
     const show = hasFlag(p, '-p') && !hasFlag(p, '-q');
     try {
       const result = await convert({
@@ -51,13 +56,14 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
           options,
           compress: hasFlag(p, '-c'),
           backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
-          codecs: nodeCodecs,
+          codecs: pool?.codecs ?? nodeCodecs,
           secrets: parseSecrets(p),
           filename: dst,
           resolver: new NodeResolver([path.dirname(path.resolve(dst))], true),
         },
       });
       await sink.close();
+      if (hasFlag(p, '--verify')) await verifyFile(source, tmp, dst, target.name, signal, show);
       await fs.rename(tmp, dst);
       if (show) process.stderr.write('\n');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -68,6 +74,7 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
     await fs.rm(tmp, { force: true });
     throw e;
   } finally {
+    await pool?.close();
     await source.close();
     await backing?.close();
   }
@@ -84,4 +91,21 @@ async function openBacking(name: string, format: string | undefined, dst: string
     codecs: nodeCodecs,
     resolver: new NodeResolver([path.dirname(path.resolve(file))], allowOutside),
   });
+}
+
+/** --verify: opens what was written (still under its temporary name) and compares it with the source. */
+async function verifyFile(source: BlockDevice, tmp: string, dst: string, format: string, signal: AbortSignal, show: boolean): Promise<void> {
+  // Companion files (extents, data files) are named after the final name, so resolve from there.
+  const src = await NodeFileSource.open(tmp, dst);
+  const resolver = new NodeResolver([path.dirname(path.resolve(dst))], true);
+  const out = await openImage(
+    { name: dst, size: src.size, allocatedSize: src.allocatedSize, read: (o, l) => src.read(o, l), close: () => src.close() },
+    drivers,
+    { format, codecs: nodeCodecs, resolver, noBacking: false },
+  );
+  try {
+    await verifyOutput(source, out, { signal, onProgress: show ? progressPrinter() : undefined });
+  } finally {
+    await out.close();
+  }
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { cliOk } from '../helpers/cli.ts';
 import { qemuImg, qemuIo, run, writePatternedRaw } from '../helpers/sys.ts';
 
@@ -63,6 +64,16 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
     // vhdx is 1 MiB aligned: only the metadata up to the first data block is worth mutating.
     const [img] = await viaQemu('vhdx', [['dynamic', ['-o', 'block_size=1M']]])(file);
     return [{ ...img!, hot: [[0, 4 << 20]] }];
+  },
+  ova: async (file) => {
+    // A tar of an .ovf and a stream-optimized disk, as OVA exports are.
+    writeFileSync(file('fuzz.ovf'), '<?xml version="1.0"?><Envelope><References><File ovf:href="fuzz-disk1.vmdk"/></References></Envelope>\n');
+    qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', sourceRaw(file), file('fuzz-disk1.vmdk'));
+    const out = file('fuzz.ova');
+    run('tar', ['--format=ustar', '-cf', out, '-C', path.dirname(out), 'fuzz.ovf', 'fuzz-disk1.vmdk']);
+    const bytes = new Uint8Array(readFileSync(out));
+    // The tar headers and the disk's own header and grain directory.
+    return [{ variant: 'stream', bytes, hot: [[0, 8192], [bytes.length - 65536, bytes.length]] }];
   },
   cloop: async (file) => {
     const out = file('fuzz.cloop');

@@ -91,7 +91,7 @@ export function writePatternedRaw(file: string, size: number, regions: Region[],
 export function standardRaw(file: string, size: number, seed = 1): void {
   const MiB = 1 << 20;
   const regions: Region[] = [];
-  for (let off = 0; off < size; off += 3 * MiB) regions.push({ offset: off + (off % (5 * MiB)) / 5, length: MiB + 12345 });
+  for (let off = 0; off < size; off += 3 * MiB) regions.push({ offset: off + Math.floor((off % (5 * MiB)) / 5), length: MiB + 12345 });
   regions.push({ offset: Math.max(0, size - 70000), length: 70000 });
   writePatternedRaw(file, size, regions, seed);
 }
