@@ -41,6 +41,9 @@ export interface VhdxMetadata {
   parent?: ParentLocator;
 }
 
+/** Largest metadata item MS-VHDX allows; also bounds what a hostile file can make us read. */
+const METADATA_ITEM_MAX = 1024 * 1024;
+
 interface Item {
   offset: number;
   length: number;
@@ -69,7 +72,8 @@ export async function readMetadata(name: string, src: ByteSource, region: Region
       continue;
     }
     if (items[k]) throw new CorruptImageError(name, `VHDX metadata item ${guidToString(id)} appears twice`);
-    if (item.offset + item.length > region.length || (item.length && item.offset < METADATA_TABLE_SIZE)) {
+    // MS-VHDX 2.6.1.2: items lie past the 64 KiB table, inside the region, and are at most 1 MiB.
+    if (item.offset + item.length > region.length || (item.length && item.offset < METADATA_TABLE_SIZE) || item.length > METADATA_ITEM_MAX) {
       throw new CorruptImageError(name, `VHDX metadata item ${guidToString(id)} lies outside its region`);
     }
     items[k] = item;

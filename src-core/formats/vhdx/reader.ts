@@ -1,5 +1,6 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError } from '../../io/errors.ts';
+import { Int64RangeError } from '../../io/int64.ts';
 import { readBig64Table } from '../../io/struct.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { fullBackingName } from '../../image/names.ts';
@@ -31,6 +32,16 @@ export interface VhdxStructure {
  * and BAT, in QEMU's order (vhdx_open). The BAT is read in one piece.
  */
 export async function readStructure(src: ByteSource, ctx: Pick<OpenContext, 'limits'>): Promise<VhdxStructure> {
+  try {
+    return await readStructureUnchecked(src, ctx);
+  } catch (e) {
+    // A 64-bit field beyond 2^53 is corruption; say so with the file's name, as every error does.
+    if (e instanceof Int64RangeError) throw new CorruptImageError(src.name, e.message);
+    throw e;
+  }
+}
+
+async function readStructureUnchecked(src: ByteSource, ctx: Pick<OpenContext, 'limits'>): Promise<VhdxStructure> {
   const limits = ctx.limits ?? DEFAULT_LIMITS;
   const head = await src.read(0, Math.min(src.size, HEAD_BYTES));
   assertVhdx(src.name, head);
