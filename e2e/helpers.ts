@@ -33,8 +33,10 @@ export async function startConversion(page: Page, target: string, compress: bool
 export async function convertAndSave(page: Page, mode: 'picker' | 'download', target: string, compress: boolean, dest: string, timeout = 120_000): Promise<void> {
   const download = mode === 'download' ? page.waitForEvent('download', { timeout }) : undefined;
   await startConversion(page, target, compress);
-  await expect(page.getByTestId('result')).toBeVisible({ timeout });
-  await expect(page.getByTestId('error')).toHaveCount(0);
+  // Either outcome ends the wait; a failure then shows its text in the assertion message.
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout });
+  const errors = await page.getByTestId('error').allInnerTexts();
+  expect(errors, errors.join('\n')).toEqual([]);
   if (download) {
     await (await download).saveAs(dest);
     return;

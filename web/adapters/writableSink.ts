@@ -32,6 +32,8 @@ export class WritableSink implements ByteSink {
   private readonly buffer: SinkBuffer;
   /** Highest byte written or truncated to: the final file size. */
   size = 0;
+  /** Writers close their sink in finish(); the job closes it again on its way out. */
+  private closed = false;
 
   private constructor(
     private readonly stream: FileSystemWritableFileStream,
@@ -59,12 +61,16 @@ export class WritableSink implements ByteSink {
 
   /** Flushes and commits the file (Chromium hashes it here: the "finalizing" step). */
   async close(): Promise<void> {
+    if (this.closed) return;
     await this.buffer.flush();
+    this.closed = true;
     await this.raw.close();
   }
 
   /** Drops the staged data; the target keeps whatever it had (nothing, for a new file). */
   async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.stream.abort().catch(() => {});
   }
 }
