@@ -11,8 +11,14 @@ import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COM
 /** L2 tables kept in memory, bounded in bytes whatever l2_bits says. */
 const L2_CACHE_BYTES = 16 * 1024 * 1024;
 
-/** One guest cluster as its L2 entry describes it. */
-type QcowMapping = { kind: 'unallocated' } | { kind: 'normal'; offset: number } | { kind: 'compressed'; entry: bigint };
+/** Guest clusters that map alike: `host` for normal clusters, `entry` for a compressed one. */
+interface QcowRun {
+  offset: number;
+  length: number;
+  kind: 'unallocated' | 'normal' | 'compressed';
+  host?: number;
+  entry?: bigint;
+}
 
 /**
  * An opened qcow (version 1) file. Like qcow2 without refcounts, snapshots, zero flags or
@@ -90,47 +96,65 @@ export class QcowDevice implements BlockDevice {
     return l1Index < this.l1.length ? this.offsetOf(this.l1[l1Index]!, 'L1 entry') : 0;
   }
 
-  async mapping(clusterIndex: number): Promise<QcowMapping> {
-    const l2Off = this.l2OffsetFor(clusterIndex);
-    if (!l2Off) return { kind: 'unallocated' };
-    const entry = (await this.l2Table(l2Off))[clusterIndex % this.header.l2Entries]!;
-    if (entry === 0n) return { kind: 'unallocated' };
-    if (entry & QCOW_OFLAG_COMPRESSED) return { kind: 'compressed', entry };
-    return { kind: 'normal', offset: this.offsetOf(entry, 'L2 entry') };
-  }
-
   /** A table entry as a file offset; beyond 2^53 it can only be corruption. */
   private offsetOf(entry: bigint, what: string): number {
     if (entry > BigInt(MAX_SAFE_OFFSET)) throw new CorruptImageError(this.src.name, `${what} 0x${entry.toString(16)} is beyond any file`);
     return Number(entry);
   }
 
-  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
-    to = Math.min(to, this.virtualSize);
+  /**
+   * Runs of guest clusters that map alike, over [from, to): each L2 table is fetched once and its
+   * entries are walked synchronously, so a disk of 512-byte clusters (QEMU's geometry with a
+   * backing file) costs one await per table, not per cluster. Normal clusters merge only when
+   * their host offsets are contiguous; compressed clusters never merge.
+   */
+  private async *runs(from: number, to: number): AsyncIterable<QcowRun> {
     const cs = this.header.clusterSize;
     let pos = from;
     while (pos < to) {
       const index = Math.floor(pos / cs);
-      if (!this.l2OffsetFor(index)) {
+      const spanEnd = Math.min(to, (Math.floor(index / this.header.l2Entries) + 1) * this.l2Span);
+      const l2Off = this.l2OffsetFor(index);
+      if (!l2Off) {
         // No L2 table: everything it would map is unallocated, without visiting each cluster.
-        const end = Math.min(to, (Math.floor(index / this.header.l2Entries) + 1) * this.l2Span);
-        yield { offset: pos, length: end - pos, kind: 'unallocated' };
-        pos = end;
+        yield { offset: pos, length: spanEnd - pos, kind: 'unallocated' };
+        pos = spanEnd;
         continue;
       }
-      const m = await this.mapping(index);
-      const clusterStart = index * cs;
-      const end = Math.min(clusterStart + cs, to);
-      const base = { offset: pos, length: end - pos };
-      if (m.kind === 'unallocated') yield { ...base, kind: 'unallocated' };
-      else if (m.kind === 'compressed') yield { ...base, kind: 'data', compressed: true };
+      const table = await this.l2Table(l2Off);
+      let cur: QcowRun | undefined;
+      while (pos < spanEnd) {
+        const i = Math.floor(pos / cs);
+        const clusterStart = i * cs;
+        const end = Math.min(clusterStart + cs, spanEnd);
+        const entry = table[i % this.header.l2Entries]!;
+        let run: QcowRun;
+        if (entry === 0n) run = { offset: pos, length: end - pos, kind: 'unallocated' };
+        else if (entry & QCOW_OFLAG_COMPRESSED) run = { offset: pos, length: end - pos, kind: 'compressed', entry };
+        else run = { offset: pos, length: end - pos, kind: 'normal', host: this.offsetOf(entry, 'L2 entry') + (pos - clusterStart) };
+        if (cur && cur.kind === run.kind && run.kind !== 'compressed' && (run.kind === 'unallocated' || cur.host! + cur.length === run.host)) {
+          cur.length += run.length;
+        } else {
+          if (cur) yield cur;
+          cur = run;
+        }
+        pos = end;
+      }
+      if (cur) yield cur;
+    }
+  }
+
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    for await (const r of this.runs(from, Math.min(to, this.virtualSize))) {
+      const base = { offset: r.offset, length: r.length };
+      if (r.kind === 'unallocated') yield { ...base, kind: 'unallocated' };
+      else if (r.kind === 'compressed') yield { ...base, kind: 'data', compressed: true };
       else {
         const e: Extent = { ...base, kind: 'data' };
         // Encrypted bytes are not the guest's bytes, so a map must not point at them (as QEMU).
-        if (!this.header.cryptMethod) e.hostOffset = m.offset + (pos - clusterStart);
+        if (!this.header.cryptMethod) e.hostOffset = r.host;
         yield e;
       }
-      pos = end;
     }
   }
 
@@ -140,19 +164,16 @@ export class QcowDevice implements BlockDevice {
     const cs = this.header.clusterSize;
     const plain: HostRead[] = [];
     const compressed: { index: number; entry: bigint; outPos: number; start: number; len: number }[] = [];
-    for await (const e of this.extents(offset, end)) {
-      if (e.kind !== 'data') continue;
-      const index = Math.floor(e.offset / cs);
-      const m = await this.mapping(index);
-      const inCluster = e.offset - index * cs;
-      if (m.kind === 'compressed') {
-        compressed.push({ index, entry: m.entry, outPos: e.offset - offset, start: inCluster, len: e.length });
-      } else if (m.kind === 'normal') {
+    for await (const r of this.runs(offset, end)) {
+      if (r.kind === 'compressed') {
+        const index = Math.floor(r.offset / cs);
+        compressed.push({ index, entry: r.entry!, outPos: r.offset - offset, start: r.offset - index * cs, len: r.length });
+      } else if (r.kind === 'normal') {
         // qcow_co_preadv: a data cluster that is not sector aligned is an I/O error.
-        if (m.offset % 512 !== 0) {
-          throw new CorruptImageError(this.src.name, `cluster at guest offset ${index * cs} has unaligned host offset 0x${m.offset.toString(16)}`);
+        if ((r.host! - (r.offset % cs)) % 512 !== 0) {
+          throw new CorruptImageError(this.src.name, `cluster at guest offset ${r.offset - (r.offset % cs)} has an unaligned host offset`);
         }
-        plain.push({ hostOffset: m.offset + inCluster, length: e.length, outPos: e.offset - offset, guestOffset: e.offset });
+        plain.push({ hostOffset: r.host!, length: r.length, outPos: r.offset - offset, guestOffset: r.offset });
       }
     }
     if (plain.length && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
