@@ -168,3 +168,34 @@ describe('check counts what qemu-img check counts', () => {
     expect(JSON.parse(ours.stdout)).toEqual(JSON.parse(theirs.stdout));
   });
 });
+
+describe('hostile headers and maps give typed one-line errors', () => {
+  const expectTyped = async (file: string, what: RegExp) => {
+    const r = await cli('convert', '-O', 'raw', file, `${file}.out`);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(what);
+  };
+  const patched = (name: string, edit: (b: Buffer) => void) => {
+    const b = readFileSync(t.file('dynamic.vdi'));
+    edit(b);
+    const f = t.file(name);
+    writeFileSync(f, b);
+    return f;
+  };
+  it('a block count whose map would run past the file', async () => {
+    const f = patched('many-blocks.vdi', (b) => {
+      b.writeUInt32LE(0x1fffff00, 0x180);
+      b.writeBigUInt64LE(BigInt(0x1fffff00) * BigInt(MiB), 0x170);
+    });
+    await expectTyped(f, /block map ends past the end of the file/);
+  });
+  it('a map index far beyond the data', async () => {
+    const f = patched('far-index.vdi', (b) => b.writeUInt32LE(0x10000000, vdiLayout(b).offBlocks));
+    await expectTyped(f, /truncated file/);
+  });
+  it('a disk size larger than its blocks, and a block size QEMU cannot read', async () => {
+    await expectTyped(patched('too-big.vdi', (b) => b.writeBigUInt64LE(BigInt(SIZE) * 4n, 0x170)), /disk size \d+ is larger than its \d+ blocks/);
+    await expectTyped(patched('odd-block.vdi', (b) => b.writeUInt32LE(1000, 0x178)), /block size 1000 is not a multiple of 512/);
+  });
+});

@@ -292,3 +292,25 @@ describe('differencing VHD', () => {
     }
   });
 });
+
+describe('hostile tables give typed one-line errors', () => {
+  const expectTyped = async (file: string, what: RegExp) => {
+    const r = await cli('convert', '-O', 'raw', file, `${file}.out`);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(what);
+  };
+  it('a BAT of 2^32 entries is refused before it is allocated', async () => {
+    const f = t.file('huge-bat.vhd');
+    copyFileSync(t.file('dynamic.vhd'), f);
+    patchDynamicHeader(f, (h) => h.writeUInt32BE(0xffffffff, 28));
+    await expectTyped(f, /BAT of 4294967295 entries is larger than the \d+-byte limit/);
+  });
+  it('a BAT entry past the end of the file', async () => {
+    const f = t.file('far-block.vhd');
+    copyFileSync(t.file('dynamic.vhd'), f);
+    const batAt = Number(readBytesAt(f, 512, 1024).readBigUInt64BE(16));
+    writeBytesAt(f, batAt, Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+    await expectTyped(f, /VHD block 0 ends at \d+, past the end of the file .*truncated/);
+  });
+});
