@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { qemuImg, runStatus, tempDir, writePatternedRaw } from './helpers/sys.ts';
+import { nodeCodecs } from '../cli/nodeCodecs.ts';
+import { drivers } from '../src-core/formats/registry.ts';
+import { openImage } from '../src-core/image/open.ts';
+import { MapResolver, MemorySource } from '../src-core/io/bytes.ts';
 
 // VDIs made by qemu-img, and hand-edited copies of them, read as qemu-img reads them (or, where
 // qemu-img cannot, as the VirtualBox format defines them).
@@ -125,6 +129,16 @@ describe('differencing VDI', () => {
       const human = await cliOk('info', child);
       expect(human).toContain('backing file: Base Disk.vdi');
       expect(human).toContain('vdi-type: diff');
+
+      // The page's path: dropped files in memory, the parent found through FileResolver.list.
+      const files = new Map<string, MemorySource>();
+      for (const n of ['child.vdi', 'Base Disk.vdi', 'another.vdi']) files.set(`vm/${n}`, new MemorySource(new Uint8Array(readFileSync(dir.file(n))), `vm/${n}`));
+      const dev = await openImage(files.get('vm/child.vdi')!, drivers, { codecs: nodeCodecs, resolver: new MapResolver(files) });
+      try {
+        expect(Buffer.from(await dev.read(0, DSIZE)).equals(want)).toBe(true);
+      } finally {
+        await dev.close();
+      }
     } finally {
       dir.cleanup();
     }
