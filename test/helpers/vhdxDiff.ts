@@ -155,7 +155,7 @@ export function expectedChild(parentRaw: Buffer, blocks: ChildBlock[]): Buffer {
     const base = b.block * MiB;
     const fill = 'fill' in b ? b.fill : 0;
     const pattern = (i: number) => (fill + (i >> 9)) & 0xff;
-    if (b.state === 'zero' || b.state === 'undefined') out.fill(0, base, base + MiB);
+    if (b.state === 'zero') out.fill(0, base, base + MiB);
     else if (b.state === 'full') for (let i = 0; i < MiB; i++) out[base + i] = pattern(i);
     else if (b.state === 'partial') {
       for (const [from, to] of b.sectors) for (let i = from * SECTOR; i < to * SECTOR; i++) out[base + i] = pattern(i);

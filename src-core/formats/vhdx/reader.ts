@@ -7,7 +7,7 @@ import { fullBackingName } from '../../image/names.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
 import { guidToString } from './guid.ts';
-import { assertVhdx, HEAD_BYTES, parseCreator, parseRegionTables, pickHeader, type Region, type RegionTable, type VhdxHeader } from './header.ts';
+import { assertVhdx, HEAD_BYTES, isVhdx, parseCreator, parseRegionTables, pickHeader, type Region, type RegionTable, type VhdxHeader } from './header.ts';
 import { BAT, HEADER_SECTION_END, MiB, SB_PRESENT } from './layout.ts';
 import { replayLog, type LogReplay } from './log.ts';
 import { parentCandidates, readMetadata, type VhdxMetadata } from './metadata.ts';
@@ -128,19 +128,18 @@ export class VhdxDevice implements BlockDevice {
   private constructor(
     private readonly file: ByteSource,
     readonly s: VhdxStructure,
-    backing: BackingRef | undefined,
+    private readonly parent: ParentChoice | undefined,
   ) {
     this.virtualSize = s.metadata.virtualSize;
-    this.backingRef = backing;
+    this.backingRef = parent ? { name: parent.name, format: 'vhdx' } : undefined;
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<VhdxDevice> {
     const s = await readStructure(src, ctx);
     const [problem] = batProblems(s, s.source.size, 1);
     if (problem) throw new CorruptImageError(src.name, problem.message);
-    let backing: BackingRef | undefined;
-    if (s.metadata.parent) backing = { name: await chooseParent(src, s, ctx), format: 'vhdx' };
-    return new VhdxDevice(src, s, backing);
+    const parent = s.metadata.parent ? await chooseParent(src, s, ctx) : undefined;
+    return new VhdxDevice(src, s, parent);
   }
 
   get filename(): string {
@@ -157,10 +156,13 @@ export class VhdxDevice implements BlockDevice {
       case BAT.NOT_PRESENT:
       case BAT.UNMAPPED:
       case BAT.UNMAPPED_V095:
-        // In a differencing file these read from the parent; otherwise they read as zeros.
-        return { kind: diff ? 'parent' : 'zero', offset: 0 };
       case BAT.UNDEFINED:
+        // MS-VHDX 2.5.1.1: in a differencing file NOT_PRESENT defers to the parent; UNDEFINED and
+        // UNMAPPED may read as anything, and the parent is what libvhdi returns. Without a
+        // parent all of them read as zeros, as QEMU returns.
+        return { kind: diff ? 'parent' : 'zero', offset: 0 };
       case BAT.ZERO:
+        // Defined to be zeros in every file type: it hides the parent's data.
         return { kind: 'zero', offset: 0 };
       case BAT.PARTIALLY_PRESENT:
         if (!diff) throw new CorruptImageError(this.file.name, `block ${block} is partially present, which only a differencing VHDX may be`);
@@ -270,6 +272,7 @@ export class VhdxDevice implements BlockDevice {
     if (s.replay) info.extra!['log-entries-replayed'] = s.replay.entries.length;
     if (s.metadata.parent) {
       info.extra!['parent-locator'] = s.metadata.parent.entries;
+      if (this.parent?.linkage) info.extra!['parent-linkage'] = this.parent.linkage === 'matches' ? 'matches the parent\'s DataWriteGuid' : `MISMATCH: the parent's DataWriteGuid is ${this.parent.parentDataWriteGuid}; it changed after this differencing disk was made (Hyper-V refuses such a chain)`;
       if (this.backingRef) {
         info['backing-filename'] = this.backingRef.name;
         info['full-backing-filename'] = fullBackingName(this.file.name, this.backingRef.name);
@@ -291,23 +294,44 @@ export function logState(s: VhdxStructure): string {
   return 'clean';
 }
 
+export interface ParentChoice {
+  name: string;
+  /** Whether the parent's DataWriteGuid is the one parent_linkage (or parent_linkage2) names; undefined when not opened. */
+  linkage?: 'matches' | 'mismatch';
+  parentDataWriteGuid?: string;
+}
+
 /**
- * The parent's name: the first locator path (relative, volume, absolute) the resolver can open.
- * Without a resolver, or when none opens, the first candidate is named and the opener reports it.
+ * The parent's name: the first locator path (relative, volume, absolute; MS-VHDX 2.6.2.6.3) the
+ * resolver can open, preferring one whose DataWriteGuid matches parent_linkage as Hyper-V
+ * requires. Without a resolver, or when none opens, the first candidate is named and the opener
+ * reports it missing.
  */
-async function chooseParent(src: ByteSource, s: VhdxStructure, ctx: OpenContext): Promise<string> {
-  const candidates = parentCandidates(s.metadata.parent!);
+async function chooseParent(src: ByteSource, s: VhdxStructure, ctx: OpenContext): Promise<ParentChoice> {
+  const loc = s.metadata.parent!;
+  const candidates = parentCandidates(loc);
   if (!candidates.length) throw new CorruptImageError(src.name, 'VHDX parent locator names no parent path');
-  if (ctx.resolver && !ctx.noBacking && candidates.length > 1) {
-    for (const name of candidates) {
+  // Probed even with noBacking (plain `info`): reading 320 KiB tells whether the linkage holds.
+  if (!ctx.resolver) return { name: candidates[0]! };
+  const links = [loc.entries.parent_linkage, loc.entries.parent_linkage2].filter(Boolean).map((g) => g!.replace(/[{}]/g, '').toLowerCase());
+  let fallback: ParentChoice | undefined;
+  for (const name of candidates) {
+    let guid: string | undefined;
+    try {
+      const p = await ctx.resolver.open(name, src.name);
       try {
-        const p = await ctx.resolver.open(name, src.name);
+        const head = await p.read(0, HEAD_BYTES);
+        guid = isVhdx(head) && head.length >= HEAD_BYTES ? guidToString(pickHeader(p.name, head).dataWriteGuid) : undefined;
+      } finally {
         await p.close?.();
-        return name;
-      } catch {
-        // try the next path
       }
+    } catch {
+      continue; // not there (or not readable): try the next path
     }
+    const choice: ParentChoice = { name, parentDataWriteGuid: guid };
+    if (guid) choice.linkage = links.includes(guid) ? 'matches' : 'mismatch';
+    if (choice.linkage === 'matches') return choice;
+    fallback ??= choice;
   }
-  return candidates[0]!;
+  return fallback ?? { name: candidates[0]! };
 }
