@@ -12,6 +12,13 @@ function sameRun(a: Extent, b: Extent): boolean {
   return a.hostOffset + a.length === b.hostOffset;
 }
 
+/** Appends `e` to `list`, extending the last extent instead when they form one run. */
+export function pushMerged(list: Extent[], e: Extent): void {
+  const last = list[list.length - 1];
+  if (last && sameRun(last, e)) last.length += e.length;
+  else list.push(e);
+}
+
 /** Merges adjacent extents of the same kind (and contiguous host offsets). */
 export async function* coalesce(src: AsyncIterable<Extent>): AsyncIterable<Extent> {
   let cur: Extent | undefined;

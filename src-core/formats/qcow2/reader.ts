@@ -17,6 +17,7 @@ import {
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, isQcow2, parseHeader, type Qcow2Header } from './header.ts';
 import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } from './snapshots.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { pushMerged } from '../../image/extents.ts';
 
 const SECTOR = 512;
 
@@ -152,27 +153,39 @@ export class Qcow2Device implements BlockDevice {
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
     to = Math.min(to, this.virtualSize);
     let pos = from;
-    const cs = this.clusterSize;
     while (pos < to) {
-      const index = Math.floor(pos / cs);
-      const l1Index = Math.floor(index / this.l2Entries);
-      if (l1Index >= this.l1.length || !l1Offset(this.l1[l1Index]!)) {
+      const l1Index = Math.floor(pos / this.l2Span);
+      const spanEnd = Math.min(to, (l1Index + 1) * this.l2Span);
+      const l2Off = l1Index < this.l1.length ? l1Offset(this.l1[l1Index]!) : 0;
+      if (!l2Off) {
         // A missing L2 table: the whole span it would map is unallocated, without visiting it.
-        const end = Math.min(to, (l1Index + 1) * this.l2Span);
-        yield { offset: pos, length: end - pos, kind: 'unallocated' };
-        pos = end;
-        continue;
+        yield { offset: pos, length: spanEnd - pos, kind: 'unallocated' };
+      } else {
+        // One table at a time, walked synchronously: per-cluster awaits would dominate big disks.
+        yield* this.tableExtents(await this.l2Table(l2Off), l1Index, pos, spanEnd);
       }
-      const m = await this.mapping(index);
+      pos = spanEnd;
+    }
+  }
+
+  private tableExtents(table: BigUint64Array, l1Index: number, from: number, to: number): Extent[] {
+    const cs = this.clusterSize;
+    const ext = this.header.extendedL2;
+    const external = this.dataSrc !== this.src;
+    const out: Extent[] = [];
+    for (let pos = from; pos < to; ) {
+      const index = Math.floor(pos / cs);
+      const i = index - l1Index * this.l2Entries;
+      const entry = table[ext ? 2 * i : i]!;
+      const m: ClusterMapping = { type: clusterType(entry, this.header.version, ext, external), entry, bitmap: ext ? table[2 * i + 1]! : 0n };
       const clusterStart = index * cs;
       const clusterEnd = Math.min(clusterStart + cs, to);
-      if (this.header.extendedL2 && (m.type === 'normal' || m.type === 'unallocated')) {
-        yield* this.subclusterExtents(m, clusterStart, pos, clusterEnd);
-      } else {
-        yield this.clusterExtent(m, clusterStart, pos, clusterEnd);
-      }
+      if (ext && (m.type === 'normal' || m.type === 'unallocated')) {
+        for (const e of this.subclusterExtents(m, clusterStart, pos, clusterEnd)) pushMerged(out, e);
+      } else pushMerged(out, this.clusterExtent(m, clusterStart, pos, clusterEnd));
       pos = clusterEnd;
     }
+    return out;
   }
 
   private clusterExtent(m: ClusterMapping, clusterStart: number, from: number, to: number): Extent {
@@ -221,8 +234,9 @@ export class Qcow2Device implements BlockDevice {
     const end = Math.min(offset + length, this.virtualSize);
     const plain: HostRead[] = [];
     const compressed: { index: number; outPos: number; start: number; len: number; entry: bigint }[] = [];
-    for await (const e of this.extents(offset, end)) {
-      if (e.kind !== 'data') continue;
+    for await (const run of this.extents(offset, end)) {
+      if (run.kind !== 'data') continue;
+      for (const e of this.perCluster(run)) {
       if (e.compressed) {
         const index = Math.floor(e.offset / this.clusterSize);
         const m = await this.mapping(index);
@@ -235,6 +249,7 @@ export class Qcow2Device implements BlockDevice {
         plain.push(r);
       } else {
         plain.push({ hostOffset: e.hostOffset ?? (await this.hostOffsetOf(e.offset)), length: e.length, outPos: e.offset - offset, guestOffset: e.offset });
+      }
       }
     }
     if ((plain.length || compressed.length) && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
@@ -250,6 +265,20 @@ export class Qcow2Device implements BlockDevice {
       out.set(data.subarray(c.start, c.start + c.len), c.outPos);
     }
     return out;
+  }
+
+  /** Extents without a host offset (compressed, encrypted) are looked up cluster by cluster. */
+  private *perCluster(e: Extent): Iterable<Extent> {
+    if (e.hostOffset !== undefined) {
+      yield e;
+      return;
+    }
+    const cs = this.clusterSize;
+    for (let pos = e.offset; pos < e.offset + e.length; ) {
+      const end = Math.min((Math.floor(pos / cs) + 1) * cs, e.offset + e.length);
+      yield { ...e, offset: pos, length: end - pos };
+      pos = end;
+    }
   }
 
   /** Host offset of a guest byte in a normal cluster (only needed for encrypted images). */
