@@ -1,7 +1,7 @@
 // Disk encryption for qcow/qcow2: legacy AES and LUKS1 (see qcow-family.md §3).
 export { legacyAesCipher, LEGACY_AES_WARNING } from './legacyAes.ts';
-export { createLuks, luksKeyBytes, luksSectorCipher, unlockLuks, type CreatedLuks, type LuksCreateOptions } from './luks.ts';
-export { luksInfo, parseLuksHeader, LUKS_HEADER_SIZE, type LuksHeader, type LuksParams } from './luksHeader.ts';
+export { createLuks, luksAreaBytes, luksKeyBytes, luksSectorCipher, unlockLuks, type CreatedLuks, type LuksCreateOptions } from './luks.ts';
+export { luksInfo, parseLuksHeader, LUKS_HEADER_SIZE, LUKS_STRIPES, type LuksHeader, type LuksParams } from './luksHeader.ts';
 export { noblePbkdf2, pbkdf2Of } from './pbkdf2.ts';
 export { SECTOR, SectorCipher, type CipherMode } from './sectorCipher.ts';
 export { isHashName } from './hashes.ts';

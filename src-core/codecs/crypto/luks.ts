@@ -112,6 +112,11 @@ export function luksKeyBytes(cipherAlg: string, mode: string): number {
   return (bits / 8) * (mode === 'xts' ? 2 : 1);
 }
 
+/** Bytes a new LUKS area takes (header and all 8 key-material slots): what a container reserves. */
+export function luksAreaBytes(cipherAlg: string, mode: string): number {
+  return (KEY_SLOT_OFFSET_SECTORS + splitKeySectors(luksKeyBytes(cipherAlg, mode), LUKS_STRIPES) * LUKS_SLOTS) * SECTOR;
+}
+
 /**
  * A new LUKS1 volume header with slot 0 holding a random master key (qcrypto_block_luks_create):
  * all 8 slots laid out 4000 stripes apart, iterations calibrated to `iterTimeMs`.

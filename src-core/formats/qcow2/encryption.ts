@@ -7,7 +7,9 @@ import {
   essivSupported,
   isHashName,
   legacyAesCipher,
+  luksKeyBytes,
   luksSectorCipher,
+  LUKS_STRIPES,
   pbkdf2Of,
   LEGACY_AES_WARNING,
   SECTOR,
@@ -71,6 +73,11 @@ export function parseEncryptionOptions(opts: CreateOptions): Qcow2EncryptionConf
   const iterTimeMs = Number(iterText);
   if (!/^\d+$/.test(iterText) || iterTimeMs < 1) throw new InvalidArgumentError(`invalid encrypt.iter-time "${iterText}" (milliseconds, at least 1)`, file);
   const cipherAlg = o['encrypt.cipher-alg'] ?? 'aes-256';
+  // QEMU 7.2 asserts (crypto/block.c "QEMU_IS_ALIGNED(len, sectorsize)") on key material that is
+  // not whole sectors: 24-byte keys × 4000 stripes. Such an image would crash qemu-img.
+  if ((luksKeyBytes(cipherAlg, mode) * LUKS_STRIPES) % SECTOR !== 0) {
+    throw new UnsupportedError(file, `LUKS ${cipherAlg} in ${mode} mode is refused: QEMU cannot open it (key material is not whole sectors)`);
+  }
   return { format, keySecret, luks: { cipherAlg, mode, ivgen, ivgenHash, hash, iterTimeMs } };
 }
 

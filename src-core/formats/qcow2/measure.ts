@@ -2,6 +2,7 @@ import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, MeasureResult } from '../../image/types.ts';
 import { allocatedUnits } from '../../pipeline/measure.ts';
 import { parseQcow2Options } from './writer.ts';
+import { luksAreaBytes } from '../../codecs/crypto/index.ts';
 
 /** Refcount table + blocks for `clusters` clusters (qcow2_refcount_metadata_size, no slack). */
 function refcountMetadataSize(clusters: number, clusterSize: number, refcountBits: number): number {
@@ -38,7 +39,10 @@ export async function measureQcow2(opts: CreateOptions, source: BlockDevice | un
   const cs = 2 ** cfg.clusterBits;
   const virtualSize = alignUp(source?.virtualSize ?? opts.virtualSize, cs);
   const required = source ? await allocatedUnits(source, cs) : 0;
-  const full = qcow2PreallocSize(virtualSize, cs, cfg.refcountBits, cfg.extendedL2);
+  let full = qcow2PreallocSize(virtualSize, cs, cfg.refcountBits, cfg.extendedL2);
+  // qcow2_measure adds the LUKS area (header + 8 key slots), in whole clusters.
+  const enc = cfg.encryption;
+  if (enc?.format === 'luks') full += alignUp(luksAreaBytes(enc.luks.cipherAlg, enc.luks.mode), cs);
   const out: MeasureResult = { required: full - virtualSize + required, 'fully-allocated': full };
   // qemu-img shows bitmaps only when both sides support persistent bitmaps (qcow2 v3 ← qcow2).
   if (cfg.version === 3 && source?.format === 'qcow2') out.bitmaps = 0;
