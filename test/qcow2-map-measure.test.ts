@@ -32,6 +32,7 @@ describe('measure --output=json', () => {
     ['compressed', ['-O', 'qcow2', '-o', 'cluster_size=2M,refcount_bits=1']],
     ['top', ['-O', 'qcow2']],
     ['top', ['-O', 'qcow2', '-o', 'compat=0.10']],
+    ['top', ['-O', 'raw']],
   ];
   it.each(cases)('%s %j', async (name, args) => {
     const f = t.file(`${name}.qcow2`);

@@ -64,5 +64,10 @@ export const rawDriver: FormatDriver = {
   async create(sink: ByteSink, opts: CreateOptions) {
     return new RawWriter(sink, alignUp(opts.virtualSize, SECTOR));
   },
+  // qemu-img measure -O raw: a raw file needs its whole virtual size either way.
+  async measure(opts: CreateOptions, source) {
+    const size = alignUp(source?.virtualSize ?? opts.virtualSize, SECTOR);
+    return { required: size, 'fully-allocated': size };
+  },
   createOptions: [],
 };
