@@ -7,6 +7,7 @@ import { FlatExtent, ZeroExtent, type ExtentInfo, type VmdkExtent } from './exte
 import { SparseExtent } from './sparseExtent.ts';
 import { COWD, isSparseMagic, KDMV, SECTOR } from './sparseHeader.ts';
 import { Struct } from '../../io/struct.ts';
+import { Int64RangeError } from '../../io/int64.ts';
 import { openCowdExtent } from './cowd.ts';
 import { SeSparseExtent, isSeSparseMagic } from './seSparse.ts';
 
@@ -43,7 +44,13 @@ export class VmdkDevice implements BlockDevice {
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<VmdkDevice> {
-    const dev = await VmdkDevice.openLayer(src, ctx);
+    let dev: VmdkDevice;
+    try {
+      dev = await VmdkDevice.openLayer(src, ctx);
+    } catch (e) {
+      if (e instanceof Int64RangeError) throw new CorruptImageError(src.name, e.message);
+      throw e;
+    }
     try {
       if (!ctx.noBacking) await dev.checkParentCid(ctx);
     } catch (e) {
@@ -262,8 +269,10 @@ export async function readDescriptorOnly(src: ByteSource): Promise<Descriptor> {
   if (magicOf(head) === KDMV) {
     if (head.length < SECTOR) throw new CorruptImageError(src.name, 'sparse header is truncated');
     const h = new Struct(head, true);
-    const at = h.u64(28, 'descriptorOffset') * SECTOR;
-    const len = Math.min(h.u64(36, 'descriptorSize') * SECTOR, MAX_DESCRIPTOR_BYTES);
+    const limit = BigInt(MAX_DESCRIPTOR_BYTES);
+    if (h.big64(28) * 512n > limit * 64n) throw new CorruptImageError(src.name, 'embedded descriptor offset is out of range');
+    const at = Number(h.big64(28)) * SECTOR;
+    const len = Number(h.big64(36) * 512n > limit ? limit : h.big64(36) * 512n);
     if (!at || !len) throw new CorruptImageError(src.name, 'sparse file has no embedded descriptor (no CID)');
     return parseDescriptor(src.name, decodeDescriptor(await readExact(src, at, len)));
   }

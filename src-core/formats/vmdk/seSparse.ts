@@ -4,7 +4,8 @@ import { readBig64Table, Struct } from '../../io/struct.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type Extent, type Limits } from '../../image/types.ts';
 import type { ExtentInfo, VmdkExtent } from './extent.ts';
-import { SECTOR } from './sparseHeader.ts';
+import { MAX_CAPACITY_SECTORS, SECTOR } from './sparseHeader.ts';
+import { Int64RangeError } from '../../io/int64.ts';
 
 const CONST_MAGIC = 0xcafebaben;
 const VOLATILE_MAGIC = 0xcafecafen;
@@ -46,6 +47,15 @@ export class SeSparseExtent implements VmdkExtent {
   }
 
   static async open(src: ByteSource, opts: { limits?: Limits; infoName: string; typeName: string }): Promise<SeSparseExtent> {
+    try {
+      return await SeSparseExtent.openChecked(src, opts);
+    } catch (e) {
+      if (e instanceof Int64RangeError) throw new CorruptImageError(src.name, `seSparse header: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private static async openChecked(src: ByteSource, opts: { limits?: Limits; infoName: string; typeName: string }): Promise<SeSparseExtent> {
     const s = new Struct(await readExact(src, 0, SECTOR), true);
     if (s.big64(0) !== CONST_MAGIC) throw new CorruptImageError(src.name, 'seSparse const header has a bad magic');
     if (s.big64(8) !== VERSION) throw new UnsupportedError(src.name, `seSparse version 0x${s.big64(8).toString(16)} is not supported`);
@@ -54,6 +64,7 @@ export class SeSparseExtent implements VmdkExtent {
     const gtSectors = s.u64(32, 'grain table size');
     if (grainSectors !== 8) throw new UnsupportedError(src.name, `seSparse grain size ${grainSectors} is not supported (8 sectors)`);
     if (gtSectors !== 64) throw new UnsupportedError(src.name, `seSparse grain table size ${gtSectors} is not supported (64 sectors)`);
+    if (capacity > MAX_CAPACITY_SECTORS) throw new CorruptImageError(src.name, `seSparse capacity of ${capacity} sectors is beyond what can be addressed`);
     if (s.big64(40) !== 0n) throw new UnsupportedError(src.name, `seSparse flags 0x${s.big64(40).toString(16)} are not supported`);
     const volatileSector = s.u64(80, 'volatile header offset');
     const gdSector = s.u64(128, 'grain directory offset');

@@ -1,5 +1,6 @@
 import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { Struct } from '../../io/struct.ts';
+import { Int64RangeError } from '../../io/int64.ts';
 
 /**
  * The hosted sparse extent header (VMware "SparseExtentHeader", 512 bytes, little-endian), as
@@ -54,6 +55,19 @@ const MAX_GTES_PER_GT = 512; // QEMU: "L2 table size too big"
 const MAX_GRAIN_SECTORS = 0x200000; // vmdk_add_extent: "Invalid granularity" above 1 GiB
 
 export function parseSparseHeader(file: string, b: Uint8Array): SparseHeader {
+  try {
+    return parseSparseHeaderFields(file, b);
+  } catch (e) {
+    // A 64-bit field past 2^53 is corruption here, not a program error.
+    if (e instanceof Int64RangeError) throw new CorruptImageError(file, `sparse extent header: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Largest capacity whose byte size is still an exact JavaScript number. */
+export const MAX_CAPACITY_SECTORS = Math.floor(Number.MAX_SAFE_INTEGER / SECTOR);
+
+function parseSparseHeaderFields(file: string, b: Uint8Array): SparseHeader {
   if (b.length < SECTOR) throw new CorruptImageError(file, 'sparse extent header is truncated');
   const s = new Struct(b, true);
   if (s.u32(0) !== KDMV) throw new CorruptImageError(file, 'sparse extent header has no KDMV magic');
@@ -82,6 +96,7 @@ export function parseSparseHeader(file: string, b: Uint8Array): SparseHeader {
   if (h.grainSectors === 0 || h.grainSectors > MAX_GRAIN_SECTORS) {
     throw new CorruptImageError(file, `grain size of ${h.grainSectors} sectors is invalid (1 to ${MAX_GRAIN_SECTORS})`);
   }
+  if (h.capacity > MAX_CAPACITY_SECTORS) throw new CorruptImageError(file, `capacity of ${h.capacity} sectors is beyond what can be addressed`);
   if (h.compressAlgorithm > COMPRESS_DEFLATE) throw new UnsupportedError(file, `unknown compression algorithm ${h.compressAlgorithm}`);
   return h;
 }
