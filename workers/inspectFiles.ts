@@ -79,6 +79,11 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
     const fsData = info['format-specific']?.data;
     if (fsData?.corrupt === true) warnings.push('The image is marked corrupt by its writer.');
     const companionPaths = [...resolver.opened].filter((p) => p !== path);
+    // qemu-img info reads only headers; the map reads the tables too, so damage may show only here.
+    const map = await allocationSummary(dev).catch((e: unknown) => {
+      warnings.push(`The allocation map could not be read, so this image is damaged: ${errorLine(e)}`);
+      return undefined;
+    });
     let filesBytes = src.size;
     for (const c of companionPaths) filesBytes += resolver.source(c).size;
     return {
@@ -92,7 +97,7 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
       companions: companionPaths,
       snapshots: info.snapshots ?? [],
       warnings,
-      map: await allocationSummary(dev),
+      map,
     };
   } finally {
     await dev.close();
