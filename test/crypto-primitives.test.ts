@@ -5,6 +5,7 @@ import { makeIvGenerator } from '../src-core/codecs/crypto/ivgen.ts';
 import { createLuks } from '../src-core/codecs/crypto/luks.ts';
 import { parseLuksHeader } from '../src-core/codecs/crypto/luksHeader.ts';
 import { noblePbkdf2 } from '../src-core/codecs/crypto/pbkdf2.ts';
+import { webCryptoPbkdf2 } from '../src-core/codecs/crypto/webPbkdf2.ts';
 import { SectorCipher } from '../src-core/codecs/crypto/sectorCipher.ts';
 import type { HashName } from '../src-core/codecs/types.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
@@ -75,12 +76,18 @@ describe('sector ciphers match OpenSSL', () => {
 
 describe('PBKDF2', () => {
   const HASHES: HashName[] = ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'ripemd160'];
-  it.each(HASHES)('noble and the Node codec agree with OpenSSL for %s', async (h) => {
+  it.each(HASHES)('noble, WebCrypto (or its fallback) and the Node codec agree with OpenSSL for %s', async (h) => {
     const pw = new TextEncoder().encode('correct horse');
     const salt = new Uint8Array(32).fill(7);
     const ref = pbkdf2Sync(pw, salt, 1234, 70, h);
     expect(Buffer.from(await noblePbkdf2(h, pw, salt, 1234, 70)).equals(ref)).toBe(true);
     expect(Buffer.from(await nodeCodecs.pbkdf2!(h, pw, salt, 1234, 70)).equals(ref)).toBe(true);
+    expect(Buffer.from(await webCryptoPbkdf2(h, pw, salt, 1234, 70)).equals(ref)).toBe(true);
+  });
+
+  it('an empty password works everywhere (WebCrypto may refuse it; the fallback must not)', async () => {
+    const ref = pbkdf2Sync(new Uint8Array(0), new Uint8Array(32), 1000, 32, 'sha256');
+    expect(Buffer.from(await webCryptoPbkdf2('sha256', new Uint8Array(0), new Uint8Array(32), 1000, 32)).equals(ref)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@ import * as pako from 'pako';
 import * as fzstd from 'fzstd';
 import type { Codecs, DeflateParams } from './types.ts';
 import { zstdFrameLength } from './zstdFrames.ts';
-import { noblePbkdf2 } from './crypto/pbkdf2.ts';
+import { webCryptoPbkdf2 } from './crypto/webPbkdf2.ts';
 
 /**
  * Codecs that run anywhere (browser, worker, Node): pako for deflate, fzstd to decode zstd and
@@ -71,5 +71,6 @@ export const portableCodecs: Codecs = {
   zlibInflate: pakoZlibInflate,
   zstdCompress: async (data, level) => (await loadZstd()).compress(data, level),
   zstdDecompress: zstdDecompressFrames,
-  pbkdf2: noblePbkdf2,
+  // WebCrypto's native PBKDF2 where the platform has it, @noble/hashes otherwise.
+  pbkdf2: webCryptoPbkdf2,
 };
