@@ -248,6 +248,25 @@ describe('cow hostile headers', () => {
     expect(JSON.parse(await cliOk('info', '--output=json', f)).format).toBe('cow');
   });
 
+  it('a header claiming a 4 PiB disk over a tiny file maps quickly: the bitmap past the end is empty', async () => {
+    const b = new Uint8Array(1056 + 100);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, 0x4f4f4f4d);
+    v.setUint32(4, 2);
+    v.setBigUint64(1040, 1n << 52n);
+    v.setUint32(1048, 512);
+    b.fill(0xff, 1056);
+    const f = t.file('huge.cow');
+    writeFileSync(f, b);
+    const started = Date.now();
+    const map = JSON.parse(await cliOk('map', '--output=json', f)) as { start: number; length: number; data: boolean }[];
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(map.map((e) => [e.start, e.length, e.data])).toEqual([
+      [0, 800 * 512, true],
+      [800 * 512, 2 ** 52 - 800 * 512, false],
+    ]);
+  });
+
   it('a truncated header is reported as such', async () => {
     const f = t.file('short.cow');
     writeFileSync(f, good().subarray(0, 600));

@@ -1,5 +1,6 @@
 import { readPadded, type ByteSource } from '../../io/bytes.ts';
 import { NotThisFormatError } from '../../io/errors.ts';
+import { isAllZero } from '../../io/struct.ts';
 import { fullBackingName } from '../../image/names.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo } from '../../image/types.ts';
@@ -18,6 +19,7 @@ export class CowDevice implements BlockDevice {
   readonly format = 'cow';
   readonly virtualSize: number;
   private readonly chunks = new Map<number, Uint8Array>();
+  private readonly zeroChunks = new Set<number>();
 
   private constructor(
     readonly src: ByteSource,
@@ -50,6 +52,8 @@ export class CowDevice implements BlockDevice {
     const bytes = await readPadded(this.src, this.header.bitmapOffset + start, len);
     if (this.chunks.size >= BITMAP_CACHE_CHUNKS) this.chunks.delete(this.chunks.keys().next().value!);
     this.chunks.set(index, bytes);
+    // Empty chunks (sparse regions) are remembered so later walks skip them whole.
+    if (isAllZero(bytes)) this.zeroChunks.add(index);
     return bytes;
   }
 
@@ -59,16 +63,28 @@ export class CowDevice implements BlockDevice {
     let s = firstSector;
     while (s < endSector) {
       const byteIndex = Math.floor(s / 8);
-      const chunk = await this.chunk(Math.floor(byteIndex / BITMAP_CHUNK));
-      const byte = chunk[byteIndex % BITMAP_CHUNK] ?? 0;
+      const chunkIndex = Math.floor(byteIndex / BITMAP_CHUNK);
       let set: boolean;
       let next: number;
-      if ((byte === 0 || byte === 0xff) && s % 8 === 0) {
-        set = byte === 0xff;
-        next = Math.min(s + 8, endSector);
+      if (this.header.bitmapOffset + chunkIndex * BITMAP_CHUNK >= this.src.size) {
+        // The rest of the bitmap lies past the end of the file: nothing more is stored here.
+        // One step, however large the header claims the disk to be.
+        set = false;
+        next = endSector;
       } else {
-        set = ((byte >> (s % 8)) & 1) === 1; // LSB first
-        next = s + 1;
+        const chunk = this.zeroChunks.has(chunkIndex) ? undefined : await this.chunk(chunkIndex);
+        const byte = chunk?.[byteIndex % BITMAP_CHUNK] ?? 0;
+        if (s % 8 === 0 && this.zeroChunks.has(chunkIndex)) {
+          // A chunk of clear bits (a sparse region): skip it whole.
+          set = false;
+          next = Math.min(endSector, (chunkIndex + 1) * BITMAP_CHUNK * 8);
+        } else if ((byte === 0 || byte === 0xff) && s % 8 === 0) {
+          set = byte === 0xff;
+          next = Math.min(s + 8, endSector);
+        } else {
+          set = ((byte >> (s % 8)) & 1) === 1; // LSB first
+          next = s + 1;
+        }
       }
       if (cur && cur.set === set) cur.end = next;
       else {
