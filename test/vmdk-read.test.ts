@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { drivers } from '../src-core/formats/registry.ts';
 import { openImage } from '../src-core/image/open.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
@@ -6,7 +6,7 @@ import { NodeFileSource, NodeResolver } from '../cli/nodeFiles.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
-import { qemuImg, qemuIo, standardRaw, tempDir } from './helpers/sys.ts';
+import { qemuImg, qemuIo, runStatus, standardRaw, tempDir } from './helpers/sys.ts';
 
 // Every VMDK subformat qemu-img makes, read by us and by qemu-img: the raw exports must match.
 const t = tempDir('diskferry-vmdk-read-');
@@ -40,6 +40,7 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
     await expectSameExport(f, t.file, name);
     // Every field qemu-img prints, including actual-size summed over the extent files.
     await expectInfoMatches(f);
+    expect(JSON.parse(await cliOk('check', '--output=json', f))).toEqual(JSON.parse(qemuImg('check', '--output=json', f)));
   });
 
   it('split pieces over 2 GiB boundaries, with data in every piece and across a boundary', async () => {
@@ -101,6 +102,21 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/CID/);
     expect(existsSync(t.file('child-bad.raw'))).toBe(false);
+  });
+
+  it('check finds a grain that points past the end of its extent file, as qemu-img check does', async () => {
+    const f = t.file('badgte.vmdk');
+    qemuImg('convert', '-O', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', src, f);
+    const piece = t.file('badgte-s001.vmdk');
+    const b = readFileSync(piece);
+    const gt = b.readUInt32LE(Number(b.readBigUInt64LE(56)) * 512);
+    b.writeUInt32LE(99999999, gt * 512 + 8); // grain 2
+    writeFileSync(piece, b);
+    const q = runStatus('qemu-img', ['check', f]);
+    const ours = await cli('check', f);
+    expect(ours.code).toBe(q.status);
+    expect(q.stderr).toContain('sector 256 points after EOF');
+    expect(ours.stdout).toContain('sector 256 points after EOF');
   });
 
   it('a descriptor that names a missing extent fails naming the file, and writes nothing', async () => {

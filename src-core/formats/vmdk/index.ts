@@ -1,4 +1,5 @@
 import type { FormatDriver } from '../../image/types.ts';
+import { checkVmdk } from './check.ts';
 import { looksLikeDescriptor } from './descriptor.ts';
 import { magicOf, VmdkDevice } from './reader.ts';
 import { COWD, KDMV } from './sparseHeader.ts';
@@ -16,5 +17,6 @@ export const vmdkDriver: FormatDriver = {
   },
   open: (src, ctx) => VmdkDevice.open(src, ctx),
   create: createVmdkWriter,
+  check: checkVmdk,
   createOptions: VMDK_CREATE_OPTIONS,
 };

@@ -190,7 +190,6 @@ export class VmdkDevice implements BlockDevice {
   info(): ImageInfo {
     const d = this.descriptor;
     const extents = this.parts.map((p) => p.info()).filter((x): x is ExtentInfo => !!x);
-    const first = this.parts[0];
     const info: ImageInfo = {
       filename: this.src.name,
       format: 'vmdk',
@@ -199,9 +198,12 @@ export class VmdkDevice implements BlockDevice {
       'format-specific': { type: 'vmdk', data: { cid: d.cid, 'parent-cid': d.parentCid, 'create-type': d.createType, extents } },
       'dirty-flag': false,
     };
-    // vmdk_get_info: the cluster size of the first extent, when that extent is not flat.
-    const grain = first && 'grainBytes' in first ? (first as { grainBytes: number }).grainBytes : undefined;
-    if (grain) info['cluster-size'] = grain;
+    // vmdk_co_get_info: the first extent's cluster size, when it is not flat and every extent
+    // has the same kind (flat, compressed) and grain size; otherwise none.
+    const kind = (e: ExtentInfo) => `${e['cluster-size'] ?? 'flat'}/${!!e.compressed}`;
+    if (extents.length && extents[0]!['cluster-size'] && extents.every((e) => kind(e) === kind(extents[0]!))) {
+      info['cluster-size'] = extents[0]!['cluster-size'];
+    }
     const b = this.backingRef;
     if (b) {
       info['backing-filename'] = b.name;

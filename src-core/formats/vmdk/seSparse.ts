@@ -137,6 +137,14 @@ export class SeSparseExtent implements VmdkExtent {
     return out;
   }
 
+  /** The first guest byte whose grain lies at or past the end of the file (vmdk_co_check), if any. */
+  async findGrainPastEof(): Promise<number | undefined> {
+    for await (const e of this.extents(0, this.size)) {
+      if (e.kind === 'data' && e.hostOffset! >= this.src.size) return e.offset;
+    }
+    return undefined;
+  }
+
   info(): ExtentInfo {
     return { filename: this.infoName, format: this.typeName, 'virtual-size': this.size, 'cluster-size': this.grainBytes };
   }

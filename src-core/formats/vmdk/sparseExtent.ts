@@ -174,6 +174,21 @@ export class SparseExtent implements VmdkExtent {
     }
   }
 
+  /** The first guest byte whose grain lies at or past the end of the file (vmdk_co_check), if any. */
+  async findGrainPastEof(): Promise<number | undefined> {
+    const gtes = this.header.gtesPerGt;
+    for (let k = 0; k < this.gd.length; k++) {
+      if (!this.gd[k]) continue;
+      for (let i = 0; i < gtes; i++) {
+        const g = k * gtes + i;
+        if (g * this.grainBytes >= this.size) return undefined;
+        const gte = await this.gte(g);
+        if (gte && !this.isZeroed(gte) && gte * SECTOR >= this.src.size) return g * this.grainBytes;
+      }
+    }
+    return undefined;
+  }
+
   info(): ExtentInfo {
     const i: ExtentInfo = { filename: this.infoName, format: this.typeName, 'virtual-size': this.size, 'cluster-size': this.grainBytes };
     if (this.compressed) i.compressed = true;
