@@ -113,12 +113,16 @@ export class QcowDevice implements BlockDevice {
     let pos = from;
     while (pos < to) {
       const index = Math.floor(pos / cs);
-      const spanEnd = Math.min(to, (Math.floor(index / this.header.l2Entries) + 1) * this.l2Span);
+      let l1Index = Math.floor(index / this.header.l2Entries);
+      const spanEnd = Math.min(to, (l1Index + 1) * this.l2Span);
       const l2Off = this.l2OffsetFor(index);
       if (!l2Off) {
-        // No L2 table: everything it would map is unallocated, without visiting each cluster.
-        yield { offset: pos, length: spanEnd - pos, kind: 'unallocated' };
-        pos = spanEnd;
+        // No L2 table: everything it (and any following missing tables) would map is
+        // unallocated, in one step and without visiting each cluster.
+        while (l1Index + 1 < this.l1.length && this.l1[l1Index + 1] === 0n && (l1Index + 1) * this.l2Span < to) l1Index++;
+        const end = Math.min(to, (l1Index + 1) * this.l2Span);
+        yield { offset: pos, length: end - pos, kind: 'unallocated' };
+        pos = end;
         continue;
       }
       const table = await this.l2Table(l2Off);
