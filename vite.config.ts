@@ -38,7 +38,7 @@ function precacheManifest(): Plugin {
           ...publicFiles('public').filter((f) => PRECACHE_EXT.test(f)),
         ]),
       ].sort();
-      const version = createHash('sha256').update(files.join('\n')).digest('hex').slice(0, 12);
+      const version = `v${createHash('sha256').update(files.join('\n')).digest('hex').slice(0, 12)}`;
       sw.code = sw.code
         .replace('__DISKFERRY_VERSION__', version)
         .replace('__DISKFERRY_PRECACHE__', JSON.stringify(files).replace(/\\/g, '\\\\').replace(/'/g, "\\'"));

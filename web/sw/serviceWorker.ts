@@ -56,7 +56,9 @@ sw.addEventListener('fetch', (event) => {
     (async () => {
       const cache = await caches.open(CACHE);
       // Navigations (including file_handlers launches with a query) get the app shell.
-      const hit = req.mode === 'navigate' ? await cache.match('/index.html') : await cache.match(req, { ignoreSearch: true });
+      // ignoreVary: the server sends `Vary: Origin`, and module scripts carry an Origin header
+      // that the precache requests did not, which would otherwise make every lookup miss.
+      const hit = req.mode === 'navigate' ? await cache.match('/index.html') : await cache.match(req, { ignoreSearch: true, ignoreVary: true });
       if (hit) return hit;
       return fetch(req);
     })(),
