@@ -198,6 +198,8 @@ export class VmdkDevice implements BlockDevice {
       'format-specific': { type: 'vmdk', data: { cid: d.cid, 'parent-cid': d.parentCid, 'create-type': d.createType, extents } },
       'dirty-flag': false,
     };
+    // The disk database (adapter, geometry, hardware and tools versions): shown, never in qemu-img's JSON.
+    if (Object.keys(d.ddb).length) info.extra = { ddb: d.ddb };
     // vmdk_co_get_info: the first extent's cluster size, when it is not flat and every extent
     // has the same kind (flat, compressed) and grain size; otherwise none.
     const kind = (e: ExtentInfo) => `${e['cluster-size'] ?? 'flat'}/${!!e.compressed}`;

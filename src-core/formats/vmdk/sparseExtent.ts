@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, type Extent, type Limits } from '../../image/types.ts';
 import type { Codecs } from '../../codecs/types.ts';
 import type { ExtentInfo, VmdkExtent } from './extent.ts';
 import {
+  FLAG_RGD,
   FLAG_ZERO_GRAIN,
   gdEntries,
   hasMarkers,
@@ -60,6 +61,9 @@ export class SparseExtent implements VmdkExtent {
     if (!isSparseMagic(first)) throw new CorruptImageError(src.name, 'sparse extent has no KDMV magic');
     let h = parseSparseHeader(src.name, first);
     if (h.gdOffset < 0) h = await readFooter(src);
+    // A primary directory offset of 0 cannot be right (sector 0 is the header): use the redundant copy.
+    if (h.gdOffset === 0 && h.flags & FLAG_RGD && h.rgdOffset) h = { ...h, gdOffset: h.rgdOffset };
+    if (h.gdOffset === 0) throw new CorruptImageError(src.name, 'sparse extent has no grain directory (gdOffset 0)');
     const n = gdEntries(h);
     const limits = opts.limits ?? DEFAULT_LIMITS;
     if (n * 4 > limits.maxTableBytes) throw new CorruptImageError(src.name, `grain directory of ${n} entries exceeds the ${limits.maxTableBytes}-byte table limit`);
