@@ -104,6 +104,21 @@ describe('VHDX images we write', () => {
     expect(runStatus('qemu-img', ['check', b]).status).toBe(0);
   });
 
+  it('measure predicts the files we write (qemu-img 7.2 cannot measure vhdx)', async () => {
+    const q = t.file('m.qcow2');
+    qemuImg('convert', '-O', 'qcow2', src, q);
+    for (const [name, opts] of [['m-dyn', 'block_size=1M'], ['m-fixed', 'subformat=fixed'], ['m-dyn8', '']] as const) {
+      const out = t.file(`${name}.vhdx`);
+      const o = opts ? ['-o', opts] : [];
+      expect((await cli('convert', '-O', 'vhdx', ...o, q, out)).code).toBe(0);
+      const m = JSON.parse((await cli('measure', '--output=json', '-O', 'vhdx', ...o, q)).stdout);
+      expect(m.required).toBe(statSync(out).size);
+      if (name === 'm-fixed') expect(m['fully-allocated']).toBe(statSync(out).size);
+      else if (name === 'm-dyn') expect(m['fully-allocated']).toBeGreaterThan(m.required);
+      else expect(m['fully-allocated']).toBeGreaterThanOrEqual(m.required);
+    }
+  });
+
   it('refuses bad options with one line', async () => {
     for (const o of ['block_size=3M', 'subformat=weird', 'cluster_size=64k']) {
       const r = await cli('convert', '-O', 'vhdx', '-o', o, src, t.file('bad.vhdx'));

@@ -3,6 +3,7 @@ import { isVhdx } from './header.ts';
 import { VhdxDevice } from './reader.ts';
 import { createVhdxWriter, VHDX_CREATE_OPTIONS } from './writer.ts';
 import { checkVhdx } from './check.ts';
+import { measureVhdx } from './measure.ts';
 
 export const vhdxDriver: FormatDriver = {
   name: 'vhdx',
@@ -12,5 +13,6 @@ export const vhdxDriver: FormatDriver = {
   open: (src, ctx) => VhdxDevice.open(src, ctx),
   create: createVhdxWriter,
   check: checkVhdx,
+  measure: measureVhdx,
   createOptions: VHDX_CREATE_OPTIONS,
 };

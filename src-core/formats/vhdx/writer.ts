@@ -78,6 +78,24 @@ export function parseVhdxOptions(opts: CreateOptions): VhdxWriterConfig {
   return { fixed: sub === 'fixed', blockSize, logSize, blockStateZero: parseBool(o.block_state_zero, 'block_state_zero'), virtualSize };
 }
 
+export interface VhdxLayout {
+  geometry: BatGeometry;
+  batOffset: number;
+  batLength: number;
+  metadataOffset: number;
+  /** Where payload blocks begin: after the 1 MiB metadata region. */
+  dataStart: number;
+}
+
+/** Header section, log at 1 MiB, BAT (whole MiBs), 1 MiB of metadata, then data (QEMU's order). */
+export function vhdxLayout(cfg: VhdxWriterConfig): VhdxLayout {
+  const geometry = batGeometry(cfg.virtualSize, cfg.blockSize, SECTOR, false);
+  const batOffset = alignUp(HEADER_SECTION_END + cfg.logSize, MiB);
+  const batLength = alignUp(Math.max(1, geometry.entries * 8), MiB);
+  const metadataOffset = batOffset + batLength;
+  return { geometry, batOffset, batLength, metadataOffset, dataStart: metadataOffset + MiB };
+}
+
 export async function createVhdxWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
   if (opts.backing) throw new UnsupportedError(opts.filename, 'DiskFerry cannot write differencing VHDX files (a backing file was given)');
   if (opts.compress) throw new UnsupportedError(opts.filename, 'VHDX has no compression');
@@ -108,12 +126,13 @@ export class VhdxWriter implements ImageWriter {
     private readonly sink: ByteSink,
     private readonly cfg: VhdxWriterConfig,
   ) {
-    this.g = batGeometry(cfg.virtualSize, cfg.blockSize, SECTOR, false);
+    const layout = vhdxLayout(cfg);
+    this.g = layout.geometry;
     this.bat = new BigUint64Array(this.g.entries);
-    this.batOffset = alignUp(HEADER_SECTION_END + cfg.logSize, MiB);
-    this.batLength = alignUp(Math.max(1, this.g.entries * 8), MiB);
-    this.metadataOffset = this.batOffset + this.batLength;
-    this.dataStart = this.metadataOffset + MiB;
+    this.batOffset = layout.batOffset;
+    this.batLength = layout.batLength;
+    this.metadataOffset = layout.metadataOffset;
+    this.dataStart = layout.dataStart;
     this.nextFree = this.dataStart;
     this.out = new SinkBuffer(sink);
     const empty = BigInt(cfg.blockStateZero ? BAT.ZERO : BAT.NOT_PRESENT);
