@@ -35,6 +35,15 @@ export class AesKey {
   }
 }
 
+/** target ^= other, word-wise when both are 4-byte aligned (they are for buffers we allocate). */
 export function xorInto(target: Uint8Array, other: Uint8Array): void {
-  for (let i = 0; i < target.length; i++) target[i]! ^= other[i]!;
+  const n = target.length;
+  let i = 0;
+  if (target.byteOffset % 4 === 0 && other.byteOffset % 4 === 0) {
+    const a = new Uint32Array(target.buffer, target.byteOffset, n >>> 2);
+    const b = new Uint32Array(other.buffer, other.byteOffset, n >>> 2);
+    for (let w = 0; w < a.length; w++) a[w]! ^= b[w]!;
+    i = a.length * 4;
+  }
+  for (; i < n; i++) target[i]! ^= other[i]!;
 }
