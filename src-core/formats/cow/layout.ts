@@ -96,6 +96,8 @@ function tryLayout(head: Uint8Array, le: boolean, layout: CowLayoutName): CowHea
   const f = COW_LAYOUTS[layout];
   if (head.length < f.headerSize) return undefined;
   const s = new Struct(head, le);
+  // The broken variant's padding after mtime is zero (its size then starts 4 bytes later).
+  if (layout === 'uml-v3-broken' && s.u32(12) !== 0) return undefined;
   const size = Number(s.big64(f.size));
   const sectorSize = s.u32(f.sectorSize);
   if (!Number.isSafeInteger(size) || size <= 0) return undefined;
