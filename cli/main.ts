@@ -11,14 +11,15 @@ import { drivers } from '../src-core/formats/registry.ts';
 const USAGE = `DiskFerry — qemu-img-compatible disk image conversion
 
 usage: diskferry <command> [options]
-  info [-f FMT] [--output=json] [--backing-chain] FILE
-  convert [-f FMT] -O FMT [-c] [-o k=v,…] [-B FILE -F FMT] [-l snapshot.name=NAME] [-p] [--verify] SRC DST
+  info [-f FMT] [--output=json] [--backing-chain] [--disk N|NAME] FILE
+  convert [-f FMT] -O FMT [-c] [-o k=v,…] [-B FILE -F FMT] [-l snapshot.name=NAME] [-p] [--verify] [--disk N|NAME] SRC DST
   compare [-f FMT] [-F FMT] [-s] A B
   check [-f FMT] [--output=json] FILE
   map [-f FMT] [--output=json] FILE
   measure [--output=json] -O FMT [-o k=v,…] (SRC | --size SIZE)
   snapshot -l FILE
 
+ova:       --disk N|NAME picks a disk of an OVA (default: the first in the OVF)
 secrets:   --object secret,id=ID,data=PASSWORD  or  --object secret,id=ID,file=PATH
 safety:    names inside images (backing files, extents) may not leave the image's folder
            unless --allow-outside-paths is given.
