@@ -146,6 +146,35 @@ describe('descriptor forms', () => {
     await expectBytes(t.file('cp1252.vmdk'), base, 'cp1252');
   });
 
+  it('descriptor versions 2 and 3 (changeTrackPath) read as qemu-img reads them', async () => {
+    writeFileSync(t.file('v-flat.vmdk'), base);
+    for (const version of [2, 3]) {
+      const f = t.file(`v${version}.vmdk`);
+      writeFileSync(
+        f,
+        `# Disk DescriptorFile\nversion=${version}\nencoding="UTF-8"\nCID=00c0ffee\nparentCID=ffffffff\nisNativeSnapshot="no"\ncreateType="monolithicFlat"\n` +
+          (version === 3 ? 'changeTrackPath="v-ctk.vmdk"\n' : '') +
+          `# Extent description\nRW ${SIZE / 512} FLAT "v-flat.vmdk" 0\n\n# The Disk Data Base\n#DDB\n\nddb.uuid = "60 00 C2 9a"\n`,
+      );
+      await expectSameExport(f, t.file, `v${version}`);
+      const info = JSON.parse(await cliOk('info', '--output=json', f));
+      expect(info['format-specific']).toEqual(JSON.parse(qemuImg('info', '--output=json', f))['format-specific']);
+    }
+  });
+
+  it('a sparse header of capacity 0 that only carries a descriptor (vmdk_open_vmdk4)', async () => {
+    writeFileSync(t.file('hdr-flat.vmdk'), base);
+    const desc = Buffer.from(`# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\nRW ${SIZE / 512} FLAT "hdr-flat.vmdk" 0\n`);
+    const f = Buffer.alloc(512 * 21);
+    f.write('KDMV', 0, 'latin1');
+    f.writeUInt32LE(1, 4);
+    f.writeBigUInt64LE(1n, 28); // descriptor at sector 1
+    f.writeBigUInt64LE(20n, 36);
+    desc.copy(f, 512);
+    writeFileSync(t.file('hdr.vmdk'), f);
+    await expectSameExport(t.file('hdr.vmdk'), t.file, 'hdr');
+  });
+
   it('an extent outside the image folder is refused unless allowed', async () => {
     const text = `# Disk DescriptorFile\nversion=1\nCID=abc\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\nRW 2048 FLAT "../etc-passwd-flat.vmdk" 0\n`;
     writeFileSync(t.file('escape.vmdk'), text);
