@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { expectPreview, opfsNames, startConversion } from './helpers.ts';
+import { expectPreview, opfsNames, screenshot, startConversion } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -37,6 +37,7 @@ for (const mode of ['download', 'picker'] as const) {
       // Wait until real work is under way, then cancel well before the end.
       await expect.poll(async () => Number(await progress.getAttribute('aria-valuenow')), { timeout: 60_000 }).toBeGreaterThan(0);
       expect(Number(await progress.getAttribute('aria-valuenow'))).toBeLessThan(60);
+      if (mode === 'download') await screenshot(page, 'progress');
       await page.getByTestId('cancel').click();
       await expect(page.getByText('Cancelled. Nothing was saved.')).toBeVisible({ timeout: 15_000 });
       await expect(page.getByTestId('progress')).toHaveCount(0);

@@ -7,6 +7,35 @@ import { TargetPanel } from '../TargetPanel/index.tsx';
 import { UpdatePrompt } from '../UpdatePrompt/index.tsx';
 import './style.css';
 
+/** For someone who has never met these formats: which one belongs to which product. */
+const GLOSSARY: [string, string][] = [
+  ['vmdk', 'VMware Workstation, ESXi, and OVA appliances (AWS imports them too)'],
+  ['vdi', 'VirtualBox'],
+  ['vhd / vhdx', 'Hyper-V and Windows; fixed VHD is what Azure accepts'],
+  ['qcow2', 'QEMU, KVM, Proxmox, OpenStack, libvirt'],
+  ['raw / img', 'a plain copy of the disk, byte for byte (dd, v86, cloud images)'],
+];
+
+function Glossary() {
+  return (
+    <section className="card glossary" aria-label="Which format is which">
+      <h2 className="step-title">Which format is which?</h2>
+      <dl>
+        {GLOSSARY.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+      <p className="muted">
+        Not sure what you have? Drop it: DiskFerry recognises the format from the file's contents, shows what is inside, and offers
+        ready-made settings for where it is going.
+      </p>
+    </section>
+  );
+}
+
 export function App() {
   const image = useApp(selectedImage);
   const formats = useApp((s) => s.formats);
@@ -37,6 +66,7 @@ export function App() {
           </h2>
           <DropZone />
         </section>
+        {!hasFiles && <Glossary />}
         <ImageList />
         {image && <ImageInfo key={image.path} image={image} />}
         {image && <TargetPanel image={image} />}

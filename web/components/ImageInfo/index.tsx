@@ -12,7 +12,7 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
   const allocated = map ? map.totals.data + map.totals.compressed : undefined;
   const rows: [string, ReactNode, string?][] = [
     ['Format', <><b>{image.format}</b> <span className="muted">— {image.label}</span></>],
-    ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes; the size the virtual machine sees)</span></>],
+    ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes)</span></>, 'The size of the disk as the virtual machine sees it.'],
     ['Size on disk', <>{humanSize(image.filesBytes)} <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span></>],
   ];
   if (info['cluster-size']) rows.push(['Cluster / block size', humanSize(info['cluster-size']), 'The unit in which the format allocates space.']);
@@ -51,9 +51,12 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
       ))}
       <dl className="facts">
         {rows.map(([k, v, hint]) => (
-          <div key={k} className="facts__row" title={hint}>
+          <div key={k} className="facts__row">
             <dt>{k}</dt>
-            <dd>{v}</dd>
+            <dd>
+              {v}
+              {hint && <small className="facts__hint">{hint}</small>}
+            </dd>
           </div>
         ))}
       </dl>

@@ -1,0 +1,53 @@
+import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
+import { expectPreview, expectValidCopy, screenshot } from './helpers.ts';
+import { execFileSync } from 'node:child_process';
+
+const MiB = 1024 * 1024;
+
+test('the start page explains itself and lists every format by its CLI name', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  const values = await page.getByTestId('target-format').locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)).catch(() => []);
+  // No image yet: the target form is not shown, but the glossary is.
+  expect(values).toEqual([]);
+  await expect(page.getByText('Which format is which?')).toBeVisible();
+  await screenshot(page, 'start');
+});
+
+test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and AWS', async ({ page, work }) => {
+  const src = work.file('odd.qcow2');
+  const size = 40 * MiB + 3 * 512;
+  qemuImg('create', '-q', '-f', 'qcow2', src, String(size));
+  fillPattern(src, 'qcow2', 0, 4 * MiB, 300 * 1024, 8);
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [src] });
+  await expectPreview(page, 'qcow2', size);
+
+  const select = page.getByTestId('target-format');
+  const values = await select.locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+  for (const name of ['raw', 'qcow2', 'qcow', 'vmdk', 'vdi', 'vpc', 'vhdx', 'cloop', 'cow']) expect(values).toContain(name);
+
+  await page.getByRole('button', { name: /^Proxmox/ }).click();
+  await expect(select).toHaveValue('qcow2');
+  await expect(page.getByTestId('compress')).toBeChecked();
+
+  await page.getByRole('button', { name: /^Azure/ }).click();
+  await expect(select).toHaveValue('vpc');
+  await expect(page.getByTestId('compress')).not.toBeChecked();
+  await expect(page.getByText(/whole number of MiB; this disk is/)).toBeVisible();
+  await screenshot(page, 'preset-azure-warning');
+
+  await page.getByRole('button', { name: /^AWS import/ }).click();
+  await expect(select).toHaveValue('vmdk');
+  await expect(page.getByText('subformat=streamOptimized')).toBeVisible();
+  // Convert with the preset as it stands.
+  const out = work.file('odd.vmdk');
+  const download = page.waitForEvent('download');
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  await (await download).saveAs(out);
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })) as { 'format-specific': { data: { 'create-type': string } } };
+  expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
+  expectValidCopy(src, out, 'vmdk');
+});
