@@ -6,7 +6,7 @@ import { qemuCompare, qemuImg, qemuIo, prng, run, runStatus, standardRaw, tempDi
 import { portableCodecs } from '../src-core/codecs/portable.ts';
 import { drivers } from '../src-core/formats/registry.ts';
 import { openImage } from '../src-core/image/open.ts';
-import { MapResolver, MemorySource } from '../src-core/io/bytes.ts';
+import { MapResolver, MemorySource, type ByteSource } from '../src-core/io/bytes.ts';
 
 // qcow version 1 (qcow-family.md §4): images qemu-img makes read byte-identically, and images we
 // write are what qemu-img calls identical to their source.
@@ -27,6 +27,8 @@ beforeAll(() => {
   const r = runStatus('qemu-img', ['convert', '-f', 'raw', '-c', '-O', 'qcow', src, t.file('compressed.qcow')]);
   expect([0, 1]).toContain(r.status);
   expect(qemuCompare(src, t.file('compressed.qcow'))).toBe(0);
+  qemuImg('create', '-f', 'qcow', t.file('tiny.qcow'), '1000');
+  qemuIo('-f', 'qcow', '-c', 'write -P 0x11 512 512', t.file('tiny.qcow'));
 });
 afterAll(() => t.cleanup());
 
@@ -67,8 +69,6 @@ describe('qcow v1 images made by qemu-img read byte-identically', () => {
 
   it('a size that is not a multiple of 512 (qemu-img create -f qcow x 1000) and a partly written last cluster', async () => {
     const f = t.file('tiny.qcow');
-    qemuImg('create', '-f', 'qcow', f, '1000');
-    qemuIo('-f', 'qcow', '-c', 'write -P 0x11 512 512', f);
     await expectSameExport(f, t.file, 'tiny');
     await expectInfoMatches(f);
   });
@@ -159,6 +159,8 @@ describe('qcow v1 probing and hostile headers', () => {
     ['l2_bits 14', 33, 14, /l2_bits 14/],
     ['crypt_method 2', 39, 2, /encryption method/],
     ['version 4', 7, 4, /qcow version 4 is not supported/],
+    ['a size beyond 2^53', 24, 0xff, /qcow header: size is \d+, beyond/],
+    ['an L1 offset beyond 2^53', 40, 0x80, /qcow header: l1_table_offset is \d+, beyond/],
   ])('%s gives a one-line typed error', async (_name, at, value, message) => {
     const bytes = new Uint8Array(readFileSync(t.file('tiny.qcow')));
     bytes[at] = value;
@@ -186,11 +188,17 @@ describe('qcow v1 probing and hostile headers', () => {
 });
 
 describe('qcow v1 random reads through the core (portable codecs, in-memory source)', () => {
-  it('unaligned reads of a compressed image and of a backing overlay equal the raw bytes', async () => {
-    const cases: [string, string, Map<string, MemorySource>][] = [
+  it('unaligned reads of a compressed image, a partly written one and a backing overlay equal the raw bytes', async () => {
+    standardRaw(t.file('rr-base.raw'), 3 << 20, 17);
+    qemuImg('create', '-f', 'qcow', '-b', 'rr-base.raw', '-F', 'raw', t.file('rr-overlay.qcow'));
+    qemuIo('-f', 'qcow', '-c', 'write -P 0x21 5000 70000', '-c', 'write -z 1M 100k', '-c', 'write -c -P 0x22 2M 512', t.file('rr-overlay.qcow'));
+    const cases: [string, string, Map<string, ByteSource>][] = [
       ['compressed.qcow', src, new Map()],
-      ['overlay.qcow', t.file('overlay.qemu.raw'), new Map([['base.raw', new MemorySource(new Uint8Array(readFileSync(t.file('base.raw'))), 'base.raw')]])],
+      ['tiny.qcow', t.file('tiny.qemu.raw'), new Map()],
+      ['rr-overlay.qcow', t.file('rr-overlay.qemu.raw'), new Map([['rr-base.raw', new MemorySource(new Uint8Array(readFileSync(t.file('rr-base.raw'))), 'rr-base.raw')]])],
     ];
+    qemuImg('convert', '-O', 'raw', t.file('tiny.qcow'), t.file('tiny.qemu.raw'));
+    qemuImg('convert', '-O', 'raw', t.file('rr-overlay.qcow'), t.file('rr-overlay.qemu.raw'));
     const rand = prng(77);
     for (const [name, rawFile, files] of cases) {
       const dev = await openImage(new MemorySource(new Uint8Array(readFileSync(t.file(name))), name), drivers, { codecs: portableCodecs, resolver: new MapResolver(files) });

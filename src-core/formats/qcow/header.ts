@@ -1,5 +1,5 @@
 import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
-import { toSafeNumber } from '../../io/int64.ts';
+import { Int64RangeError, toSafeNumber } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 
 // qcow version 1: QEMU block/qcow.c (QCowHeader, qcow_open, qcow_co_create) and
@@ -42,6 +42,16 @@ export function isQcow1(head: Uint8Array): boolean {
 
 /** Parses and validates the 48-byte header with qcow_open's checks, before anything is allocated. */
 export function parseQcowHeader(file: string, head: Uint8Array): QcowHeader {
+  try {
+    return parseFields(file, head);
+  } catch (e) {
+    // A 64-bit field beyond 2^53 can only be corruption: say so in the header's terms.
+    if (e instanceof Int64RangeError) throw new CorruptImageError(file, `qcow header: ${e.message}`);
+    throw e;
+  }
+}
+
+function parseFields(file: string, head: Uint8Array): QcowHeader {
   const bad = (msg: string) => new CorruptImageError(file, `qcow header: ${msg}`);
   if (head.length >= 4 && new Struct(head).u32(0) !== QCOW_MAGIC) throw new NotThisFormatError(file, 'not a qcow image (bad magic)');
   if (head.length < QCOW_HEADER_SIZE) throw bad(`file is only ${head.length} bytes, shorter than a header`);
