@@ -78,6 +78,19 @@ describe('OVA input', () => {
     expect(human).toContain('app-disk2.vmdk');
   });
 
+  it('a multi-file VMDK inside the OVA resolves its extent among the members', async () => {
+    qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=monolithicFlat', raw2, t.file('flat.vmdk'));
+    writeFileSync(t.file('flat.ovf'), ovf([{ href: 'flat.vmdk', id: 'f1', capacity: 5 * 1024 * 1024 + 512 }]));
+    run('tar', ['--format=ustar', '-cf', t.file('flat.ova'), '-C', t.dir, 'flat.ovf', 'flat.vmdk', 'flat-flat.vmdk']);
+    await cliOk('convert', '-O', 'raw', t.file('flat.ova'), t.file('flat.raw'));
+    expect(Buffer.compare(readFileSync(t.file('flat.raw')), readFileSync(raw2))).toBe(0);
+    // Without its extent the disk cannot open, and the message names the missing member.
+    run('tar', ['--format=ustar', '-cf', t.file('noflat.ova'), '-C', t.dir, 'flat.ovf', 'flat.vmdk']);
+    const r = await cli('convert', '-O', 'raw', t.file('noflat.ova'), t.file('noflat.raw'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('flat-flat.vmdk');
+  });
+
   it('a tar with long member names (GNU and pax) and no OVF still opens its disk', async () => {
     const long = 'a-very-long-directory-name-for-testing-the-tar-reader/'.repeat(2) + 'disk.vmdk';
     run('mkdir', ['-p', t.file(long.slice(0, long.lastIndexOf('/')))]);

@@ -63,6 +63,8 @@ describe('ESXi extents', () => {
     writeFileSync(t.file('se.vmdk'), esxDescriptor('seSparse', 'SESPARSE', SIZE / 512, 'se-sesparse.vmdk'));
     await expectSameExport(t.file('se.vmdk'), t.file, 'se');
     await expectBytes(t.file('se.vmdk'), base, 'se2');
+    const info = JSON.parse(await cliOk('info', '--output=json', t.file('se.vmdk')));
+    expect(info['format-specific']).toEqual(JSON.parse(qemuImg('info', '--output=json', t.file('se.vmdk')))['format-specific']);
   });
 
   it('seSparse delta over a parent: data, zero grains hiding parent data, the rest from the parent', async () => {

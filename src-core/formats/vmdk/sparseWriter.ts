@@ -1,5 +1,6 @@
 import type { ByteSink } from '../../io/bytes.ts';
 import { alignUp } from '../../io/int64.ts';
+import { UnsupportedError } from '../../io/errors.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { buildSparseHeader, FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN, SECTOR } from './sparseHeader.ts';
 
@@ -8,6 +9,8 @@ export const GRAIN_BYTES = GRAIN_SECTORS * SECTOR;
 export const GTES_PER_GT = 512;
 /** Sectors QEMU reserves for an embedded descriptor (DESC_SIZE), also in split pieces. */
 export const DESC_SECTORS = 20;
+/** VMDK_EXTENT_MAX_SECTORS: grain offsets are u32 sector numbers. */
+export const MAX_EXTENT_SECTORS = 2 ** 32;
 
 /** Writes pieces of one extent: guest data at extent-relative offsets, in increasing order. */
 export interface PieceWriter {
@@ -47,6 +50,7 @@ export class SparseExtentWriter implements PieceWriter {
     this.rgdOffset = 1 + DESC_SECTORS;
     this.gdOffset = this.rgdOffset + this.gdSectors + gtSectors * this.gtCount;
     this.overhead = alignUp(this.gdOffset + this.gdSectors + gtSectors * this.gtCount, GRAIN_SECTORS);
+    if (this.overhead >= MAX_EXTENT_SECTORS) throw new UnsupportedError(sink.name, 'disk too large for one sparse extent file; use subformat=twoGbMaxExtentSparse');
     this.next = this.overhead;
     this.out = new SinkBuffer(sink);
     if (descriptor && descriptor.length > DESC_SECTORS * SECTOR) throw new RangeError('descriptor does not fit in 20 sectors');
@@ -83,6 +87,10 @@ export class SparseExtentWriter implements PieceWriter {
         grain = full;
       }
       const { table, i } = await this.tableFor(Math.floor((offset + pos) / GRAIN_BYTES));
+      // Grain table entries are 32-bit sector numbers: an extent file ends at 2 TiB.
+      if (this.next + GRAIN_SECTORS > MAX_EXTENT_SECTORS) {
+        throw new UnsupportedError(this.sink.name, 'a sparse extent file cannot pass 2 TiB (32-bit grain offsets); use subformat=twoGbMaxExtentSparse');
+      }
       table[i] = this.next;
       await this.out.write(this.next * SECTOR, grain);
       this.next += GRAIN_SECTORS;

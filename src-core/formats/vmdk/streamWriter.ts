@@ -15,7 +15,8 @@ import {
   SECTOR,
   type SparseHeader,
 } from './sparseHeader.ts';
-import { GRAIN_BYTES, GRAIN_SECTORS, GTES_PER_GT, u32le, type PieceWriter } from './sparseWriter.ts';
+import { GRAIN_BYTES, GRAIN_SECTORS, GTES_PER_GT, MAX_EXTENT_SECTORS, u32le, type PieceWriter } from './sparseWriter.ts';
+import { UnsupportedError } from '../../io/errors.ts';
 
 /** zlib level: QEMU's compress() uses the default (6); ovftool-made files decode the same way. */
 const ZLIB_LEVEL = 6;
@@ -46,6 +47,8 @@ export class StreamWriter implements PieceWriter {
   ) {
     this.capacity = Math.ceil(size / SECTOR);
     const gtCount = Math.ceil(Math.ceil(this.capacity / GRAIN_SECTORS) / GTES_PER_GT);
+    // One GT per 32 MiB; past 2^24 of them (512 TiB) the directory alone would not fit the 2 TiB file limit sensibly.
+    if (gtCount > 2 ** 24) throw new UnsupportedError(sink.name, 'disk too large for a streamOptimized file');
     this.gd = new Uint32Array(gtCount);
     this.out = new SinkBuffer(sink);
     this.descSectors = Math.ceil(descriptor.length / SECTOR);
@@ -82,6 +85,10 @@ export class StreamWriter implements PieceWriter {
 
   private async emit(bytes: Uint8Array): Promise<number> {
     const at = this.sector;
+    // GTEs and GD entries are 32-bit sector numbers: a stream file ends at 2 TiB.
+    if (at + Math.ceil(bytes.length / SECTOR) > MAX_EXTENT_SECTORS) {
+      throw new UnsupportedError(this.sink.name, 'a streamOptimized file cannot pass 2 TiB (32-bit grain offsets)');
+    }
     const padded = bytes.length % SECTOR ? new Uint8Array(Math.ceil(bytes.length / SECTOR) * SECTOR) : bytes;
     if (padded !== bytes) padded.set(bytes);
     await this.out.write(at * SECTOR, padded);
