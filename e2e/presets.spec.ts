@@ -51,3 +51,32 @@ test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and
   expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
   expectValidCopy(src, out, 'vmdk');
 });
+
+test('an encrypted (LUKS) qcow2 asks for its password, then converts', async ({ page, work }) => {
+  const src = work.file('secret.qcow2');
+  const secret = ['--object', 'secret,id=sec0,data=hunter22'];
+  // A short iter-time keeps PBKDF2 quick; the key derivation is the same code either way.
+  qemuImg('create', '-q', ...secret, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', src, String(16 * MiB));
+  execFileSync('qemu-io', [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x5a 1M 2M'], { stdio: 'ignore' });
+  const plain = work.file('secret-plain.raw');
+  qemuImg('convert', ...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-O', 'raw', plain);
+
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [src] });
+  await expect(page.getByTestId('image-info')).toContainText('yes — a password is needed');
+  // Wrong password: the typed error's text, and nothing saved.
+  await page.getByTestId('source-password').fill('wrong');
+  await page.getByTestId('target-format').selectOption('raw');
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('error')).toContainText(/password/i);
+  await expect(page.getByTestId('result')).toHaveCount(0);
+
+  await page.getByTestId('source-password').fill('hunter22');
+  const download = page.waitForEvent('download');
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  const out = work.file('secret-out.raw');
+  await (await download).saveAs(out);
+  expect(execFileSync('cmp', [plain, out], { encoding: 'utf8' })).toBe('');
+});

@@ -1,5 +1,7 @@
 import { useState, type ReactNode } from 'react';
 import type { ImageSummary } from '../../../workers/protocol.ts';
+import { setSourcePassword } from '../../state/actions.ts';
+import { useApp } from '../../state/store.ts';
 import { bytesExact, humanSize, percent } from '../../units.ts';
 import { AllocationMap } from '../AllocationMap/index.tsx';
 import './style.css';
@@ -49,6 +51,7 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
           {w}
         </p>
       ))}
+      {info.encrypted && <SourcePassword />}
       <dl className="facts">
         {rows.map(([k, v, hint]) => (
           <div key={k} className="facts__row">
@@ -76,5 +79,16 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
         <pre className="json">{image.json}</pre>
       </details>
     </section>
+  );
+}
+
+/** The password an encrypted image needs before its data can be read (checked when converting). */
+function SourcePassword() {
+  const password = useApp((s) => s.sourcePassword);
+  return (
+    <label className="notice notice--warn source-password">
+      <span>This disk is encrypted. Enter its password to convert it:</span>
+      <input data-testid="source-password" type="password" autoComplete="current-password" value={password} onChange={(e) => setSourcePassword(e.currentTarget.value)} />
+    </label>
   );
 }

@@ -1,4 +1,5 @@
-import { selectImage } from '../../state/actions.ts';
+import { useState } from 'react';
+import { inspect, selectImage, setSourcePassword } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import { humanSize } from '../../units.ts';
 import './style.css';
@@ -44,6 +45,7 @@ export function ImageList() {
           {errors.some((e) => e.code === 'missing-file') && (
             <p>This image is made of several files. Drop the whole folder, or all its files together.</p>
           )}
+          {errors.some((e) => e.code === 'needs-password' || e.code === 'wrong-password') && <PasswordForm />}
         </div>
       )}
       {inspection && !images.length && !errors.length && (
@@ -52,5 +54,29 @@ export function ImageList() {
         </div>
       )}
     </>
+  );
+}
+
+/** An encrypted image: ask for its password and read the files again. */
+function PasswordForm() {
+  const [value, setValue] = useState(useApp.getState().sourcePassword);
+  const inspecting = useApp((s) => s.inspecting);
+  return (
+    <form
+      className="password-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setSourcePassword(value);
+        void inspect();
+      }}
+    >
+      <label>
+        Password of the encrypted image{' '}
+        <input type="password" autoComplete="current-password" value={value} onChange={(e) => setValue(e.currentTarget.value)} />
+      </label>
+      <button type="submit" className="button button--small" disabled={inspecting || !value}>
+        Unlock
+      </button>
+    </form>
   );
 }
