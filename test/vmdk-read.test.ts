@@ -104,6 +104,9 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/CID/);
     expect(existsSync(t.file('child-bad.raw'))).toBe(false);
+    // As in qemu-img, info on the chain still works; only data from the wrong parent is refused.
+    const chain = JSON.parse(await cliOk('info', '--backing-chain', '--output=json', child));
+    expect(chain).toHaveLength(2);
   });
 
   it('check finds a grain that points past the end of its extent file, as qemu-img check does', async () => {

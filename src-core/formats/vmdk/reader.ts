@@ -27,6 +27,8 @@ export class VmdkDevice implements BlockDevice {
   readonly format = 'vmdk';
   readonly virtualSize: number;
   private readonly starts: number[] = [];
+  /** Set when the parent's CID is not our parentCID: reads through to it must fail. */
+  private cidMismatch: string | undefined;
 
   private constructor(
     readonly src: ByteSource,
@@ -62,8 +64,9 @@ export class VmdkDevice implements BlockDevice {
 
   /**
    * A delta disk is only valid over the parent it was taken from: QEMU fails reads that fall
-   * through to a parent whose CID differs from our parentCID (vmdk_is_cid_valid). We refuse at
-   * open, naming both, rather than export data from the wrong parent.
+   * through to a parent whose CID differs from our parentCID (vmdk_is_cid_valid). We do the same:
+   * the mismatch is noted here, and any range that would come from the parent fails with an error
+   * naming both (so info still works, but no data from the wrong parent is ever exported).
    */
   private async checkParentCid(ctx: OpenContext): Promise<void> {
     const d = this.descriptor;
@@ -77,10 +80,7 @@ export class VmdkDevice implements BlockDevice {
     try {
       const pd = await readDescriptorOnly(parent);
       if (pd.cid !== d.parentCid) {
-        throw new CorruptImageError(
-          this.src.name,
-          `parent "${d.parentFileNameHint}" has CID ${pd.cid.toString(16)} but this delta disk expects parentCID ${d.parentCid.toString(16)}: the parent changed after the child was made`,
-        );
+        this.cidMismatch = `parent "${d.parentFileNameHint}" has CID ${pd.cid.toString(16)} but this delta disk expects parentCID ${d.parentCid.toString(16)}: the parent changed after the child was made`;
       }
     } finally {
       await parent.close?.();
@@ -171,7 +171,10 @@ export class VmdkDevice implements BlockDevice {
     for (const { part, start } of this.overlapping(from, to)) {
       const a = Math.max(from, start) - start;
       const b = Math.min(to, start + part.size) - start;
-      for await (const e of part.extents(a, b)) yield { ...e, offset: e.offset + start };
+      for await (const e of part.extents(a, b)) {
+        if (e.kind === 'unallocated' && this.cidMismatch) throw new CorruptImageError(this.src.name, this.cidMismatch);
+        yield { ...e, offset: e.offset + start };
+      }
     }
   }
 
