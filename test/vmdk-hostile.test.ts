@@ -95,6 +95,8 @@ describe('hostile VMDK input', () => {
     const d = (line: string) => new TextEncoder().encode(`# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\n${line}\n`);
     await expectTyped({ 'd.vmdk': d('RW 99999999999999999999 FLAT "x.bin" 0'), 'x.bin': new Uint8Array(512) }, 'd.vmdk', /d\.vmdk: .*range/);
     await expectTyped({ 'd.vmdk': d('RW 2048 FLAT "gone.bin" 0') }, 'd.vmdk', /gone\.bin/);
+    const half = Math.floor(Number.MAX_SAFE_INTEGER / 512) - 1;
+    await expectTyped({ 'd.vmdk': d(`RW ${half} FLAT "x.bin" 0\nRW ${half} FLAT "x.bin" 0`), 'x.bin': new Uint8Array(512) }, 'd.vmdk', /d\.vmdk: .*add up/);
     await expectTyped({ 'd.vmdk': d('RW 2048 SPARSE "d.vmdk"') }, 'd.vmdk', /d\.vmdk: .*magic/);
     await expectTyped({ 'd.vmdk': d('RW 2048 VMFSRDM "dev.bin"'), 'dev.bin': new Uint8Array(512) }, 'd.vmdk', /raw device/);
   });

@@ -35,6 +35,9 @@ export interface Descriptor {
 
 export const NO_PARENT_CID = 0xffffffff;
 
+/** Extent sizes whose byte count stays an exact JavaScript number. */
+const MAX_EXTENT_LINE_SECTORS = Math.floor(Number.MAX_SAFE_INTEGER / 512);
+
 /** The longest descriptor we read: VMware allows 20 sectors embedded; stand-alone ones are small too. */
 export const MAX_DESCRIPTOR_BYTES = 1024 * 1024;
 
@@ -118,7 +121,8 @@ export function parseDescriptor(file: string, text: string): Descriptor {
         break;
     }
   }
-  if (!sawVersion) throw new CorruptImageError(file, 'VMDK descriptor has no version= line');
+  // A missing version= line only matters to probing (vmdk_probe); with -f vmdk QEMU reads on.
+  if (!sawVersion) d.version = 1;
   if (!(d.version >= 1 && d.version <= 3)) throw new UnsupportedError(file, `VMDK descriptor version ${d.version} is not supported (1 to 3)`);
   return d;
 }
@@ -132,7 +136,7 @@ function parseExtentLine(file: string, m: RegExpExecArray): ExtentLine {
   const type = m[3] as ExtentType;
   if (!EXTENT_TYPES.includes(type)) throw new UnsupportedError(file, `extent type ${m[3]} is not supported`);
   const sectors = Number(m[2]);
-  if (!Number.isSafeInteger(sectors)) throw new CorruptImageError(file, `extent size ${m[2]} is out of range`);
+  if (!Number.isSafeInteger(sectors) || sectors > MAX_EXTENT_LINE_SECTORS) throw new CorruptImageError(file, `extent size ${m[2]} is out of range`);
   const name = m[4] ?? m[5];
   const offset = m[6] !== undefined ? Number(m[6]) : 0;
   if (!Number.isSafeInteger(offset)) throw new CorruptImageError(file, `extent offset ${m[6]} is out of range`);

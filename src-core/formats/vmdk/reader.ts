@@ -111,6 +111,10 @@ export class VmdkDevice implements BlockDevice {
       for (const p of parts) await p.close();
       throw e;
     }
+    if (parts.reduce((n, p) => n + p.size, 0) > Number.MAX_SAFE_INTEGER) {
+      for (const p of parts) await p.close();
+      throw new CorruptImageError(src.name, 'the extents add up to more bytes than can be addressed');
+    }
     return new VmdkDevice(src, d, parts, false);
   }
 
