@@ -80,3 +80,29 @@ test('an encrypted (LUKS) qcow2 asks for its password, then converts', async ({ 
   await (await download).saveAs(out);
   expect(execFileSync('cmp', [plain, out], { encoding: 'utf8' })).toBe('');
 });
+
+test('an encrypted qcow2 output (LUKS) opens in qemu-img with the password given on the page', async ({ page, work }) => {
+  const src = work.file('plain.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', src, String(16 * MiB));
+  fillPattern(src, 'qcow2', 0, 3 * MiB, 700 * 1024, 5);
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [src] });
+  await expectPreview(page, 'qcow2', 16 * MiB);
+  await page.getByTestId('target-format').selectOption('qcow2');
+  await page.getByText('Advanced qcow2 options').click();
+  await page.locator('select[id="opt-encrypt.format"]').selectOption('luks');
+  await page.locator('input[id="opt-encrypt.iter-time"]').fill('10');
+  await page.getByLabel('Encryption password').fill('s3cret-pass');
+  const download = page.waitForEvent('download');
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  const out = work.file('locked.qcow2');
+  await (await download).saveAs(out);
+  const secret = ['--object', 'secret,id=sec0,data=s3cret-pass'];
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })) as { encrypted?: boolean };
+  expect(info.encrypted).toBe(true);
+  execFileSync('qemu-img', ['check', ...secret, '--image-opts', `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`]);
+  const cmp = execFileSync('qemu-img', ['compare', ...secret, '--image-opts', `driver=qcow2,file.filename=${src}`, `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`], { encoding: 'utf8' });
+  expect(cmp).toContain('identical');
+});
