@@ -1,6 +1,7 @@
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
 import { convertAndSave, expectPreview, expectValidCopy, qcow2CheckJson, screenshot } from './helpers.ts';
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const MiB = 1024 * 1024;
@@ -96,4 +97,51 @@ test('drop a vdi, convert to vhdx', async ({ page, work }) => {
   const out = work.file('box.vhdx');
   await convertAndSave(page, 'download', 'vhdx', false, out);
   expectValidCopy(src, out, 'vhdx');
+});
+
+test('drop an OVA: the disk inside is previewed and converted without unpacking', async ({ page, work }) => {
+  const vmdk = work.file('appliance-disk1.vmdk');
+  const size = 20 * MiB;
+  qemuImg('create', '-q', '-f', 'vmdk', '-o', 'subformat=streamOptimized', vmdk, String(size));
+  fillPattern(vmdk, 'vmdk', 0, 3 * MiB, 512 * 1024, 6);
+  const ovf = `<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="appliance-disk1.vmdk" ovf:id="file1"/></References>
+  <DiskSection><Info>disks</Info><Disk ovf:capacity="${size}" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/></DiskSection>
+</Envelope>
+`;
+  writeFileSync(work.file('appliance.ovf'), ovf);
+  execFileSync('tar', ['-cf', 'appliance.ova', 'appliance.ovf', 'appliance-disk1.vmdk'], { cwd: work.dir });
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [work.file('appliance.ova')] });
+  await expectPreview(page, 'ova', size);
+  await expect(page.getByTestId('image-info')).toContainText('appliance-disk1.vmdk');
+  const out = work.file('appliance.qcow2');
+  await convertAndSave(page, 'download', 'qcow2', false, out);
+  expectValidCopy(vmdk, out, 'qcow2');
+});
+
+test('a backing chain dropped together is one image; alone, the overlay warns about its base', async ({ page, work }) => {
+  const base = work.file('base.qcow2');
+  const top = work.file('top.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', base, String(32 * MiB));
+  fillPattern(base, 'qcow2', 0, 4 * MiB, MiB, 8);
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', top);
+  fillPattern(top, 'qcow2', 2 * MiB, 8 * MiB, 1536 * 1024, 4);
+
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [top] });
+  await expectPreview(page, 'qcow2', 32 * MiB);
+  await expect(page.getByTestId('image-info')).toContainText('"base.qcow2" was not dropped');
+
+  await page.getByTestId('drop-zone').drop({ files: [base, top] });
+  await expect(page.getByTestId('image-info')).toContainText('top.qcow2');
+  await expect(page.getByTestId('image-info')).not.toContainText('was not dropped');
+  await expect(page.getByTestId('image-info')).toContainText('Backing file');
+  // The base is a companion of the overlay, not a second image to choose.
+  await expect(page.getByRole('navigation', { name: 'Disk images found' })).toHaveCount(0);
+  const out = work.file('flattened.qcow2');
+  await convertAndSave(page, 'download', 'qcow2', false, out);
+  expectValidCopy(top, out, 'qcow2');
+  expect(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })).not.toContain('backing-filename');
 });
