@@ -135,6 +135,54 @@ describe('wrong or missing passwords', () => {
   });
 });
 
+describe('damaged LUKS areas give one-line errors', () => {
+  /** A copy of a qemu-made LUKS image with bytes changed at `at` (absolute file offset). */
+  function damaged(name: string, patch: (buf: Buffer, luks: number) => void): string {
+    const buf = readFileSync(t.file('luks-default.qcow2'));
+    const luks = Number(buf.readBigUInt64BE(0x78)); // crypto extension right after the v3 header
+    expect(buf.readUInt32BE(0x70)).toBe(0x0537be77);
+    patch(buf, luks);
+    const f = t.file(name);
+    writeFileSync(f, buf);
+    return f;
+  }
+
+  it('a key slot with zero stripes is refused at open, as qemu-img refuses it', async () => {
+    const f = damaged('stripes0.qcow2', (b, luks) => b.writeUInt32BE(0, luks + 208 + 44));
+    expect(runStatus('qemu-img', ['info', f]).stderr).toMatch(/stripes 0 != 4000/);
+    const r = await cli('info', f);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/stripes0\.qcow2: .*stripes 0 != 4000/);
+  });
+
+  it('a LUKS area too short for its key material: info works, unlocking fails in one line', async () => {
+    const f = damaged('short.qcow2', (b) => b.writeBigUInt64BE(0x1000n, 0x80));
+    await cliOk('info', f);
+    const out = t.file('short.raw');
+    const r = await cli('convert', ...SECRET, '--image-opts', opts(f), '-O', 'raw', out);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/outside its header extension/);
+    expect(runStatus('test', ['-e', out]).status).not.toBe(0);
+  });
+
+  it('a serpent volume: info matches qemu-img, reading says serpent is unsupported', async () => {
+    const f = damaged('serpent.qcow2', (b, luks) => b.write('serpent\0', luks + 8, 'latin1'));
+    await expectInfoMatches(f);
+    const r = await cli('convert', ...SECRET, '--image-opts', opts(f), '-O', 'raw', t.file('serpent.raw'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/serpent\.qcow2: LUKS cipher serpent-256 is not supported/);
+  });
+
+  it('damaged key material reads as a wrong password, not as garbage', async () => {
+    const f = damaged('material.qcow2', (b, luks) => b.fill(0, luks + 4096, luks + 4096 + 512));
+    const r = await cli('convert', ...SECRET, '--image-opts', opts(f), '-O', 'raw', t.file('material.raw'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/wrong password/);
+  });
+});
+
 describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
   const WRITE_CASES: [string, string][] = [
     ['luks', 'encrypt.format=luks,encrypt.iter-time=10'],

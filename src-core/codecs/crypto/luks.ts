@@ -1,4 +1,4 @@
-import { CorruptImageError, WrongPasswordError } from '../../io/errors.ts';
+import { CorruptImageError, UnsupportedError, WrongPasswordError } from '../../io/errors.ts';
 import { bytesEqual } from '../../io/struct.ts';
 import type { HashName, Pbkdf2 } from '../types.ts';
 import { afMerge, afSplit, randomBytes } from './afsplit.ts';
@@ -45,6 +45,7 @@ export async function unlockLuks(
   secret: Uint8Array,
   pbkdf2: Pbkdf2,
 ): Promise<Uint8Array> {
+  if (h.cipherName !== 'aes') throw new UnsupportedError(file, `LUKS cipher ${h.cipherAlg} is not supported by DiskFerry (only aes)`);
   const password = passwordBytes(secret);
   for (const slot of h.slots) {
     if (!slot.active) continue;

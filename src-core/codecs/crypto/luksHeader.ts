@@ -51,6 +51,9 @@ export interface LuksHeader extends LuksParams {
   slots: LuksSlot[];
 }
 
+/** Key sizes (bytes, per XTS half) of the ciphers QEMU's LUKS driver knows. */
+const LUKS_CIPHER_SIZES: Record<string, number[]> = { aes: [16, 24, 32], cast5: [16], serpent: [16, 24, 32], twofish: [16, 24, 32] };
+
 const MODES: readonly CipherMode[] = ['ecb', 'cbc', 'xts', 'ctr'];
 const IVGENS: readonly IvGenName[] = ['plain', 'plain64', 'essiv'];
 
@@ -91,7 +94,8 @@ export function parseLuksHeader(file: string, bytes: Uint8Array): LuksHeader {
     const o = 208 + 48 * i;
     const state = s.u32(o);
     const slot: LuksSlot = { active: state === SLOT_ENABLED, iterations: s.u32(o + 4), salt: s.bytesAt(o + 8, LUKS_SALT_LEN).slice(), keyOffset: s.u32(o + 40), stripes: s.u32(o + 44) };
-    if (slot.stripes === 0) throw bad(`keyslot ${i} is corrupted (stripes == 0)`);
+    // QEMU 7.2 insists on exactly 4000 stripes (what cryptsetup and QEMU always write).
+    if (slot.stripes !== LUKS_STRIPES) throw bad(`keyslot ${i} is corrupted (stripes ${slot.stripes} != ${LUKS_STRIPES})`);
     if (state !== SLOT_ENABLED && state !== SLOT_DISABLED) throw bad(`keyslot ${i} state (active/disable) is corrupted`);
     if (slot.active && slot.iterations === 0) throw bad(`keyslot ${i} iteration count is zero`);
     if (slot.keyOffset < KEY_SLOT_OFFSET_SECTORS) throw bad(`keyslot ${i} is overlapping with the header`);
@@ -140,19 +144,18 @@ function parseParams(file: string, cipherName: string, modeSpec: string, hashSpe
   if (!MODES.includes(modeName as CipherMode)) throw new UnsupportedError(file, `LUKS cipher mode ${modeName} is not supported`);
   const mode = modeName as CipherMode;
   const perKey = mode === 'xts' ? keyBytes / 2 : keyBytes;
-  if (cipherName !== 'aes') {
-    const known = ['cast5', 'serpent', 'twofish'].includes(cipherName);
-    throw new UnsupportedError(file, known ? `LUKS cipher ${cipherName} is not supported by DiskFerry (only aes)` : `LUKS cipher ${cipherName} with key size ${perKey} bytes is not supported`);
-  }
-  if (perKey !== 16 && perKey !== 24 && perKey !== 32) throw new UnsupportedError(file, `LUKS cipher aes with key size ${perKey} bytes is not supported`);
+  // QEMU's table (qcrypto_block_luks_cipher_size_map_*). Every one of them opens for info;
+  // only AES can be unlocked here (unlockLuks says so).
+  const sizes = LUKS_CIPHER_SIZES[cipherName];
+  if (!sizes?.includes(perKey)) throw new UnsupportedError(file, `LUKS cipher ${cipherName} with key size ${perKey} bytes is not supported`);
   if (!isHashName(hashSpec)) throw new UnsupportedError(file, `LUKS hash algorithm ${hashSpec} is not supported`);
   if (!IVGENS.includes(ivgenName as IvGenName)) throw new UnsupportedError(file, `LUKS IV generator ${ivgenName} is not supported`);
   const ivgen = ivgenName as IvGenName;
   if (ivgen === 'essiv') {
     if (!ivgenHash) throw new CorruptImageError(file, 'LUKS header: missing IV generator hash specification');
-    if (!essivSupported(ivgenHash)) throw new UnsupportedError(file, `LUKS ESSIV with ${ivgenHash}: no AES cipher with that key size`);
+    if (!essivSupported(ivgenHash)) throw new UnsupportedError(file, `LUKS ESSIV with ${ivgenHash}: no ${cipherName} cipher with that key size`);
   } else ivgenHash = undefined; // dm-crypt ignores a hash on plain/plain64, and so does QEMU
-  return { cipherAlg: `aes-${perKey * 8}`, mode, ivgen, ivgenHash, hash: hashSpec };
+  return { cipherAlg: `${cipherName}-${perKey * 8}`, mode, ivgen, ivgenHash, hash: hashSpec };
 }
 
 /** The `encrypt` object of qemu-img info (qcrypto_block_luks_get_info), in qemu-img's key order. */

@@ -77,7 +77,6 @@ export async function openCipher(
     return readExact(src, region.offset + offset, length);
   };
   const header = parseLuksHeader(file, await read(0, LUKS_HEADER_SIZE));
-  if (header.payloadOffset * SECTOR > region.length) throw new CorruptImageError(file, 'LUKS payload offset lies beyond the LUKS header extension');
   let cipher: SectorCipher | undefined;
   if (password) {
     const masterKey = await unlockLuks(file, header, read, password, pbkdf2Of(codecs));
