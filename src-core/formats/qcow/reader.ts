@@ -46,8 +46,16 @@ export class QcowDevice implements BlockDevice {
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<QcowDevice> {
     const h = parseQcowHeader(src.name, await src.read(0, QCOW_HEADER_SIZE));
-    // QEMU reads the L1 table through the block layer, which returns zeros past the end of file.
-    const l1 = readBig64Table(await readPadded(src, h.l1TableOffset, h.l1Size * 8), h.l1Size);
+    // QEMU would read tables cut off by the end of file as zeros; a file cut short is damaged,
+    // and qemu-img's own files always hold their whole L1 and L2 tables, so refuse it instead.
+    const l1 = readBig64Table(await readExact(src, h.l1TableOffset, h.l1Size * 8), h.l1Size);
+    const l2Bytes = h.l2Entries * 8;
+    for (let i = 0; i < l1.length; i++) {
+      const e = l1[i]!;
+      if (e !== 0n && e + BigInt(l2Bytes) > BigInt(src.size)) {
+        throw new CorruptImageError(src.name, `L2 table ${i} at 0x${e.toString(16)} lies past the end of the file (${src.size} bytes; truncated file?)`);
+      }
+    }
     let backingFile: string | undefined;
     if (h.backingFileOffset) {
       backingFile = utf8Decode(await readExact(src, h.backingFileOffset, h.backingFileSize));
