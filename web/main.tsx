@@ -1,5 +1,5 @@
 import { createRoot } from 'react-dom/client';
-import { removeOpfsOutputs } from './adapters/opfsSink.ts';
+import { removeOpfsOutputs } from './adapters/opfsCleanup.ts';
 import { filesFromHandles } from './adapters/pickFiles.ts';
 import { launchQueueSupported } from './capabilities.ts';
 import { App } from './components/App/index.tsx';

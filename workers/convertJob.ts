@@ -71,5 +71,6 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
 async function discard(sink: WritableSink | OpfsSink, req: ConvertRequest): Promise<void> {
   if (sink instanceof OpfsSink) return sink.remove();
   await sink.abort();
-  if (req.output.kind === 'fsa') await req.output.handle.remove?.().catch(() => {});
+  // FileSystemHandle.remove() (Chromium 110+) is in neither TypeScript lib yet.
+  if (req.output.kind === 'fsa') await (req.output.handle as { remove?(): Promise<void> }).remove?.().catch(() => {});
 }

@@ -1,7 +1,7 @@
 import { errorLine } from '../../src-core/io/errors.ts';
 import type { ConvertRequest, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 import { nativeSaveSupported, opfsSupported } from '../capabilities.ts';
-import { removeOpfsOutputs } from '../adapters/opfsSink.ts';
+import { removeOpfsOutputs } from '../adapters/opfsCleanup.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
 import { PRESETS } from './presets.ts';
 import { initialTarget, selectedImage, useApp, type TargetChoice } from './store.ts';
