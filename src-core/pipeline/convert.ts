@@ -27,11 +27,12 @@ export interface ConvertResult {
 
 const DEFAULT_BATCH = 4 * 1024 * 1024;
 
-/** Data a window holds according to metadata: nothing to read when only zero/unallocated. */
-async function windowHasData(dev: BlockDevice, from: number, to: number): Promise<boolean> {
-  if (from >= dev.virtualSize) return false;
-  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) if (e.kind === 'data') return true;
-  return false;
+/** Bytes of a window that metadata says hold data: 0 means there is nothing to read. */
+async function windowDataBytes(dev: BlockDevice, from: number, to: number): Promise<number> {
+  if (from >= dev.virtualSize) return 0;
+  let n = 0;
+  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) if (e.kind === 'data') n += e.length;
+  return n;
 }
 
 /** Sum of the bytes metadata says hold data: the progress total. */
@@ -56,27 +57,47 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const batch = Math.max(g, alignUp(opts.batchSize ?? DEFAULT_BATCH, g));
   const meter = new ProgressMeter(await dataBytes(source), opts.onProgress);
   let bytesRead = 0;
-  for (let pos = 0; pos < virtualSize; pos += batch) {
-    assertNotAborted(signal);
-    const end = Math.min(pos + batch, virtualSize);
-    const srcHas = await windowHasData(source, pos, end);
-    const backHas = backing ? await windowHasData(backing, pos, end) : false;
-    if (!srcHas && !backHas) continue;
-    const data = srcHas ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
-    const base = backHas ? await backing!.read(pos, end - pos) : undefined;
-    bytesRead += srcHas ? end - pos : 0;
-    await writeWindow(writer, pos, data, base);
-    if (srcHas) {
-      let n = 0;
-      for await (const e of source.extents(pos, end)) if (e.kind === 'data') n += e.length;
-      meter.add(n);
+  /** The next window from `pos` on that holds data, read; undefined at the end of the disk. */
+  const load = async (pos: number): Promise<Window | undefined> => {
+    for (; pos < virtualSize; pos += batch) {
+      assertNotAborted(signal);
+      const end = Math.min(pos + batch, virtualSize);
+      const srcBytes = await windowDataBytes(source, pos, end);
+      const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
+      if (!srcBytes && !backHas) continue;
+      const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
+      const base = backHas ? await backing!.read(pos, end - pos) : undefined;
+      return { pos, end, data, base, srcBytes };
     }
+    return undefined;
+  };
+  // One window of read-ahead: the next read runs while the writer works on the current one
+  // (with -c the writer returns once its compression queue is under its bound), so reading,
+  // compressing and writing overlap while memory stays at a few windows.
+  let next = load(0);
+  for (;;) {
+    const w = await next;
+    if (!w) break;
+    next = load(w.end);
+    next.catch(() => {}); // a read error surfaces when the loop awaits it
+    bytesRead += w.srcBytes ? w.end - w.pos : 0;
+    await writeWindow(writer, w.pos, w.data, w.base);
+    if (w.srcBytes) meter.add(w.srcBytes);
   }
   assertNotAborted(signal);
   meter.report('finalizing');
   await writer.finish();
   meter.report('done');
   return { virtualSize, bytesRead, warnings: writer.warnings ?? [] };
+}
+
+interface Window {
+  pos: number;
+  end: number;
+  data: Uint8Array;
+  base: Uint8Array | undefined;
+  /** Bytes the source's metadata marks as data (progress). */
+  srcBytes: number;
 }
 
 /** Splits a window into granules and sends runs of data (and, over a backing file, zeros). */

@@ -110,6 +110,11 @@ export class Qcow2Writer implements ImageWriter {
   private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
   private lastOffset = -1;
   private luksOffset = 0;
+  /** Clusters handed to write() but not yet placed, in guest order (compressions in flight). */
+  private queue: QueuedCluster[] = [];
+  private queueHead = 0;
+  /** How many clusters may wait: about 8 MiB of guest data, enough to keep a pool busy. */
+  private readonly queueLimit: number;
 
   constructor(
     private readonly sink: ByteSink,
@@ -136,6 +141,7 @@ export class Qcow2Writer implements ImageWriter {
       for (let i = 0; i < Math.ceil(enc.luks.length / this.cs); i++) this.allocCluster();
     }
     if (enc?.warning) this.warnings.push(enc.warning);
+    this.queueLimit = Math.max(16, Math.floor((8 * 1024 * 1024) / this.cs));
     this.checkBacking();
   }
 
@@ -212,9 +218,15 @@ export class Qcow2Writer implements ImageWriter {
     this.lastOffset = offset + length;
   }
 
+  /**
+   * Takes a run of guest data. With -c, each cluster's compression starts at once (a pool of
+   * workers behind the codec works on many together) and the cluster joins a queue that is
+   * placed strictly in guest order; write() returns as soon as the queue is back under its
+   * bound, so the caller reads the next window while this one compresses. The queue keeps
+   * references to `data`: callers hand over fresh buffers (convert does).
+   */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkOrder(offset, data.length);
-    const clusters: { index: number; bytes: Uint8Array }[] = [];
     for (let pos = 0; pos < data.length; pos += this.cs) {
       let bytes = data.subarray(pos, pos + this.cs);
       if (isAllZero(bytes) && !this.opts.backing) continue; // reads as zero anyway
@@ -223,14 +235,30 @@ export class Qcow2Writer implements ImageWriter {
         padded.set(bytes);
         bytes = padded;
       }
-      clusters.push({ index: (offset + pos) / this.cs, bytes });
+      const index = (offset + pos) / this.cs;
+      if (this.opts.compress) {
+        const packed = this.compress(bytes);
+        packed.catch(() => {}); // rejections surface when drain() awaits it, in order
+        this.queue.push({ index, bytes, packed });
+      } else if (this.queue.length) this.queue.push({ index, bytes, packed: undefined });
+      else await this.putCluster(index, bytes, undefined);
     }
-    if (this.opts.compress) {
-      // Started together so a pool of compressors behind the codec can work in parallel.
-      const packed = await Promise.all(clusters.map((c) => this.compress(c.bytes)));
-      for (let k = 0; k < clusters.length; k++) await this.putCluster(clusters[k]!.index, clusters[k]!.bytes, packed[k]);
-    } else {
-      for (const c of clusters) await this.putCluster(c.index, c.bytes, undefined);
+    await this.drain(this.queueLimit);
+  }
+
+  /** Places queued clusters, oldest first, until at most `keep` remain. */
+  private async drain(keep: number): Promise<void> {
+    while (this.queue.length - this.queueHead > keep) {
+      const c = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined as unknown as QueuedCluster;
+      await this.putCluster(c.index, c.bytes, c.packed && (await c.packed));
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 4096) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
     }
   }
 
@@ -263,6 +291,7 @@ export class Qcow2Writer implements ImageWriter {
     this.checkOrder(offset, length);
     // Without a backing file, unallocated already reads as zero.
     if (!this.opts.backing) return;
+    await this.drain(0); // L2 entries are filled in guest order
     for (let pos = offset; pos < offset + length; pos += this.cs) {
       const index = pos / this.cs;
       if (this.cfg.version === 2) {
@@ -279,6 +308,7 @@ export class Qcow2Writer implements ImageWriter {
   }
 
   async finish(): Promise<void> {
+    await this.drain(0);
     await this.flushL2();
     await this.out.write(this.l1Offset, bigEndianBytes(this.l1));
     if (this.enc?.luks) await this.out.write(this.luksOffset, this.enc.luks.bytes);
@@ -360,6 +390,13 @@ export class Qcow2Writer implements ImageWriter {
     }
     return s.bytes.subarray(0, Math.min(this.cs, alignUp(off, 512)));
   }
+}
+
+interface QueuedCluster {
+  index: number;
+  bytes: Uint8Array;
+  /** The compressed stream, or undefined when it did not shrink the cluster. */
+  packed: Promise<Uint8Array | undefined> | undefined;
 }
 
 function bigEndianBytes(words: BigUint64Array): Uint8Array {

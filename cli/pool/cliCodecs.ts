@@ -1,0 +1,27 @@
+import { availableParallelism } from 'node:os';
+import type { Codecs } from '../../src-core/codecs/types.ts';
+import { nodeCodecs } from '../nodeCodecs.ts';
+import { createNodeDeflatePool, type DeflateEngine } from './pool.ts';
+
+export interface CliCodecs {
+  codecs: Codecs;
+  /** What compresses, for the benchmark's record. */
+  label: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The codecs `convert -c` uses. Default: a worker_threads pool, one worker per core, running
+ * stock zlib in wasm, so clusters come out byte-identical to qemu-img's while all cores work.
+ * DISKFERRY_DEFLATE=native uses Node's zlib in the workers (faster, output ~0.5–2 % larger);
+ * DISKFERRY_DEFLATE=single compresses on the main thread with Node's zlib (no pool);
+ * DISKFERRY_WORKERS=N overrides the pool size.
+ */
+export function cliCompressionCodecs(): CliCodecs {
+  const mode = process.env.DISKFERRY_DEFLATE ?? 'wasm';
+  if (mode === 'single') return { codecs: nodeCodecs, label: 'node-zlib, main thread', close: async () => {} };
+  const engine: DeflateEngine = mode === 'native' ? 'native' : 'wasm';
+  const workers = Number(process.env.DISKFERRY_WORKERS) || availableParallelism();
+  const pool = createNodeDeflatePool(nodeCodecs, { engine, workers });
+  return { codecs: pool, label: `${engine} ×${workers} workers`, close: () => pool.close() };
+}

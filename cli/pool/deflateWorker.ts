@@ -1,0 +1,47 @@
+/**
+ * One compression worker thread of the CLI's pool (pool.ts). It owns one compressor and answers
+ * jobs one at a time: the job's buffer arrives transferred and the result goes back transferred,
+ * so no cluster is copied on the way.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import zlib from 'node:zlib';
+import { WasmDeflater } from '../../src-core/codecs/zlib-wasm/loader.ts';
+import type { DeflateParams } from '../../src-core/codecs/types.ts';
+import type { DeflateEngine, PoolJob, PoolReply } from './protocol.ts';
+
+const engine = (workerData as { engine: DeflateEngine; wasm?: WebAssembly.Module }).engine;
+const wasm = engine === 'wasm' ? await WasmDeflater.create((workerData as { wasm: WebAssembly.Module }).wasm) : undefined;
+
+/** Output area reused across jobs; only the result's bytes are copied out of it. */
+let scratch = new Uint8Array(0);
+
+/** The result, and whether its ArrayBuffer is ours alone and so can be transferred back. */
+function deflate(data: Uint8Array, p: DeflateParams): { out: Uint8Array; own: boolean } {
+  if (wasm) {
+    // Output capped at the input size: a cluster that does not shrink comes back as it went.
+    if (scratch.length < data.length) scratch = new Uint8Array(data.length);
+    const out = scratch.subarray(0, data.length);
+    const n = wasm.deflateRawInto(data, out, p);
+    // slice: only the stream's bytes travel back and stay alive until the writer places them.
+    return { out: n < 0 ? data : out.slice(0, n), own: true };
+  }
+  const o = zlib.deflateRawSync(data, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel });
+  // Buffers under 4 KiB may come from Node's shared allocation pool, which must not be detached.
+  return { out: new Uint8Array(o.buffer, o.byteOffset, o.length), own: o.length >= 4096 };
+}
+
+parentPort!.on('message', (job: PoolJob) => {
+  let reply: PoolReply;
+  try {
+    const { out, own } = deflate(job.data, job.params);
+    // The job's buffer goes back too, for the pool to reuse, unless it is the result itself.
+    const spare = out.buffer === job.data.buffer ? undefined : job.data;
+    reply = { id: job.id, data: out, spare };
+    const transfer = own ? [out.buffer as ArrayBuffer] : [];
+    if (spare) transfer.push(spare.buffer as ArrayBuffer);
+    parentPort!.postMessage(reply, transfer);
+  } catch (e) {
+    reply = { id: job.id, error: (e as Error).message };
+    parentPort!.postMessage(reply);
+  }
+});

@@ -1,0 +1,85 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { pooledCodecs, type DeflateBridge, type DeflateReply, type PooledCodecs } from '../../src-core/codecs/deflatePool.ts';
+import type { Codecs, DeflateParams } from '../../src-core/codecs/types.ts';
+import type { DeflateEngine, PoolJob, PoolReply } from './protocol.ts';
+
+export type { DeflateEngine } from './protocol.ts';
+
+/**
+ * Run from sources (tsx), this file is pool.ts and the worker entry is deflateWorker.mjs, which
+ * registers tsx in the worker. Bundled (bench/ builds one), the worker is a sibling .js bundle
+ * and zlib.wasm is copied next to it.
+ */
+const bundled = !import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(bundled ? './deflateWorker.js' : './deflateWorker.mjs', import.meta.url);
+const WASM_URL = new URL(bundled ? './zlib.wasm' : '../../src-core/codecs/zlib-wasm/zlib.wasm', import.meta.url);
+
+let wasmModule: WebAssembly.Module | undefined;
+/** zlib.wasm compiled once; a compiled Module is shared with every worker without recompiling. */
+export function zlibWasmModule(): WebAssembly.Module {
+  wasmModule ??= new WebAssembly.Module(readFileSync(WASM_URL));
+  return wasmModule;
+}
+
+class WorkerBridge implements DeflateBridge {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve(r: DeflateReply): void; reject(e: unknown): void }>();
+  private next = 0;
+
+  constructor(engine: DeflateEngine) {
+    this.worker = new Worker(WORKER_URL, {
+      workerData: { engine, wasm: engine === 'wasm' ? zlibWasmModule() : undefined },
+      // A worker holds one job at a time; a small heap makes it collect its buffers promptly
+      // (the CLI's peak memory counts every worker's heap).
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
+    // Idle workers must not keep the CLI alive; jobs in flight keep it referenced.
+    this.worker.unref();
+    this.worker.on('message', (r: PoolReply) => {
+      const p = this.pending.get(r.id);
+      if (!p) return;
+      this.pending.delete(r.id);
+      if (!this.pending.size) this.worker.unref();
+      if (r.error !== undefined) p.reject(new Error(`compression worker: ${r.error}`));
+      else p.resolve({ out: r.data, spare: r.spare });
+    });
+    this.worker.on('error', (e) => this.failAll(e));
+    this.worker.on('exit', (code) => this.failAll(new Error(`compression worker exited (${code})`)));
+  }
+
+  private failAll(e: unknown): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  deflate(data: Uint8Array, params: DeflateParams): Promise<DeflateReply> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      const job: PoolJob = { id, data, params };
+      // Transferred, not copied: the dispatcher handed us a buffer of our own.
+      this.worker.postMessage(job, [data.buffer as ArrayBuffer]);
+    });
+  }
+
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+export interface NodePoolOptions {
+  /** Default: one per core (os.availableParallelism()). */
+  workers?: number;
+  /** Default 'wasm': stock zlib, byte-identical to qemu-img's clusters. */
+  engine?: DeflateEngine;
+}
+
+/** A worker_threads pool behind the Codecs interface; `base` serves everything but deflateRaw. */
+export function createNodeDeflatePool(base: Codecs, opts: NodePoolOptions = {}): PooledCodecs {
+  const n = Math.max(1, opts.workers ?? availableParallelism());
+  const engine = opts.engine ?? 'wasm';
+  return pooledCodecs(Array.from({ length: n }, () => new WorkerBridge(engine)), base);
+}
