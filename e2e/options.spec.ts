@@ -106,3 +106,26 @@ test('an encrypted qcow2 output (LUKS) opens in qemu-img with the password given
   const cmp = execFileSync('qemu-img', ['compare', ...secret, '--image-opts', `driver=qcow2,file.filename=${src}`, `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`], { encoding: 'utf8' });
   expect(cmp).toContain('identical');
 });
+
+test('converting from an internal snapshot gives the disk as it was then', async ({ page, work }) => {
+  const src = work.file('snappy.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', src, String(16 * MiB));
+  fillPattern(src, 'qcow2', 0, 2 * MiB, MiB, 4);
+  qemuImg('snapshot', '-c', 'before-update', src);
+  fillPattern(src, 'qcow2', MiB, 3 * MiB, MiB, 5);
+  const then = work.file('then.raw');
+  qemuImg('convert', '-l', 'snapshot.name=before-update', '-O', 'raw', src, then);
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [src] });
+  await expectPreview(page, 'qcow2', 16 * MiB);
+  await expect(page.getByTestId('image-info')).toContainText('before-update');
+  await page.getByTestId('target-format').selectOption('raw');
+  await page.getByLabel('Convert from').selectOption({ label: 'snapshot before-update' });
+  const download = page.waitForEvent('download');
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  const out = work.file('then-out.raw');
+  await (await download).saveAs(out);
+  expect(execFileSync('cmp', [then, out], { encoding: 'utf8' })).toBe('');
+});
