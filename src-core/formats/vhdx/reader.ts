@@ -190,13 +190,25 @@ export class VhdxDevice implements BlockDevice {
     let pos = from;
     while (pos < to) {
       const block = Math.floor(pos / bs);
-      const blockStart = block * bs;
-      const end = Math.min(blockStart + bs, to);
       const { kind, offset } = this.blockKind(block);
-      if (kind === 'data') yield { offset: pos, length: end - pos, kind: 'data', hostOffset: offset + (pos - blockStart) };
-      else if (kind === 'zero') yield { offset: pos, length: end - pos, kind: 'zero' };
-      else if (kind === 'parent') yield { offset: pos, length: end - pos, kind: 'unallocated' };
-      else yield* this.partialExtents(block, offset, pos, end);
+      if (kind === 'partial') {
+        const end = Math.min((block + 1) * bs, to);
+        yield* this.partialExtents(block, offset, pos, end);
+        pos = end;
+        continue;
+      }
+      // Merge following blocks of the same kind (and, for data, contiguous in the file) into one
+      // extent, without awaiting per block: a large sparse disk maps in few steps.
+      let next = block + 1;
+      while (next * bs < to) {
+        const k = this.blockKind(next);
+        if (k.kind !== kind || (kind === 'data' && k.offset !== offset + (next - block) * bs)) break;
+        next++;
+      }
+      const end = Math.min(next * bs, to);
+      const length = end - pos;
+      if (kind === 'data') yield { offset: pos, length, kind: 'data', hostOffset: offset + (pos - block * bs) };
+      else yield { offset: pos, length, kind: kind === 'zero' ? 'zero' : 'unallocated' };
       pos = end;
     }
   }
