@@ -27,10 +27,17 @@ export interface Codecs {
    * correct everywhere but much slower than a platform's native implementation.
    */
   pbkdf2?: Pbkdf2;
+  /**
+   * AES-ECB over whole 16-byte blocks, no padding (the building block of the disk cipher
+   * modes). Optional: without it the core uses @noble/ciphers; Node injects OpenSSL's (~6×).
+   */
+  aesEcb?: AesEcb;
 }
 
 /** Hash names as QEMU and LUKS headers spell them. */
 export type HashName = 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512' | 'ripemd160';
+
+export type AesEcb = (key: Uint8Array, data: Uint8Array, decrypt: boolean) => Uint8Array;
 
 export type Pbkdf2 = (hash: HashName, password: Uint8Array, salt: Uint8Array, iterations: number, length: number) => Promise<Uint8Array>;
 

@@ -1,4 +1,5 @@
 import { cbc, ecb } from '@noble/ciphers/aes.js';
+import type { AesEcb } from '../types.ts';
 
 /**
  * AES through @noble/ciphers. WebCrypto cannot serve disk encryption: it has no XTS and no
@@ -12,8 +13,16 @@ export function checkAesKey(key: Uint8Array): void {
   if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES key of ${key.length} bytes`);
 }
 
+/** @noble/ciphers' ECB, the portable default for `Codecs.aesEcb`. */
+export const nobleAesEcb: AesEcb = (key, data, decrypt) =>
+  decrypt ? ecb(key, { disablePadding: true }).decrypt(data) : ecb(key, { disablePadding: true }).encrypt(data);
+
 export class AesKey {
-  constructor(readonly key: Uint8Array) {
+  /** `engine`: a platform's faster ECB (Codecs.aesEcb); @noble/ciphers otherwise. */
+  constructor(
+    readonly key: Uint8Array,
+    private readonly engine: AesEcb = nobleAesEcb,
+  ) {
     checkAesKey(key);
   }
 
@@ -22,14 +31,14 @@ export class AesKey {
 
   /** ECB-encrypts whole blocks into a new buffer. */
   encryptBlocks(data: Uint8Array): Uint8Array {
-    return data.length ? ecb(this.key, { disablePadding: true }).encrypt(data) : new Uint8Array(0);
+    return data.length ? this.engine(this.key, data, false) : new Uint8Array(0);
   }
 
   decryptBlocks(data: Uint8Array): Uint8Array {
-    return data.length ? ecb(this.key, { disablePadding: true }).decrypt(data) : new Uint8Array(0);
+    return data.length ? this.engine(this.key, data, true) : new Uint8Array(0);
   }
 
-  /** CBC encryption is sequential by nature: one chained pass per sector. */
+  /** CBC encryption is sequential by nature: one chained pass per sector (always noble). */
   cbcEncrypt(data: Uint8Array, iv: Uint8Array): Uint8Array {
     return cbc(this.key, iv, { disablePadding: true }).encrypt(data);
   }

@@ -1,4 +1,4 @@
-import type { HashName } from '../types.ts';
+import type { AesEcb, HashName } from '../types.ts';
 import { AES_BLOCK, AesKey } from './aes.ts';
 import { HASHES } from './hashes.ts';
 
@@ -27,7 +27,7 @@ function sectorIvs(firstSector: number, count: number, bytes: 4 | 8): Uint8Array
   return out;
 }
 
-export function makeIvGenerator(name: IvGenName, key: Uint8Array, essivHash?: HashName): IvGenerator {
+export function makeIvGenerator(name: IvGenName, key: Uint8Array, essivHash?: HashName, engine?: AesEcb): IvGenerator {
   switch (name) {
     case 'plain':
       return { ivs: (first, count) => sectorIvs(first, count, 4) };
@@ -38,7 +38,7 @@ export function makeIvGenerator(name: IvGenName, key: Uint8Array, essivHash?: Ha
       // size, not the data cipher's (dm-crypt quirk, qcrypto_block_luks_essiv_cipher).
       if (!essivHash) throw new RangeError('ESSIV needs a hash');
       const salt = HASHES[essivHash].fn(key);
-      const aes = new AesKey(salt);
+      const aes = new AesKey(salt, engine);
       return { ivs: (first, count) => aes.encryptBlocks(sectorIvs(first, count, 8)) };
     }
   }

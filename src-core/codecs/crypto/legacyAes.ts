@@ -1,3 +1,4 @@
+import type { AesEcb } from '../types.ts';
 import { makeIvGenerator } from './ivgen.ts';
 import { passwordBytes } from './password.ts';
 import { SectorCipher } from './sectorCipher.ts';
@@ -8,11 +9,11 @@ import { SectorCipher } from './sectorCipher.ts';
  * zero-padded; nothing checks it, so a wrong password reads as garbage rather than failing.
  * (The qcow2 spec's "AES-256" is wrong for QEMU: qcow-family.md §3.1, verified.)
  */
-export function legacyAesCipher(secret: Uint8Array): SectorCipher {
+export function legacyAesCipher(secret: Uint8Array, engine?: AesEcb): SectorCipher {
   const pw = passwordBytes(secret);
   const key = new Uint8Array(16);
   key.set(pw.subarray(0, 16));
-  return new SectorCipher('cbc', key, makeIvGenerator('plain64', key));
+  return new SectorCipher('cbc', key, makeIvGenerator('plain64', key), engine);
 }
 
 export const LEGACY_AES_WARNING =

@@ -1,6 +1,6 @@
 import { CorruptImageError, UnsupportedError, WrongPasswordError } from '../../io/errors.ts';
 import { bytesEqual } from '../../io/struct.ts';
-import type { HashName, Pbkdf2 } from '../types.ts';
+import type { AesEcb, HashName, Pbkdf2 } from '../types.ts';
 import { afMerge, afSplit, randomBytes } from './afsplit.ts';
 import { HASHES } from './hashes.ts';
 import { makeIvGenerator } from './ivgen.ts';
@@ -20,8 +20,8 @@ import { passwordBytes } from './password.ts';
 import { SECTOR, SectorCipher } from './sectorCipher.ts';
 
 /** The payload (or key-material) cipher for a key: mode + IV generator from the header. */
-export function luksSectorCipher(p: LuksParams, key: Uint8Array): SectorCipher {
-  return new SectorCipher(p.mode, key, makeIvGenerator(p.ivgen, key, p.ivgenHash));
+export function luksSectorCipher(p: LuksParams, key: Uint8Array, engine?: AesEcb): SectorCipher {
+  return new SectorCipher(p.mode, key, makeIvGenerator(p.ivgen, key, p.ivgenHash, engine), engine);
 }
 
 /** Key material is decrypted in whole sectors; a partial last sector decrypts the same either way. */
@@ -44,6 +44,7 @@ export async function unlockLuks(
   read: (offset: number, length: number) => Promise<Uint8Array>,
   secret: Uint8Array,
   pbkdf2: Pbkdf2,
+  engine?: AesEcb,
 ): Promise<Uint8Array> {
   if (h.cipherName !== 'aes') throw new UnsupportedError(file, `LUKS cipher ${h.cipherAlg} is not supported by DiskFerry (only aes)`);
   const password = passwordBytes(secret);
@@ -53,7 +54,7 @@ export async function unlockLuks(
     if (len > MAX_MATERIAL) throw new CorruptImageError(file, `LUKS key slot has ${slot.stripes} stripes, too many`);
     const slotKey = await pbkdf2(h.hash, password, slot.salt, slot.iterations, h.keyBytes);
     const material = await read(slot.keyOffset * SECTOR, len);
-    luksSectorCipher(h, slotKey).decrypt(material, 0);
+    luksSectorCipher(h, slotKey, engine).decrypt(material, 0);
     const candidate = afMerge(h.hash, h.keyBytes, slot.stripes, material);
     const digest = await pbkdf2(h.hash, candidate, h.digestSalt, h.digestIterations, LUKS_DIGEST_LEN);
     if (bytesEqual(digest, h.digest)) return candidate;
@@ -122,7 +123,7 @@ export function luksAreaBytes(cipherAlg: string, mode: string): number {
  * A new LUKS1 volume header with slot 0 holding a random master key (qcrypto_block_luks_create):
  * all 8 slots laid out 4000 stripes apart, iterations calibrated to `iterTimeMs`.
  */
-export async function createLuks(secret: Uint8Array, o: LuksCreateOptions, pbkdf2: Pbkdf2): Promise<CreatedLuks> {
+export async function createLuks(secret: Uint8Array, o: LuksCreateOptions, pbkdf2: Pbkdf2, engine?: AesEcb): Promise<CreatedLuks> {
   const password = passwordBytes(secret);
   const keyBytes = luksKeyBytes(o.cipherAlg, o.mode);
   const dl = HASHES[o.hash].digestLength;
@@ -146,7 +147,7 @@ export async function createLuks(secret: Uint8Array, o: LuksCreateOptions, pbkdf
   const slotKey = await pbkdf2(o.hash, password, slot.salt, slotIters, keyBytes);
   const material = new Uint8Array(materialBytes(keyBytes, LUKS_STRIPES));
   material.set(afSplit(o.hash, masterKey, LUKS_STRIPES, randomBytes));
-  luksSectorCipher(o, slotKey).encrypt(material, 0);
+  luksSectorCipher(o, slotKey, engine).encrypt(material, 0);
 
   const modeSpec = o.ivgenHash ? `${o.mode}-${o.ivgen}:${o.ivgenHash}` : `${o.mode}-${o.ivgen}`;
   const header: LuksHeader = {

@@ -1,3 +1,4 @@
+import type { AesEcb } from '../types.ts';
 import { AES_BLOCK, AesKey, xorInto } from './aes.ts';
 import type { IvGenerator } from './ivgen.ts';
 
@@ -18,13 +19,14 @@ export class SectorCipher {
     readonly mode: CipherMode,
     key: Uint8Array,
     private readonly ivgen: IvGenerator,
+    engine?: AesEcb,
   ) {
     if (mode === 'xts') {
       // XTS keys are two AES keys back to back: data key, then tweak key.
       const half = key.length / 2;
-      this.data = new AesKey(key.slice(0, half));
-      this.tweak = new AesKey(key.slice(half));
-    } else this.data = new AesKey(key);
+      this.data = new AesKey(key.slice(0, half), engine);
+      this.tweak = new AesKey(key.slice(half), engine);
+    } else this.data = new AesKey(key, engine);
   }
 
   private sectors(data: Uint8Array): number {
@@ -88,7 +90,8 @@ export class SectorCipher {
    * this runs on, checked below), which keeps the per-block cost to a few word operations.
    */
   private xts(data: Uint8Array, firstSector: number, n: number, encrypt: boolean): void {
-    const t0 = this.tweak!.encryptBlocks(this.ivgen.ivs(firstSector, n));
+    let t0 = this.tweak!.encryptBlocks(this.ivgen.ivs(firstSector, n));
+    if (t0.byteOffset % 4) t0 = t0.slice(); // an engine may return a view at any offset
     const tweaks = new Uint8Array(data.length);
     const blocksPerSector = SECTOR / AES_BLOCK;
     if (LITTLE_ENDIAN) {

@@ -52,5 +52,5 @@ export async function createQcowCipher(opts: CreateOptions): Promise<QcowOutputC
   if (opts.compress) throw new InvalidArgumentError('Compression and encryption not supported at the same time', file);
   const secret = opts.secrets?.get(id);
   if (!secret) throw new InvalidArgumentError(`No secret with id '${id}'`, file);
-  return { cipher: qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(secret), false), warnings: [LEGACY_AES_WARNING] };
+  return { cipher: qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(secret, opts.codecs.aesEcb), false), warnings: [LEGACY_AES_WARNING] };
 }

@@ -66,10 +66,10 @@ export async function openCipher(
   h: Qcow2Header,
   src: ByteSource,
   password: Uint8Array | undefined,
-  codecs?: Pick<Codecs, 'pbkdf2'>,
+  codecs?: Pick<Codecs, 'pbkdf2' | 'aesEcb'>,
 ): Promise<Qcow2Cipher | undefined> {
   if (h.cryptMethod === CRYPT_NONE) return undefined;
-  if (h.cryptMethod === CRYPT_AES) return qcow2Cipher(file, { format: 'aes' }, password ? legacyAesCipher(password) : undefined, false);
+  if (h.cryptMethod === CRYPT_AES) return qcow2Cipher(file, { format: 'aes' }, password ? legacyAesCipher(password, codecs?.aesEcb) : undefined, false);
   const region = h.crypto!;
   // Reads inside the LUKS area only (qcow2_crypto_hdr_read_func refuses anything beyond it).
   const read = (offset: number, length: number) => {
@@ -79,8 +79,8 @@ export async function openCipher(
   const header = parseLuksHeader(file, await read(0, LUKS_HEADER_SIZE));
   let cipher: SectorCipher | undefined;
   if (password) {
-    const masterKey = await unlockLuks(file, header, read, password, pbkdf2Of(codecs));
-    cipher = luksSectorCipher(header, masterKey);
+    const masterKey = await unlockLuks(file, header, read, password, pbkdf2Of(codecs), codecs?.aesEcb);
+    cipher = luksSectorCipher(header, masterKey, codecs?.aesEcb);
   }
   return qcow2Cipher(file, luksInfo(header), cipher, true);
 }

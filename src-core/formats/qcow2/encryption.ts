@@ -97,12 +97,12 @@ export async function setupEncryption(opts: CreateOptions, cfg: Qcow2EncryptionC
   const bySector = (cipher: SectorCipher, useHost: boolean) => (data: Uint8Array, guest: number, host: number) =>
     cipher.encrypt(data, (useHost ? host : guest) / SECTOR);
   if (cfg.format === 'aes') {
-    return { cryptMethod: CRYPT_AES, encrypt: bySector(legacyAesCipher(secret), false), warning: LEGACY_AES_WARNING };
+    return { cryptMethod: CRYPT_AES, encrypt: bySector(legacyAesCipher(secret, opts.codecs.aesEcb), false), warning: LEGACY_AES_WARNING };
   }
-  const created = await createLuks(secret, cfg.luks, pbkdf2Of(opts.codecs));
+  const created = await createLuks(secret, cfg.luks, pbkdf2Of(opts.codecs), opts.codecs.aesEcb);
   return {
     cryptMethod: CRYPT_LUKS,
     luks: { bytes: created.bytes, length: created.length },
-    encrypt: bySector(luksSectorCipher(created.header, created.masterKey), true),
+    encrypt: bySector(luksSectorCipher(created.header, created.masterKey, opts.codecs.aesEcb), true),
   };
 }
