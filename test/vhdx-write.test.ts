@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
-import { expectSameExport } from './helpers/fixtures.ts';
+import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { qemuCompare, qemuImg, run, runStatus, standardRaw, tempDir, writePatternedRaw } from './helpers/sys.ts';
 import { MemorySource } from '../src-core/io/bytes.ts';
 import { readStructure } from '../src-core/formats/vhdx/reader.ts';
@@ -58,8 +58,9 @@ describe('VHDX images we write', () => {
     expect(vi).toContain(`(${SIZE} bytes)`);
     expect(vi).toMatch(args.join(' ').includes('fixed') ? /Disk type\s*: Fixed/ : /Disk type\s*: Dynamic/);
     expect(pyvhdiMatches(out, src)).toBe(`ok ${SIZE}`);
-    // And we read back what we wrote, the way qemu-img reads it.
+    // And we read back what we wrote, the way qemu-img reads it, and describe it as qemu-img does.
     await expectSameExport(out, t.file, `${name}-back`);
+    await expectInfoMatches(out);
   });
 
   it('fixed means fixed: every payload block FULLY_PRESENT, in order, and the file holds them all', async () => {
