@@ -91,6 +91,16 @@ describe('OVA input', () => {
     expect(r.stderr).toContain('flat-flat.vmdk');
   });
 
+  it('a gzip-compressed disk (ovf:compression) is refused, not read as raw', async () => {
+    run('sh', ['-c', `gzip -c '${t.file('app-disk2.vmdk')}' > '${t.file('gz.vmdk')}'`]);
+    writeFileSync(t.file('gz.ovf'), ovf([{ href: 'gz.vmdk', id: 'f1', capacity: 1 }]).replace('ovf:size="1"', 'ovf:size="1" ovf:compression="gzip"'));
+    run('tar', ['--format=ustar', '-cf', t.file('gz.ova'), '-C', t.dir, 'gz.ovf', 'gz.vmdk']);
+    const r = await cli('convert', '-O', 'raw', t.file('gz.ova'), t.file('gz.raw'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/gz\.vmdk.*gzip/);
+    expect(existsSync(t.file('gz.raw'))).toBe(false);
+  });
+
   it('a tar with long member names (GNU and pax) and no OVF still opens its disk', async () => {
     const long = 'a-very-long-directory-name-for-testing-the-tar-reader/'.repeat(2) + 'disk.vmdk';
     run('mkdir', ['-p', t.file(long.slice(0, long.lastIndexOf('/')))]);

@@ -11,13 +11,16 @@ const MAX_OVF_BYTES = 4 * 1024 * 1024;
  * The disks an OVF describes, in its <Disk> order (each names a <File> by id), as member names.
  * Without an OVF (or without <Disk> elements) every member that is not OVF metadata is a disk.
  */
-export function disksFromOvf(ovf: string | undefined, members: TarMember[]): string[] {
+export function disksFromOvf(ovf: string | undefined, members: TarMember[], compressed: Set<string> = new Set()): string[] {
   if (ovf) {
     const files = new Map<string, string>();
     for (const m of ovf.matchAll(/<(?:\w+:)?File\b([^>]*)>/g)) {
       const id = /\b(?:\w+:)?id="([^"]*)"/.exec(m[1]!)?.[1];
       const href = /\b(?:\w+:)?href="([^"]*)"/.exec(m[1]!)?.[1];
       if (id && href) files.set(id, href);
+      // OVF 1.0 §5.2: ovf:compression="gzip" wraps the whole file; it cannot be read in place.
+      const comp = /\b(?:\w+:)?compression="([^"]*)"/.exec(m[1]!)?.[1];
+      if (href && comp && comp !== 'identity') compressed.add(href);
     }
     const disks: string[] = [];
     for (const m of ovf.matchAll(/<(?:\w+:)?Disk\b([^>]*)>/g)) {
@@ -100,7 +103,8 @@ export async function openOva(src: ByteSource, ctx: OpenContext): Promise<BlockD
   const ovfMember = members.find((m) => m.name.toLowerCase().endsWith('.ovf'));
   let ovf: string | undefined;
   if (ovfMember && ovfMember.size <= MAX_OVF_BYTES) ovf = utf8Decode(await readExact(src, ovfMember.offset, ovfMember.size));
-  const names = disksFromOvf(ovf, members);
+  const compressed = new Set<string>();
+  const names = disksFromOvf(ovf, members, compressed);
   const disks: TarMember[] = [];
   for (const n of names) {
     const m = members.find((x) => x.name === n) ?? members.find((x) => baseName(x.name) === baseName(n));
@@ -110,6 +114,10 @@ export async function openOva(src: ByteSource, ctx: OpenContext): Promise<BlockD
   }
   if (!disks.length) throw new InvalidArgumentError('the OVA holds no disk', src.name);
   const chosen = pickDisk(src.name, disks, ctx.member);
+  const magic = await src.read(chosen.offset, Math.min(2, chosen.size));
+  if (compressed.has(chosen.name) || (magic[0] === 0x1f && magic[1] === 0x8b)) {
+    throw new UnsupportedError(src.name, `disk "${chosen.name}" is gzip-compressed inside the OVA (ovf:compression); unpack it first`);
+  }
   const slice = new SliceSource(src, chosen.offset, chosen.size, `${src.name}/${chosen.name}`);
   // The disk is probed like any file; its companions (extents, parents) are other members.
   const inner = await openImage(slice, ctx.drivers, { ...ctx, format: undefined, member: undefined, resolver: new TarResolver(src, members) } as OpenContext);
