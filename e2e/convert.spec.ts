@@ -1,5 +1,5 @@
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { convertAndSave, expectPreview, expectValidCopy, qcow2CheckJson, screenshot } from './helpers.ts';
+import { convertAndSave, dropFromOs, expectPreview, expectValidCopy, qcow2CheckJson, screenshot } from './helpers.ts';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -61,6 +61,20 @@ test.describe('multi-file images', () => {
     const out = work.file('split.qcow2');
     await convertAndSave(page, 'download', 'qcow2', true, out);
     expectValidCopy(descriptor, out, 'qcow2');
+  });
+
+  test('drop a folder holding a twoGbMaxExtentSparse vmdk (a trusted drag, as from the OS)', async ({ page, work }) => {
+    const folder = work.file('dropped-vm');
+    (await import('node:fs')).mkdirSync(folder);
+    const { descriptor, size } = makeSplitVmdk(folder);
+    await page.goto('/');
+    await dropFromOs(page, [folder]);
+    await expectPreview(page, 'vmdk', size);
+    // Paths keep the folder: the extents were found relative to the descriptor.
+    await expect(page.getByTestId('image-info')).toContainText('dropped-vm/split-s003.vmdk');
+    const out = work.file('dropped.vhdx');
+    await convertAndSave(page, 'download', 'vhdx', false, out);
+    expectValidCopy(descriptor, out, 'vhdx');
   });
 
   test('open a folder holding a twoGbMaxExtentSparse vmdk', async ({ page, work }) => {

@@ -91,3 +91,19 @@ export function qcow2CheckJson(file: string): { 'compressed-clusters'?: number; 
   const r = spawnSync('qemu-img', ['check', '--output=json', file], { encoding: 'utf8' });
   return JSON.parse(r.stdout);
 }
+
+/**
+ * Drops files or folders the way the OS does: CDP Input.dispatchDragEvent makes a trusted drag
+ * whose DataTransfer holds real entries, so folders arrive as folders (and the page may use
+ * getAsFileSystemHandle). `locator.drop()` cannot drop a folder.
+ */
+export async function dropFromOs(page: Page, paths: string[]): Promise<void> {
+  const box = await page.getByTestId('drop-zone').boundingBox();
+  if (!box) throw new Error('drop zone not visible');
+  const cdp = await page.context().newCDPSession(page);
+  const x = box.x + box.width / 2;
+  const y = box.y + box.height / 2;
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
+  await cdp.detach();
+}

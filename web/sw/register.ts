@@ -12,6 +12,8 @@ let waiting: ServiceWorker | undefined;
 export async function registerServiceWorker(): Promise<void> {
   if (!serviceWorkerSupported || import.meta.env.DEV) return;
   const reg = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+  // Automation that blocks service workers resolves without a registration.
+  if (!reg) return;
   const offer = (w: ServiceWorker | null) => {
     // No controller yet means this is the first install, not an update.
     if (!w || !navigator.serviceWorker.controller) return;
