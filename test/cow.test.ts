@@ -73,6 +73,8 @@ function buildCow(layout: Layout, f: Fixture): Uint8Array {
     v.setUint32(alignOff, align, le);
     v.setUint32(formatOff!, 0, le);
   }
+  // The broken layout's padding after mtime was never initialised (cow_user.c malloc'd the header).
+  if (layout === 'uml-v3-broken') v.setUint32(12, 0xdeadbeef);
   for (let s = 0; s < sectors; s++) {
     if (!f.present[s]) continue;
     out[bitmapOff + Math.floor(s / 8)]! |= 1 << s % 8; // least significant bit first

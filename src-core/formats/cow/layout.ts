@@ -22,7 +22,8 @@ import { Struct } from '../../io/struct.ts';
  *  uml-v1         | host   | 0   4     | 8 [256]      | 264   | 268  | 276        | –     | –      | 280
  *  uml-v2         | BE     | 0   4     | 8 [4096]     | 4104  | 4108 | 4116       | –     | –      | 4120
  *  uml-v3         | BE     | 0   4     | 32 [4096]    | 8     | 12   | 20         | 24    | 28     | 4128
- *  uml-v3-broken (64-bit UML before Dec 2005: 4 pad bytes after mtime)
+ *  uml-v3-broken (64-bit UML before Dec 2005: 4 pad bytes after mtime, not zeroed — UML
+ *                 malloc'd the header — so only the zero word at 32 tells it apart, as cow_user.c does)
  *                 | BE     | 0   4     | 36 [4096]    | 8     | 16   | 24         | 28    | 32     | 4136
  *
  * Where the bitmap and the data go:
@@ -96,8 +97,6 @@ function tryLayout(head: Uint8Array, le: boolean, layout: CowLayoutName): CowHea
   const f = COW_LAYOUTS[layout];
   if (head.length < f.headerSize) return undefined;
   const s = new Struct(head, le);
-  // The broken variant's padding after mtime is zero (its size then starts 4 bytes later).
-  if (layout === 'uml-v3-broken' && s.u32(12) !== 0) return undefined;
   const size = Number(s.big64(f.size));
   const sectorSize = s.u32(f.sectorSize);
   if (!Number.isSafeInteger(size) || size <= 0) return undefined;
