@@ -111,8 +111,13 @@ export class NodeResolver implements FileResolver {
       throw e;
     }
   }
+  /** Companion files this resolver created, so a failed conversion can remove them. */
+  readonly created: string[] = [];
   async create(name: string, relativeTo: string): Promise<ByteSink> {
-    return NodeFileSink.create(this.resolve(name, relativeTo));
+    const full = this.resolve(name, relativeTo);
+    const sink = await NodeFileSink.create(full);
+    this.created.push(full);
+    return sink;
   }
   async list(relativeTo: string): Promise<string[]> {
     const dir = path.dirname(relativeTo);

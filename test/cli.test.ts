@@ -41,6 +41,19 @@ describe('CLI', () => {
     expect(existsSync(t.file('cut.raw'))).toBe(false);
   });
 
+  it('a conversion that fails partway removes the extent files it had created', async () => {
+    const img = t.file('partial.qcow2');
+    qemuImg('convert', '-O', 'qcow2', raw, img);
+    const f = t.file('partial-cut.qcow2');
+    const bytes = (await import('node:fs')).readFileSync(img);
+    // Keep the metadata, lose the last data clusters: reading fails late in the conversion.
+    writeFileSync(f, bytes.subarray(0, bytes.length - 200_000));
+    const dst = t.file('split.vmdk');
+    const r = await cli('convert', '-O', 'vmdk', '-o', 'subformat=twoGbMaxExtentFlat', f, dst);
+    expect(r.code).toBe(1);
+    expect(readdirSync(t.dir).filter((n) => n.startsWith('split') || n.includes('diskferry'))).toEqual([]);
+  });
+
   it('an unknown -o option is refused and names the option', async () => {
     const r = await cli('convert', '-O', 'qcow2', '-o', 'clustersize=4k', raw, t.file('x.qcow2'));
     expect(r.code).toBe(1);

@@ -39,6 +39,8 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   // -c: clusters are compressed on a pool of worker threads (cli/pool/).
   let pool: CliCodecs | undefined;
   const tmp = path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
+  // Creates companion files (split or flat extents) beside the destination.
+  const outputResolver = new NodeResolver([path.dirname(path.resolve(dst))], true);
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, p);
     const sink = await NodeFileSink.create(tmp);
@@ -59,7 +61,7 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
           codecs: pool?.codecs ?? nodeCodecs,
           secrets: parseSecrets(p),
           filename: dst,
-          resolver: new NodeResolver([path.dirname(path.resolve(dst))], true),
+          resolver: outputResolver,
         },
       });
       await sink.close();
@@ -71,7 +73,9 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
       await sink.close().catch(() => {});
     }
   } catch (e) {
+    // Nothing half-written survives: the temporary main file and any extents made so far.
     await fs.rm(tmp, { force: true });
+    for (const f of outputResolver.created) await fs.rm(f, { force: true });
     throw e;
   } finally {
     await pool?.close();
