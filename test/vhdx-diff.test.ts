@@ -1,6 +1,9 @@
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
+import { MemorySource } from '../src-core/io/bytes.ts';
+import { readStructure } from '../src-core/formats/vhdx/reader.ts';
+import { bitmapIndex, entryState, payloadIndex } from '../src-core/formats/vhdx/bat.ts';
 import { qemuImg, qemuIo, run, standardRaw, tempDir } from './helpers/sys.ts';
 import { expectedChild, makeDifferencing, type ChildBlock } from './helpers/vhdxDiff.ts';
 
@@ -94,5 +97,48 @@ describe('differencing VHDX', () => {
     expect(miss.code).not.toBe(0);
     expect(miss.stderr.trim().split('\n')).toHaveLength(1);
     expect(miss.stderr).toMatch(/parent-x\.vhdx|base\.vhdx/);
+  });
+
+  it('we write differencing VHDX (-B): libvhdi and we read it as the source; vhdiinfo opens it', async () => {
+    // The source: the parent's bytes with new data, zeros over parent data, and a whole new block.
+    const src = Buffer.from(readFileSync(parentRaw));
+    src.fill(0x6b, 3 * MiB + 4096, 3 * MiB + 3 * 4096); // a few sectors in a block
+    src.fill(0, 0, MiB); // zeros over parent data: must hide it
+    for (let i = 0; i < MiB; i++) src[12 * MiB + i] = (i * 7) & 0xff; // a whole block
+    src.fill(0x2c, SIZE - 1536, SIZE); // the last sectors
+    const srcFile = t.file('diff-src.raw');
+    writeFileSync(srcFile, src);
+    const child = t.file('written-child.vhdx');
+    const r = await cli('convert', '-O', 'vhdx', '-o', 'block_size=4M', '-B', 'parent.vhdx', '-F', 'vhdx', srcFile, child);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // Only what differs is stored: three blocks and one sector bitmap, not the 24 MiB disk.
+    expect(statSync(child).size).toBe(4 * MiB + 3 * 4 * MiB + MiB); // metadata, three blocks, one bitmap
+    const st = await readStructure(new MemorySource(new Uint8Array(readFileSync(child)), child), {});
+    // 4 MiB blocks, 1 MiB pieces: block 0 has zeros over the parent and new sectors, 1 is
+    // untouched, 3 holds one new MiB, 5 the tail; each is partly this file's, partly the parent's.
+    const states = [0, 1, 3, 5].map((b) => entryState(st.bat[payloadIndex(st.geometry, b)]!));
+    expect(states).toEqual([7, 0, 7, 7]);
+    expect(entryState(st.bat[bitmapIndex(st.geometry, 0)]!)).toBe(6); // the chunk's sector bitmap
+    const mine = t.file('written-child.ours.raw');
+    expect((await cli('convert', '-O', 'raw', child, mine)).code).toBe(0);
+    expect(readFileSync(mine).equals(src)).toBe(true);
+    const lib = t.file('written-child.pyvhdi.raw');
+    pyvhdiRead(child, parent, lib);
+    expect(readFileSync(lib).equals(src)).toBe(true);
+    expect(run('vhdiinfo', [child])).toMatch(/Disk type\s*: Differential/);
+    expect((await cli('info', child)).stdout).toMatch(/parent-linkage: matches/);
+    // With 1 MiB blocks every touched block is whole: FULLY_PRESENT, no sector bitmap needed.
+    const child1 = t.file('written-child-1m.vhdx');
+    expect((await cli('convert', '-O', 'vhdx', '-o', 'block_size=1M', '-B', 'parent.vhdx', '-F', 'vhdx', srcFile, child1)).code).toBe(0);
+    const st1 = await readStructure(new MemorySource(new Uint8Array(readFileSync(child1)), child1), {});
+    expect([0, 1, 3, 12, 23].map((b) => entryState(st1.bat[payloadIndex(st1.geometry, b)]!))).toEqual([6, 0, 6, 6, 6]);
+    const lib1 = t.file('written-child-1m.pyvhdi.raw');
+    pyvhdiRead(child1, parent, lib1);
+    expect(readFileSync(lib1).equals(src)).toBe(true);
+    // A parent of another size, or a fixed differencing file, is refused in one line.
+    const bad = await cli('convert', '-O', 'vhdx', '-o', 'subformat=fixed', '-B', 'parent.vhdx', '-F', 'vhdx', srcFile, t.file('bad.vhdx'));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

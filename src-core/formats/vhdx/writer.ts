@@ -7,7 +7,8 @@ import { crc32c } from '../../codecs/crc32c.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { batGeometry, makeEntry, payloadIndex, type BatGeometry } from './bat.ts';
-import { randomGuid } from './guid.ts';
+import { guidToString, randomGuid } from './guid.ts';
+import { readStructure } from './reader.ts';
 import {
   BAT,
   BAT_REGION_GUID,
@@ -27,15 +28,19 @@ import {
   META_FLAG_IS_VIRTUAL_DISK,
   META_LOGICAL_SECTOR,
   META_PAGE83,
+  META_PARENT_LOCATOR,
   META_PHYSICAL_SECTOR,
   META_VIRTUAL_DISK_SIZE,
   MiB,
+  PARAM_HAS_PARENT,
   PARAM_LEAVE_BLOCKS_ALLOCATED,
+  PARENT_TYPE_VHDX,
   REGION_REQUIRED,
   REGION_TABLE1_OFFSET,
   REGION_TABLE2_OFFSET,
   REGION_TABLE_SIZE,
   SIG_HEAD,
+  SB_PRESENT,
   SIG_REGI,
   TiB,
 } from './layout.ts';
@@ -60,6 +65,8 @@ export interface VhdxWriterConfig {
   logSize: number;
   blockStateZero: boolean;
   virtualSize: number;
+  /** Set for a differencing file: the parent's name as stored and its DataWriteGuid. */
+  parent?: { name: string; dataWriteGuid: Uint8Array };
 }
 
 /** qemu-img's option handling (vhdx_co_create_opts / vhdx_co_create): sizes rounded up to 512 and 1 MiB. */
@@ -89,7 +96,7 @@ export interface VhdxLayout {
 
 /** Header section, log at 1 MiB, BAT (whole MiBs), 1 MiB of metadata, then data (QEMU's order). */
 export function vhdxLayout(cfg: VhdxWriterConfig): VhdxLayout {
-  const geometry = batGeometry(cfg.virtualSize, cfg.blockSize, SECTOR, false);
+  const geometry = batGeometry(cfg.virtualSize, cfg.blockSize, SECTOR, !!cfg.parent);
   const batOffset = alignUp(HEADER_SECTION_END + cfg.logSize, MiB);
   const batLength = alignUp(Math.max(1, geometry.entries * 8), MiB);
   const metadataOffset = batOffset + batLength;
@@ -97,9 +104,31 @@ export function vhdxLayout(cfg: VhdxWriterConfig): VhdxLayout {
 }
 
 export async function createVhdxWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
-  if (opts.backing) throw new UnsupportedError(opts.filename, 'DiskFerry cannot write differencing VHDX files (a backing file was given)');
   if (opts.compress) throw new UnsupportedError(opts.filename, 'VHDX has no compression');
-  return new VhdxWriter(sink, parseVhdxOptions(opts));
+  const cfg = parseVhdxOptions(opts);
+  if (opts.backing) cfg.parent = await parentFor(opts, cfg);
+  return new VhdxWriter(sink, cfg);
+}
+
+/**
+ * A differencing VHDX names its parent (MS-VHDX 2.6.2.6): the parent must be a VHDX of the same
+ * virtual size, and parent_linkage records its DataWriteGuid so a later change to it is noticed.
+ */
+async function parentFor(opts: CreateOptions, cfg: VhdxWriterConfig): Promise<VhdxWriterConfig['parent']> {
+  const b = opts.backing!;
+  if (cfg.fixed) throw new InvalidArgumentError('a differencing VHDX cannot be fixed (subformat=fixed with a backing file)', opts.filename);
+  if (b.format && b.format !== 'vhdx') throw new InvalidArgumentError(`the parent of a differencing VHDX must be a VHDX, not ${b.format}`, opts.filename);
+  if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
+  const src = await opts.resolver.open(b.name, opts.filename);
+  try {
+    const s = await readStructure(src, {});
+    if (s.metadata.virtualSize !== cfg.virtualSize) {
+      throw new InvalidArgumentError(`a differencing VHDX must have its parent's size: ${b.name} is ${s.metadata.virtualSize} bytes, the new disk ${cfg.virtualSize}`, opts.filename);
+    }
+    return { name: b.name, dataWriteGuid: s.header.dataWriteGuid };
+  } finally {
+    await src.close?.();
+  }
 }
 
 /**
@@ -121,6 +150,8 @@ export class VhdxWriter implements ImageWriter {
   private nextFree: number;
   private lastEnd = 0;
   private readonly out: SinkBuffer;
+  /** Differencing files: the sector bitmap of the chunk being written (writes come in order). */
+  private chunk: { index: number; bitmap: Uint8Array } | undefined;
 
   constructor(
     private readonly sink: ByteSink,
@@ -135,7 +166,8 @@ export class VhdxWriter implements ImageWriter {
     this.dataStart = layout.dataStart;
     this.nextFree = this.dataStart;
     this.out = new SinkBuffer(sink);
-    const empty = BigInt(cfg.blockStateZero ? BAT.ZERO : BAT.NOT_PRESENT);
+    // ZERO would hide the parent, so a differencing file starts NOT_PRESENT whatever the option says.
+    const empty = BigInt(cfg.blockStateZero && !cfg.parent ? BAT.ZERO : BAT.NOT_PRESENT);
     for (let b = 0; b < this.g.payloadBlocks; b++) {
       const i = payloadIndex(this.g, b);
       this.bat[i] = cfg.fixed ? makeEntry(BAT.FULLY_PRESENT, this.dataStart + b * cfg.blockSize) : empty;
@@ -143,15 +175,61 @@ export class VhdxWriter implements ImageWriter {
     if (cfg.fixed) this.nextFree = this.dataStart + this.g.payloadBlocks * cfg.blockSize;
   }
 
-  /** Host offset of block `b`, allocating it in a dynamic file. */
+  /**
+   * Host offset of block `b`, allocating it in a dynamic file. A differencing file's new block
+   * starts PARTIALLY_PRESENT; the chunk's flush makes it FULLY_PRESENT if every sector was written.
+   */
   private blockHost(b: number): number {
     const i = payloadIndex(this.g, b);
     const e = this.bat[i]!;
-    if (Number(e & 7n) === BAT.FULLY_PRESENT) return Number(e >> 20n) * MiB;
+    const state = Number(e & 7n);
+    if (state === BAT.FULLY_PRESENT || state === BAT.PARTIALLY_PRESENT) return Number(e >> 20n) * MiB;
     const at = this.nextFree;
     this.nextFree += this.cfg.blockSize;
-    this.bat[i] = makeEntry(BAT.FULLY_PRESENT, at);
+    this.bat[i] = makeEntry(this.cfg.parent ? BAT.PARTIALLY_PRESENT : BAT.FULLY_PRESENT, at);
     return at;
+  }
+
+  /** Bytes of guest space one sector-bitmap block covers. */
+  private get chunkBytes(): number {
+    return this.g.chunkRatio * this.cfg.blockSize;
+  }
+
+  /** Marks guest sectors [guest, guest+length) as held by this (differencing) file. */
+  private async markPresent(guest: number, length: number): Promise<void> {
+    const index = Math.floor(guest / this.chunkBytes);
+    if (this.chunk?.index !== index) {
+      await this.flushChunk();
+      this.chunk = { index, bitmap: new Uint8Array(MiB) };
+    }
+    const first = (guest - index * this.chunkBytes) / SECTOR;
+    setBits(this.chunk!.bitmap, first, Math.ceil(length / SECTOR));
+  }
+
+  /**
+   * Settles the chunk's blocks: FULLY_PRESENT when every sector (inside the disk) is this file's,
+   * else PARTIALLY_PRESENT with the chunk's 1 MiB sector bitmap (LSB-first) written after the data.
+   */
+  private async flushChunk(): Promise<void> {
+    const c = this.chunk;
+    if (!c) return;
+    this.chunk = undefined;
+    const perBlock = this.cfg.blockSize / SECTOR;
+    let partial = false;
+    for (let k = 0; k < this.g.chunkRatio; k++) {
+      const b = c.index * this.g.chunkRatio + k;
+      if (b >= this.g.payloadBlocks) break;
+      const i = payloadIndex(this.g, b);
+      if (Number(this.bat[i]! & 7n) !== BAT.PARTIALLY_PRESENT) continue;
+      const sectors = Math.min(perBlock, (this.cfg.virtualSize - b * this.cfg.blockSize) / SECTOR);
+      if (allBitsSet(c.bitmap, k * perBlock, sectors)) this.bat[i] = makeEntry(BAT.FULLY_PRESENT, Number(this.bat[i]! >> 20n) * MiB);
+      else partial = true;
+    }
+    if (!partial) return;
+    const at = this.nextFree;
+    this.nextFree += MiB;
+    await this.out.write(at, c.bitmap);
+    this.bat[c.index * (this.g.chunkRatio + 1) + this.g.chunkRatio] = makeEntry(SB_PRESENT, at);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -167,17 +245,32 @@ export class VhdxWriter implements ImageWriter {
       const len = Math.min(data.length - pos, bs - inBlock, this.cfg.virtualSize - guest);
       if (len <= 0) break; // the tail past the virtual size is padding
       await this.out.write(this.blockHost(b) + inBlock, data.subarray(pos, pos + len));
+      if (this.cfg.parent) await this.markPresent(guest, len);
       pos += len;
     }
   }
 
-  /** Without a backing file an unwritten block already reads as zeros. */
+  /**
+   * Zeros over the parent: a differencing file holds them as sectors of its own (the new file
+   * reads as zeros where nothing was written). Without a parent there is nothing to do.
+   */
   async writeZeroes(offset: number, length: number): Promise<void> {
     this.lastEnd = Math.max(this.lastEnd, offset + length);
+    if (!this.cfg.parent) return;
+    const bs = this.cfg.blockSize;
+    const end = Math.min(offset + length, this.cfg.virtualSize);
+    for (let guest = offset; guest < end; ) {
+      const b = Math.floor(guest / bs);
+      const len = Math.min(end, (b + 1) * bs) - guest;
+      this.blockHost(b);
+      await this.markPresent(guest, len);
+      guest += len;
+    }
   }
 
   async finish(): Promise<void> {
     const out = this.out;
+    await this.flushChunk();
     await out.flush();
     await out.write(0, fileIdentifier());
     // Headers: identical but for the sequence number, as QEMU's vhdx_create_new_headers writes them.
@@ -222,8 +315,9 @@ export class VhdxWriter implements ImageWriter {
 
   /** The metadata table and its five items, packed at +64 KiB (QEMU vhdx_create_new_metadata). */
   private metadata(): Uint8Array {
-    const s = Struct.alloc(METADATA_TABLE_SIZE + 64, true);
-    s.setString(0, METADATA_SIGNATURE).setU16(10, 5);
+    const locator = this.cfg.parent ? parentLocator(this.cfg.parent) : undefined;
+    const s = Struct.alloc(METADATA_TABLE_SIZE + 64 + (locator?.length ?? 0), true);
+    s.setString(0, METADATA_SIGNATURE).setU16(10, locator ? 6 : 5);
     const req = META_FLAG_IS_REQUIRED;
     const vd = META_FLAG_IS_REQUIRED | META_FLAG_IS_VIRTUAL_DISK;
     const items: [Uint8Array, number, number][] = [
@@ -233,6 +327,7 @@ export class VhdxWriter implements ImageWriter {
       [META_LOGICAL_SECTOR, 4, vd],
       [META_PHYSICAL_SECTOR, 4, vd],
     ];
+    if (locator) items.push([META_PARENT_LOCATOR, locator.length, req]);
     let at = METADATA_TABLE_SIZE;
     items.forEach(([id, len, flags], k) => {
       const o = 32 + k * 32;
@@ -240,10 +335,11 @@ export class VhdxWriter implements ImageWriter {
       at += len;
     });
     const base = METADATA_TABLE_SIZE;
-    s.setU32(base, this.cfg.blockSize).setU32(base + 4, this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0);
+    s.setU32(base, this.cfg.blockSize).setU32(base + 4, this.cfg.parent ? PARAM_HAS_PARENT : this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0);
     s.setU64(base + 8, this.cfg.virtualSize);
     s.setBytes(base + 16, randomGuid());
     s.setU32(base + 32, SECTOR).setU32(base + 36, SECTOR);
+    if (locator) s.setBytes(base + 40, locator);
     return s.bytes;
   }
 }
@@ -255,4 +351,51 @@ function fileIdentifier(): Uint8Array {
   const creator = 'DiskFerry';
   for (let i = 0; i < creator.length; i++) s.setU16(8 + 2 * i, creator.charCodeAt(i));
   return s.bytes;
+}
+
+/**
+ * The parent locator item (MS-VHDX 2.6.2.6): VHDX type, parent_linkage = the parent's
+ * DataWriteGuid in braces, relative_path in Windows form ("." + "\\" + name).
+ */
+function parentLocator(p: { name: string; dataWriteGuid: Uint8Array }): Uint8Array {
+  const win = p.name.replace(/\//g, '\\');
+  const entries: [string, string][] = [
+    ['parent_linkage', `{${guidToString(p.dataWriteGuid)}}`],
+    ['relative_path', /^([a-z]:)?\\/i.test(win) || win.startsWith('.') ? win : `.\\${win}`],
+  ];
+  const utf16 = (t: string) => {
+    const b = new Uint8Array(t.length * 2);
+    for (let i = 0; i < t.length; i++) new DataView(b.buffer).setUint16(2 * i, t.charCodeAt(i), true);
+    return b;
+  };
+  const strings = entries.map(([k, v]) => [utf16(k), utf16(v)] as const);
+  const head = 20 + 12 * entries.length;
+  const total = head + strings.reduce((n, [k, v]) => n + k.length + v.length, 0);
+  const s = Struct.alloc(total, true);
+  s.setBytes(0, PARENT_TYPE_VHDX).setU16(18, entries.length);
+  let at = head;
+  strings.forEach(([k, v], i) => {
+    const o = 20 + 12 * i;
+    s.setU32(o, at).setU32(o + 4, at + k.length).setU16(o + 8, k.length).setU16(o + 10, v.length);
+    s.setBytes(at, k).setBytes(at + k.length, v);
+    at += k.length + v.length;
+  });
+  return s.bytes;
+}
+
+/** Sets `count` bits from bit `first` (LSB-first), whole bytes at a time where it can. */
+function setBits(bm: Uint8Array, first: number, count: number): void {
+  let i = first;
+  const end = first + count;
+  for (; i < end && i % 8; i++) bm[i >>> 3]! |= 1 << (i & 7);
+  if (end - i >= 8) {
+    bm.fill(0xff, i >>> 3, end >>> 3);
+    i = end - (end % 8);
+  }
+  for (; i < end; i++) bm[i >>> 3]! |= 1 << (i & 7);
+}
+
+function allBitsSet(bm: Uint8Array, first: number, count: number): boolean {
+  for (let i = first; i < first + count; i++) if (!((bm[i >>> 3]! >>> (i & 7)) & 1)) return false;
+  return true;
 }
