@@ -79,7 +79,7 @@ export interface BatProblem {
  * of the file, or into the header section, log, BAT or metadata. QEMU allows the last block to
  * be cut short by the end of the file.
  */
-export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity): BatProblem[] {
+export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity, bitmaps = true): BatProblem[] {
   const out: BatProblem[] = [];
   const g = s.geometry;
   const reserved: Region[] = [
@@ -100,8 +100,8 @@ export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity
     else if (offset + length > fileSize) out.push({ index: i, message: `${where} ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
     else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize }))) out.push({ index: i, message: `${where} at ${offset} overlaps the VHDX metadata (header section, log, BAT or metadata region)` });
   }
-  // Sector-bitmap blocks (1 MiB) must lie inside the file too (QEMU checks every present entry).
-  for (let chunk = 0; chunk * (g.chunkRatio + 1) + g.chunkRatio < g.entries && out.length < limit; chunk++) {
+  // Sector-bitmap blocks (1 MiB) must lie inside the file too (QEMU checks every entry in state 6).
+  for (let chunk = 0; bitmaps && chunk * (g.chunkRatio + 1) + g.chunkRatio < g.entries && out.length < limit; chunk++) {
     const i = chunk * (g.chunkRatio + 1) + g.chunkRatio;
     const e = s.bat[i]!;
     if (entryState(e) !== SB_PRESENT) continue;
@@ -136,7 +136,9 @@ export class VhdxDevice implements BlockDevice {
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<VhdxDevice> {
     const s = await readStructure(src, ctx);
-    const [problem] = batProblems(s, s.source.size, 1);
+    // Only a differencing file ever reads its sector-bitmap slots; junk there in other files is
+    // harmless (QEMU issue #727 left some), so opening ignores it where check reports it.
+    const [problem] = batProblems(s, s.source.size, 1, s.metadata.hasParent);
     if (problem) throw new CorruptImageError(src.name, problem.message);
     const parent = s.metadata.parent ? await chooseParent(src, s, ctx) : undefined;
     return new VhdxDevice(src, s, parent);
