@@ -1,5 +1,7 @@
 import { portableCodecs } from '../src-core/codecs/portable.ts';
 import type { Codecs } from '../src-core/codecs/types.ts';
+import type { PooledCodecs } from '../src-core/codecs/deflatePool.ts';
+import { createBrowserDeflatePool } from './pool/pool.ts';
 
 /**
  * THE place where the worker chooses its compression back end. Today: the portable codecs
@@ -8,10 +10,12 @@ import type { Codecs } from '../src-core/codecs/types.ts';
  * Codecs object instead; nothing else in the worker needs to change.
  */
 export function chooseCodecs(): Codecs {
-  return portableCodecs;
+  // issue 7: N Web Workers with stock zlib in wasm (pako inside them if wasm fails); they
+  // start on the first deflate, so inspecting files spawns nothing.
+  return createBrowserDeflatePool(portableCodecs);
 }
 
 /** Called after a hard abort or at the end of a job, so a pool can terminate its workers. */
-export function releaseCodecs(_codecs: Codecs): void {
-  // The portable codecs hold no workers.
+export function releaseCodecs(codecs: Codecs): void {
+  void (codecs as Partial<PooledCodecs>).close?.();
 }

@@ -81,5 +81,5 @@ export interface NodePoolOptions {
 export function createNodeDeflatePool(base: Codecs, opts: NodePoolOptions = {}): PooledCodecs {
   const n = Math.max(1, opts.workers ?? availableParallelism());
   const engine = opts.engine ?? 'wasm';
-  return pooledCodecs(Array.from({ length: n }, () => new WorkerBridge(engine)), base);
+  return pooledCodecs(() => Array.from({ length: n }, () => new WorkerBridge(engine)), base);
 }

@@ -18,6 +18,7 @@ export interface DeflateReply {
 }
 
 export interface PooledCodecs extends Codecs {
+  /** Workers running (0 until the first deflate when started from a factory). */
   readonly workers: number;
   /** Stops the workers; pending jobs reject. */
   close(): Promise<void>;
@@ -37,16 +38,24 @@ interface Pending {
  * promises, so callers that await them in cluster order get order-preserving output.
  * Everything else (inflate, zstd) falls through to `base`.
  */
-export function pooledCodecs(bridges: DeflateBridge[], base: Codecs, depth = 2): PooledCodecs {
-  if (!bridges.length) throw new RangeError('pooledCodecs: no workers');
-  const busy = new Array<number>(bridges.length).fill(0);
+export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]), base: Codecs, depth = 2): PooledCodecs {
+  // A factory starts the workers on the first deflate: opening or inspecting images with these
+  // codecs costs no threads.
+  let bridges: DeflateBridge[] = typeof workers === 'function' ? [] : workers;
+  let busy: number[] = bridges.map(() => 0);
+  const start = () => {
+    if (bridges.length) return;
+    bridges = (workers as () => DeflateBridge[])();
+    if (!bridges.length) throw new RangeError('pooledCodecs: no workers');
+    busy = bridges.map(() => 0);
+  };
   const waiting: Pending[] = [];
   let head = 0;
   let closed = false;
   // Job buffers come back from the workers and are reused: without this, every cluster left
   // a 64 KiB buffer for the garbage collector on both sides, and RSS grew by 100+ MB.
   const spares: Uint8Array[] = [];
-  const MAX_SPARES = 4 * bridges.length * depth;
+  const MAX_SPARES = 32;
 
   const pump = () => {
     while (head < waiting.length) {
@@ -78,9 +87,12 @@ export function pooledCodecs(bridges: DeflateBridge[], base: Codecs, depth = 2):
 
   return {
     ...base,
-    workers: bridges.length,
+    get workers() {
+      return bridges.length;
+    },
     deflateRaw(data: Uint8Array, params: DeflateParams): Promise<Uint8Array> {
       if (closed) return Promise.reject(new Error('compression pool is closed'));
+      start();
       // A copy the worker may own: `data` is usually a view into a larger read window, which
       // must not be detached. This is the only copy a cluster makes on its way to a worker.
       let job = spares.pop();

@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { measureTree, type Sample } from './measure.ts';
+
+/**
+ * DiskFerry in headless Chromium, driven through the page's data-testid hooks as a user would:
+ * pick the file (file-input), wait for the preview (image-info), choose the format and
+ * compression, press convert, wait for the result. The save picker is answered with an OPFS
+ * file (showSaveFilePicker cannot be automated, browser-notes §6) in a persistent profile,
+ * whose OPFS lives on disk as a real user's does (§1.2).
+ */
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.webmanifest': 'application/manifest+json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+
+/** Builds the app once into `outDir` (vite build) when the page exists; false when it does not. */
+export function buildWeb(root: string, outDir: string): boolean {
+  if (!existsSync(path.join(root, 'index.html')) || !existsSync(path.join(root, 'web'))) return false;
+  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'warn', '--outDir', outDir, '--emptyOutDir'], { cwd: root, stdio: 'inherit' });
+  return r.status === 0 && existsSync(path.join(outDir, 'index.html'));
+}
+
+function serve(dir: string): Promise<{ url: string; close(): void }> {
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    let file = path.join(dir, decodeURIComponent(u.pathname));
+    if (!file.startsWith(dir)) return void res.writeHead(403).end();
+    if (!existsSync(file) || statSync(file).isDirectory()) file = path.join(dir, 'index.html');
+    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address() as { port: number };
+      resolve({ url: `http://127.0.0.1:${a.port}/`, close: () => server.close() });
+    }),
+  );
+}
+
+export class BrowserBench {
+  private constructor(
+    private readonly context: BrowserContext,
+    private readonly page: Page,
+    private readonly server: { url: string; close(): void },
+    private readonly profile: string,
+    readonly version: string,
+  ) {}
+
+  static async start(webDir: string, profile: string): Promise<BrowserBench> {
+    const server = await serve(path.resolve(webDir));
+    rmSync(profile, { recursive: true, force: true });
+    mkdirSync(profile, { recursive: true });
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      args: ['--disable-gpu'],
+      serviceWorkers: 'block',
+      viewport: { width: 1200, height: 900 },
+    });
+    await context.addInitScript(() => {
+      (window as unknown as { showSaveFilePicker: unknown }).showSaveFilePicker = async (o: { suggestedName: string }) =>
+        (await navigator.storage.getDirectory()).getFileHandle(`bench-${o.suggestedName}`, { create: true });
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const version = context.browser()?.version() ?? 'chromium';
+    return new BrowserBench(context, page, server, profile, version);
+  }
+
+  /** The browser's main process: the root of the tree whose CPU and memory are counted. */
+  private browserPid(): number {
+    const r = spawnSync('pgrep', ['-o', '-f', `user-data-dir=${this.profile}`], { encoding: 'utf8' });
+    const pid = Number(r.stdout.trim().split('\n')[0]);
+    if (!pid) throw new Error('cannot find the Chromium process');
+    return pid;
+  }
+
+  private async fresh(): Promise<void> {
+    await this.page.goto(this.server.url);
+    await this.page.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) await root.removeEntry(name, { recursive: true });
+    });
+  }
+
+  /** Time from choosing the file to the preview (the page's `info`). */
+  async info(file: string): Promise<Sample> {
+    await this.fresh();
+    const m = await measureTree(this.browserPid(), async () => {
+      await this.page.getByTestId('file-input').setInputFiles(file);
+      await this.page.getByTestId('image-info').waitFor({ state: 'visible', timeout: 120_000 });
+    });
+    return { wallS: m.wallS, cpuS: m.cpuS, peakMB: m.peakMB };
+  }
+
+  /** Converts `file`; the clock runs from pressing convert to the result (the output closed). */
+  async convert(file: string, target: string, compress: boolean): Promise<Sample> {
+    await this.fresh();
+    const p = this.page;
+    await p.getByTestId('file-input').setInputFiles(file);
+    await p.getByTestId('image-info').waitFor({ state: 'visible', timeout: 120_000 });
+    await p.getByTestId('target-format').selectOption(target);
+    if (compress) await p.getByTestId('compress').check();
+    else await p.getByTestId('compress').uncheck();
+    const m = await measureTree(this.browserPid(), async () => {
+      await p.getByTestId('convert').click();
+      await p.getByTestId('result').or(p.getByTestId('error')).waitFor({ state: 'visible', timeout: 900_000 });
+    });
+    const errors = await p.getByTestId('error').allInnerTexts();
+    if (errors.length) throw new Error(`the page reported: ${errors.join(' | ')}`);
+    const outBytes = await p.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      let size = 0;
+      for await (const [name, h] of (root as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+        if (name.startsWith('bench-') && h.kind === 'file') size = Math.max(size, (await (h as FileSystemFileHandle).getFile()).size);
+      }
+      return size;
+    });
+    return { wallS: m.wallS, cpuS: m.cpuS, peakMB: m.peakMB, outBytes };
+  }
+
+  async close(): Promise<void> {
+    await this.context.close();
+    this.server.close();
+    rmSync(this.profile, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * npm run bench — DiskFerry against qemu-img on the seed's job, side by side in one run.
+ *
+ *  1. Builds (once, cached in .cache/bench) the reference disk: a 4 GiB ext4 file system of
+ *     this machine's /usr as a monolithicSparse VMDK (bench/mk-bench-image.sh), plus a sparse
+ *     100 GiB qcow2 for `info`.
+ *  2. Bundles the CLI (esbuild, as a release would ship it; `tsx` alone costs ~0.5 s of start-up)
+ *     and builds the web app (vite) when the page exists.
+ *  3. For each case, runs qemu-img, the DiskFerry CLI and DiskFerry in headless Chromium,
+ *     alternating, BENCH_REPEAT times (default 3), and prints the median wall time, CPU time,
+ *     peak memory, output size and the ratios to qemu-img, then writes it all as JSON.
+ *
+ * Environment: BENCH_REPEAT=N, BENCH_NO_BROWSER=1 (CLI only), BENCH_CASES=a,b (case names),
+ * DISKFERRY_DEFLATE=wasm|native|single (the CLI's deflate; see cli/pool/cliCodecs.ts).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drivers } from '../src-core/formats/registry.ts';
+import { BrowserBench, buildWeb } from './browser.ts';
+import { timeCommand, type Sample } from './measure.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = path.join(ROOT, '.cache', 'bench');
+const CLI_DIR = path.join(ROOT, '.cache', 'bench-cli');
+const WEB_DIR = path.join(ROOT, '.cache', 'bench-web');
+const OUT_DIR = path.join(CACHE, 'out');
+const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT) || 3);
+
+type Tool = 'qemu-img' | 'cli' | 'chromium';
+
+interface Case {
+  name: string;
+  /** qemu-img arguments; OUT stands for the output file. */
+  args: string[];
+  source: string;
+  target?: string;
+  compress?: boolean;
+  ext?: string;
+}
+
+function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+function buildImage(): void {
+  execFileSync('bash', [path.join(ROOT, 'bench', 'mk-bench-image.sh'), CACHE], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** One ESM bundle for the CLI and one for its compression worker, with zlib.wasm beside them. */
+function buildCli(): string {
+  mkdirSync(CLI_DIR, { recursive: true });
+  const esbuild = path.join(ROOT, 'node_modules', '.bin', 'esbuild');
+  execFileSync(
+    esbuild,
+    [
+      'cli/main.ts',
+      'cli/pool/deflateWorker.ts',
+      '--bundle',
+      '--platform=node',
+      '--format=esm',
+      '--target=node20',
+      `--outdir=${CLI_DIR}`,
+      '--entry-names=[name]',
+      "--banner:js=import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
+      '--log-level=warning',
+    ],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
+  copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/zlib.wasm'), path.join(CLI_DIR, 'zlib.wasm'));
+  return path.join(CLI_DIR, 'main.js');
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+interface Row {
+  case: string;
+  tool: Tool;
+  status: 'ok' | 'not run' | 'failed';
+  note?: string;
+  samples: Sample[];
+  wallS?: number;
+  wallMin?: number;
+  wallMax?: number;
+  cpuS?: number;
+  peakMB?: number;
+  outBytes?: number;
+  wallRatio?: number;
+  sizeRatio?: number;
+}
+
+async function main(): Promise<void> {
+  log('bench: building the reference image (cached in .cache/bench)…');
+  buildImage();
+  const vmdkDriver = drivers.find((d) => d.name === 'vmdk');
+  const source = vmdkDriver ? path.join(CACHE, 'vm.vmdk') : path.join(CACHE, 'vm.qcow2');
+  if (!vmdkDriver) log('bench: no vmdk driver registered: the source is the same disk as qcow2');
+  const canVhdx = drivers.some((d) => d.name === 'vhdx' && d.create);
+  const cases: Case[] = [
+    { name: 'convert -c -O qcow2', args: ['convert', '-c', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: true, ext: 'qcow2' },
+    { name: 'convert -O qcow2', args: ['convert', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: false, ext: 'qcow2' },
+    ...(canVhdx ? [{ name: 'convert -O vhdx', args: ['convert', '-O', 'vhdx', source, 'OUT'], source, target: 'vhdx', compress: false, ext: 'vhdx' }] : []),
+    { name: 'info (sparse 100 GiB qcow2)', args: ['info', path.join(CACHE, 'sparse100g.qcow2')], source: path.join(CACHE, 'sparse100g.qcow2') },
+  ];
+  const only = process.env.BENCH_CASES?.split(',').map((s) => s.trim());
+  const selected = only ? cases.filter((c) => only.some((o) => c.name.startsWith(o))) : cases;
+
+  log('bench: bundling the CLI…');
+  const cli = buildCli();
+  let browser: BrowserBench | undefined;
+  let browserNote = '';
+  if (process.env.BENCH_NO_BROWSER) browserNote = 'BENCH_NO_BROWSER set';
+  else if (!existsSync('/usr/bin/chromium')) browserNote = 'no /usr/bin/chromium';
+  else {
+    log('bench: building the web app…');
+    if (!buildWeb(ROOT, WEB_DIR)) browserNote = 'the web app is missing or did not build';
+    else {
+      try {
+        browser = await BrowserBench.start(WEB_DIR, path.join(CACHE, 'chromium-profile'));
+      } catch (e) {
+        browserNote = `Chromium did not start: ${(e as Error).message.split('\n')[0]}`;
+      }
+    }
+  }
+
+  mkdirSync(OUT_DIR, { recursive: true });
+  const rows: Row[] = [];
+  for (const c of selected) {
+    const by: Record<Tool, Row> = {
+      'qemu-img': { case: c.name, tool: 'qemu-img', status: 'ok', samples: [] },
+      cli: { case: c.name, tool: 'cli', status: 'ok', samples: [] },
+      chromium: { case: c.name, tool: 'chromium', status: browser ? 'ok' : 'not run', note: browser ? undefined : browserNote, samples: [] },
+    };
+    for (let rep = 0; rep < REPEAT; rep++) {
+      // Alternate the order so a neighbour's load or a warm cache favours no one.
+      const order: Tool[] = rep % 2 ? ['chromium', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'chromium'];
+      for (const tool of order) {
+        const row = by[tool];
+        if (row.status !== 'ok') continue;
+        const out = path.join(OUT_DIR, `${tool}.${c.ext ?? 'out'}`);
+        const args = c.args.map((a) => (a === 'OUT' ? out : a));
+        try {
+          let s: Sample;
+          if (tool === 'qemu-img') s = await timeCommand('qemu-img', args);
+          else if (tool === 'cli') s = await timeCommand(process.execPath, [cli, ...args]);
+          else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress) : await browser!.info(c.source);
+          if (c.ext && tool !== 'chromium') s.outBytes = statSync(out).size;
+          row.samples.push(s);
+          log(`  ${c.name} · ${tool} · run ${rep + 1}: ${s.wallS.toFixed(2)} s wall, ${s.cpuS.toFixed(1)} s CPU, ${s.peakMB.toFixed(0)} MB${s.outBytes ? `, ${s.outBytes} bytes` : ''}`);
+        } catch (e) {
+          row.status = 'failed';
+          row.note = (e as Error).message.split('\n')[0];
+          log(`  ${c.name} · ${tool}: FAILED ${row.note}`);
+        }
+        rmSync(out, { force: true });
+      }
+    }
+    const q = by['qemu-img'];
+    for (const tool of ['qemu-img', 'cli', 'chromium'] as Tool[]) {
+      const r = by[tool];
+      if (r.samples.length) {
+        const walls = r.samples.map((s) => s.wallS);
+        r.wallS = median(walls);
+        r.wallMin = Math.min(...walls);
+        r.wallMax = Math.max(...walls);
+        r.cpuS = median(r.samples.map((s) => s.cpuS));
+        r.peakMB = Math.max(...r.samples.map((s) => s.peakMB));
+        const sizes = r.samples.map((s) => s.outBytes).filter((x): x is number => !!x);
+        if (sizes.length) r.outBytes = median(sizes);
+        if (q.wallS) r.wallRatio = r.wallS / q.wallS;
+        if (q.outBytes && r.outBytes) r.sizeRatio = r.outBytes / q.outBytes;
+      }
+      rows.push(r);
+    }
+  }
+  await browser?.close();
+
+  printTable(rows, source);
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg() },
+    qemuImg: spawnSync('qemu-img', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
+    node: process.version,
+    chromium: browser?.version,
+    cliDeflate: process.env.DISKFERRY_DEFLATE ?? 'wasm',
+    source: path.relative(ROOT, source),
+    sourceBytes: statSync(source).size,
+    repeat: REPEAT,
+    rows,
+  };
+  const jsonFile = path.join(CACHE, 'results.json');
+  writeFileSync(jsonFile, JSON.stringify(result, null, 2));
+  log(`bench: results written to ${path.relative(ROOT, jsonFile)}`);
+}
+
+function printTable(rows: Row[], source: string): void {
+  const head = ['case', 'tool', 'wall s (min–max)', 'CPU s', 'peak MB', 'output bytes', 'wall ×qemu', 'size ×qemu'];
+  const lines = rows.map((r) =>
+    r.status !== 'ok' || !r.samples.length
+      ? [r.case, r.tool, `${r.status.toUpperCase()}${r.note ? `: ${r.note}` : ''}`, '', '', '', '', '']
+      : [
+          r.case,
+          r.tool,
+          `${r.wallS!.toFixed(2)} (${r.wallMin!.toFixed(2)}–${r.wallMax!.toFixed(2)})`,
+          r.cpuS!.toFixed(1),
+          r.peakMB!.toFixed(0),
+          r.outBytes ? String(r.outBytes) : '',
+          r.wallRatio !== undefined ? r.wallRatio.toFixed(2) : '',
+          r.sizeRatio !== undefined ? r.sizeRatio.toFixed(4) : '',
+        ],
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(`\nsource: ${path.relative(ROOT, source)} (${statSync(source).size} bytes), ${REPEAT} runs each, medians; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(fmt(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const l of lines) console.log(fmt(l));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

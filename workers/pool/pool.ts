@@ -1,0 +1,60 @@
+import * as Comlink from 'comlink';
+import { pooledCodecs, type DeflateBridge, type DeflateReply, type PooledCodecs } from '../../src-core/codecs/deflatePool.ts';
+import type { Codecs, DeflateParams } from '../../src-core/codecs/types.ts';
+import type { DeflateWorkerApi } from './deflateWorker.ts';
+
+/** The committed zlib build; bundlers turn this into an emitted asset URL. */
+const ZLIB_WASM_URL = new URL('../../src-core/codecs/zlib-wasm/zlib.wasm', import.meta.url);
+
+let compiled: Promise<WebAssembly.Module | undefined> | undefined;
+/** Compiled once per page/worker and shared: a Module posts to each worker without recompiling. */
+function zlibModule(): Promise<WebAssembly.Module | undefined> {
+  compiled ??= (async () => {
+    try {
+      const res = await fetch(ZLIB_WASM_URL);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      return await WebAssembly.compile(await res.arrayBuffer());
+    } catch (e) {
+      console.warn(`zlib.wasm could not be loaded, compressing with pako: ${(e as Error).message}`);
+      return undefined;
+    }
+  })();
+  return compiled;
+}
+
+/** One Web Worker behind Comlink; calls wait for its zlib to be ready. */
+class ComlinkBridge implements DeflateBridge {
+  private readonly worker: Worker;
+  private readonly remote: Comlink.Remote<DeflateWorkerApi>;
+  readonly engine: Promise<'wasm' | 'pako'>;
+
+  constructor() {
+    this.worker = new Worker(new URL('./deflateWorker.ts', import.meta.url), { type: 'module', name: 'diskferry-deflate' });
+    this.remote = Comlink.wrap<DeflateWorkerApi>(this.worker);
+    this.engine = zlibModule().then((m) => this.remote.init(m));
+  }
+
+  async deflate(job: Uint8Array, params: DeflateParams): Promise<DeflateReply> {
+    await this.engine;
+    // Transferred: the dispatcher gave us a buffer of our own.
+    return this.remote.deflate(Comlink.transfer(job, [job.buffer as ArrayBuffer]), params);
+  }
+
+  terminate(): void {
+    this.remote[Comlink.releaseProxy]();
+    this.worker.terminate();
+  }
+}
+
+/**
+ * The browser's compression pool: one Web Worker per core (navigator.hardwareConcurrency, at
+ * least 1, at most 8), each compressing clusters with stock zlib in wasm, behind the Codecs
+ * interface. Usable from the page or from a worker (nested workers). `base` serves everything
+ * except deflateRaw. Workers start on the first deflate, so holding the Codecs costs nothing;
+ * call close() when the job ends.
+ */
+export function createBrowserDeflatePool(base: Codecs, opts: { workers?: number } = {}): PooledCodecs {
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 2 : 2;
+  const n = Math.max(1, Math.min(8, opts.workers ?? cores));
+  return pooledCodecs(() => Array.from({ length: n }, () => new ComlinkBridge()), base);
+}
