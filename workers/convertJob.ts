@@ -36,7 +36,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
     const secrets = req.outputPassword ? new Map([[OUTPUT_SECRET, enc(req.outputPassword)]]) : undefined;
     if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
     assertNotAborted(signal);
-    sink = req.output.kind === 'fsa' ? await WritableSink.open(req.output.handle) : await OpfsSink.create(req.output.name);
+    sink = req.output.kind === 'fsa' ? await WritableSink.open(req.output.handle) : await OpfsSink.create(req.output.name, req.outputName);
     const result = await convert({
       source,
       target,

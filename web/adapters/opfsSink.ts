@@ -22,10 +22,11 @@ export class OpfsSink implements ByteSink {
     readonly name: string,
   ) {}
 
-  static async create(name: string): Promise<OpfsSink> {
+  /** `storageName` is the entry in OPFS; `name` is what the user will call the file (for messages). */
+  static async create(storageName: string, name = storageName): Promise<OpfsSink> {
     const root = await navigator.storage.getDirectory();
     const dir = await root.getDirectoryHandle(OPFS_OUTPUT_DIR, { create: true });
-    const handle = await dir.getFileHandle(name, { create: true });
+    const handle = await dir.getFileHandle(storageName, { create: true });
     if (!handle.createSyncAccessHandle) {
       throw new DiskFerryError(ErrorCode.Unsupported, name, 'this browser cannot write files in a worker (no OPFS sync access handles)');
     }

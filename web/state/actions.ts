@@ -22,7 +22,8 @@ export async function addFiles(files: PickedFile[], append = false): Promise<voi
   if (!files.length) return;
   const all = append ? mergeFiles(get().files, files) : files;
   set({ files: all, inspection: undefined, inspectError: undefined, selected: undefined });
-  resetJob();
+  // A running conversion keeps its status panel; it owns its own copy of the request.
+  if (!running) resetJob();
   await inspect();
 }
 
@@ -40,7 +41,7 @@ export async function inspect(): Promise<void> {
 
 export function selectImage(path: string): void {
   set({ selected: path, target: { ...get().target, snapshot: '' } });
-  resetJob();
+  if (!running) resetJob();
 }
 
 export function setSourcePassword(p: string): void {
