@@ -149,6 +149,7 @@ describe('LUKS header checks', () => {
     ['slot overlapping payload', (v) => v.setUint32(104, 100), /overlapping with the encrypted payload/],
     ['slots overlapping', (v) => v.setUint32(208 + 48 + 40, 9), /overlapping/],
     ['zero digest iterations', (v) => v.setUint32(164, 0), /iteration count is zero/],
+    ['2^32-1 slot iterations (a hang)', (v) => v.setUint32(208 + 4, 0xffffffff), /implausibly high/],
     ['unterminated cipher name', (v) => new Uint8Array(v.buffer, 8, 32).fill(0x61), /NUL terminated/],
     ['absurd key length', (v) => v.setUint32(108, 1 << 30), /implausible/],
   ];

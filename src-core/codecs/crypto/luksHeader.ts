@@ -17,6 +17,11 @@ export const SLOT_ENABLED = 0x00ac71f3;
 export const SLOT_DISABLED = 0x0000dead;
 /** Key material starts after the first 4096 bytes and each slot is aligned to 8 sectors. */
 export const KEY_SLOT_OFFSET_SECTORS = 4096 / SECTOR;
+/**
+ * A hostile header could ask for 2^32 PBKDF2 rounds (hours). Real ones stay far below: a 2 s
+ * iter-time on a fast machine gives a few million. Beyond this we refuse rather than hang.
+ */
+const MAX_ITERATIONS = 2 ** 27;
 /** No real key is longer (AES-256-XTS = 64); bounds allocations from hostile headers. */
 const MAX_KEY_BYTES = 256;
 
@@ -89,6 +94,7 @@ export function parseLuksHeader(file: string, bytes: Uint8Array): LuksHeader {
   if (keyBytes === 0 || keyBytes > MAX_KEY_BYTES) throw bad(`master key length ${keyBytes} is implausible`);
   if (payloadOffset < KEY_SLOT_OFFSET_SECTORS) throw bad('payload is overlapping with the header');
   if (digestIterations === 0) throw bad('key iteration count is zero');
+  if (digestIterations > MAX_ITERATIONS) throw bad(`key iteration count ${digestIterations} is implausibly high`);
   const slots: LuksSlot[] = [];
   for (let i = 0; i < LUKS_SLOTS; i++) {
     const o = 208 + 48 * i;
@@ -98,6 +104,7 @@ export function parseLuksHeader(file: string, bytes: Uint8Array): LuksHeader {
     if (slot.stripes !== LUKS_STRIPES) throw bad(`keyslot ${i} is corrupted (stripes ${slot.stripes} != ${LUKS_STRIPES})`);
     if (state !== SLOT_ENABLED && state !== SLOT_DISABLED) throw bad(`keyslot ${i} state (active/disable) is corrupted`);
     if (slot.active && slot.iterations === 0) throw bad(`keyslot ${i} iteration count is zero`);
+    if (slot.active && slot.iterations > MAX_ITERATIONS) throw bad(`keyslot ${i} iteration count ${slot.iterations} is implausibly high`);
     if (slot.keyOffset < KEY_SLOT_OFFSET_SECTORS) throw bad(`keyslot ${i} is overlapping with the header`);
     if (slot.keyOffset + splitKeySectors(keyBytes, slot.stripes) > payloadOffset) throw bad(`keyslot ${i} is overlapping with the encrypted payload`);
     slots.push(slot);
