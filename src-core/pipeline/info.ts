@@ -44,9 +44,20 @@ export function formatInfoHuman(info: ImageInfo): string {
   const fs = info['format-specific'];
   if (fs) {
     lines.push('Format specific information:');
-    for (const [k, v] of Object.entries(fs.data)) lines.push(`    ${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+    for (const [k, v] of Object.entries(fs.data)) nested(lines, k, v, '    ');
   }
   for (const [k, v] of Object.entries(info.extra ?? {})) row(k, typeof v === 'object' ? JSON.stringify(v) : v);
   if (info['dirty-flag']) row('dirty', 'yes (the image was not closed cleanly)');
   return lines.join('\n');
+}
+
+/** Nested values (e.g. a LUKS `encrypt` object with its key slots) as indented rows, as qemu-img shows them. */
+function nested(lines: string[], key: string, v: unknown, indent: string): void {
+  if (Array.isArray(v)) {
+    lines.push(`${indent}${key}:`);
+    v.forEach((item, i) => nested(lines, `[${i}]`, item, indent + '    '));
+  } else if (v && typeof v === 'object') {
+    lines.push(`${indent}${key}:`);
+    for (const [k, x] of Object.entries(v)) nested(lines, k, x, indent + '    ');
+  } else lines.push(`${indent}${key}: ${v}`);
 }
