@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import zlib from 'node:zlib';
 import { WasmDeflater } from '../../src-core/codecs/zlib-wasm/loader.ts';
 import type { DeflateParams } from '../../src-core/codecs/types.ts';
-import type { DeflateEngine, PoolJob, PoolReply } from './protocol.ts';
+import type { DeflateEngine, PoolJob, PoolReply, PoolResult } from './protocol.ts';
 
 const engine = (workerData as { engine: DeflateEngine; wasm?: WebAssembly.Module }).engine;
 const wasm = engine === 'wasm' ? await WasmDeflater.create((workerData as { wasm: WebAssembly.Module }).wasm) : undefined;
@@ -33,12 +33,17 @@ function deflate(data: Uint8Array, p: DeflateParams): { out: Uint8Array; own: bo
 parentPort!.on('message', (job: PoolJob) => {
   let reply: PoolReply;
   try {
-    const { out, own } = deflate(job.data, job.params);
-    // The job's buffer goes back too, for the pool to reuse, unless it is the result itself.
-    const spare = out.buffer === job.data.buffer ? undefined : job.data;
-    reply = { id: job.id, data: out, spare };
-    const transfer = own ? [out.buffer as ArrayBuffer] : [];
-    if (spare) transfer.push(spare.buffer as ArrayBuffer);
+    const results: PoolResult[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const data of job.data) {
+      const { out, own } = deflate(data, job.params);
+      // The job's buffer goes back too, for the pool to reuse, unless it is the result itself.
+      const spare = out.buffer === data.buffer ? undefined : data;
+      results.push({ out, spare });
+      if (own) transfer.push(out.buffer as ArrayBuffer);
+      if (spare) transfer.push(spare.buffer as ArrayBuffer);
+    }
+    reply = { id: job.id, results };
     parentPort!.postMessage(reply, transfer);
   } catch (e) {
     reply = { id: job.id, error: (e as Error).message };

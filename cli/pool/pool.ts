@@ -25,7 +25,7 @@ export function zlibWasmModule(): WebAssembly.Module {
 
 class WorkerBridge implements DeflateBridge {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(r: DeflateReply): void; reject(e: unknown): void }>();
+  private readonly pending = new Map<number, { resolve(r: DeflateReply[]): void; reject(e: unknown): void }>();
   private next = 0;
 
   constructor(engine: DeflateEngine) {
@@ -43,7 +43,7 @@ class WorkerBridge implements DeflateBridge {
       this.pending.delete(r.id);
       if (!this.pending.size) this.worker.unref();
       if (r.error !== undefined) p.reject(new Error(`compression worker: ${r.error}`));
-      else p.resolve({ out: r.data, spare: r.spare });
+      else p.resolve(r.results);
     });
     this.worker.on('error', (e) => this.failAll(e));
     this.worker.on('exit', (code) => this.failAll(new Error(`compression worker exited (${code})`)));
@@ -54,14 +54,14 @@ class WorkerBridge implements DeflateBridge {
     this.pending.clear();
   }
 
-  deflate(data: Uint8Array, params: DeflateParams): Promise<DeflateReply> {
+  deflate(data: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]> {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
       const job: PoolJob = { id, data, params };
-      // Transferred, not copied: the dispatcher handed us a buffer of our own.
-      this.worker.postMessage(job, [data.buffer as ArrayBuffer]);
+      // Transferred, not copied: the dispatcher handed us buffers of our own.
+      this.worker.postMessage(job, data.map((d) => d.buffer as ArrayBuffer));
     });
   }
 

@@ -3,12 +3,17 @@ import type { DeflateParams } from '../../src-core/codecs/types.ts';
 /** Which deflate a worker runs: stock zlib in wasm (qemu-img's exact output) or Node's zlib (faster, ~0.5–2 % larger). */
 export type DeflateEngine = 'wasm' | 'native';
 
+/** A batch of clusters compressed with the same parameters. */
 export interface PoolJob {
   id: number;
-  data: Uint8Array;
+  data: Uint8Array[];
   params: DeflateParams;
 }
 
-export type PoolReply =
-  | { id: number; data: Uint8Array; spare?: Uint8Array; error?: undefined }
-  | { id: number; error: string; data?: undefined };
+export interface PoolResult {
+  out: Uint8Array;
+  /** The job's buffer handed back for reuse (absent when `out` is that buffer). */
+  spare?: Uint8Array;
+}
+
+export type PoolReply = { id: number; results: PoolResult[]; error?: undefined } | { id: number; error: string; results?: undefined };

@@ -5,9 +5,11 @@ import type { Codecs, DeflateParams } from './types.ts';
  * Worker behind Comlink in browsers). `deflate` receives a buffer it may transfer (detach) and
  * resolves to the raw deflate stream, or to a buffer of the input's length or more when the
  * data did not shrink (the qcow2 writer then stores the cluster as it is, as QEMU does).
+ * Jobs travel in batches: one message per cluster cost a worker ~10 % of its time in
+ * postMessage (measured, Node 20, 64 KiB clusters).
  */
 export interface DeflateBridge {
-  deflate(job: Uint8Array, params: DeflateParams): Promise<DeflateReply>;
+  deflate(jobs: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]>;
   terminate(): void | Promise<void>;
 }
 
@@ -32,13 +34,13 @@ interface Pending {
 }
 
 /**
- * A Codecs whose deflateRaw runs on a pool of workers. Each job goes to the worker with the
- * fewest jobs in flight; at most `depth` per worker are in flight (two keeps a worker busy while
- * its next job is in the post queue), the rest wait here in order. Results resolve their own
- * promises, so callers that await them in cluster order get order-preserving output.
- * Everything else (inflate, zstd) falls through to `base`.
+ * A Codecs whose deflateRaw runs on a pool of workers. Waiting jobs go out in batches of up to
+ * `batch` to the worker with the fewest batches in flight; at most `depth` per worker are in
+ * flight (two keep a worker busy while the next batch is in its post queue), the rest wait
+ * here in order. Results resolve their own promises, so callers that await them in cluster
+ * order get order-preserving output. Everything else (inflate, zstd) falls through to `base`.
  */
-export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]), base: Codecs, depth = 2): PooledCodecs {
+export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]), base: Codecs, depth = 2, batch = 8): PooledCodecs {
   // A factory starts the workers on the first deflate: opening or inspecting images with these
   // codecs costs no threads.
   let bridges: DeflateBridge[] = typeof workers === 'function' ? [] : workers;
@@ -52,29 +54,37 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
   const waiting: Pending[] = [];
   let head = 0;
   let closed = false;
+  let scheduled = false;
   // Job buffers come back from the workers and are reused: without this, every cluster left
   // a 64 KiB buffer for the garbage collector on both sides, and RSS grew by 100+ MB.
   const spares: Uint8Array[] = [];
-  const MAX_SPARES = 32;
+  const MAX_SPARES = 64;
 
   const pump = () => {
+    scheduled = false;
     while (head < waiting.length) {
       let best = 0;
       for (let w = 1; w < busy.length; w++) if (busy[w]! < busy[best]!) best = w;
       if (busy[best]! >= depth) break;
-      const job = waiting[head]!;
-      waiting[head++] = undefined as unknown as Pending;
+      const params = waiting[head]!.params;
+      const jobs: Pending[] = [];
+      while (head < waiting.length && jobs.length < batch && sameParams(waiting[head]!.params, params)) {
+        jobs.push(waiting[head]!);
+        waiting[head++] = undefined as unknown as Pending;
+      }
       busy[best]!++;
-      bridges[best]!.deflate(job.data, job.params).then(
-        (r) => {
+      bridges[best]!.deflate(jobs.map((j) => j.data), params).then(
+        (replies) => {
           busy[best]!--;
-          if (r.spare && spares.length < MAX_SPARES) spares.push(r.spare);
-          job.resolve(r.out);
+          replies.forEach((r, k) => {
+            if (r.spare && spares.length < MAX_SPARES) spares.push(r.spare);
+            jobs[k]!.resolve(r.out);
+          });
           pump();
         },
         (e) => {
           busy[best]!--;
-          job.reject(e);
+          for (const j of jobs) j.reject(e);
           pump();
         },
       );
@@ -83,6 +93,12 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
       waiting.length = 0;
       head = 0;
     }
+  };
+  // Jobs handed over in one synchronous run (a writer's whole window) leave as full batches.
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(pump);
   };
 
   return {
@@ -100,7 +116,7 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
       else job = new Uint8Array(data); // (not .slice(): on a Node Buffer that is a view)
       return new Promise((resolve, reject) => {
         waiting.push({ data: job, params, resolve, reject });
-        pump();
+        schedule();
       });
     },
     async close() {
@@ -111,4 +127,8 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
       await Promise.all(bridges.map((b) => b.terminate()));
     },
   };
+}
+
+function sameParams(a: DeflateParams, b: DeflateParams): boolean {
+  return a === b || (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel);
 }

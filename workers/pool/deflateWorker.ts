@@ -26,19 +26,31 @@ const api = {
     return deflater ? 'wasm' : 'pako';
   },
 
-  deflate(job: Uint8Array, p: DeflateParams): DeflateReply {
-    let out: Uint8Array;
-    if (deflater) {
-      if (scratch.length < job.length) scratch = new Uint8Array(job.length);
-      const n = deflater.deflateRawInto(job, scratch.subarray(0, job.length), p);
-      // -1: it did not shrink; the job comes back as it went and is stored uncompressed.
-      if (n < 0) return Comlink.transfer({ out: job }, [job.buffer as ArrayBuffer]);
-      out = scratch.slice(0, n);
-    } else out = pako.deflateRaw(job, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel });
-    // The job's buffer goes back too, for the pool to reuse.
-    return Comlink.transfer({ out, spare: job }, [out.buffer as ArrayBuffer, job.buffer as ArrayBuffer]);
+  deflate(jobs: Uint8Array[], p: DeflateParams): DeflateReply[] {
+    const replies: DeflateReply[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const job of jobs) {
+      const r = deflateOne(job, p);
+      replies.push(r);
+      transfer.push(r.out.buffer as ArrayBuffer);
+      if (r.spare) transfer.push(r.spare.buffer as ArrayBuffer);
+    }
+    return Comlink.transfer(replies, transfer);
   },
 };
+
+function deflateOne(job: Uint8Array, p: DeflateParams): DeflateReply {
+  let out: Uint8Array;
+  if (deflater) {
+    if (scratch.length < job.length) scratch = new Uint8Array(job.length);
+    const n = deflater.deflateRawInto(job, scratch.subarray(0, job.length), p);
+    // -1: it did not shrink; the job comes back as it went and is stored uncompressed.
+    if (n < 0) return { out: job };
+    out = scratch.slice(0, n);
+  } else out = pako.deflateRaw(job, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel });
+  // The job's buffer goes back too, for the pool to reuse.
+  return { out, spare: job };
+}
 
 export type DeflateWorkerApi = typeof api;
 Comlink.expose(api);

@@ -34,10 +34,10 @@ class ComlinkBridge implements DeflateBridge {
     this.engine = zlibModule().then((m) => this.remote.init(m));
   }
 
-  async deflate(job: Uint8Array, params: DeflateParams): Promise<DeflateReply> {
+  async deflate(jobs: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]> {
     await this.engine;
-    // Transferred: the dispatcher gave us a buffer of our own.
-    return this.remote.deflate(Comlink.transfer(job, [job.buffer as ArrayBuffer]), params);
+    // Transferred: the dispatcher gave us buffers of our own.
+    return this.remote.deflate(Comlink.transfer(jobs, jobs.map((j) => j.buffer as ArrayBuffer)), params);
   }
 
   terminate(): void {
