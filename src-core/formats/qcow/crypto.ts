@@ -12,6 +12,10 @@ import { QCOW_CRYPT_NONE, type QcowHeader } from './header.ts';
  * sectors by guest offset, so the reader passes both offsets and the cipher picks.
  * Data handed to decrypt/encrypt must start at a sector boundary and be whole sectors
  * (AES-CBC chains inside each 512-byte sector); reads of parts of a sector must be widened.
+ * NOTE for the reader (qcow/reader.ts read()): it does not widen yet, so an encrypted read
+ * such as read(1000, 5000) fails with "can only be read in whole 512-byte sectors"; the
+ * qcow2 reader's SectorRead (qcow2/reader.ts) is the model. It should also pass ctx.codecs as
+ * openQcowCipher's 4th argument so the CLI decrypts with OpenSSL's AES.
  */
 export type QcowCipher = Qcow2Cipher;
 
