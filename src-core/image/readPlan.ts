@@ -37,11 +37,16 @@ export async function planReads(
       j++;
     }
     const buf = await readExact(src, first.hostOffset, spanEnd - first.hostOffset);
+    let prevEnd = -1;
     for (let k = i; k < j; k++) {
       const r = sorted[k]!;
       const start = r.hostOffset - first.hostOffset;
-      // A copy, not a view: ciphers decrypt in place and requests may overlap.
-      await deliver(r, buf.slice(start, start + r.length));
+      const end = r.hostOffset + r.length;
+      // Each request must own its bytes (ciphers decrypt in place): a view of the merged
+      // buffer does, unless the request overlaps another one, which then gets a copy.
+      const overlaps = prevEnd > r.hostOffset || (k + 1 < j && end > sorted[k + 1]!.hostOffset);
+      await deliver(r, overlaps ? buf.slice(start, start + r.length) : buf.subarray(start, start + r.length));
+      prevEnd = Math.max(prevEnd, end);
     }
     i = j;
   }
