@@ -101,6 +101,16 @@ describe('encrypted qcow2 made by qemu-img reads identically given the password'
   it('a qcow v1 AES image made by qemu-img reads identically', async () => {
     const f = makeQemuImage('aes.qcow', 'encrypt.format=aes', 'qcow');
     await expectSameExport(opts(f, 'qcow'), t.file, 'qcow1-aes', [...SECRET, '--image-opts']);
+    // Reads that start and end inside sectors are widened to whole sectors before decryption.
+    const whole = readFileSync(t.file('qcow1-aes.qemu.raw'));
+    const dev = await openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs, password: new TextEncoder().encode(PW) });
+    try {
+      for (const [off, len] of [[1000, 5000], [1024 * 1024 - 700, 1400], [3000 * 1024 + 1, 511]] as const) {
+        expect(Buffer.from(await dev.read(off, len)).equals(whole.subarray(off, off + len))).toBe(true);
+      }
+    } finally {
+      await dev.close();
+    }
   });
 });
 

@@ -7,6 +7,33 @@ export interface HostRead {
   outPos: number;
   /** The guest offset, for ciphers that number sectors by it. */
   guestOffset?: number;
+  /** For a read widened to whole sectors: bytes to drop at the start, and bytes to keep. */
+  skip?: number;
+  keep?: number;
+}
+
+const SECTOR = 512;
+
+/**
+ * A read widened to whole 512-byte sectors, for ciphers that work sector by sector (AES-CBC
+ * and XTS chain within a sector): decrypt the sectors, keep only the bytes asked for.
+ */
+export function sectorRead(hostOffset: number, guestOffset: number, length: number, outPos: number): HostRead {
+  const skip = guestOffset % SECTOR;
+  return {
+    hostOffset: hostOffset - skip,
+    guestOffset: guestOffset - skip,
+    length: Math.ceil((skip + length) / SECTOR) * SECTOR,
+    outPos,
+    skip,
+    keep: length,
+  };
+}
+
+/** Copies a read's bytes (only the kept part of a widened read) to their place in `out`. */
+export function placeRead(out: Uint8Array, r: HostRead, bytes: Uint8Array): void {
+  const skip = r.skip ?? 0;
+  out.set(skip || r.keep !== undefined ? bytes.subarray(skip, skip + (r.keep ?? bytes.length)) : bytes, r.outPos);
 }
 
 /** Gaps up to this size are read through rather than split: one 1–2 ms Blob read costs more. */

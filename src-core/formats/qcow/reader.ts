@@ -3,7 +3,7 @@ import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
 import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
 import { readBig64Table, utf8Decode } from '../../io/struct.ts';
 import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { placeRead, planReads, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openQcowCipher, type QcowCipher } from './crypto.ts';
 import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
@@ -63,7 +63,7 @@ export class QcowDevice implements BlockDevice {
       if (nul >= 0) backingFile = backingFile.slice(0, nul);
       if (!backingFile) backingFile = undefined;
     }
-    const cipher = await openQcowCipher(src.name, h, ctx.password);
+    const cipher = await openQcowCipher(src.name, h, ctx.password, ctx.codecs);
     return new QcowDevice(src, h, l1, backingFile, ctx, cipher);
   }
 
@@ -185,13 +185,15 @@ export class QcowDevice implements BlockDevice {
         if ((r.host! - (r.offset % cs)) % 512 !== 0) {
           throw new CorruptImageError(this.src.name, `cluster at guest offset ${r.offset - (r.offset % cs)} has an unaligned host offset`);
         }
-        plain.push({ hostOffset: r.host!, length: r.length, outPos: r.offset - offset, guestOffset: r.offset });
+        // Encrypted sectors decrypt whole: widen the read, keep the part asked for.
+        if (this.cipher) plain.push(sectorRead(r.host!, r.offset, r.length, r.offset - offset));
+        else plain.push({ hostOffset: r.host!, length: r.length, outPos: r.offset - offset, guestOffset: r.offset });
       }
     }
     if (plain.length && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
     await planReads(this.src, plain, async (r, bytes) => {
       if (this.cipher) await this.cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
-      out.set(bytes, r.outPos);
+      placeRead(out, r, bytes);
     });
     for (const c of compressed) {
       const data = await this.decompressCluster(c.index, c.entry);

@@ -2,7 +2,6 @@ import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { fullBackingName } from '../../image/names.ts';
 import { CorruptImageError, InvalidArgumentError, NeedsPasswordError, NotThisFormatError } from '../../io/errors.ts';
 import { readBig64Table } from '../../io/struct.ts';
-import { alignUp } from '../../io/int64.ts';
 import { CodecError } from '../../codecs/portable.ts';
 import type { BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openCipher, type Qcow2Cipher } from './crypto.ts';
@@ -16,14 +15,10 @@ import {
 } from './entries.ts';
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, isQcow2, parseHeader, type Qcow2Header } from './header.ts';
 import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } from './snapshots.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { placeRead, planReads, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import { pushMerged } from '../../image/extents.ts';
 
-const SECTOR = 512;
-
 /** A sector-widened host read of encrypted data: `keep` bytes from `skip` are the caller's. */
-type SectorRead = HostRead & { guestOffset: number; skip: number; keep: number };
-
 /** How much L2 table data to keep cached: bounded in bytes, whatever the cluster size. */
 const L2_CACHE_BYTES = 16 * 1024 * 1024;
 
@@ -243,10 +238,7 @@ export class Qcow2Device implements BlockDevice {
         compressed.push({ index, outPos: e.offset - offset, start: e.offset - index * this.clusterSize, len: e.length, entry: m.entry });
       } else if (this.cipher) {
         // Ciphers work on whole 512-byte sectors: read the sectors around the range, keep the range.
-        const host = e.hostOffset ?? (await this.hostOffsetOf(e.offset));
-        const skip = e.offset % SECTOR;
-        const r: SectorRead = { hostOffset: host - skip, guestOffset: e.offset - skip, length: alignUp(skip + e.length, SECTOR), outPos: e.offset - offset, skip, keep: e.length };
-        plain.push(r);
+        plain.push(sectorRead(e.hostOffset ?? (await this.hostOffsetOf(e.offset)), e.offset, e.length, e.offset - offset));
       } else {
         plain.push({ hostOffset: e.hostOffset ?? (await this.hostOffsetOf(e.offset)), length: e.length, outPos: e.offset - offset, guestOffset: e.offset });
       }
@@ -254,11 +246,8 @@ export class Qcow2Device implements BlockDevice {
     }
     if ((plain.length || compressed.length) && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
     await planReads(this.dataSrc, plain, async (r, bytes) => {
-      if (this.cipher) {
-        const sr = r as SectorRead;
-        await this.cipher.decrypt(bytes, sr.guestOffset, sr.hostOffset);
-        out.set(bytes.subarray(sr.skip, sr.skip + sr.keep), sr.outPos);
-      } else out.set(bytes, r.outPos);
+      if (this.cipher) await this.cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
+      placeRead(out, r, bytes);
     });
     for (const c of compressed) {
       const data = await this.decompressCluster(c.index, c.entry);
