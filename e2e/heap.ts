@@ -12,13 +12,23 @@ interface HeapUsage {
 /** What a realm holds: the JS heap plus ArrayBuffer backing stores (outside the V8 heap proper). */
 export const heldBytes = (u: HeapUsage) => u.usedSize + (u.embedderHeapUsedSize ?? 0) + (u.backingStorageSize ?? 0);
 
+interface CdpMessage {
+  id?: number;
+  method?: string;
+  params?: { sessionId?: string; message?: string; targetInfo?: { type: string } };
+  result?: HeapUsage;
+}
+
 /**
- * Measures the page's and its workers' heaps through the DevTools protocol. Playwright's
+ * Measures the page's and all its workers' heaps, nested workers included (the compression
+ * pool lives inside the conversion worker), through the DevTools protocol. Playwright's
  * CDPSession cannot address child sessions, so workers are attached in the classic
- * (non-flattened) mode and spoken to through Target.sendMessageToTarget.
+ * (non-flattened) mode: each worker is a path of session ids, and a message to it is wrapped
+ * in one Target.sendMessageToTarget per level.
  */
 export class HeapProbe {
-  private readonly workers = new Set<string>();
+  /** Workers by the session path that reaches them. */
+  private readonly workers = new Map<string, string[]>();
   private readonly pending = new Map<number, (r: HeapUsage | undefined) => void>();
   private nextId = 1;
 
@@ -27,29 +37,49 @@ export class HeapProbe {
   static async attach(context: BrowserContext, page: Page): Promise<HeapProbe> {
     const session = await context.newCDPSession(page);
     const probe = new HeapProbe(session);
-    session.on('Target.attachedToTarget', (e) => {
-      if (e.targetInfo.type === 'worker') probe.workers.add(e.sessionId);
-    });
-    session.on('Target.detachedFromTarget', (e) => {
-      if (e.sessionId) probe.workers.delete(e.sessionId);
-    });
-    session.on('Target.receivedMessageFromTarget', (e) => {
-      const msg = JSON.parse(e.message) as { id?: number; result?: HeapUsage };
-      if (msg.id !== undefined) probe.pending.get(msg.id)?.(msg.result);
-    });
+    session.on('Target.attachedToTarget', (e) => probe.onAttached([], e.sessionId, e.targetInfo.type));
+    session.on('Target.detachedFromTarget', (e) => e.sessionId && probe.workers.delete(e.sessionId));
+    session.on('Target.receivedMessageFromTarget', (e) => probe.onMessage([e.sessionId], JSON.parse(e.message) as CdpMessage));
     await session.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
     return probe;
+  }
+
+  /** How many workers are attached now. */
+  get workerCount(): number {
+    return this.workers.size;
   }
 
   /** The page's usage and every live worker's, read now. */
   async sample(): Promise<{ page: HeapUsage; workers: HeapUsage[] }> {
     const page = (await this.session.send('Runtime.getHeapUsage')) as HeapUsage;
-    const workers = await Promise.all([...this.workers].map((s) => this.workerUsage(s)));
+    const workers = await Promise.all([...this.workers.values()].map((p) => this.call(p, 'Runtime.getHeapUsage')));
     return { page, workers: workers.filter((w): w is HeapUsage => !!w) };
   }
 
-  private workerUsage(sessionId: string): Promise<HeapUsage | undefined> {
+  private onAttached(parent: string[], sessionId: string, type: string): void {
+    if (type !== 'worker') return;
+    const path = [...parent, sessionId];
+    this.workers.set(sessionId, path);
+    // Workers started by this worker (the deflate pool) attach one level further down.
+    void this.call(path, 'Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  }
+
+  private onMessage(path: string[], msg: CdpMessage): void {
+    if (msg.method === 'Target.attachedToTarget' && msg.params?.sessionId) this.onAttached(path, msg.params.sessionId, msg.params.targetInfo?.type ?? '');
+    else if (msg.method === 'Target.detachedFromTarget' && msg.params?.sessionId) this.workers.delete(msg.params.sessionId);
+    else if (msg.method === 'Target.receivedMessageFromTarget' && msg.params?.sessionId && msg.params.message) {
+      this.onMessage([...path, msg.params.sessionId], JSON.parse(msg.params.message) as CdpMessage);
+    } else if (msg.id !== undefined) this.pending.get(msg.id)?.(msg.result);
+  }
+
+  /** Sends a command to the worker at `path` and waits (up to 2 s) for its result. */
+  private call(path: string[], method: string, params: object = {}): Promise<HeapUsage | undefined> {
     const id = this.nextId++;
+    let message = JSON.stringify({ id, method, params });
+    // Wrap from the innermost level outwards; the outermost hop goes through Playwright's session.
+    for (let i = path.length - 1; i >= 1; i--) {
+      message = JSON.stringify({ id: this.nextId++, method: 'Target.sendMessageToTarget', params: { sessionId: path[i], message } });
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -60,9 +90,7 @@ export class HeapProbe {
         this.pending.delete(id);
         resolve(r);
       });
-      this.session
-        .send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.getHeapUsage' }) })
-        .catch(() => resolve(undefined));
+      this.session.send('Target.sendMessageToTarget', { sessionId: path[0]!, message }).catch(() => resolve(undefined));
     });
   }
 }

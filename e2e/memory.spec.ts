@@ -37,14 +37,15 @@ test('converting more than 1 GiB of data keeps page and worker heaps under 300 M
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-  await startConversion(page, 'qcow2', false);
+  // Compressed, so the deflate pool's workers run (and are measured) too.
+  await startConversion(page, 'qcow2', true);
   await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 180_000 });
   done = true;
   await sampler;
   await expect(page.getByTestId('error')).toHaveCount(0);
   console.log(`memory: peak ${(peak / 1e6).toFixed(1)} MB over ${samples} samples, up to ${maxWorkers} workers`);
   // The conversion worker was measured too, not just the page.
-  expect(maxWorkers).toBeGreaterThanOrEqual(2);
+  expect(maxWorkers).toBeGreaterThanOrEqual(3);
   expect(samples).toBeGreaterThan(5);
   expect(peak).toBeLessThan(LIMIT);
 

@@ -4,10 +4,9 @@ import type { PooledCodecs } from '../src-core/codecs/deflatePool.ts';
 import { createBrowserDeflatePool } from './pool/pool.ts';
 
 /**
- * THE place where the worker chooses its compression back end. Today: the portable codecs
- * (pako, fzstd, zstd-wasm) run inside this worker. The compression pool of issue 7
- * (workers/pool/, sized from navigator.hardwareConcurrency) plugs in here by returning its
- * Codecs object instead; nothing else in the worker needs to change.
+ * THE place where the worker chooses its compression back end: the compression pool of
+ * issue 7 (workers/pool/, sized from navigator.hardwareConcurrency), which falls back to the
+ * portable codecs (pako, fzstd, zstd-wasm). Nothing else in the worker knows which it is.
  */
 export function chooseCodecs(): Codecs {
   // issue 7: N Web Workers with stock zlib in wasm (pako inside them if wasm fails); they

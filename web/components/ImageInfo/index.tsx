@@ -10,10 +10,13 @@ import './style.css';
 export function ImageInfo({ image }: { image: ImageSummary }) {
   const { info, map } = image;
   const [copied, setCopied] = useState(false);
-  const details = Object.entries(info['format-specific']?.data ?? {}).filter(([, v]) => typeof v !== 'object' || v === null);
+  const facts = { ...(info['format-specific']?.data ?? {}), ...(info.extra ?? {}) };
+  const details = Object.entries(facts).filter(([, v]) => typeof v !== 'object' || v === null);
+  const subformat = subformatOf(image.format, facts);
   const allocated = map ? map.totals.data + map.totals.compressed : undefined;
   const rows: [string, ReactNode, string?][] = [
     ['Format', <><b>{image.format}</b> <span className="muted">— {image.label}</span></>],
+    ...(subformat ? [['Subformat', subformat] as [string, ReactNode]] : []),
     ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes)</span></>, 'The size of the disk as the virtual machine sees it.'],
     ['Size on disk', <>{humanSize(image.filesBytes)} <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span></>],
   ];
@@ -91,4 +94,17 @@ function SourcePassword() {
       <input data-testid="source-password" type="password" autoComplete="current-password" value={password} onChange={(e) => setSourcePassword(e.currentTarget.value)} />
     </label>
   );
+}
+
+/**
+ * The variant of the format, from whichever key the driver reports it under: `create-type`
+ * (vmdk), `subformat` (vhdx), `<format>-type` / `…-disk-type` (vdi, vhd), `compat` (qcow2).
+ */
+function subformatOf(format: string, facts: Record<string, unknown>): string | undefined {
+  for (const [k, v] of Object.entries(facts)) {
+    if (typeof v !== 'string' && typeof v !== 'number') continue;
+    if (k === 'create-type' || k === 'subformat' || k === `${format}-type` || k.endsWith('-disk-type')) return String(v);
+    if (k === 'compat') return `version ${v === '0.10' ? '2' : '3'} (compat ${v})`;
+  }
+  return undefined;
 }
