@@ -284,7 +284,9 @@ export class Qcow2Writer implements ImageWriter {
       bytes = bytes.slice(); // encrypted in place; the caller's buffer stays plain
       this.enc.encrypt(bytes, index * this.cs, at);
     }
-    await this.out.write(at, bytes);
+    // Not copied: write() holds its callers' buffers anyway, and neighbouring clusters of one
+    // window leave as one view of it.
+    await this.out.writeOwned(at, bytes);
   }
 
   async writeZeroes(offset: number, length: number): Promise<void> {
