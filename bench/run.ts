@@ -10,8 +10,10 @@
  *     alternating, BENCH_REPEAT times (default 3), and prints the median wall time, CPU time,
  *     peak memory, output size and the ratios to qemu-img, then writes it all as JSON.
  *
+ * The CLI compresses with stock zlib in wasm on a worker per core (qemu-img's exact bytes);
+ * the `cli-native` row runs it with Node's own zlib in the workers instead (faster, larger).
  * Environment: BENCH_REPEAT=N, BENCH_NO_BROWSER=1 (CLI only), BENCH_CASES=a,b (case names),
- * DISKFERRY_DEFLATE=wasm|native|single (the CLI's deflate; see cli/pool/cliCodecs.ts).
+ * DISKFERRY_DEFLATE=wasm|native|single for the `cli` row (see cli/pool/cliCodecs.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -29,7 +31,8 @@ const WEB_DIR = path.join(ROOT, '.cache', 'bench-web');
 const OUT_DIR = path.join(CACHE, 'out');
 const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT) || 3);
 
-type Tool = 'qemu-img' | 'cli' | 'chromium';
+/** cli-native: the CLI with Node's zlib in its workers (DISKFERRY_DEFLATE=native), for -c only. */
+type Tool = 'qemu-img' | 'cli' | 'cli-native' | 'chromium';
 
 interface Case {
   name: string;
@@ -135,11 +138,12 @@ async function main(): Promise<void> {
     const by: Record<Tool, Row> = {
       'qemu-img': { case: c.name, tool: 'qemu-img', status: 'ok', samples: [] },
       cli: { case: c.name, tool: 'cli', status: 'ok', samples: [] },
+      'cli-native': { case: c.name, tool: 'cli-native', status: c.compress ? 'ok' : 'not run', note: c.compress ? undefined : 'only differs from cli with -c', samples: [] },
       chromium: { case: c.name, tool: 'chromium', status: browser ? 'ok' : 'not run', note: browser ? undefined : browserNote, samples: [] },
     };
     for (let rep = 0; rep < REPEAT; rep++) {
       // Alternate the order so a neighbour's load or a warm cache favours no one.
-      const order: Tool[] = rep % 2 ? ['chromium', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'chromium'];
+      const order: Tool[] = rep % 2 ? ['chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium'];
       for (const tool of order) {
         const row = by[tool];
         if (row.status !== 'ok') continue;
@@ -149,6 +153,7 @@ async function main(): Promise<void> {
           let s: Sample;
           if (tool === 'qemu-img') s = await timeCommand('qemu-img', args);
           else if (tool === 'cli') s = await timeCommand(process.execPath, [cli, ...args]);
+          else if (tool === 'cli-native') s = await timeCommand(process.execPath, [cli, ...args], { env: { ...process.env, DISKFERRY_DEFLATE: 'native' } });
           else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress) : await browser!.info(c.source);
           if (c.ext && tool !== 'chromium') s.outBytes = statSync(out).size;
           row.samples.push(s);
@@ -162,7 +167,7 @@ async function main(): Promise<void> {
       }
     }
     const q = by['qemu-img'];
-    for (const tool of ['qemu-img', 'cli', 'chromium'] as Tool[]) {
+    for (const tool of ['qemu-img', 'cli', 'cli-native', 'chromium'] as Tool[]) {
       const r = by[tool];
       if (r.samples.length) {
         const walls = r.samples.map((s) => s.wallS);
@@ -189,6 +194,7 @@ async function main(): Promise<void> {
     node: process.version,
     chromium: browser?.version,
     cliDeflate: process.env.DISKFERRY_DEFLATE ?? 'wasm',
+    note: 'the CLI is the esbuild bundle of cli/main.ts run by node (a release build); the Chromium clock runs from pressing convert to the result',
     source: path.relative(ROOT, source),
     sourceBytes: statSync(source).size,
     repeat: REPEAT,
