@@ -1,3 +1,4 @@
+import { useEffect, useRef } from 'react';
 import { cancelConvert } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import { duration, humanSize, percent, rate } from '../../units.ts';
@@ -6,7 +7,27 @@ import './style.css';
 /** Progress while converting; then the result, the cancellation or the error — never a half-written file shown as a result. */
 export function ConvertStatus() {
   const job = useApp((s) => s.job);
+  const panel = useRef<HTMLDivElement>(null);
+  // The outcome appears below the form: bring it into view when the state changes.
+  useEffect(() => {
+    panel.current?.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }, [job.state]);
+  // A long conversion in a background tab: show progress in the tab title.
+  const pct = job.progress && job.progress.total > 0 ? Math.min(100, Math.floor((job.progress.done / job.progress.total) * 100)) : undefined;
+  useEffect(() => {
+    const base = 'DiskFerry — convert VM disk images in your browser';
+    document.title = job.state === 'running' && pct !== undefined ? `${pct}% · ${base}` : job.state === 'done' ? `Saved · ${base}` : base;
+  }, [job.state, pct]);
   if (job.state === 'idle') return null;
+  return (
+    <div ref={panel}>
+      <StatusPanel />
+    </div>
+  );
+}
+
+function StatusPanel() {
+  const job = useApp((s) => s.job);
   if (job.state === 'error') {
     return (
       <section className="card status notice--error" role="alert" data-testid="error">
