@@ -24,7 +24,7 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
   if (allocated !== undefined) {
     rows.push(['Holds data', <>{humanSize(allocated)} <span className="muted">({percent(allocated, image.virtualSize)} of the disk{map?.partial ? ', first part scanned' : ''})</span></>, 'Only these ranges need to be read and written.']);
   }
-  rows.push(['Compressed', map && map.totals.compressed > 0 ? `yes (${humanSize(map.totals.compressed)} of data)` : 'no']);
+  rows.push(['Compressed', !map ? 'unknown' : map.totals.compressed > 0 ? `yes (${humanSize(map.totals.compressed)} of data)` : 'no']);
   rows.push(['Encrypted', info.encrypted ? 'yes — a password is needed to read the data' : 'no']);
   if (info['backing-filename']) {
     rows.push(['Backing file', <>{info['backing-filename']} {info['backing-filename-format'] && <span className="muted">({info['backing-filename-format']})</span>}</>, 'This image stores only changes; the rest comes from the backing file.']);

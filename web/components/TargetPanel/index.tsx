@@ -1,5 +1,5 @@
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
-import type { FormatSummary, ImageSummary } from '../../../workers/protocol.ts';
+import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
 import { applyPreset, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
 import { MiB, PRESETS } from '../../state/presets.ts';
@@ -178,4 +178,3 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
   );
 }
 
-export type { FormatSummary };
