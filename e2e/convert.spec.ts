@@ -1,5 +1,5 @@
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { convertAndSave, dropFromOs, expectPreview, expectValidCopy, qcow2CheckJson, screenshot } from './helpers.ts';
+import { convertAndSave, dropFromOs, expectPreview, expectValidCopy, opfsNames, qcow2CheckJson, screenshot } from './helpers.ts';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -87,6 +87,48 @@ test.describe('multi-file images', () => {
     const out = work.file('split2.qcow2');
     await convertAndSave(page, 'download', 'qcow2', false, out);
     expectValidCopy(descriptor, out, 'qcow2');
+  });
+
+  test('converting to a twoGbMaxExtentSparse vmdk downloads the descriptor and every extent', async ({ page, work }) => {
+    const src = work.file('wide.qcow2');
+    const size = 5 * 1024 * MiB;
+    qemuImg('create', '-q', '-f', 'qcow2', src, String(size));
+    fillPattern(src, 'qcow2', 2048 * MiB - 512 * 1024, 2048 * MiB, MiB, 2);
+    fillPattern(src, 'qcow2', 7 * MiB, 1100 * MiB, 300 * 1024, 4);
+    const saved: Promise<string>[] = [];
+    const outDir = work.file('out-split');
+    (await import('node:fs')).mkdirSync(outDir);
+    page.on('download', (d) => saved.push(d.saveAs(path.join(outDir, d.suggestedFilename())).then(() => d.suggestedFilename())));
+    await page.goto('/');
+    await page.getByTestId('file-input').setInputFiles(src);
+    await expectPreview(page, 'qcow2', size);
+    await page.getByTestId('target-format').selectOption('vmdk');
+    await page.getByText('Advanced vmdk options').click();
+    await page.locator('select[id="opt-subformat"]').selectOption('twoGbMaxExtentSparse');
+    await page.getByTestId('convert').click();
+    await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
+    await expect(page.getByTestId('error')).toHaveCount(0);
+    await expect(page.getByTestId('result')).toContainText('wide-s003.vmdk');
+    await expect.poll(() => saved.length).toBe(4);
+    expect((await Promise.all(saved)).sort()).toEqual(['wide-s001.vmdk', 'wide-s002.vmdk', 'wide-s003.vmdk', 'wide.vmdk']);
+    expectValidCopy(src, path.join(outDir, 'wide.vmdk'), 'vmdk');
+  });
+
+  test.describe('with a picked file', () => {
+    test.use({ saveMode: 'picker' });
+    test('a multi-file output is refused with a clear error, leaving no file', async ({ page, work }) => {
+      const src = work.file('wide2.qcow2');
+      qemuImg('create', '-q', '-f', 'qcow2', src, String(3 * 1024 * MiB));
+      await page.goto('/');
+      await page.getByTestId('drop-zone').drop({ files: [src] });
+      await page.getByTestId('target-format').selectOption('vmdk');
+      await page.getByText('Advanced vmdk options').click();
+      await page.locator('select[id="opt-subformat"]').selectOption('twoGbMaxExtentSparse');
+      await page.getByTestId('convert').click();
+      await expect(page.getByTestId('error')).toContainText('wide2.vmdk: subformat twoGbMaxExtentSparse writes several files');
+      await expect(page.getByTestId('result')).toHaveCount(0);
+      expect((await opfsNames(page)).filter((n) => n.includes('wide2'))).toEqual([]);
+    });
   });
 
   test('a missing extent is named in the error', async ({ page, work }) => {

@@ -6,6 +6,7 @@ import { FileSetResolver } from '../web/adapters/fileSet.ts';
 import { OpfsSink } from '../web/adapters/opfsSink.ts';
 import { WritableSink } from '../web/adapters/writableSink.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
+import { OpfsOutputResolver } from './outputFiles.ts';
 import type { ConvertOutcome, ConvertRequest, ProgressReport } from './protocol.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
@@ -30,6 +31,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
     snapshot: req.snapshot,
   });
   let sink: WritableSink | OpfsSink | undefined;
+  const outputs = req.output.kind === 'opfs' ? new OpfsOutputResolver(resolver, req.output.prefix) : undefined;
   try {
     const target = findDriver(drivers, req.target);
     const options = { ...req.options };
@@ -43,27 +45,33 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
       sink,
       signal,
       onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
-      create: { options, compress: req.compress, codecs, secrets, filename: req.outputName, resolver },
+      create: { options, compress: req.compress, codecs, secrets, filename: req.outputName, resolver: outputs ?? resolver },
     });
     assertNotAborted(signal);
     // Chromium hashes the whole staged file in close() before it appears: "finalizing".
     onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' });
     const file = sink instanceof OpfsSink ? await sink.file() : (await sink.close(), undefined);
+    const extraFiles: { name: string; file: File }[] = [];
+    for (const c of outputs?.created ?? []) extraFiles.push({ name: c.name, file: await c.sink.file() });
     const outcome: ConvertOutcome = {
       outputName: req.outputName,
-      size: file?.size ?? sink.size,
+      size: (file?.size ?? sink.size) + extraFiles.reduce((n, f) => n + f.file.size, 0),
       virtualSize: result.virtualSize,
       dataBytes: await dataBytes(source),
       seconds: (performance.now() - started) / 1000,
       warnings: result.warnings,
       file,
+      extraFiles: extraFiles.length ? extraFiles : undefined,
     };
     sink = undefined;
     return outcome;
   } finally {
     await source.close().catch(() => {});
     releaseCodecs(codecs);
-    if (sink) await discard(sink, req);
+    if (sink) {
+      await discard(sink, req);
+      await outputs?.removeAll();
+    }
   }
 }
 

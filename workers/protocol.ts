@@ -65,7 +65,7 @@ export interface InspectOptions {
 
 export type OutputTarget =
   | { kind: 'fsa'; handle: FileSystemFileHandle }
-  | { kind: 'opfs'; name: string };
+  | { kind: 'opfs'; name: string; /** Prefix for extra files of a multi-file output. */ prefix: string };
 
 export interface ConvertRequest {
   files: PickedFile[];
@@ -91,6 +91,8 @@ export interface ConvertOutcome {
   warnings: string[];
   /** The finished OPFS file, for the page to download (OPFS path only). */
   file?: File;
+  /** Extra files of a multi-file output (split/flat VMDK extents), OPFS path only. */
+  extraFiles?: { name: string; file: File }[];
 }
 
 export interface ProgressReport {

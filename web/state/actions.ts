@@ -75,8 +75,9 @@ export function applyPreset(id: string): void {
 }
 
 function resetJob(): void {
-  const url = get().job.outcome?.downloadUrl;
-  if (url) URL.revokeObjectURL(url);
+  const o = get().job.outcome;
+  if (o?.downloadUrl) URL.revokeObjectURL(o.downloadUrl);
+  for (const x of o?.extraDownloads ?? []) URL.revokeObjectURL(x.url);
   set({ job: { state: 'idle' } });
 }
 
@@ -105,7 +106,8 @@ export async function startConvert(): Promise<void> {
     }
   } else if (opfsSupported) {
     await removeOpfsOutputs();
-    output = { kind: 'opfs', name: `${Date.now()}-${outputName}` };
+    const prefix = `${Date.now()}-`;
+    output = { kind: 'opfs', name: `${prefix}${outputName}`, prefix };
   } else {
     set({ job: { state: 'error', error: 'This browser can neither save files directly nor use private storage; try Chrome, Edge, Firefox or Safari 16.4+.' } });
     return;
@@ -134,11 +136,17 @@ export async function startConvert(): Promise<void> {
   try {
     const outcome = await worker.api.convert(req, Comlink.proxy(onProgress), controller.signal);
     let downloadUrl: string | undefined;
+    const extraDownloads: { name: string; url: string }[] = [];
     if (outcome.file) {
       downloadUrl = URL.createObjectURL(outcome.file);
       triggerDownload(downloadUrl, outputName);
+      for (const x of outcome.extraFiles ?? []) {
+        const url = URL.createObjectURL(x.file);
+        extraDownloads.push({ name: x.name, url });
+        triggerDownload(url, x.name);
+      }
     }
-    set({ job: { ...get().job, state: 'done', outcome: { ...outcome, downloadUrl } } });
+    set({ job: { ...get().job, state: 'done', outcome: { ...outcome, downloadUrl, extraDownloads } } });
   } catch (e) {
     const cancelled = (e as Error).name === 'cancelled' || controller.signal.aborted;
     set({ job: cancelled ? { state: 'cancelled' } : { state: 'error', error: errorLine(e) } });

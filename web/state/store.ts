@@ -6,7 +6,7 @@ export type JobState = 'idle' | 'running' | 'finalizing' | 'done' | 'error' | 'c
 export interface Job {
   state: JobState;
   progress?: ProgressReport;
-  outcome?: ConvertOutcome & { downloadUrl?: string };
+  outcome?: ConvertOutcome & { downloadUrl?: string; extraDownloads?: { name: string; url: string }[] };
   error?: string;
   /** The output is a download (OPFS path) rather than a file the user picked. */
   viaDownload?: boolean;

@@ -63,6 +63,20 @@ function StatusPanel() {
               It arrives as a download. If it did not start, <a href={o.downloadUrl} download={o.outputName}>download it again</a>.
             </p>
           )}
+          {o.extraDownloads?.length ? (
+            <p className="muted">
+              This format keeps the disk in several files; keep them together in one folder:{' '}
+              {o.extraDownloads.map((x, i) => (
+                <span key={x.name}>
+                  {i > 0 && ', '}
+                  <a href={x.url} download={x.name}>
+                    {x.name}
+                  </a>
+                </span>
+              ))}
+              .
+            </p>
+          ) : null}
           {o.warnings.map((w) => (
             <p key={w} className="notice notice--warn">
               {w}
