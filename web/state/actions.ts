@@ -82,12 +82,24 @@ function resetJob(): void {
 }
 
 let running: { worker: DiskWorker; controller: AbortController; output: OutputTarget } | undefined;
+/** Set while the save dialog is open: a second click must not start a second conversion. */
+let starting = false;
 
 export async function startConvert(): Promise<void> {
+  if (starting || running) return;
+  starting = true;
+  try {
+    await convertSelected();
+  } finally {
+    starting = false;
+  }
+}
+
+async function convertSelected(): Promise<void> {
   const s = get();
   const image = selectedImage(s);
   const fmt = s.formats.find((f) => f.name === s.target.format);
-  if (!image || !fmt || running) return;
+  if (!image || !fmt) return;
   const outputName = `${stem(image.path)}.${fmt.extensions[0] ?? fmt.name}`;
   resetJob();
 
