@@ -1,5 +1,5 @@
 import { test as base, chromium, type BrowserContext, type Page } from '@playwright/test';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,8 +56,15 @@ export const test = base.extend<Fixtures>({
 
 export { expect } from '@playwright/test';
 
-export const qemuImg = (...args: string[]) => execFileSync('qemu-img', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
-export const qemuIo = (...args: string[]) => execFileSync('qemu-io', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+/** Runs a tool; a failure throws with the tool's own stderr, so a broken fixture explains itself. */
+function tool(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+export const qemuImg = (...args: string[]) => tool('qemu-img', args);
+export const qemuIo = (...args: string[]) => tool('qemu-io', args);
 
 /** qemu-img compare's verdict (0 identical, 1 different, 2 error), with its output for the failure message. */
 export function qemuCompare(a: string, b: string): { status: number; output: string } {
@@ -77,7 +84,7 @@ export function qemuCheck(file: string, format: string): { status: number; outpu
 export function fillPattern(file: string, format: string, start: number, stride: number, len: number, count: number): void {
   const cmds: string[] = [];
   for (let i = 0; i < count; i++) cmds.push('-c', `write -P ${(0x11 + i * 7) % 255 || 1} ${start + i * stride} ${len}`);
-  execFileSync('qemu-io', ['-f', format, ...cmds, file], { stdio: 'ignore' });
+  tool('qemu-io', ['-f', format, ...cmds, file]);
 }
 
 /** Where screenshots go for a reviewer (gitignored). */
