@@ -13,6 +13,7 @@
  * The CLI compresses with stock zlib in wasm on a worker per core (qemu-img's exact bytes);
  * the `cli-native` row runs it with Node's own zlib in the workers instead (faster, larger).
  * Environment: BENCH_REPEAT=N, BENCH_NO_BROWSER=1 (CLI only), BENCH_CASES=a,b (case names),
+ * BENCH_TOOLS=qemu-img,cli,cli-native,chromium (a subset),
  * DISKFERRY_DEFLATE=wasm|native|single for the `cli` row (see cli/pool/cliCodecs.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
   ];
   const only = process.env.BENCH_CASES?.split(',').map((s) => s.trim());
   const selected = only ? cases.filter((c) => only.some((o) => c.name.startsWith(o))) : cases;
+  const tools = process.env.BENCH_TOOLS?.split(',').map((s) => s.trim());
 
   log('bench: bundling the CLI…');
   const cli = buildCli();
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
       const order: Tool[] = rep % 2 ? ['chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium'];
       for (const tool of order) {
         const row = by[tool];
-        if (row.status !== 'ok') continue;
+        if (row.status !== 'ok' || (tools && !tools.includes(tool))) continue;
         const out = path.join(OUT_DIR, `${tool}.${c.ext ?? 'out'}`);
         const args = c.args.map((a) => (a === 'OUT' ? out : a));
         try {
