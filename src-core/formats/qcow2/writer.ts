@@ -100,6 +100,11 @@ export class Qcow2Writer implements ImageWriter {
   private readonly entryWords: number;
   private readonly l1: BigUint64Array;
   private readonly l1Offset: number;
+  private readonly reftableOffset: number;
+  private readonly reftableClusters: number;
+  private readonly perRefblock: number;
+  /** File offset of each refcount block, allocated when the file first reaches its range. */
+  private readonly refblocks: number[] = [];
   private readonly out: SinkBuffer;
   /** Refcount of each host cluster, indexed by offset / cluster size. */
   private refs = new Uint32Array(1024);
@@ -130,15 +135,24 @@ export class Qcow2Writer implements ImageWriter {
     const l1Size = Math.ceil(this.size / (this.cs * this.l2Entries));
     this.l1 = new BigUint64Array(l1Size);
     this.out = new SinkBuffer(sink);
-    this.addRef(0); // header
-    this.l1Offset = this.cs;
-    this.end = this.cs;
+    this.perRefblock = entriesPerRefblock(this.cs, cfg.refcountBits);
     const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
+    const luksClusters = enc?.luks ? Math.ceil(enc.luks.length / this.cs) : 0;
+    // As qemu-img lays it out: header, refcount table, L1, (LUKS), then data with refcount blocks
+    // placed as the file grows into their range. The table is sized for the largest file this
+    // disk can become, so the file can end on its last data byte instead of on metadata.
+    const worstCase = 1 + l1Clusters + luksClusters + l1Size + Math.ceil(this.size / this.cs) + 1;
+    this.reftableClusters = refcountLayout(worstCase, this.cs, cfg.refcountBits).tableClusters;
+    this.end = 0;
+    this.allocCluster(); // header
+    this.reftableOffset = this.end;
+    for (let i = 0; i < this.reftableClusters; i++) this.allocCluster();
+    this.l1Offset = this.end;
     for (let i = 0; i < l1Clusters; i++) this.allocCluster();
     if (enc?.luks) {
       // The LUKS area follows the L1 table: whole clusters, refcounted like metadata.
       this.luksOffset = this.end;
-      for (let i = 0; i < Math.ceil(enc.luks.length / this.cs); i++) this.allocCluster();
+      for (let i = 0; i < luksClusters; i++) this.allocCluster();
     }
     if (enc?.warning) this.warnings.push(enc.warning);
     this.queueLimit = Math.max(16, Math.floor((8 * 1024 * 1024) / this.cs));
@@ -167,7 +181,17 @@ export class Qcow2Writer implements ImageWriter {
     const off = this.end;
     this.addRef(off / this.cs);
     this.end += this.cs;
+    this.coverWithRefblocks();
     return off;
+  }
+
+  /** Every cluster below `end` lies in the range of an allocated refcount block. */
+  private coverWithRefblocks(): void {
+    while (this.refblocks.length * this.perRefblock < this.end / this.cs) {
+      this.refblocks.push(this.end);
+      this.addRef(this.end / this.cs);
+      this.end += this.cs;
+    }
   }
 
   /**
@@ -190,6 +214,7 @@ export class Qcow2Writer implements ImageWriter {
     const stop = start + length;
     this.end = Math.max(this.end, alignUp(stop, this.cs));
     this.cursor = stop % this.cs ? stop : 0;
+    this.coverWithRefblocks();
     return start;
   }
 
@@ -322,35 +347,31 @@ export class Qcow2Writer implements ImageWriter {
     await this.sink.close();
   }
 
-  private fileEnd = 0;
+  /** The file ends on its last byte: a partly used compressed cluster is cut at a sector, as qemu-img leaves it. */
+  private get fileEnd(): number {
+    return this.cursor && this.cursor > this.end - this.cs ? alignUp(this.cursor, 512) : this.end;
+  }
 
   private async writeRefcounts(): Promise<{ offset: number; clusters: number }> {
     const bits = this.cfg.refcountBits;
-    const dataClusters = this.end / this.cs;
-    const { blocks, tableClusters } = refcountLayout(dataClusters, this.cs, bits);
-    const tableOffset = this.end;
-    for (let i = 0; i < tableClusters; i++) this.allocCluster();
-    const blockOffsets: number[] = [];
-    for (let i = 0; i < blocks; i++) blockOffsets.push(this.allocCluster());
     const total = this.end / this.cs;
-    const perBlock = entriesPerRefblock(this.cs, bits);
     const max = refcountMax(bits);
-    const table = new BigUint64Array((tableClusters * this.cs) / 8);
-    for (let b = 0; b < blocks; b++) {
+    const table = new BigUint64Array((this.reftableClusters * this.cs) / 8);
+    if (this.refblocks.length > table.length) throw new RangeError('qcow2 writer: refcount table reservation too small');
+    for (let b = 0; b < this.refblocks.length; b++) {
       const block = new Uint8Array(this.cs);
-      for (let k = 0; k < perBlock; k++) {
-        const cluster = b * perBlock + k;
+      for (let k = 0; k < this.perRefblock; k++) {
+        const cluster = b * this.perRefblock + k;
         if (cluster >= total) break;
         const n = this.refs[cluster] ?? 0;
         if (n > max) throw new RangeError(`refcount ${n} does not fit in ${bits} bits`);
         if (n) setRefcount(block, k, bits, n);
       }
-      table[b] = BigInt(blockOffsets[b]!);
-      await this.out.write(blockOffsets[b]!, block);
+      table[b] = BigInt(this.refblocks[b]!);
+      await this.out.write(this.refblocks[b]!, block);
     }
-    await this.out.write(tableOffset, bigEndianBytes(table));
-    this.fileEnd = this.end;
-    return { offset: tableOffset, clusters: tableClusters };
+    await this.out.write(this.reftableOffset, bigEndianBytes(table));
+    return { offset: this.reftableOffset, clusters: this.reftableClusters };
   }
 
   private header(reftable: { offset: number; clusters: number }): Uint8Array {
