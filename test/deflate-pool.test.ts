@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { pooledCodecs, type DeflateBridge, type DeflateReply } from '../src-core/codecs/deflatePool.ts';
+import { portableCodecs } from '../src-core/codecs/portable.ts';
+import { QEMU_DEFLATE, type DeflateParams } from '../src-core/codecs/types.ts';
+import { prng } from './helpers/sys.ts';
+
+/** A stand-in worker: answers after a random delay with "compressed" = the job reversed. */
+class FakeBridge implements DeflateBridge {
+  inFlight = 0;
+  maxInFlight = 0;
+  batches: number[] = [];
+  terminated = false;
+  constructor(private readonly rand: () => number) {}
+  async deflate(jobs: Uint8Array[], _p: DeflateParams): Promise<DeflateReply[]> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.batches.push(jobs.length);
+    await new Promise((r) => setTimeout(r, this.rand() % 5));
+    this.inFlight--;
+    return jobs.map((j) => ({ out: j.slice().reverse(), spare: j }));
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+}
+
+describe('the compression pool dispatcher', () => {
+  it('answers every job with its own result, in batches, within the in-flight limit', async () => {
+    const rand = prng(3);
+    const bridges = [new FakeBridge(rand), new FakeBridge(rand)];
+    let started = 0;
+    const pool = pooledCodecs(() => (started++, bridges), portableCodecs, 2, 8);
+    expect(started).toBe(0); // no workers until the first deflate
+    expect(pool.workers).toBe(0);
+    const jobs = Array.from({ length: 300 }, (_, i) => new Uint8Array([i & 0xff, i >> 8, 7, 9]));
+    const results = await Promise.all(jobs.map((j) => pool.deflateRaw(j, QEMU_DEFLATE)));
+    expect(started).toBe(1);
+    results.forEach((r, i) => expect(Array.from(r)).toEqual(Array.from(jobs[i]!).reverse()));
+    for (const b of bridges) {
+      expect(b.maxInFlight).toBeLessThanOrEqual(2);
+      expect(Math.max(...b.batches)).toBeLessThanOrEqual(8);
+      expect(b.batches.length).toBeGreaterThan(0); // both workers got work
+    }
+    // Jobs handed over together leave as full batches, not one message per cluster.
+    const all = bridges.flatMap((b) => b.batches);
+    expect(all.length).toBeLessThan(300 / 4);
+    // The caller's buffers are never handed to a worker (they may be views of a read window).
+    expect(jobs.every((j) => j.byteLength === 4)).toBe(true);
+    await pool.close();
+    expect(bridges.every((b) => b.terminated)).toBe(true);
+  });
+
+  it('rejects the jobs of a failed batch and keeps serving the rest', async () => {
+    let calls = 0;
+    const flaky: DeflateBridge = {
+      async deflate(jobs) {
+        if (calls++ === 0) throw new Error('worker died');
+        return jobs.map((j) => ({ out: j }));
+      },
+      terminate() {},
+    };
+    const pool = pooledCodecs([flaky], portableCodecs, 1, 2);
+    const a = pool.deflateRaw(new Uint8Array([1]), QEMU_DEFLATE);
+    const b = pool.deflateRaw(new Uint8Array([2]), QEMU_DEFLATE);
+    const c = pool.deflateRaw(new Uint8Array([3]), QEMU_DEFLATE);
+    await expect(a).rejects.toThrow('worker died');
+    await expect(b).rejects.toThrow('worker died');
+    expect(Array.from(await c)).toEqual([3]);
+    await pool.close();
+    await expect(pool.deflateRaw(new Uint8Array([4]), QEMU_DEFLATE)).rejects.toThrow(/closed/);
+  });
+});
