@@ -7,6 +7,7 @@ import { OpfsSink } from '../web/adapters/opfsSink.ts';
 import { WritableSink } from '../web/adapters/writableSink.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { OpfsOutputResolver } from './outputFiles.ts';
+import { verifyWritten } from './verifyJob.ts';
 import type { ConvertOutcome, ConvertRequest, ProgressReport } from './protocol.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
@@ -53,6 +54,11 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
     const file = sink instanceof OpfsSink ? await sink.file() : (await sink.close(), undefined);
     const extraFiles: { name: string; file: File }[] = [];
     for (const c of outputs?.created ?? []) extraFiles.push({ name: c.name, file: await c.sink.file() });
+    if (req.verify) {
+      const written = file ?? (await (req.output as { handle: FileSystemFileHandle }).handle.getFile());
+      const password = req.outputPassword ? enc(req.outputPassword) : undefined;
+      await verifyWritten(source, target.name, [{ name: req.outputName, file: written }, ...extraFiles], codecs, password, signal, onProgress);
+    }
     const outcome: ConvertOutcome = {
       outputName: req.outputName,
       size: (file?.size ?? sink.size) + extraFiles.reduce((n, f) => n + f.file.size, 0),
@@ -60,6 +66,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
       dataBytes: await dataBytes(source),
       seconds: (performance.now() - started) / 1000,
       warnings: result.warnings,
+      verified: req.verify,
       file,
       extraFiles: extraFiles.length ? extraFiles : undefined,
     };
@@ -78,7 +85,8 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
 /** Nothing half-written survives: abort the staged FSA write (and drop the empty file), or delete the OPFS file. */
 async function discard(sink: WritableSink | OpfsSink, req: ConvertRequest): Promise<void> {
   if (sink instanceof OpfsSink) return sink.remove();
-  await sink.abort();
+  // After a failed verification the stream is already closed: aborting it then fails harmlessly.
+  await sink.abort().catch(() => {});
   // FileSystemHandle.remove() (Chromium 110+) is in neither TypeScript lib yet.
   if (req.output.kind === 'fsa') await (req.output.handle as { remove?(): Promise<void> }).remove?.().catch(() => {});
 }

@@ -73,6 +73,8 @@ export interface ConvertRequest {
   target: string;
   options: Record<string, string>;
   compress: boolean;
+  /** Re-read the finished output and compare it with the source before calling it a success. */
+  verify: boolean;
   /** Password of an encrypted source image. */
   password?: string;
   /** Password for an encrypted output (stored as secret `sec0`, referenced by encrypt.key-secret). */
@@ -89,6 +91,8 @@ export interface ConvertOutcome {
   dataBytes: number;
   seconds: number;
   warnings: string[];
+  /** The output was read back and found identical to the source (verify after write). */
+  verified: boolean;
   /** The finished OPFS file, for the page to download (OPFS path only). */
   file?: File;
   /** Extra files of a multi-file output (split/flat VMDK extents), OPFS path only. */

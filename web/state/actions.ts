@@ -71,7 +71,7 @@ export function applyPreset(id: string): void {
   // Only options the target's writer declares: a preset must never make the writer refuse.
   const known = new Set(fmt.createOptions.map((o) => o.name));
   const options = Object.fromEntries(Object.entries(p.options).filter(([k]) => known.has(k)));
-  set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: get().target.snapshot } });
+  set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: get().target.snapshot, verify: get().target.verify } });
 }
 
 function resetJob(): void {
@@ -131,6 +131,7 @@ async function convertSelected(): Promise<void> {
     target: fmt.name,
     options: s.target.options,
     compress: s.target.compress,
+    verify: s.target.verify,
     password: s.sourcePassword || undefined,
     outputPassword: s.target.outputPassword || undefined,
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,

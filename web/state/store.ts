@@ -16,6 +16,8 @@ export interface TargetChoice {
   format: string;
   options: Record<string, string>;
   compress: boolean;
+  /** Verify after write (convert --verify). */
+  verify: boolean;
   outputPassword: string;
   /** Snapshot id to convert from ('' = the current state). */
   snapshot: string;
@@ -36,7 +38,7 @@ export interface AppState {
   updateReady: boolean;
 }
 
-export const initialTarget: TargetChoice = { format: 'qcow2', options: {}, compress: false, outputPassword: '', snapshot: '' };
+export const initialTarget: TargetChoice = { format: 'qcow2', options: {}, compress: false, verify: false, outputPassword: '', snapshot: '' };
 
 export const useApp = create<AppState>(() => ({
   formats: [],

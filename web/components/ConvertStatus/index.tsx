@@ -58,6 +58,7 @@ function StatusPanel() {
             {humanSize(o.size)} written in {duration(o.seconds)} — {percent(o.size, o.virtualSize)} of the {humanSize(o.virtualSize)} virtual disk
             {o.dataBytes > 0 && `, ${percent(o.size, o.dataBytes)} of the ${humanSize(o.dataBytes)} of data`}.
           </p>
+          {o.verified && <p data-testid="verified">Verified: the saved file reads back identical to the source.</p>}
           {o.downloadUrl && (
             <p className="muted">
               It arrives as a download. If it did not start, <a href={o.downloadUrl} download={o.outputName}>download it again</a>.
@@ -95,7 +96,9 @@ function StatusPanel() {
         ? 'Finalizing: the browser is committing the file to disk…'
         : p?.phase === 'opening' || !p
           ? 'Opening the image…'
-          : 'Converting…';
+          : p.phase === 'verifying'
+            ? 'Verifying: reading the new file back and comparing it with the source…'
+            : 'Converting…';
   return (
     <section className="card status" aria-label="Progress">
       <div className="status__row">

@@ -74,6 +74,18 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
             Compress <span className="muted">(smaller file, slower; qemu-img -c)</span>
           </span>
         </label>
+        <label className="field field--check">
+          <input
+            type="checkbox"
+            data-testid="verify"
+            checked={target.verify}
+            disabled={busy}
+            onChange={(e) => updateTarget({ verify: e.currentTarget.checked })}
+          />
+          <span>
+            Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
+          </span>
+        </label>
         {image.snapshots.length > 0 && (
           <label className="field">
             <span>Convert from</span>
