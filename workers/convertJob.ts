@@ -87,6 +87,17 @@ async function discard(sink: WritableSink | OpfsSink, req: ConvertRequest): Prom
   if (sink instanceof OpfsSink) return sink.remove();
   // After a failed verification the stream is already closed: aborting it then fails harmlessly.
   await sink.abort().catch(() => {});
-  // FileSystemHandle.remove() (Chromium 110+) is in neither TypeScript lib yet.
-  if (req.output.kind === 'fsa') await (req.output.handle as { remove?(): Promise<void> }).remove?.().catch(() => {});
+  if (req.output.kind !== 'fsa') return;
+  // FileSystemHandle.remove() (Chromium 110+) is in neither TypeScript lib yet. Right after an
+  // abort the file can still be locked by the closing stream (seen under load), so try a few times.
+  const handle = req.output.handle as { remove?(): Promise<void> };
+  for (let attempt = 0; attempt < 6 && handle.remove; attempt++) {
+    try {
+      await handle.remove();
+      return;
+    } catch (e) {
+      if ((e as DOMException).name === 'NotFoundError') return;
+      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
 }
