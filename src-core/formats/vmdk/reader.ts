@@ -183,9 +183,18 @@ export class VmdkDevice implements BlockDevice {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
     const end = Math.min(offset + length, this.virtualSize);
-    for (const { part, start } of this.overlapping(offset, end)) {
+    const parts = [...this.overlapping(offset, end)];
+    // One extent covering the whole range (the usual case): its buffer is the answer, no copy.
+    if (parts.length === 1 && end === offset + length) {
+      const { part, start } = parts[0]!;
+      if (start <= offset && offset + length <= start + part.size) {
+        const b = await part.read(offset - start, length);
+        if (b.length === length) return b;
+      }
+    }
+    const out = new Uint8Array(length);
+    for (const { part, start } of parts) {
       const a = Math.max(offset, start);
       const b = Math.min(end, start + part.size);
       out.set(await part.read(a - start, b - a), a - offset);

@@ -144,6 +144,9 @@ export class SparseExtent implements VmdkExtent {
       }
       pos = stop;
     }
+    // Grains laid out back to back covering the whole range (what writers produce for
+    // sequentially written disks): one read is the answer, with no copy.
+    if (!packed.length && isOneRun(plain, length)) return readExact(this.src, plain[0]!.hostOffset, length);
     await planReads(this.src, plain, (r, bytes) => out.set(bytes, r.outPos));
     const decoded = new Map<number, Uint8Array>();
     await planReads(this.src, packed, async (r, bytes) => {
@@ -226,4 +229,16 @@ async function readFooter(src: ByteSource): Promise<SparseHeader> {
     return h;
   }
   throw new CorruptImageError(src.name, 'grain directory is at the end (GD_AT_END) but no footer marker, footer and end-of-stream marker were found');
+}
+
+/** True when the reads fill [0, length) of the output from one contiguous host range. */
+function isOneRun(reads: HostRead[], length: number): boolean {
+  if (!reads.length || reads[0]!.outPos !== 0) return false;
+  for (let i = 1; i < reads.length; i++) {
+    const a = reads[i - 1]!;
+    const b = reads[i]!;
+    if (b.outPos !== a.outPos + a.length || b.hostOffset !== a.hostOffset + a.length) return false;
+  }
+  const last = reads[reads.length - 1]!;
+  return last.outPos + last.length === length;
 }
