@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliOk } from './helpers/cli.ts';
-import { qemuCompare, qemuImg, run, tempDir, writePatternedRaw } from './helpers/sys.ts';
+import { seedArb, sparseRegions, writeSparseDisk } from './helpers/property.ts';
+import { qemuCompare, qemuImg, run, tempDir } from './helpers/sys.ts';
 
 // Random sizes (sector multiples, so raw and VHD agree on the size), sparse patterns, both
 // subformats: the exact size must survive, whatever CHS makes of it.
@@ -12,8 +13,8 @@ afterAll(() => t.cleanup());
 const disk = fc.record({
   sectors: fc.integer({ min: 1, max: 14 * 2048 }),
   fixed: fc.boolean(),
-  seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-  regions: fc.array(fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true }), length: fc.integer({ min: 1, max: 2_500_000 }) }), { maxLength: 5 }),
+  seed: seedArb,
+  regions: sparseRegions(2_500_000),
 });
 
 let n = 0;
@@ -24,7 +25,7 @@ describe('vpc property tests', () => {
       fc.asyncProperty(disk, async (d) => {
         const size = d.sectors * 512;
         const raw = t.file(`p${++n}.raw`);
-        writePatternedRaw(raw, size, d.regions.map((r) => ({ offset: Math.floor(r.at * size), length: r.length })), d.seed);
+        writeSparseDisk(raw, size, d.regions, d.seed);
         const img = `${raw}.vhd`;
         await cliOk('convert', '-O', 'vpc', ...(d.fixed ? ['-o', 'subformat=fixed'] : []), raw, img);
         expect(JSON.parse(qemuImg('info', '--output=json', '-f', 'vpc', img))['virtual-size']).toBe(size);
@@ -43,7 +44,7 @@ describe('vpc property tests', () => {
       fc.asyncProperty(disk, async (d) => {
         const size = d.sectors * 512;
         const raw = t.file(`q${++n}.raw`);
-        writePatternedRaw(raw, size, d.regions.map((r) => ({ offset: Math.floor(r.at * size), length: r.length })), d.seed);
+        writeSparseDisk(raw, size, d.regions, d.seed);
         const img = `${raw}.vhd`;
         qemuImg('convert', '-f', 'raw', '-O', 'vpc', ...(d.fixed ? ['-o', 'subformat=fixed'] : []), raw, img);
         const ours = `${raw}.ours`;

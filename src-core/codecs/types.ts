@@ -5,7 +5,7 @@
  */
 export interface DeflateParams {
   level: number;
-  /** 9…15: log2 of the window. QEMU's qcow2 uses 12 (4 KiB). */
+  /** 9…15: log2 of the window size; QEMU's qcow2 uses 12 (4 KiB). */
   windowBits: number;
   memLevel: number;
 }
