@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliOk } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { qemuImg, qemuIo, standardRaw, tempDir } from './helpers/sys.ts';
 
@@ -81,5 +82,7 @@ describe('qcow2 images made by qemu-img read byte-identically', () => {
     await expectSameExport(img, t.file, 'snap-before', ['-l', 'snapshot.name=before']);
     await expectSameExport(img, t.file, 'snap-after', ['-l', 'snapshot.name=after']);
     await expectInfoMatches(img);
+    // snapshot -l prints the list as qemu-img does (both in this machine's local time).
+    expect(await cliOk('snapshot', '-l', img)).toBe(qemuImg('snapshot', '-l', img));
   });
 });

@@ -36,8 +36,8 @@ export function formatInfoHuman(info: ImageInfo): string {
     lines.push('Snapshot list:');
     lines.push('ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT');
     for (const s of info.snapshots) {
-      const date = new Date(s['date-sec'] * 1000).toISOString().replace('T', ' ').slice(0, 19);
-      const clock = `${String(Math.floor(s['vm-clock-sec'] / 3600)).padStart(4, '0')}:${String(Math.floor(s['vm-clock-sec'] / 60) % 60).padStart(2, '0')}:${String(s['vm-clock-sec'] % 60).padStart(2, '0')}.${String(Math.floor(s['vm-clock-nsec'] / 1e6)).padStart(3, '0')}`;
+      const date = localDateTime(s['date-sec']);
+      const clock = `${pad(Math.floor(s['vm-clock-sec'] / 3600), 2)}:${pad(Math.floor(s['vm-clock-sec'] / 60) % 60, 2)}:${pad(s['vm-clock-sec'] % 60, 2)}.${pad(Math.floor(s['vm-clock-nsec'] / 1e6), 3)}`;
       lines.push(`${s.id.padEnd(10)}${s.name.padEnd(18)}${humanSize(s['vm-state-size']).padStart(7)} ${date} ${clock} ${String(s.icount ?? '').padStart(10)}`);
     }
   }
@@ -60,4 +60,12 @@ function nested(lines: string[], key: string, v: unknown, indent: string): void 
     lines.push(`${indent}${key}:`);
     for (const [k, x] of Object.entries(v)) nested(lines, k, x, indent + '    ');
   } else lines.push(`${indent}${key}: ${v}`);
+}
+
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+
+/** "YYYY-MM-DD hh:mm:ss" in local time, as qemu-img prints snapshot dates (strftime, localtime). */
+function localDateTime(sec: number): string {
+  const d = new Date(sec * 1000);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1, 2)}-${pad(d.getDate(), 2)} ${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}`;
 }
