@@ -78,3 +78,16 @@ export async function planReads(
     i = j;
   }
 }
+
+/** Serves `reads` into `out`; a cipher, when given, decrypts each (sector-widened) read first. */
+export async function readInto(
+  src: ByteSource,
+  reads: HostRead[],
+  out: Uint8Array,
+  cipher?: { decrypt(data: Uint8Array, guestOffset: number, hostOffset: number): void | Promise<void> },
+): Promise<void> {
+  await planReads(src, reads, async (r, bytes) => {
+    if (cipher) await cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
+    placeRead(out, r, bytes);
+  });
+}

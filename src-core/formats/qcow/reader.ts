@@ -3,7 +3,7 @@ import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
 import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
 import { readBig64Table, utf8Decode } from '../../io/struct.ts';
 import { fullBackingName } from '../../image/names.ts';
-import { placeRead, planReads, sectorRead, type HostRead } from '../../image/readPlan.ts';
+import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openQcowCipher, type QcowCipher } from './crypto.ts';
 import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
@@ -191,10 +191,7 @@ export class QcowDevice implements BlockDevice {
       }
     }
     if (plain.length && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
-    await planReads(this.src, plain, async (r, bytes) => {
-      if (this.cipher) await this.cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
-      placeRead(out, r, bytes);
-    });
+    await readInto(this.src, plain, out, this.cipher);
     for (const c of compressed) {
       const data = await this.decompressCluster(c.index, c.entry);
       out.set(data.subarray(c.start, c.start + c.len), c.outPos);

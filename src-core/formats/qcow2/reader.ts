@@ -15,7 +15,7 @@ import {
 } from './entries.ts';
 import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, isQcow2, parseHeader, type Qcow2Header } from './header.ts';
 import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } from './snapshots.ts';
-import { placeRead, planReads, sectorRead, type HostRead } from '../../image/readPlan.ts';
+import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import { pushMerged } from '../../image/extents.ts';
 
 /** A sector-widened host read of encrypted data: `keep` bytes from `skip` are the caller's. */
@@ -245,10 +245,7 @@ export class Qcow2Device implements BlockDevice {
       }
     }
     if ((plain.length || compressed.length) && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
-    await planReads(this.dataSrc, plain, async (r, bytes) => {
-      if (this.cipher) await this.cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
-      placeRead(out, r, bytes);
-    });
+    await readInto(this.dataSrc, plain, out, this.cipher);
     for (const c of compressed) {
       const data = await this.decompressCluster(c.index, c.entry);
       out.set(data.subarray(c.start, c.start + c.len), c.outPos);
