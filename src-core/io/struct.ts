@@ -90,6 +90,14 @@ export function readBig64Table(bytes: Uint8Array, count: number, littleEndian = 
   return out;
 }
 
+/** Array of 64-bit values → big-endian bytes (L1/L2 tables, refcount tables); the inverse of readBig64Table. */
+export function writeBig64Table(words: BigUint64Array, littleEndian = false): Uint8Array {
+  const out = new Uint8Array(words.length * 8);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < words.length; i++) if (words[i]) view.setBigUint64(i * 8, words[i]!, littleEndian);
+  return out;
+}
+
 export function readU32Table(bytes: Uint8Array, count: number, littleEndian = false): Uint32Array {
   const out = new Uint32Array(count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

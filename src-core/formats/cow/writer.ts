@@ -6,6 +6,7 @@ import { isAllZero, utf8Encode } from '../../io/struct.ts';
 import { checkOptions } from '../../image/options.ts';
 import type { CreateOptions, ImageWriter } from '../../image/types.ts';
 import { buildQemuV2Header, COW_LAYOUTS, COW_SECTOR } from './layout.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 /** Bitmap bytes kept in memory at once; writes arrive in order, so older ones are final. */
 const BITMAP_CHUNK = 64 * 1024;
@@ -25,7 +26,7 @@ export class CowWriter implements ImageWriter {
   private readonly out: SinkBuffer;
   private chunk: { index: number; bytes: Uint8Array; dirty: boolean } | undefined;
   private fileEnd: number;
-  private lastOffset = 0;
+  private readonly order: WriteOrder;
   private readonly header: Uint8Array;
 
   constructor(
@@ -45,14 +46,7 @@ export class CowWriter implements ImageWriter {
     this.dataOffset = alignUp(this.bitmapOffset + bitmapBytes, COW_SECTOR);
     this.fileEnd = this.bitmapOffset + bitmapBytes;
     this.out = new SinkBuffer(sink);
-  }
-
-  private checkOrder(offset: number, length: number): void {
-    if (offset % COW_SECTOR !== 0 || offset < this.lastOffset) {
-      throw new RangeError(`cow writer: writes must be sector aligned and in order (got ${offset} after ${this.lastOffset})`);
-    }
-    if (offset + length > this.sectors * COW_SECTOR) throw new RangeError('cow writer: write past the end of the disk');
-    this.lastOffset = offset + length;
+    this.order = new WriteOrder('cow', COW_SECTOR, size);
   }
 
   private async markSector(sector: number): Promise<void> {
@@ -76,7 +70,7 @@ export class CowWriter implements ImageWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.checkOrder(offset, data.length);
+    this.order.check(offset, data.length);
     // Runs of stored sectors go out as single writes; all-zero sectors stay holes when nothing
     // lies beneath them (with a backing file the pipeline only sends sectors that differ).
     let runStart = -1;
@@ -117,7 +111,7 @@ export class CowWriter implements ImageWriter {
 
   /** Zeros over a backing file must be stored: cow has no zero marker. */
   async writeZeroes(offset: number, length: number): Promise<void> {
-    this.checkOrder(offset, length);
+    this.order.check(offset, length);
     if (!this.opts.backing) return;
     const zeros = new Uint8Array(COW_SECTOR);
     for (let pos = offset; pos < offset + length; pos += COW_SECTOR) await this.storeSector(pos / COW_SECTOR, zeros);

@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, Struct, utf8Encode } from '../../io/struct.ts';
+import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QEMU_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
@@ -16,6 +16,7 @@ import {
   QCOW_MAX_BACKING_NAME,
   QCOW_VERSION,
 } from './header.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 /** qemu-img offers no cluster options for qcow: only the backing file and encryption. */
 export const QCOW_CREATE_OPTIONS: readonly CreateOptionSpec[] = [...QCOW_ENCRYPT_OPTIONS];
@@ -43,7 +44,7 @@ export class QcowWriter implements ImageWriter {
   /** End of file so far. */
   private end: number;
   private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
-  private lastOffset = 0;
+  private readonly order: WriteOrder;
 
   private constructor(
     private readonly sink: ByteSink,
@@ -70,6 +71,7 @@ export class QcowWriter implements ImageWriter {
     // qcow_co_create writes the L1 table as whole zero sectors.
     this.end = this.l1Offset + alignUp(l1Size * 8, 512);
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('qcow', this.cs, alignUp(this.size, this.cs));
   }
 
   static async create(sink: ByteSink, opts: CreateOptions): Promise<QcowWriter> {
@@ -95,20 +97,12 @@ export class QcowWriter implements ImageWriter {
 
   private async flushL2(): Promise<void> {
     if (!this.l2) return;
-    await this.out.write(this.l2.offset, bigEndianBytes(this.l2.table));
+    await this.out.write(this.l2.offset, writeBig64Table(this.l2.table));
     this.l2 = undefined;
   }
 
-  private checkOrder(offset: number, length: number): void {
-    if (offset % this.cs !== 0 || offset < this.lastOffset) {
-      throw new RangeError(`qcow writer: writes must be cluster aligned and in order (got ${offset} after ${this.lastOffset})`);
-    }
-    if (offset + length > alignUp(this.size, this.cs)) throw new RangeError('qcow writer: write past the end of the disk');
-    this.lastOffset = offset + length;
-  }
-
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.checkOrder(offset, data.length);
+    this.order.check(offset, data.length);
     const clusters: { index: number; bytes: Uint8Array }[] = [];
     for (let pos = 0; pos < data.length; pos += this.cs) {
       let bytes = data.subarray(pos, pos + this.cs);
@@ -126,7 +120,7 @@ export class QcowWriter implements ImageWriter {
 
   /** qcow has no zero flag: zeros over a backing file are stored like any other data. */
   async writeZeroes(offset: number, length: number): Promise<void> {
-    this.checkOrder(offset, length);
+    this.order.check(offset, length);
     if (!this.opts.backing) return;
     const zeros = new Uint8Array(this.cs);
     const clusters: { index: number; bytes: Uint8Array }[] = [];
@@ -174,7 +168,7 @@ export class QcowWriter implements ImageWriter {
   async finish(): Promise<void> {
     await this.flushL2();
     await this.out.write(0, this.header());
-    if (this.l1.length) await this.out.write(this.l1Offset, bigEndianBytes(this.l1));
+    if (this.l1.length) await this.out.write(this.l1Offset, writeBig64Table(this.l1));
     await this.out.flush();
     // Whole sectors: QEMU's own files end on a sector (or cluster) after metadata and data.
     const fileEnd = alignUp(this.end, 512);
@@ -191,11 +185,4 @@ export class QcowWriter implements ImageWriter {
     s.setU32(36, this.cipher ? QCOW_CRYPT_AES : QCOW_CRYPT_NONE).setU64(40, this.l1Offset);
     return s.bytes;
   }
-}
-
-function bigEndianBytes(words: BigUint64Array): Uint8Array {
-  const out = new Uint8Array(words.length * 8);
-  const v = new DataView(out.buffer);
-  for (let i = 0; i < words.length; i++) if (words[i]) v.setBigUint64(i * 8, words[i]!);
-  return out;
 }

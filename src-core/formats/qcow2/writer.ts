@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, Struct, utf8Encode } from '../../io/struct.ts';
+import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QEMU_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
@@ -22,6 +22,7 @@ import {
 } from './header.ts';
 import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './encryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'compat', type: 'enum', values: ['0.10', '1.1', 'v2', 'v3'], default: '1.1', help: 'qcow2 version: 1.1 (v3) or 0.10 (v2, for very old readers)' },
@@ -113,7 +114,7 @@ export class Qcow2Writer implements ImageWriter {
   /** Where the next compressed stream may go: inside a partly used cluster, or 0 when there is none. */
   private cursor = 0;
   private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
-  private lastOffset = -1;
+  private readonly order: WriteOrder;
   private luksOffset = 0;
   /** Clusters handed to write() but not yet placed, in guest order (compressions in flight). */
   private queue: QueuedCluster[] = [];
@@ -135,6 +136,7 @@ export class Qcow2Writer implements ImageWriter {
     const l1Size = Math.ceil(this.size / (this.cs * this.l2Entries));
     this.l1 = new BigUint64Array(l1Size);
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('qcow2', this.cs, alignUp(this.size, this.cs));
     this.perRefblock = entriesPerRefblock(this.cs, cfg.refcountBits);
     const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
     const luksClusters = enc?.luks ? Math.ceil(enc.luks.length / this.cs) : 0;
@@ -231,16 +233,8 @@ export class Qcow2Writer implements ImageWriter {
 
   private async flushL2(): Promise<void> {
     if (!this.l2) return;
-    await this.out.write(this.l2.offset, bigEndianBytes(this.l2.table));
+    await this.out.write(this.l2.offset, writeBig64Table(this.l2.table));
     this.l2 = undefined;
-  }
-
-  private checkOrder(offset: number, length: number): void {
-    if (offset % this.cs !== 0 || offset < this.lastOffset) {
-      throw new RangeError(`qcow2 writer: writes must be cluster aligned and in order (got ${offset} after ${this.lastOffset})`);
-    }
-    if (offset + length > alignUp(this.size, this.cs)) throw new RangeError('qcow2 writer: write past the end of the disk');
-    this.lastOffset = offset + length;
   }
 
   /**
@@ -251,7 +245,7 @@ export class Qcow2Writer implements ImageWriter {
    * references to `data`: callers hand over fresh buffers (convert does).
    */
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.checkOrder(offset, data.length);
+    this.order.check(offset, data.length);
     for (let pos = 0; pos < data.length; pos += this.cs) {
       let bytes = data.subarray(pos, pos + this.cs);
       if (isAllZero(bytes) && !this.opts.backing) continue; // reads as zero anyway
@@ -315,7 +309,7 @@ export class Qcow2Writer implements ImageWriter {
   }
 
   async writeZeroes(offset: number, length: number): Promise<void> {
-    this.checkOrder(offset, length);
+    this.order.check(offset, length);
     // Without a backing file, unallocated already reads as zero.
     if (!this.opts.backing) return;
     await this.drain(0); // L2 entries are filled in guest order
@@ -337,7 +331,7 @@ export class Qcow2Writer implements ImageWriter {
   async finish(): Promise<void> {
     await this.drain(0);
     await this.flushL2();
-    await this.out.write(this.l1Offset, bigEndianBytes(this.l1));
+    await this.out.write(this.l1Offset, writeBig64Table(this.l1));
     if (this.enc?.luks) await this.out.write(this.luksOffset, this.enc.luks.bytes);
     const reftable = await this.writeRefcounts();
     await this.out.write(0, this.header(reftable));
@@ -370,7 +364,7 @@ export class Qcow2Writer implements ImageWriter {
       table[b] = BigInt(this.refblocks[b]!);
       await this.out.write(this.refblocks[b]!, block);
     }
-    await this.out.write(this.reftableOffset, bigEndianBytes(table));
+    await this.out.write(this.reftableOffset, writeBig64Table(table));
     return { offset: this.reftableOffset, clusters: this.reftableClusters };
   }
 
@@ -420,11 +414,4 @@ interface QueuedCluster {
   bytes: Uint8Array;
   /** The compressed stream, or undefined when it did not shrink the cluster. */
   packed: Promise<Uint8Array | undefined> | undefined;
-}
-
-function bigEndianBytes(words: BigUint64Array): Uint8Array {
-  const out = new Uint8Array(words.length * 8);
-  const v = new DataView(out.buffer);
-  for (let i = 0; i < words.length; i++) if (words[i]) v.setBigUint64(i * 8, words[i]!);
-  return out;
 }

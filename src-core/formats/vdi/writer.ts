@@ -7,6 +7,7 @@ import { isAllZero } from '../../io/struct.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { BLOCK_FREE, buildVdiHeader, VDI_MAX_BLOCKS, VDI_TYPE_FIXED, VDI_TYPE_NORMAL } from './header.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VDI_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'static', type: 'bool', default: 'off', help: 'preallocate every block (VirtualBox "fixed" image)' },
@@ -30,7 +31,7 @@ export class VdiWriter implements ImageWriter {
   private readonly offData: number;
   private readonly size: number;
   private allocated = 0;
-  private lastOffset = -1;
+  private readonly order: WriteOrder;
 
   constructor(
     private readonly sink: ByteSink,
@@ -41,6 +42,7 @@ export class VdiWriter implements ImageWriter {
     const blocks = Math.ceil(this.size / BLOCK_SIZE);
     if (blocks > VDI_MAX_BLOCKS) throw new InvalidArgumentError(`VDI disks are at most ${VDI_MAX_BLOCKS * BLOCK_SIZE} bytes; this one is ${this.size}`);
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('vdi', BLOCK_SIZE, blocks * BLOCK_SIZE);
     this.map = new Uint32Array(blocks).fill(BLOCK_FREE);
     if (isStatic) {
       for (let i = 0; i < blocks; i++) this.map[i] = i;
@@ -50,9 +52,7 @@ export class VdiWriter implements ImageWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset % BLOCK_SIZE !== 0 || offset < this.lastOffset) throw new RangeError(`vdi writer: writes must be block aligned and in order (got ${offset})`);
-    if (offset + data.length > this.map.length * BLOCK_SIZE) throw new RangeError('vdi writer: write past the end of the disk');
-    this.lastOffset = offset + data.length;
+    this.order.check(offset, data.length);
     for (let pos = 0; pos < data.length; pos += BLOCK_SIZE) {
       const block = data.subarray(pos, pos + BLOCK_SIZE);
       const index = (offset + pos) / BLOCK_SIZE;

@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { Struct } from '../../io/struct.ts';
+import { Struct, writeBig64Table } from '../../io/struct.ts';
 import { crc32c } from '../../codecs/crc32c.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
@@ -44,6 +44,7 @@ import {
   SIG_REGI,
   TiB,
 } from './layout.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VHDX_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'subformat', type: 'enum', values: ['dynamic', 'fixed'], default: 'dynamic', help: 'dynamic (blocks allocated as data arrives) or fixed (every block present, as Hyper-V makes them)' },
@@ -148,7 +149,7 @@ export class VhdxWriter implements ImageWriter {
   private readonly metadataOffset: number;
   private readonly dataStart: number;
   private nextFree: number;
-  private lastEnd = 0;
+  private readonly order: WriteOrder;
   private readonly out: SinkBuffer;
   /** Differencing files: the sector bitmap of the chunk being written (writes come in order). */
   private chunk: { index: number; bitmap: Uint8Array } | undefined;
@@ -166,6 +167,7 @@ export class VhdxWriter implements ImageWriter {
     this.dataStart = layout.dataStart;
     this.nextFree = this.dataStart;
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('vhdx', SECTOR, alignUp(cfg.virtualSize, this.granularity));
     // ZERO would hide the parent, so a differencing file starts NOT_PRESENT whatever the option says.
     const empty = BigInt(cfg.blockStateZero && !cfg.parent ? BAT.ZERO : BAT.NOT_PRESENT);
     for (let b = 0; b < this.g.payloadBlocks; b++) {
@@ -233,9 +235,7 @@ export class VhdxWriter implements ImageWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset < this.lastEnd || offset % SECTOR) throw new RangeError(`vhdx writer: writes must be in order (got ${offset} after ${this.lastEnd})`);
-    if (offset + data.length > alignUp(this.cfg.virtualSize, this.granularity)) throw new RangeError('vhdx writer: write past the end of the disk');
-    this.lastEnd = offset + data.length;
+    this.order.check(offset, data.length);
     const bs = this.cfg.blockSize;
     let pos = 0;
     while (pos < data.length) {
@@ -255,7 +255,7 @@ export class VhdxWriter implements ImageWriter {
    * reads as zeros where nothing was written). Without a parent there is nothing to do.
    */
   async writeZeroes(offset: number, length: number): Promise<void> {
-    this.lastEnd = Math.max(this.lastEnd, offset + length);
+    this.order.check(offset, length);
     if (!this.cfg.parent) return;
     const bs = this.cfg.blockSize;
     const end = Math.min(offset + length, this.cfg.virtualSize);
@@ -281,10 +281,7 @@ export class VhdxWriter implements ImageWriter {
     const rt = this.regionTable();
     await out.write(REGION_TABLE1_OFFSET, rt);
     await out.write(REGION_TABLE2_OFFSET, rt);
-    const batBytes = new Uint8Array(this.g.entries * 8);
-    const v = new DataView(batBytes.buffer);
-    for (let i = 0; i < this.bat.length; i++) if (this.bat[i]) v.setBigUint64(i * 8, this.bat[i]!, true);
-    await out.write(this.batOffset, batBytes);
+    await out.write(this.batOffset, writeBig64Table(this.bat, true));
     await out.write(this.metadataOffset, this.metadata());
     await out.flush();
     // Whole blocks: the file must reach the end of the last one (QEMU check and Hyper-V expect it).

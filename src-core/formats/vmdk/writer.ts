@@ -8,6 +8,7 @@ import { VmdkDevice } from './reader.ts';
 import { SECTOR } from './sparseHeader.ts';
 import { FlatPieceWriter, GRAIN_BYTES, SparseExtentWriter, type PieceWriter } from './sparseWriter.ts';
 import { StreamWriter } from './streamWriter.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const SUBFORMATS = ['monolithicSparse', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'streamOptimized'] as const;
 export type Subformat = (typeof SUBFORMATS)[number];
@@ -133,7 +134,8 @@ async function readParentCid(opts: CreateOptions): Promise<number> {
 
 class VmdkWriter implements ImageWriter {
   readonly granularity = GRAIN_BYTES;
-  private lastEnd = 0;
+  /** Pieces are filled front to back; the disk's end is each piece's own business. */
+  private readonly order = new WriteOrder('vmdk', 1, Infinity);
   constructor(
     private readonly sink: ByteSink,
     private readonly pieces: Piece[],
@@ -143,8 +145,7 @@ class VmdkWriter implements ImageWriter {
   ) {}
 
   private async each(offset: number, length: number, fn: (p: Piece, at: number, from: number, len: number) => Promise<void>): Promise<void> {
-    if (offset < this.lastEnd) throw new RangeError(`vmdk writer: writes must come in increasing order (got ${offset} after ${this.lastEnd})`);
-    this.lastEnd = offset + length;
+    this.order.check(offset, length);
     for (const p of this.pieces) {
       const a = Math.max(offset, p.start);
       const b = Math.min(offset + length, p.start + p.size);

@@ -20,6 +20,7 @@ import {
   VHD_MAX_SECTORS,
   vhdTimestampNow,
 } from './footer.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VPC_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'subformat', type: 'enum', values: ['dynamic', 'fixed'], default: 'dynamic', help: 'dynamic (sparse, default) or fixed (data then footer; what Azure wants)' },
@@ -140,22 +141,21 @@ class DynamicVpcWriter implements ImageWriter {
   private readonly batOffset = FOOTER_SIZE + DYNAMIC_HEADER_SIZE;
   private readonly bitmapSize = bitmapBytes(BLOCK_SIZE);
   private end: number;
-  private lastOffset = -1;
+  private readonly order: WriteOrder;
   constructor(
     private readonly sink: ByteSink,
     private readonly layout: VpcLayout,
   ) {
     this.warnings = layout.warnings;
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('vpc', BLOCK_SIZE, alignUp(layout.size, BLOCK_SIZE));
     const entries = Math.ceil(layout.size / BLOCK_SIZE);
     this.bat = new Uint32Array(entries).fill(BAT_UNUSED);
     this.end = this.batOffset + alignUp(entries * 4, 512);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset % BLOCK_SIZE !== 0 || offset < this.lastOffset) throw new RangeError(`vpc writer: writes must be block aligned and in order (got ${offset})`);
-    if (offset + data.length > alignUp(this.layout.size, BLOCK_SIZE)) throw new RangeError('vpc writer: write past the end of the disk');
-    this.lastOffset = offset + data.length;
+    this.order.check(offset, data.length);
     const bitmap = new Uint8Array(this.bitmapSize).fill(0xff);
     for (let pos = 0; pos < data.length; pos += BLOCK_SIZE) {
       const block = data.subarray(pos, pos + BLOCK_SIZE);
