@@ -12,6 +12,8 @@ import type { ConvertOutcome, ConvertRequest, ProgressReport } from './protocol.
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
 const OUTPUT_SECRET = 'sec0';
+/** Bytes the conversion reads per step (measured: 1.25 GB in 16 MiB slices ≈ 2.0 s of browser CPU, in 4 MiB ones 2.7–3.3 s). */
+const READ_WINDOW = 16 * 1024 * 1024;
 
 /**
  * One conversion, start to finish, inside the worker: open the source through Blob slices,
@@ -45,6 +47,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
       target,
       sink,
       signal,
+      batchSize: READ_WINDOW,
       onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
       create: { options, compress: req.compress, codecs, secrets, filename: req.outputName, resolver: outputs ?? resolver },
     });
