@@ -7,7 +7,7 @@ import { strictInflateRaw, StrictInflateError } from './helpers/strictInflate.ts
 import { patternChunk, prng, qemuCompare, qemuImg, runStatus, tempDir } from './helpers/sys.ts';
 import { WasmDeflater } from '../src-core/codecs/zlib-wasm/loader.ts';
 import { createWasmCodecs } from '../src-core/codecs/wasmCodecs.ts';
-import { QEMU_DEFLATE } from '../src-core/codecs/types.ts';
+import { QCOW_DEFLATE, QEMU_DEFLATE } from '../src-core/codecs/types.ts';
 import { convert } from '../src-core/pipeline/convert.ts';
 import { qcow2Driver } from '../src-core/formats/qcow2/index.ts';
 import { rawDriver } from '../src-core/formats/raw/index.ts';
@@ -80,6 +80,29 @@ describe('zlib.wasm (stock zlib 1.2.13 + SIMD slide_hash)', () => {
       expect(dec.out).toEqual(c);
       expect(dec.maxDistanceUsed).toBeLessThanOrEqual(4096);
     }
+  });
+
+  it('with QCOW_DEFLATE\'s shorter match search: other bytes, same 4 KiB window, at most 1 % larger', async () => {
+    const z = await WasmDeflater.create(WASM);
+    let stock = 0;
+    let tuned = 0;
+    let differs = 0;
+    for (const c of sampleClusters()) {
+      const s = z.deflateRaw(c, QEMU_DEFLATE);
+      const ours = z.deflateRaw(c, QCOW_DEFLATE);
+      if (!Buffer.from(s).equals(Buffer.from(ours))) differs++;
+      stock += s.length;
+      tuned += ours.length;
+      const dec = strictInflateRaw(ours, 4096, c.length);
+      expect(dec.out).toEqual(c);
+      expect(dec.maxDistanceUsed).toBeLessThanOrEqual(4096);
+    }
+    // The tuning takes effect (and survives the reset between clusters), and costs little.
+    expect(differs).toBeGreaterThan(0);
+    expect(tuned / stock).toBeLessThanOrEqual(1.01);
+    // Switching back gives stock zlib's stream again.
+    const c = sampleClusters()[0]!;
+    expect(Buffer.from(z.deflateRaw(c, QEMU_DEFLATE)).equals(Buffer.from(stockZlibDeflate(c)))).toBe(true);
   });
 
   it('writes into a caller buffer and says -1 when the stream does not fit', async () => {
@@ -198,18 +221,9 @@ describe('compressed qcow2 written through the worker pool and the wasm codec', 
     const n = expectStrictClusters(out, src);
     expect(n).toBeGreaterThan(50);
     const ratio = statSync(out).size / statSync(ref).size;
-    if (engine === 'wasm') {
-      // Stock zlib: the same stream as qemu-img for every cluster.
-      const theirs = new Map(compressedClusters(ref).map((c) => [c.guest, c.bytes]));
-      for (const c of compressedClusters(out)) {
-        const r = theirs.get(c.guest);
-        expect(r).toBeDefined();
-        const a = strictInflateRaw(c.bytes, 4096, CS).consumed;
-        const b = strictInflateRaw(r!, 4096, CS).consumed;
-        expect(Buffer.from(c.bytes.subarray(0, a)).equals(Buffer.from(r!.subarray(0, b)))).toBe(true);
-      }
-      expect(ratio).toBeLessThanOrEqual(1.01);
-    } else expect(ratio).toBeLessThanOrEqual(1.03);
+    // wasm: zlib with a shorter match search (QCOW_DEFLATE), within the issue's 1 %. native:
+    // Node's zlib is Chromium's, whose streams come out ~1.7 % larger.
+    expect(ratio).toBeLessThanOrEqual(engine === 'wasm' ? 1.01 : 1.03);
   });
 
   it('the in-thread wasm Codecs through convert() gives a file qemu-img accepts', async () => {

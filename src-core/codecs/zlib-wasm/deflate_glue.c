@@ -12,10 +12,16 @@
 static z_stream strm;
 static int ready = 0;
 static int cur_level, cur_bits, cur_mem;
+/* zlib's match-search limits (deflateTune); chain 0 keeps the level's own. */
+static int t_good, t_lazy, t_nice, t_chain;
 
-/* Returns 0 on success, a zlib error code otherwise. */
+/*
+ * Returns 0 on success, a zlib error code otherwise. good/lazy/nice/chain are deflateTune's
+ * arguments, or all 0 for the level's own table (then the output is stock zlib's, byte for byte).
+ */
 __attribute__((export_name("df_deflate_init")))
-int df_deflate_init(int level, int window_bits, int mem_level) {
+int df_deflate_init(int level, int window_bits, int mem_level, int good, int lazy, int nice, int chain) {
+    t_good = good; t_lazy = lazy; t_nice = nice; t_chain = chain;
     if (ready && level == cur_level && window_bits == cur_bits && mem_level == cur_mem) return 0;
     if (ready) { deflateEnd(&strm); ready = 0; }
     strm.zalloc = Z_NULL; strm.zfree = Z_NULL; strm.opaque = Z_NULL;
@@ -34,6 +40,8 @@ __attribute__((export_name("df_deflate")))
 int df_deflate(const uint8_t *in, int in_len, uint8_t *out, int out_cap) {
     if (!ready) return -2;
     if (deflateReset(&strm) != Z_OK) return -2;
+    /* deflateReset reloads the level's table, so the tuning is applied after every reset. */
+    if (t_chain && deflateTune(&strm, t_good, t_lazy, t_nice, t_chain) != Z_OK) return -2;
     strm.next_in = (Bytef *)in; strm.avail_in = (uInt)in_len;
     strm.next_out = out; strm.avail_out = (uInt)out_cap;
     int rc = deflate(&strm, Z_FINISH);

@@ -19,7 +19,7 @@ export interface WasmModule {}
 
 interface ZlibExports {
   memory: { buffer: ArrayBuffer };
-  df_deflate_init(level: number, windowBits: number, memLevel: number): number;
+  df_deflate_init(level: number, windowBits: number, memLevel: number, good: number, lazy: number, nice: number, chain: number): number;
   df_deflate(inPtr: number, inLen: number, outPtr: number, outCap: number): number;
   df_malloc(n: number): number;
   df_free(p: number): void;
@@ -62,9 +62,10 @@ export class WasmDeflater {
    * `windowBits` is positive here (9…15); raw deflate is implied.
    */
   deflateRawInto(data: Uint8Array, out: Uint8Array, p: DeflateParams): number {
-    const key = `${p.level}/${p.windowBits}/${p.memLevel}`;
+    const t = p.search;
+    const key = `${p.level}/${p.windowBits}/${p.memLevel}/${t ? `${t.good}/${t.lazy}/${t.nice}/${t.chain}` : ''}`;
     if (key !== this.params) {
-      const rc = this.z.df_deflate_init(p.level, -p.windowBits, p.memLevel);
+      const rc = this.z.df_deflate_init(p.level, -p.windowBits, p.memLevel, t?.good ?? 0, t?.lazy ?? 0, t?.nice ?? 0, t?.chain ?? 0);
       if (rc !== 0) throw new RangeError(`zlib.wasm: deflateInit2 failed (${rc}) for ${key}`);
       this.params = key;
     }

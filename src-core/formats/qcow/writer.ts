@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
-import { QEMU_DEFLATE } from '../../codecs/types.ts';
+import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { createQcowCipher, QCOW_ENCRYPT_OPTIONS, type QcowCipher } from './crypto.ts';
@@ -140,7 +140,7 @@ export class QcowWriter implements ImageWriter {
 
   /** qcow_co_pwritev_compressed: deflate −12/6/9; a cluster that does not shrink is stored plain. */
   private async compress(bytes: Uint8Array): Promise<Uint8Array | undefined> {
-    const out = await this.opts.codecs.deflateRaw(bytes, QEMU_DEFLATE);
+    const out = await this.opts.codecs.deflateRaw(bytes, QCOW_DEFLATE);
     return out.length < this.cs ? out : undefined;
   }
 

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
-import { QEMU_DEFLATE } from '../../codecs/types.ts';
+import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { encodeCompressed, OFLAG_COPIED, OFLAG_ZERO } from './entries.ts';
@@ -283,7 +283,7 @@ export class Qcow2Writer implements ImageWriter {
 
   private async compress(bytes: Uint8Array): Promise<Uint8Array | undefined> {
     const c = this.opts.codecs;
-    const out = this.cfg.compressionType === 1 ? await c.zstdCompress(bytes, 3) : await c.deflateRaw(bytes, QEMU_DEFLATE);
+    const out = this.cfg.compressionType === 1 ? await c.zstdCompress(bytes, 3) : await c.deflateRaw(bytes, QCOW_DEFLATE);
     // QEMU stores a cluster uncompressed when compression does not make it smaller.
     return out.length < this.cs ? out : undefined;
   }
