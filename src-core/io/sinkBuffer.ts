@@ -8,6 +8,10 @@ import type { ByteSink } from './bytes.ts';
  * with a buffer when their write() resolves). writeOwned() copies nothing: pieces that follow
  * each other both in the file and in one underlying buffer (clusters of one read window) are
  * passed on as a single view of that buffer.
+ *
+ * With `inFlight` > 1 a full run is handed on without waiting for the sink, up to that many at
+ * once (a File System Access stream writes ~20 % faster with several queued). Runs then never
+ * share memory with the caller: each is a fresh buffer or a view the caller gave away.
  */
 export class SinkBuffer {
   private staging: Uint8Array | undefined;
@@ -15,17 +19,20 @@ export class SinkBuffer {
   private view: Uint8Array | undefined;
   private start = 0;
   private length = 0;
+  /** Writes handed to the sink and not yet done (only with inFlight > 1). */
+  private readonly pending: Promise<void>[] = [];
   constructor(
     readonly sink: ByteSink,
     private readonly limit = 4 * 1024 * 1024,
+    private readonly inFlight = 1,
   ) {}
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.length && (this.view || offset !== this.start + this.length)) await this.flush();
+    if (this.length && (this.view || offset !== this.start + this.length)) await this.send();
     if (!this.length && data.length >= this.limit) {
-      // A run at least as large as the buffer goes straight through (awaited, so the caller
-      // may reuse `data` afterwards).
-      await this.sink.write(offset, data);
+      // A run at least as large as the buffer goes straight through: awaited, or a copy when
+      // it may stay queued, so the caller can reuse `data` as soon as this resolves.
+      await this.issue(offset, this.inFlight > 1 ? data.slice() : data);
       return;
     }
     if (!this.length) this.start = offset;
@@ -36,7 +43,7 @@ export class SinkBuffer {
       this.staging.set(n === data.length ? data : data.subarray(done, done + n), this.length);
       this.length += n;
       done += n;
-      if (this.length >= this.limit) await this.flush();
+      if (this.length >= this.limit) await this.send();
       if (!this.length) this.start = offset + done;
     }
   }
@@ -56,20 +63,37 @@ export class SinkBuffer {
       this.view = new Uint8Array(v.buffer, v.byteOffset, v.length + data.length);
       this.length += data.length;
     } else {
-      if (this.length) await this.flush();
+      if (this.length) await this.send();
       this.view = data;
       this.start = offset;
       this.length = data.length;
     }
-    if (this.length >= this.limit) await this.flush();
+    if (this.length >= this.limit) await this.send();
   }
 
+  /** Writes out everything held, and waits until the sink has it all. */
   async flush(): Promise<void> {
+    await this.send();
+    while (this.pending.length) await this.pending.shift();
+  }
+
+  /** Hands the pending run to the sink. */
+  private async send(): Promise<void> {
     if (!this.length) return;
     const at = this.start;
     const bytes = this.view ?? this.staging!.subarray(0, this.length);
+    // A queued run keeps its staging buffer: the next run gets a new one.
+    if (!this.view && this.inFlight > 1) this.staging = undefined;
     this.view = undefined;
     this.length = 0;
-    await this.sink.write(at, bytes);
+    await this.issue(at, bytes);
+  }
+
+  private async issue(at: number, bytes: Uint8Array): Promise<void> {
+    if (this.inFlight <= 1) return this.sink.write(at, bytes);
+    const done = this.sink.write(at, bytes);
+    done.catch(() => {}); // a failure surfaces when it is awaited below or in flush()
+    this.pending.push(done);
+    while (this.pending.length >= this.inFlight) await this.pending.shift();
   }
 }
