@@ -24,6 +24,7 @@ class SlowSink implements ByteSink {
     if (offset === this.failAt) throw new Error('disk full');
     this.file.set(data, offset);
   }
+  async close(): Promise<void> {}
 }
 
 /** Writes pieces in file order, some contiguous and some not, some owned and some reused. */
