@@ -21,6 +21,11 @@ export interface ByteSource {
 export interface ByteSink {
   readonly name: string;
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Like write(), for bytes the caller gives away (never changes again): a sink that holds
+   * writes for later may keep them without a copy.
+   */
+  writeOwned?(offset: number, data: Uint8Array): Promise<void>;
   /** Sets the final length (extends with zeros or cuts). */
   truncate?(size: number): Promise<void>;
   close(): Promise<void>;

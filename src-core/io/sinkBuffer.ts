@@ -32,7 +32,7 @@ export class SinkBuffer {
     if (!this.length && data.length >= this.limit) {
       // A run at least as large as the buffer goes straight through: awaited, or a copy when
       // it may stay queued, so the caller can reuse `data` as soon as this resolves.
-      await this.issue(offset, this.inFlight > 1 ? data.slice() : data);
+      await this.issue(offset, this.inFlight > 1 ? data.slice() : data, this.inFlight > 1);
       return;
     }
     if (!this.length) this.start = offset;
@@ -81,17 +81,20 @@ export class SinkBuffer {
   private async send(): Promise<void> {
     if (!this.length) return;
     const at = this.start;
+    const owned = this.view !== undefined || this.inFlight > 1;
     const bytes = this.view ?? this.staging!.subarray(0, this.length);
     // A queued run keeps its staging buffer: the next run gets a new one.
     if (!this.view && this.inFlight > 1) this.staging = undefined;
     this.view = undefined;
     this.length = 0;
-    await this.issue(at, bytes);
+    await this.issue(at, bytes, owned);
   }
 
-  private async issue(at: number, bytes: Uint8Array): Promise<void> {
-    if (this.inFlight <= 1) return this.sink.write(at, bytes);
-    const done = this.sink.write(at, bytes);
+  /** `owned`: nobody changes `bytes` again, so the sink may keep them (writeOwned). */
+  private async issue(at: number, bytes: Uint8Array, owned = false): Promise<void> {
+    const put = (): Promise<void> => (owned && this.sink.writeOwned ? this.sink.writeOwned(at, bytes) : this.sink.write(at, bytes));
+    if (this.inFlight <= 1) return put();
+    const done = put();
     done.catch(() => {}); // a failure surfaces when it is awaited below or in flush()
     this.pending.push(done);
     while (this.pending.length >= this.inFlight) await this.pending.shift();

@@ -58,6 +58,12 @@ export class WritableSink implements ByteSink {
     await this.buffer.write(offset, data);
   }
 
+  /** Bytes the writer gave away (views of a read window) are queued on the stream without a copy. */
+  async writeOwned(offset: number, data: Uint8Array): Promise<void> {
+    this.size = Math.max(this.size, offset + data.length);
+    await this.buffer.writeOwned(offset, data);
+  }
+
   async truncate(size: number): Promise<void> {
     await this.buffer.flush();
     this.size = size;
