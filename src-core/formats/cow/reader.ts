@@ -5,6 +5,7 @@ import { fullBackingName } from '../../image/names.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo } from '../../image/types.ts';
 import { COW_MAX_HEADER, COW_SECTOR, cowEndianness, parseCowHeader, type CowHeader } from './layout.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** Bitmap bytes read at a time: 64 KiB describe 512 Ki sectors (256 MiB of 512-byte sectors). */
 const BITMAP_CHUNK = 64 * 1024;
@@ -18,7 +19,7 @@ const BITMAP_CACHE_CHUNKS = 64;
 export class CowDevice implements BlockDevice {
   readonly format = 'cow';
   readonly virtualSize: number;
-  private readonly chunks = new Map<number, Uint8Array>();
+  private readonly chunks = new BoundedCache<Uint8Array>(BITMAP_CACHE_CHUNKS);
   private readonly zeroChunks = new Set<number>();
 
   private constructor(
@@ -50,7 +51,6 @@ export class CowDevice implements BlockDevice {
     const len = Math.min(BITMAP_CHUNK, this.header.bitmapBytes - start);
     // Past the end of file the bitmap reads as zeros: nothing stored (UML and QEMU read it so).
     const bytes = await readPadded(this.src, this.header.bitmapOffset + start, len);
-    if (this.chunks.size >= BITMAP_CACHE_CHUNKS) this.chunks.delete(this.chunks.keys().next().value!);
     this.chunks.set(index, bytes);
     // Empty chunks (sparse regions) are remembered so later walks skip them whole.
     if (isAllZero(bytes)) this.zeroChunks.add(index);

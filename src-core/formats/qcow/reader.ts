@@ -7,6 +7,7 @@ import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openQcowCipher, type QcowCipher } from './crypto.ts';
 import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** L2 tables kept in memory, bounded in bytes whatever l2_bits says. */
 const L2_CACHE_BYTES = 16 * 1024 * 1024;
@@ -28,8 +29,7 @@ interface QcowRun {
 export class QcowDevice implements BlockDevice {
   readonly format = 'qcow';
   readonly virtualSize: number;
-  private readonly l2Cache = new Map<number, BigUint64Array>();
-  private readonly l2CacheMax: number;
+  private readonly l2Cache: BoundedCache<BigUint64Array>;
   private lastCompressed: { index: number; data: Uint8Array } | undefined;
 
   private constructor(
@@ -41,7 +41,7 @@ export class QcowDevice implements BlockDevice {
     private readonly cipher: QcowCipher | undefined,
   ) {
     this.virtualSize = header.size;
-    this.l2CacheMax = Math.max(4, Math.floor(L2_CACHE_BYTES / (header.l2Entries * 8)));
+    this.l2Cache = new BoundedCache(Math.max(4, Math.floor(L2_CACHE_BYTES / (header.l2Entries * 8))));
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<QcowDevice> {
@@ -86,17 +86,8 @@ export class QcowDevice implements BlockDevice {
   }
 
   private async l2Table(offset: number): Promise<BigUint64Array> {
-    const hit = this.l2Cache.get(offset);
-    if (hit) {
-      this.l2Cache.delete(offset);
-      this.l2Cache.set(offset, hit);
-      return hit;
-    }
     const n = this.header.l2Entries;
-    const table = readBig64Table(await readExact(this.src, offset, n * 8), n);
-    if (this.l2Cache.size >= this.l2CacheMax) this.l2Cache.delete(this.l2Cache.keys().next().value!);
-    this.l2Cache.set(offset, table);
-    return table;
+    return this.l2Cache.getOrLoad(offset, async () => readBig64Table(await readExact(this.src, offset, n * 8), n));
   }
 
   private l2OffsetFor(clusterIndex: number): number {

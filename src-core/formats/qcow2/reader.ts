@@ -17,6 +17,7 @@ import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOM
 import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } from './snapshots.ts';
 import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import { pushMerged } from '../../image/extents.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** A sector-widened host read of encrypted data: `keep` bytes from `skip` are the caller's. */
 /** How much L2 table data to keep cached: bounded in bytes, whatever the cluster size. */
@@ -39,8 +40,7 @@ export class Qcow2Device implements BlockDevice {
   readonly virtualSize: number;
   readonly clusterSize: number;
   readonly l2Entries: number;
-  private readonly l2Cache = new Map<number, BigUint64Array>();
-  private readonly l2CacheMax: number;
+  private readonly l2Cache: BoundedCache<BigUint64Array>;
   private lastCompressed: { index: number; data: Uint8Array } | undefined;
 
   private constructor(
@@ -59,7 +59,7 @@ export class Qcow2Device implements BlockDevice {
     this.clusterSize = header.clusterSize;
     this.l2Entries = header.clusterSize / (header.extendedL2 ? 16 : 8);
     this.virtualSize = snapshot?.diskSize ?? header.size;
-    this.l2CacheMax = Math.max(4, Math.floor(L2_CACHE_BYTES / header.clusterSize));
+    this.l2Cache = new BoundedCache(Math.max(4, Math.floor(L2_CACHE_BYTES / header.clusterSize)));
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<Qcow2Device> {
@@ -117,18 +117,10 @@ export class Qcow2Device implements BlockDevice {
   }
 
   async l2Table(offset: number): Promise<BigUint64Array> {
-    const hit = this.l2Cache.get(offset);
-    if (hit) {
-      this.l2Cache.delete(offset);
-      this.l2Cache.set(offset, hit);
-      return hit;
-    }
-    if (offset % this.clusterSize !== 0) throw new CorruptImageError(this.src.name, `L2 table offset 0x${offset.toString(16)} is not cluster aligned`);
-    const bytes = await readExact(this.src, offset, this.clusterSize);
-    const table = readBig64Table(bytes, this.clusterSize / 8);
-    if (this.l2Cache.size >= this.l2CacheMax) this.l2Cache.delete(this.l2Cache.keys().next().value!);
-    this.l2Cache.set(offset, table);
-    return table;
+    return this.l2Cache.getOrLoad(offset, async () => {
+      if (offset % this.clusterSize !== 0) throw new CorruptImageError(this.src.name, `L2 table offset 0x${offset.toString(16)} is not cluster aligned`);
+      return readBig64Table(await readExact(this.src, offset, this.clusterSize), this.clusterSize / 8);
+    });
   }
 
   /** Mapping of guest cluster `index`. */

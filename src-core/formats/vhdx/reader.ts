@@ -11,6 +11,7 @@ import { assertVhdx, HEAD_BYTES, isVhdx, parseCreator, parseRegionTables, pickHe
 import { BAT, HEADER_SECTION_END, MiB, SB_PRESENT } from './layout.ts';
 import { replayLog, type LogReplay } from './log.ts';
 import { parentCandidates, readMetadata, type VhdxMetadata } from './metadata.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** Sector-bitmap blocks (1 MiB each) kept for differencing reads. */
 const BITMAP_CACHE = 4;
@@ -123,7 +124,7 @@ export class VhdxDevice implements BlockDevice {
   readonly format = 'vhdx';
   readonly virtualSize: number;
   readonly backingRef: BackingRef | undefined;
-  private readonly bitmaps = new Map<number, Uint8Array>();
+  private readonly bitmaps = new BoundedCache<Uint8Array>(BITMAP_CACHE);
 
   private constructor(
     private readonly file: ByteSource,
@@ -176,14 +177,11 @@ export class VhdxDevice implements BlockDevice {
 
   /** The 1 MiB sector bitmap of chunk `chunk` (LSB-first: bit k of byte b is sector 8b+k). */
   private async bitmap(chunk: number): Promise<Uint8Array> {
-    const hit = this.bitmaps.get(chunk);
-    if (hit) return hit;
-    const e = this.s.bat[bitmapIndex(this.s.geometry, chunk)] ?? 0n;
-    if (entryState(e) !== SB_PRESENT) throw new CorruptImageError(this.file.name, `chunk ${chunk} has partially present blocks but no sector bitmap`);
-    const bytes = await readExact(this.s.source, entryOffset(e), MiB);
-    if (this.bitmaps.size >= BITMAP_CACHE) this.bitmaps.delete(this.bitmaps.keys().next().value!);
-    this.bitmaps.set(chunk, bytes);
-    return bytes;
+    return this.bitmaps.getOrLoad(chunk, async () => {
+      const e = this.s.bat[bitmapIndex(this.s.geometry, chunk)] ?? 0n;
+      if (entryState(e) !== SB_PRESENT) throw new CorruptImageError(this.file.name, `chunk ${chunk} has partially present blocks but no sector bitmap`);
+      return readExact(this.s.source, entryOffset(e), MiB);
+    });
   }
 
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {

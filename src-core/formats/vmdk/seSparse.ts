@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, type Extent, type Limits } from '../../image/types.ts';
 import type { ExtentInfo, VmdkExtent } from './extent.ts';
 import { MAX_CAPACITY_SECTORS, SECTOR } from './sparseHeader.ts';
 import { Int64RangeError } from '../../io/int64.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 const CONST_MAGIC = 0xcafebaben;
 const VOLATILE_MAGIC = 0xcafecafen;
@@ -28,7 +29,7 @@ export class SeSparseExtent implements VmdkExtent {
   readonly size: number;
   private readonly grainBytes: number;
   private readonly gtEntries: number;
-  private readonly gtCache = new Map<number, BigUint64Array>();
+  private readonly gtCache = new BoundedCache<BigUint64Array>(GT_CACHE_TABLES);
 
   private constructor(
     readonly src: ByteSource,
@@ -89,12 +90,9 @@ export class SeSparseExtent implements VmdkExtent {
     if (gde === 0n) return { kind: 'unallocated' };
     if (gde >> 32n !== 0x10000000n) throw new CorruptImageError(this.src.name, `seSparse grain directory entry ${gdIndex} is invalid`);
     const tableSector = this.tablesSector + Number(gde & 0xffffffffn) * ((this.gtEntries * 8) / SECTOR);
-    let gt = this.gtCache.get(tableSector);
-    if (!gt) {
-      gt = readBig64Table(await readExact(this.src, tableSector * SECTOR, this.gtEntries * 8), this.gtEntries, true);
-      if (this.gtCache.size >= GT_CACHE_TABLES) this.gtCache.delete(this.gtCache.keys().next().value!);
-      this.gtCache.set(tableSector, gt);
-    }
+    const gt = await this.gtCache.getOrLoad(tableSector, async () =>
+      readBig64Table(await readExact(this.src, tableSector * SECTOR, this.gtEntries * 8), this.gtEntries, true),
+    );
     const e = gt[g % this.gtEntries]!;
     switch (e >> 60n) {
       case 0n:

@@ -19,6 +19,7 @@ import {
   SECTOR,
   type SparseHeader,
 } from './sparseHeader.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** A GTE of 1 with the zeroed-grain flag: the grain reads as zeros even over a parent. */
 const GTE_ZEROED = 1;
@@ -36,7 +37,7 @@ export class SparseExtent implements VmdkExtent {
   readonly grainBytes: number;
   readonly compressed: boolean;
   readonly markers: boolean;
-  private readonly gtCache = new Map<number, Uint32Array>();
+  private readonly gtCache = new BoundedCache<Uint32Array>(GT_CACHE_TABLES);
 
   constructor(
     readonly src: ByteSource,
@@ -77,12 +78,7 @@ export class SparseExtent implements VmdkExtent {
     const gdIndex = Math.floor(g / gtes);
     const gtSector = this.gd[gdIndex] ?? 0;
     if (!gtSector) return 0;
-    let gt = this.gtCache.get(gtSector);
-    if (!gt) {
-      gt = readU32Table(await readExact(this.src, gtSector * SECTOR, gtes * 4), gtes, true);
-      if (this.gtCache.size >= GT_CACHE_TABLES) this.gtCache.delete(this.gtCache.keys().next().value!);
-      this.gtCache.set(gtSector, gt);
-    }
+    const gt = await this.gtCache.getOrLoad(gtSector, async () => readU32Table(await readExact(this.src, gtSector * SECTOR, gtes * 4), gtes, true));
     return gt[g % gtes]!;
   }
 

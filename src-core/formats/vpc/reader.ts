@@ -21,6 +21,7 @@ import {
   type VhdFooter,
 } from './footer.ts';
 import { findParent } from './parent.ts';
+import { BoundedCache } from '../../io/boundedCache.ts';
 
 /** Sector bitmaps kept in memory (512 B each for 2 MiB blocks). */
 const BITMAP_CACHE_ENTRIES = 4096;
@@ -42,7 +43,7 @@ export class VpcDevice implements BlockDevice {
   readonly virtualSize: number;
   readonly sizeSource: 'current-size' | 'chs';
   readonly backingRef: BackingRef | undefined;
-  private readonly bitmaps = new Map<number, Uint8Array>();
+  private readonly bitmaps = new BoundedCache<Uint8Array>(BITMAP_CACHE_ENTRIES);
 
   private constructor(
     readonly src: ByteSource,
@@ -124,7 +125,6 @@ export class VpcDevice implements BlockDevice {
   }
 
   private remember(index: number, b: Uint8Array): void {
-    if (this.bitmaps.size >= BITMAP_CACHE_ENTRIES) this.bitmaps.delete(this.bitmaps.keys().next().value!);
     this.bitmaps.set(index, b);
   }
 
