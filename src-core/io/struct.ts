@@ -105,6 +105,14 @@ export function readU32Table(bytes: Uint8Array, count: number, littleEndian = fa
   return out;
 }
 
+/** `bytes` as a whole unit of `size` bytes: itself when it is one, else a zero-padded copy (a disk's short last unit). */
+export function padTo(bytes: Uint8Array, size: number): Uint8Array {
+  if (bytes.length >= size) return bytes;
+  const padded = new Uint8Array(size);
+  padded.set(bytes);
+  return padded;
+}
+
 /** True when every byte is zero; word-wise where alignment allows, since this runs on every cluster. */
 export function isAllZero(b: Uint8Array): boolean {
   let i = 0;

@@ -1,7 +1,7 @@
 import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { Struct } from '../../io/struct.ts';
+import { padTo, Struct } from '../../io/struct.ts';
 import { checkOptions, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { buildCloopV2Header, CLOOP_HEADER_SIZE, CLOOP_MAX_BLOCK_SIZE, CLOOP_MAX_INDEX_BYTES } from './layout.ts';
@@ -77,16 +77,8 @@ export class CloopWriter implements ImageWriter {
     if (first + Math.ceil(data.length / this.blockSize) > this.numBlocks) throw new RangeError('cloop writer: write past the end of the disk');
     await this.fillTo(first);
     const blocks: Uint8Array[] = [];
-    for (let p = 0; p < data.length; p += this.blockSize) {
-      let b = data.subarray(p, p + this.blockSize);
-      if (b.length < this.blockSize) {
-        // The last block is zero-padded: every block inflates to exactly block_size.
-        const padded = new Uint8Array(this.blockSize);
-        padded.set(b);
-        b = padded;
-      }
-      blocks.push(b);
-    }
+    // The last block is zero-padded: every block inflates to exactly block_size.
+    for (let p = 0; p < data.length; p += this.blockSize) blocks.push(padTo(data.subarray(p, p + this.blockSize), this.blockSize));
     // Started together so a pool of compressors behind the codec can work in parallel.
     const packed = await Promise.all(blocks.map((b) => this.compress(b)));
     for (const p of packed) await this.append(p);

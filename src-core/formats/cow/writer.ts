@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, utf8Encode } from '../../io/struct.ts';
+import { isAllZero, padTo, utf8Encode } from '../../io/struct.ts';
 import { checkOptions } from '../../image/options.ts';
 import type { CreateOptions, ImageWriter } from '../../image/types.ts';
 import { buildQemuV2Header, COW_LAYOUTS, COW_SECTOR } from './layout.ts';
@@ -82,7 +82,7 @@ export class CowWriter implements ImageWriter {
       runStart = -1;
     };
     for (let pos = 0; pos < data.length; pos += COW_SECTOR) {
-      let sector = data.subarray(pos, pos + COW_SECTOR);
+      const sector = data.subarray(pos, pos + COW_SECTOR);
       if (!this.opts.backing && isAllZero(sector)) {
         await flush(pos);
         continue;
@@ -90,10 +90,7 @@ export class CowWriter implements ImageWriter {
       if (sector.length < COW_SECTOR) {
         // Only the disk's last sector can be short; store it whole.
         await flush(pos);
-        const padded = new Uint8Array(COW_SECTOR);
-        padded.set(sector);
-        sector = padded;
-        await this.storeSector((offset + pos) / COW_SECTOR, sector);
+        await this.storeSector((offset + pos) / COW_SECTOR, padTo(sector, COW_SECTOR));
         continue;
       }
       if (runStart < 0) runStart = pos;

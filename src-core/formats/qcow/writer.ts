@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
+import { isAllZero, padTo, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
@@ -105,15 +105,10 @@ export class QcowWriter implements ImageWriter {
     this.order.check(offset, data.length);
     const clusters: { index: number; bytes: Uint8Array }[] = [];
     for (let pos = 0; pos < data.length; pos += this.cs) {
-      let bytes = data.subarray(pos, pos + this.cs);
+      const unit = data.subarray(pos, pos + this.cs);
       // Unallocated reads as zero when there is no backing file to show through.
-      if (!this.opts.backing && isAllZero(bytes)) continue;
-      if (bytes.length < this.cs) {
-        const padded = new Uint8Array(this.cs);
-        padded.set(bytes);
-        bytes = padded;
-      }
-      clusters.push({ index: (offset + pos) / this.cs, bytes });
+      if (!this.opts.backing && isAllZero(unit)) continue;
+      clusters.push({ index: (offset + pos) / this.cs, bytes: padTo(unit, this.cs) });
     }
     await this.putClusters(clusters);
   }

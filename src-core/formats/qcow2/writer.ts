@@ -2,7 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
 import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
+import { isAllZero, padTo, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
@@ -247,13 +247,9 @@ export class Qcow2Writer implements ImageWriter {
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.order.check(offset, data.length);
     for (let pos = 0; pos < data.length; pos += this.cs) {
-      let bytes = data.subarray(pos, pos + this.cs);
-      if (isAllZero(bytes) && !this.opts.backing) continue; // reads as zero anyway
-      if (bytes.length < this.cs) {
-        const padded = new Uint8Array(this.cs);
-        padded.set(bytes);
-        bytes = padded;
-      }
+      const unit = data.subarray(pos, pos + this.cs);
+      if (isAllZero(unit) && !this.opts.backing) continue; // reads as zero anyway
+      const bytes = padTo(unit, this.cs);
       const index = (offset + pos) / this.cs;
       if (this.opts.compress) {
         const packed = this.compress(bytes);

@@ -1,6 +1,6 @@
 import type { ByteSink } from '../../io/bytes.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero } from '../../io/struct.ts';
+import { isAllZero, padTo } from '../../io/struct.ts';
 import type { Codecs } from '../../codecs/types.ts';
 import {
   buildMarker,
@@ -89,8 +89,7 @@ export class StreamWriter implements PieceWriter {
     if (at + Math.ceil(bytes.length / SECTOR) > MAX_EXTENT_SECTORS) {
       throw new UnsupportedError(this.sink.name, 'a streamOptimized file cannot pass 2 TiB (32-bit grain offsets)');
     }
-    const padded = bytes.length % SECTOR ? new Uint8Array(Math.ceil(bytes.length / SECTOR) * SECTOR) : bytes;
-    if (padded !== bytes) padded.set(bytes);
+    const padded = padTo(bytes, Math.ceil(bytes.length / SECTOR) * SECTOR);
     await this.out.write(at * SECTOR, padded);
     this.sector += padded.length / SECTOR;
     return at;
