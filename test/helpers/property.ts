@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import { cliOk } from './cli.ts';
-import { qemuImg, writePatternedRaw } from './sys.ts';
+import { qemuCompare, qemuImg, runStatus, writePatternedRaw } from './sys.ts';
 
 /** Where data lies on a random disk: up to five runs at relative positions, with their lengths. */
 export const sparseRegions = (maxLength: number) =>
@@ -15,9 +15,26 @@ export function writeSparseDisk(file: string, size: number, regions: { at: numbe
   writePatternedRaw(file, size, regions.map((r) => ({ offset: Math.floor(r.at * size), length: r.length })), seed);
 }
 
-/** Our raw export of `img` equals qemu-img's, byte for byte. */
-export async function expectReadsLikeQemu(img: string): Promise<void> {
+/** A random disk of whole 512-byte sectors, written to `raw` as a sparse raw file. */
+export function writeSectorDisk(raw: string, d: { sectors: number; seed: number; regions: { at: number; length: number }[] }): { raw: string; size: number } {
+  const size = d.sectors * 512;
+  writeSparseDisk(raw, size, d.regions, d.seed);
+  return { raw, size };
+}
+
+/**
+ * Our raw export of `img` equals qemu-img's, byte for byte. `format` is for images qemu-img
+ * does not probe (a fixed VHD has no header at its start).
+ */
+export async function expectReadsLikeQemu(img: string, format?: string): Promise<void> {
   await cliOk('convert', '-O', 'raw', img, `${img}.ours`);
-  qemuImg('convert', '-O', 'raw', img, `${img}.ref`);
+  qemuImg('convert', ...(format ? ['-f', format] : []), '-O', 'raw', img, `${img}.ref`);
   expect(readFileSync(`${img}.ours`).equals(readFileSync(`${img}.ref`))).toBe(true);
+}
+
+/** An image we wrote: qemu-img reads `size` bytes equal to `raw`, and checks it clean when `check`. */
+export function expectQemuReadsAsRaw(img: string, format: string, raw: string, size: number, check: boolean): void {
+  if (check) expect(runStatus('qemu-img', ['check', '-f', format, img]).status).toBe(0);
+  expect(JSON.parse(qemuImg('info', '--output=json', '-f', format, img))['virtual-size']).toBe(size);
+  expect(qemuCompare(raw, img, '-f', 'raw', '-F', format)).toBe(0);
 }
