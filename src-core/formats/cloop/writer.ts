@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../../io/errors.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { padTo, Struct } from '../../io/struct.ts';
 import { checkOptions, parseSize } from '../../image/options.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { buildCloopV2Header, CLOOP_HEADER_SIZE, CLOOP_MAX_BLOCK_SIZE, CLOOP_MAX_INDEX_BYTES } from './layout.ts';
 
@@ -26,6 +27,7 @@ export class CloopWriter implements ImageWriter {
   private readonly numBlocks: number;
   private readonly offsets: Float64Array;
   private readonly out: SinkBuffer;
+  private readonly order: WriteOrder;
   private nextBlock = 0;
   private pos: number;
   private zeroBlock: Uint8Array | undefined;
@@ -49,6 +51,7 @@ export class CloopWriter implements ImageWriter {
     this.offsets = new Float64Array(this.numBlocks + 1);
     this.pos = CLOOP_HEADER_SIZE + (this.numBlocks + 1) * 8;
     this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('cloop', bs, this.numBlocks * bs);
   }
 
   private async compress(block: Uint8Array): Promise<Uint8Array> {
@@ -70,12 +73,8 @@ export class CloopWriter implements ImageWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (offset % this.blockSize !== 0 || offset / this.blockSize < this.nextBlock) {
-      throw new RangeError(`cloop writer: writes must be block aligned and in order (got ${offset})`);
-    }
-    const first = offset / this.blockSize;
-    if (first + Math.ceil(data.length / this.blockSize) > this.numBlocks) throw new RangeError('cloop writer: write past the end of the disk');
-    await this.fillTo(first);
+    this.order.check(offset, data.length);
+    await this.fillTo(offset / this.blockSize);
     const blocks: Uint8Array[] = [];
     // The last block is zero-padded: every block inflates to exactly block_size.
     for (let p = 0; p < data.length; p += this.blockSize) blocks.push(padTo(data.subarray(p, p + this.blockSize), this.blockSize));
@@ -85,8 +84,7 @@ export class CloopWriter implements ImageWriter {
   }
 
   async writeZeroes(offset: number, length: number): Promise<void> {
-    void offset;
-    void length;
+    this.order.check(offset, length);
     // Nothing to do now: gaps are filled with zero blocks when the next data (or finish) arrives.
   }
 

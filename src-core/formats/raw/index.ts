@@ -1,6 +1,7 @@
 import { readPadded, type ByteSink, type ByteSource } from '../../io/bytes.ts';
 import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, Extent, FormatDriver, ImageInfo, ImageWriter } from '../../image/types.ts';
+import { WriteOrder } from '../../image/writeOrder.ts';
 
 /** QEMU reads a raw file as a disk of its size rounded up to 512, the tail as zeros. */
 export const SECTOR = 512;
@@ -37,12 +38,17 @@ class RawDevice implements BlockDevice {
 
 class RawWriter implements ImageWriter {
   readonly granularity = 64 * 1024;
+  /** finish() cuts the file at the disk's size: a write past it would be lost without a word. */
+  private readonly order: WriteOrder;
   constructor(
     private readonly sink: ByteSink,
     private readonly size: number,
-  ) {}
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.sink.write(offset, data);
+  ) {
+    this.order = new WriteOrder('raw', this.granularity, size);
+  }
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.order.check(offset, data.length);
+    await this.sink.write(offset, data);
   }
   // Nothing to do: a raw file is zero where nothing was written (sparse where the platform can).
   async writeZeroes(): Promise<void> {}

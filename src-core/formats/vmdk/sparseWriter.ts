@@ -2,6 +2,7 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { alignUp } from '../../io/int64.ts';
 import { UnsupportedError } from '../../io/errors.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
+import { padTo } from '../../io/struct.ts';
 import { buildSparseHeader, FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN, SECTOR } from './sparseHeader.ts';
 
 export const GRAIN_SECTORS = 128;
@@ -79,13 +80,8 @@ export class SparseExtentWriter implements PieceWriter {
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     for (let pos = 0; pos < data.length; pos += GRAIN_BYTES) {
-      let grain = data.subarray(pos, pos + GRAIN_BYTES);
-      if (grain.length < GRAIN_BYTES) {
-        // The disk's last grain: QEMU allocates whole grains.
-        const full = new Uint8Array(GRAIN_BYTES);
-        full.set(grain);
-        grain = full;
-      }
+      // The disk's last grain may be short: QEMU allocates whole grains.
+      const grain = padTo(data.subarray(pos, pos + GRAIN_BYTES), GRAIN_BYTES);
       const { table, i } = await this.tableFor(Math.floor((offset + pos) / GRAIN_BYTES));
       // Grain table entries are 32-bit sector numbers: an extent file ends at 2 TiB.
       if (this.next + GRAIN_SECTORS > MAX_EXTENT_SECTORS) {

@@ -134,15 +134,18 @@ async function readParentCid(opts: CreateOptions): Promise<number> {
 
 class VmdkWriter implements ImageWriter {
   readonly granularity = GRAIN_BYTES;
-  /** Pieces are filled front to back; the disk's end is each piece's own business. */
-  private readonly order = new WriteOrder('vmdk', 1, Infinity);
+  /** Pieces are filled front to back; a write past the last one would otherwise vanish. */
+  private readonly order: WriteOrder;
   constructor(
     private readonly sink: ByteSink,
     private readonly pieces: Piece[],
     /** The stand-alone descriptor written to `sink`, for multi-file subformats. */
     private readonly descriptor: Uint8Array | undefined,
     private readonly hasBacking: boolean,
-  ) {}
+  ) {
+    const last = pieces[pieces.length - 1]!;
+    this.order = new WriteOrder('vmdk', GRAIN_BYTES, last.start + last.size);
+  }
 
   private async each(offset: number, length: number, fn: (p: Piece, at: number, from: number, len: number) => Promise<void>): Promise<void> {
     this.order.check(offset, length);
