@@ -1,7 +1,7 @@
 import { drivers } from '../src-core/formats/registry.ts';
 import { findDriver, openImage } from '../src-core/image/open.ts';
 import { assertNotAborted } from '../src-core/io/errors.ts';
-import { convert, dataBytes } from '../src-core/pipeline/convert.ts';
+import { convert } from '../src-core/pipeline/convert.ts';
 import { FileSetResolver } from '../web/adapters/fileSet.ts';
 import { OpfsSink } from '../web/adapters/opfsSink.ts';
 import { WritableSink } from '../web/adapters/writableSink.ts';
@@ -66,7 +66,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
       outputName: req.outputName,
       size: (file?.size ?? sink.size) + extraFiles.reduce((n, f) => n + f.file.size, 0),
       virtualSize: result.virtualSize,
-      dataBytes: await dataBytes(source),
+      dataBytes: result.dataBytes,
       seconds: (performance.now() - started) / 1000,
       warnings: result.warnings,
       verified: req.verify,

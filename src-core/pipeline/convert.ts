@@ -22,6 +22,8 @@ export interface ConvertOptions {
 export interface ConvertResult {
   virtualSize: number;
   bytesRead: number;
+  /** Bytes the source's metadata marks as data (the progress total). */
+  dataBytes: number;
   warnings: string[];
 }
 
@@ -36,7 +38,7 @@ async function windowDataBytes(dev: BlockDevice, from: number, to: number): Prom
 }
 
 /** Sum of the bytes metadata says hold data: the progress total. */
-export async function dataBytes(dev: BlockDevice): Promise<number> {
+async function dataBytes(dev: BlockDevice): Promise<number> {
   let n = 0;
   for await (const e of coalesce(dev.extents())) if (e.kind === 'data') n += e.length;
   return n;
@@ -88,7 +90,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   meter.report('finalizing');
   await writer.finish();
   meter.report('done');
-  return { virtualSize, bytesRead, warnings: writer.warnings ?? [] };
+  return { virtualSize, bytesRead, dataBytes: meter.total, warnings: writer.warnings ?? [] };
 }
 
 interface Window {
