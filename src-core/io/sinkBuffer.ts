@@ -92,9 +92,8 @@ export class SinkBuffer {
 
   /** `owned`: nobody changes `bytes` again, so the sink may keep them (writeOwned). */
   private async issue(at: number, bytes: Uint8Array, owned = false): Promise<void> {
-    const put = (): Promise<void> => (owned && this.sink.writeOwned ? this.sink.writeOwned(at, bytes) : this.sink.write(at, bytes));
-    if (this.inFlight <= 1) return put();
-    const done = put();
+    const done = owned && this.sink.writeOwned ? this.sink.writeOwned(at, bytes) : this.sink.write(at, bytes);
+    if (this.inFlight <= 1) return done;
     done.catch(() => {}); // a failure surfaces when it is awaited below or in flush()
     this.pending.push(done);
     while (this.pending.length >= this.inFlight) await this.pending.shift();
