@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react';
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
@@ -62,30 +63,12 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
             ))}
           </select>
         </label>
-        <label className="field field--check">
-          <input
-            type="checkbox"
-            data-testid="compress"
-            checked={target.compress}
-            disabled={busy}
-            onChange={(e) => updateTarget({ compress: e.currentTarget.checked })}
-          />
-          <span>
-            Compress <span className="muted">(smaller file, slower; qemu-img -c)</span>
-          </span>
-        </label>
-        <label className="field field--check">
-          <input
-            type="checkbox"
-            data-testid="verify"
-            checked={target.verify}
-            disabled={busy}
-            onChange={(e) => updateTarget({ verify: e.currentTarget.checked })}
-          />
-          <span>
-            Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
-          </span>
-        </label>
+        <CheckField testId="compress" checked={target.compress} disabled={busy} onChange={(compress) => updateTarget({ compress })}>
+          Compress <span className="muted">(smaller file, slower; qemu-img -c)</span>
+        </CheckField>
+        <CheckField testId="verify" checked={target.verify} disabled={busy} onChange={(verify) => updateTarget({ verify })}>
+          Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
+        </CheckField>
         {image.snapshots.length > 0 && (
           <label className="field">
             <span>Convert from</span>
@@ -151,6 +134,23 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   );
 }
 
+/** A checkbox with its label; the whole line is clickable. */
+function CheckField(props: { id?: string; testId?: string; checked: boolean; disabled: boolean; onChange(checked: boolean): void; children: ReactNode }) {
+  return (
+    <label className="field field--check" htmlFor={props.id}>
+      <input
+        id={props.id}
+        type="checkbox"
+        data-testid={props.testId}
+        checked={props.checked}
+        disabled={props.disabled}
+        onChange={(e) => props.onChange(e.currentTarget.checked)}
+      />
+      <span>{props.children}</span>
+    </label>
+  );
+}
+
 function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value: string | undefined; disabled: boolean }) {
   const id = `opt-${spec.name}`;
   const label = (
@@ -161,10 +161,9 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
   if (spec.type === 'bool') {
     const on = (value ?? spec.default) === 'on' || value === 'true';
     return (
-      <label className="field field--check" htmlFor={id}>
-        <input id={id} type="checkbox" checked={on} disabled={disabled} onChange={(e) => setOption(spec.name, e.currentTarget.checked ? 'on' : 'off')} />
+      <CheckField id={id} checked={on} disabled={disabled} onChange={(checked) => setOption(spec.name, checked ? 'on' : 'off')}>
         {label}
-      </label>
+      </CheckField>
     );
   }
   if (spec.type === 'enum' && spec.values) {
