@@ -41,8 +41,9 @@ export async function convertAndSave(page: Page, mode: 'picker' | 'download', ta
     await (await download).saveAs(dest);
     return;
   }
+  // The result names the file the user picked: the stub's OPFS file is "picked-" + the suggested name.
   const name = await page.getByTestId('result').locator('code').first().innerText();
-  await exportOpfsFile(page, `picked-${name}`, dest);
+  await exportOpfsFile(page, name.startsWith('picked-') ? name : `picked-${name}`, dest);
 }
 
 /** Copies a file from the page's OPFS root to `dest` through a download (streams; no base64). */

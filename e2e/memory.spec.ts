@@ -50,6 +50,7 @@ test('converting more than 1 GiB of data keeps page and worker heaps under 300 M
   expect(peak).toBeLessThan(LIMIT);
 
   const out = work.file('big-out.qcow2');
-  await exportOpfsFile(page, 'picked-big.qcow2', out);
+  // The suggestion never repeats a source's name: big.qcow2 → big.converted.qcow2.
+  await exportOpfsFile(page, 'picked-big.converted.qcow2', out);
   expectValidCopy(src, out, 'qcow2');
 });

@@ -21,6 +21,9 @@ base('a write the storage refuses is a clear "disk full" error, with nothing sav
     const context = await browser.newContext({ serviceWorkers: 'block' });
     await context.addInitScript(() => {
       (window as unknown as { showSaveFilePicker: unknown }).showSaveFilePicker = undefined;
+      // A browser that cannot tell its quota: the check before the conversion lets it start, so
+      // the write itself meets the full storage (page-safety.spec.ts covers the early refusal).
+      Object.defineProperty(navigator.storage, 'estimate', { value: undefined });
     });
     const page = await context.newPage();
     let downloads = 0;

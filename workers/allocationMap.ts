@@ -1,4 +1,4 @@
-import type { BlockDevice } from '../src-core/image/types.ts';
+import type { BlockDevice, Extent } from '../src-core/image/types.ts';
 import type { AllocationSummary } from './protocol.ts';
 
 /** Cells in the picture: enough to see structure, small enough to send and draw instantly. */
@@ -9,7 +9,13 @@ export const MAP_CELLS = 512;
  * share of data / compressed / zero / unallocated bytes. Enumeration stops after `budgetMs`
  * so a huge, fragmented image still previews at once; the summary then says it is partial.
  */
-export async function allocationSummary(dev: BlockDevice, cells = MAP_CELLS, budgetMs = 4000): Promise<AllocationSummary> {
+export async function allocationSummary(
+  dev: BlockDevice,
+  cells = MAP_CELLS,
+  budgetMs = 4000,
+  /** Sees every extent the scan reads (the preview's integrity check rides on the same walk). */
+  onExtent?: (e: Extent) => void,
+): Promise<AllocationSummary> {
   const size = dev.virtualSize;
   const n = Math.max(1, Math.min(cells, size));
   const cellBytes = size / n;
@@ -21,6 +27,7 @@ export async function allocationSummary(dev: BlockDevice, cells = MAP_CELLS, bud
   const started = performance.now();
   let count = 0;
   for await (const e of dev.extents()) {
+    onExtent?.(e);
     const kind: keyof typeof kinds = e.kind === 'data' ? (e.compressed ? 'compressed' : 'data') : e.kind;
     totals[kind] += e.length;
     if (e.kind === 'data' && (e.depth ?? 0) > 0) fromBacking += e.length;

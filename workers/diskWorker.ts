@@ -2,9 +2,9 @@ import * as Comlink from 'comlink';
 import './abortSignalTransfer.ts';
 import { drivers } from '../src-core/formats/registry.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
-import { runConvert } from './convertJob.ts';
-import { inspectFiles } from './inspectFiles.ts';
-import type { ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
+import { checkPlan, runConvert } from './convertJob.ts';
+import { inspectFiles, unlockImage } from './inspectFiles.ts';
+import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
 
 /**
  * The worker the page talks to, over Comlink. It owns every byte of image data: the page sends
@@ -19,10 +19,16 @@ const api = {
       extensions: [...d.extensions],
       canWrite: typeof d.create === 'function',
       createOptions: [...(d.createOptions ?? [])],
+      compression: d.compression ? { ...d.compression } : undefined,
     }));
   },
 
   inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),
+
+  unlock: (files: PickedFile[], path: string, format: string | undefined, password: string) => rethrow(() => unlockImage(files, path, format, password)),
+
+  /** Opens the source and builds the writer on a sink that keeps nothing: every error a conversion can hit before writing. */
+  check: (plan: ConvertPlan, siblingsAllowed: boolean) => rethrow(() => checkPlan(plan, siblingsAllowed)),
 
   convert: (req: ConvertRequest, onProgress: (p: ProgressReport) => void, signal: AbortSignal) =>
     rethrow(() => runConvert(req, onProgress, signal)),

@@ -1,13 +1,15 @@
 import { drivers } from '../src-core/formats/registry.ts';
-import { probeAll, openImage } from '../src-core/image/open.ts';
+import { ExtentEndTracker, type Shortfall } from '../src-core/image/integrity.ts';
+import { openImage, PROBE_BYTES, probeAll } from '../src-core/image/open.ts';
+import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
-import { baseName, normalizePath } from '../src-core/io/bytes.ts';
+import { normalizePath } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError } from '../src-core/io/errors.ts';
-import { infoJson } from '../src-core/pipeline/info.ts';
+import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from '../web/adapters/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
 import { chooseCodecs } from './codecs.ts';
-import type { ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
+import type { IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
 
 /** A dropped folder can hold anything; past this many files we stop probing. */
 const MAX_PROBED_FILES = 256;
@@ -16,61 +18,83 @@ const MAX_PROBED_FILES = 256;
  * Works out which of the dropped files are disk images and describes each one. Every file is
  * probed; an image is opened with a resolver over the whole set, and every file it pulls in
  * (extents, backing files) is a companion, not an image of its own. A file that only "raw"
- * claims counts as an image only when its name looks like one, or when it came alone.
+ * claims is an image only when nothing argues against it (image/rawDoubts.ts) or the user
+ * chose "treat as raw"; otherwise it is listed as ignored, with the reason.
  */
 export async function inspectFiles(files: PickedFile[], opts: InspectOptions): Promise<Inspection> {
   const codecs = chooseCodecs();
   const probeSet = new FileSetResolver(files);
-  const candidates: string[] = [];
-  const others: string[] = [];
+  const asRaw = new Set((opts.treatAsRaw ?? []).map(normalizePath));
+  const candidates: { path: string; format?: string }[] = [];
+  const ignored: IgnoredFile[] = [];
   const errors: InspectError[] = [];
-  const rawExts = drivers.find((d) => d.name === 'raw')?.extensions ?? [];
   for (const f of files.slice(0, MAX_PROBED_FILES)) {
     const path = normalizePath(f.path);
+    if (asRaw.has(path) && f.file.size > 0) {
+      candidates.push({ path, format: 'raw' });
+      continue;
+    }
     try {
-      const [best] = await probeAll(probeSet.source(path), drivers);
-      const looksRaw = rawExts.includes(extension(path)) || files.length === 1;
-      if (best && (best.driver.name !== 'raw' || looksRaw)) candidates.push(path);
-      else others.push(path);
+      const src = probeSet.source(path);
+      const [best] = await probeAll(src, drivers);
+      if (best && best.driver.name !== 'raw') {
+        candidates.push({ path });
+        continue;
+      }
+      const head = await src.read(0, Math.min(PROBE_BYTES, src.size));
+      const doubt = rawDoubt(head, src.size, path, drivers, files.length === 1);
+      if (!doubt) candidates.push({ path });
+      else ignored.push({ path, reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' });
     } catch (e) {
       errors.push(toInspectError(path, e));
     }
   }
-  others.push(...files.slice(MAX_PROBED_FILES).map((f) => normalizePath(f.path)));
+  for (const f of files.slice(MAX_PROBED_FILES)) {
+    ignored.push({ path: normalizePath(f.path), reason: `not looked at: a drop is read up to ${MAX_PROBED_FILES} files`, rawAllowed: false });
+  }
 
   const images: ImageSummary[] = [];
   const companions = new Set<string>();
-  for (const path of candidates) {
+  for (const c of candidates) {
     const resolver = new FileSetResolver(files);
     try {
-      images.push(await describe(path, resolver, opts, codecs));
+      images.push(await describe(c.path, c.format, resolver, opts, codecs));
     } catch (e) {
-      errors.push(toInspectError(path, e));
+      errors.push(toInspectError(c.path, e));
     }
-    for (const c of resolver.opened) if (c !== path) companions.add(c);
+    for (const p of resolver.opened) if (p !== c.path) companions.add(p);
   }
   const isImage = (p: string) => !companions.has(p);
   return {
     images: images.filter((i) => isImage(i.path)),
     errors: errors.filter((e) => isImage(e.path)),
-    others: [...others, ...candidates.filter((p) => !isImage(p))],
+    ignored: ignored.filter((i) => isImage(i.path)),
+    companions: [...companions],
   };
 }
 
-async function describe(path: string, resolver: FileSetResolver, opts: InspectOptions, codecs: ReturnType<typeof chooseCodecs>): Promise<ImageSummary> {
+async function describe(
+  path: string,
+  format: string | undefined,
+  resolver: FileSetResolver,
+  opts: InspectOptions,
+  codecs: ReturnType<typeof chooseCodecs>,
+): Promise<ImageSummary> {
   const password = opts.password ? new TextEncoder().encode(opts.password) : undefined;
   const src = resolver.source(path);
   const warnings: string[] = [];
+  let missingBacking: string | undefined;
   let dev: BlockDevice;
   try {
-    dev = await openImage(src, drivers, { resolver, codecs, password });
+    dev = await openImage(src, drivers, { resolver, codecs, password, format });
   } catch (e) {
     // A missing backing file still leaves this layer worth showing; a missing extent does not.
     if (!(e instanceof MissingFileError)) throw e;
     resolver.opened.clear();
-    dev = await openImage(src, drivers, { resolver, codecs, password, noBacking: true });
+    dev = await openImage(src, drivers, { resolver, codecs, password, format, noBacking: true });
     if (!dev.backingRef) throw e;
-    warnings.push(`The backing file "${dev.backingRef.name}" was not dropped with this image: drop the folder that holds both to read the whole disk.`);
+    missingBacking = e.missing;
+    warnings.push(`The backing file "${e.missing}" was not dropped with this image: add it (or drop the folder that holds both) to read the whole disk.`);
   }
   try {
     const info = dev.info();
@@ -80,12 +104,16 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
     if (fsData?.corrupt === true) warnings.push('The image is marked corrupt by its writer.');
     const companionPaths = [...resolver.opened].filter((p) => p !== path);
     // qemu-img info reads only headers; the map reads the tables too, so damage may show only here.
-    const map = await allocationSummary(dev).catch((e: unknown) => {
+    const ends = new ExtentEndTracker(dev.filename);
+    const map = await allocationSummary(dev, undefined, undefined, (e) => ends.add(e)).catch((e: unknown) => {
       warnings.push(`The allocation map could not be read, so this image is damaged: ${errorLine(e)}`);
       return undefined;
     });
-    let filesBytes = src.size;
-    for (const c of companionPaths) filesBytes += resolver.source(c).size;
+    const sizes = new Map([path, ...companionPaths].map((p) => [p, resolver.source(p).size] as const));
+    const shortfalls = ends.shortfalls((name) => sizes.get(normalizePath(name)));
+    for (const s of shortfalls) warnings.push(incompleteMessage(s, path));
+    let filesBytes = 0;
+    for (const size of sizes.values()) filesBytes += size;
     return {
       path,
       format: info.format,
@@ -97,6 +125,9 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
       companions: companionPaths,
       snapshots: info.snapshots ?? [],
       warnings,
+      incomplete: shortfalls.length > 0,
+      missingBacking,
+      forcedRaw: format === 'raw',
       map,
     };
   } finally {
@@ -104,13 +135,24 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
   }
 }
 
-function extension(path: string): string {
-  const b = baseName(path);
-  const i = b.lastIndexOf('.');
-  return i < 0 ? '' : b.slice(i + 1).toLowerCase();
+function incompleteMessage(s: Shortfall, image: string): string {
+  const which = normalizePath(s.file) === image ? 'This file' : `Its file "${s.file}"`;
+  return `${which} is incomplete (${humanSize(s.size)} of ~${humanSize(s.expected)}) — was the copy interrupted? The missing part cannot be converted; copy the file again.`;
 }
 
 export function toInspectError(path: string, e: unknown): InspectError {
   const code = e instanceof DiskFerryError ? e.code : ErrorCode.Io;
-  return { path, code, message: errorLine(e) };
+  return { path, code, message: errorLine(e), missing: e instanceof MissingFileError ? e.names : undefined };
+}
+
+/**
+ * Opens an encrypted image with its password, and closes it again: a wrong LUKS password fails
+ * here (no key slot opens), so the page can say so next to the password field. Legacy AES has no
+ * key check (in QEMU either): any password "unlocks" it.
+ */
+export async function unlockImage(files: PickedFile[], path: string, format: string | undefined, password: string): Promise<void> {
+  const codecs = chooseCodecs();
+  const resolver = new FileSetResolver(files);
+  const dev = await openImage(resolver.source(path), drivers, { resolver, codecs, format, password: new TextEncoder().encode(password), noBacking: true });
+  await dev.close();
 }

@@ -11,6 +11,8 @@ export interface FormatSummary {
   extensions: string[];
   canWrite: boolean;
   createOptions: CreateOptionSpec[];
+  /** What -c does for this target; absent when it cannot compress. */
+  compression?: { help: string; subformat?: string };
 }
 
 /** Allocation of the disk in equal cells, as shares 0…1 of each cell. Drawn from extents only. */
@@ -43,6 +45,12 @@ export interface ImageSummary {
   companions: string[];
   snapshots: SnapshotInfo[];
   warnings: string[];
+  /** The tables point past the end of a file: the copy is incomplete (the warnings say how much). */
+  incomplete: boolean;
+  /** The backing file the image names and the drop lacks (the layer alone is shown). */
+  missingBacking?: string;
+  /** Opened as raw because the user chose "treat as raw". */
+  forcedRaw: boolean;
   map?: AllocationSummary;
 }
 
@@ -50,26 +58,51 @@ export interface InspectError {
   path: string;
   code: string;
   message: string;
+  /** Companion files the image names and the drop lacks (code 'missing-file'). */
+  missing?: string[];
+}
+
+/** A dropped file that is not taken as a disk image, and why. */
+export interface IgnoredFile {
+  path: string;
+  reason: string;
+  /** The user may still choose to read it as a raw disk. */
+  rawAllowed: boolean;
 }
 
 export interface Inspection {
   images: ImageSummary[];
   errors: InspectError[];
-  /** Files that are companions of an image, or that are not disk images at all. */
-  others: string[];
+  /** Files that are not disk images (or not ones DiskFerry reads as such without being asked). */
+  ignored: IgnoredFile[];
+  /** Files that are parts of an image (extents, backing files). */
+  companions: string[];
 }
 
 export interface InspectOptions {
   password?: string;
+  /** Paths the user chose to read as raw disks whatever their name or contents. */
+  treatAsRaw?: string[];
 }
 
 export type OutputTarget =
-  | { kind: 'fsa'; handle: FileSystemFileHandle }
+  | {
+      kind: 'fsa';
+      handle: FileSystemFileHandle;
+      /**
+       * The save dialog created this file (it did not exist before): only then may a failed or
+       * cancelled conversion remove it. A file the user chose to replace keeps its old content.
+       */
+      createdByDialog: boolean;
+    }
   | { kind: 'opfs'; name: string; /** Prefix for extra files of a multi-file output. */ prefix: string };
 
-export interface ConvertRequest {
+/** Everything a conversion needs except where it goes: checked before the save dialog opens. */
+export interface ConvertPlan {
   files: PickedFile[];
   path: string;
+  /** Forced source format (the user's "treat as raw"); probed when absent. */
+  format?: string;
   target: string;
   options: Record<string, string>;
   compress: boolean;
@@ -81,7 +114,16 @@ export interface ConvertRequest {
   outputPassword?: string;
   snapshot?: { id?: string; name?: string };
   outputName: string;
+}
+
+export interface ConvertRequest extends ConvertPlan {
   output: OutputTarget;
+}
+
+/** What the checks before the save dialog learned. */
+export interface PlanCheck {
+  /** Bytes the output needs at most (qemu-img measure's fully-allocated figure, or the required one). */
+  requiredBytes?: number;
 }
 
 export interface ConvertOutcome {

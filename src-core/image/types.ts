@@ -151,6 +151,11 @@ export interface FormatDriver {
   check?(src: ByteSource, ctx: OpenContext): Promise<CheckResult>;
   /** Options `create` understands, for the CLI's validation and the page's form. */
   readonly createOptions?: readonly CreateOptionSpec[];
+  /**
+   * What `-c` does for this target, in one line for the page; absent when the writer cannot
+   * compress (it then refuses `-c`). A format whose `-c` needs a subformat names it here.
+   */
+  readonly compression?: { help: string; subformat?: string };
 }
 
 export interface CreateOptionSpec {

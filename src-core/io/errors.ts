@@ -44,12 +44,15 @@ export class CorruptImageError extends DiskFerryError {
   }
 }
 export class MissingFileError extends DiskFerryError {
-  constructor(
-    referencedBy: string,
-    readonly missing: string,
-    what = 'file',
-  ) {
-    super(ErrorCode.MissingFile, referencedBy, `${what} "${missing}" not found`);
+  /** The first missing name. */
+  readonly missing: string;
+  /** Every missing name this error stands for (a descriptor may lack several extents). */
+  readonly names: string[];
+  constructor(referencedBy: string, missing: string | string[], what = 'file') {
+    const names = typeof missing === 'string' ? [missing] : missing;
+    super(ErrorCode.MissingFile, referencedBy, `${what} ${names.map((n) => `"${n}"`).join(', ')} not found`);
+    this.missing = names[0] ?? '';
+    this.names = names;
   }
 }
 export class WrongPasswordError extends DiskFerryError {

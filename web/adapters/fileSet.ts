@@ -8,6 +8,8 @@ export interface PickedFile {
   file: File;
   /** POSIX relative path: `webkitRelativePath`, the path walked from a dropped folder, or the name. */
   path: string;
+  /** The file's handle, when it came through File System Access (pickers, trusted drops, the OS): lets the page tell it apart from an output. */
+  handle?: FileSystemFileHandle;
 }
 
 /**

@@ -44,7 +44,7 @@ export async function filesFromHandles(handles: readonly FileSystemHandle[]): Pr
 async function walkHandle(h: FileSystemHandle, prefix: string, out: PickedFile[]): Promise<void> {
   const path = prefix ? `${prefix}/${h.name}` : h.name;
   if (h.kind === 'file') {
-    out.push({ file: await (h as FileSystemFileHandle).getFile(), path });
+    out.push({ file: await (h as FileSystemFileHandle).getFile(), path, handle: h as FileSystemFileHandle });
     return;
   }
   for await (const child of (h as FileSystemDirectoryHandle).values()) await walkHandle(child, path, out);

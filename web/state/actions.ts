@@ -1,8 +1,11 @@
+import { baseName } from '../../src-core/io/bytes.ts';
 import { errorLine } from '../../src-core/io/errors.ts';
-import type { ConvertRequest, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
+import type { ConvertPlan, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 import { nativeSaveSupported, opfsSupported } from '../capabilities.ts';
 import { removeOpfsOutputs } from '../adapters/opfsCleanup.ts';
+import { pickOutputFile, sameFileAsSource } from '../adapters/pickOutput.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
+import { suggestOutputName } from './outputName.ts';
 import { PRESETS } from './presets.ts';
 import { initialTarget, selectedImage, useApp, type TargetChoice } from './store.ts';
 
@@ -13,27 +16,43 @@ const get = useApp.getState;
 const HARD_ABORT_MS = 5000;
 /** How often the page repaints progress (ms). */
 const UI_PROGRESS_MS = 300;
+/** Error codes the worker uses for a source password that is missing or wrong. */
+const PASSWORD_CODES = new Set(['wrong-password', 'needs-password']);
 
 export async function loadFormats(): Promise<void> {
   const formats = await inspectorWorker().api.formats();
   set({ formats });
 }
 
+/**
+ * New files join the open set, instead of replacing it, when they are files an open image names
+ * and lacks (extents, a backing file): so "drop the missing ones" just works, anywhere on the page.
+ */
+export function completesOpenSet(files: readonly PickedFile[]): boolean {
+  const i = get().inspection;
+  if (!i) return false;
+  const wanted = new Set([...i.errors.flatMap((e) => e.missing ?? []), ...i.images.flatMap((im) => (im.missingBacking ? [im.missingBacking] : []))].map(baseNameOf));
+  return files.some((f) => wanted.has(baseNameOf(f.path)));
+}
+
+const baseNameOf = (p: string) => baseName(p.replace(/\\/g, '/')).toLowerCase();
+
 /** New files from a drop, a picker, an input or the OS (launchQueue). */
-export async function addFiles(files: PickedFile[], append = false): Promise<void> {
+export async function addFiles(files: PickedFile[], append = completesOpenSet(files)): Promise<void> {
   if (!files.length) return;
   const all = append ? mergeFiles(get().files, files) : files;
-  set({ files: all, inspection: undefined, inspectError: undefined, selected: undefined });
+  const keepRaw = append ? get().rawPaths : [];
+  set({ files: all, rawPaths: keepRaw, inspection: undefined, inspectError: undefined, selected: undefined, unlock: { state: 'locked' } });
   // A running conversion keeps its status panel; it owns its own copy of the request.
   if (!running) resetJob();
   await inspect();
 }
 
 export async function inspect(): Promise<void> {
-  const { files, sourcePassword } = get();
+  const { files, sourcePassword, rawPaths } = get();
   set({ inspecting: true });
   try {
-    const inspection = await inspectorWorker().api.inspect(files, { password: sourcePassword || undefined });
+    const inspection = await inspectorWorker().api.inspect(files, { password: sourcePassword || undefined, treatAsRaw: rawPaths });
     const keep = inspection.images.find((i) => i.path === get().selected);
     set({ inspection, selected: (keep ?? inspection.images[0])?.path, inspecting: false });
   } catch (e) {
@@ -41,29 +60,67 @@ export async function inspect(): Promise<void> {
   }
 }
 
+/** The user's explicit choice to read a file as a raw disk, whatever its name or contents say. */
+export async function treatAsRaw(path: string): Promise<void> {
+  set({ rawPaths: [...new Set([...get().rawPaths, path])], selected: path });
+  await inspect();
+  set({ selected: path });
+}
+
 export function selectImage(path: string): void {
-  set({ selected: path, target: { ...get().target, snapshot: '' } });
+  set({ selected: path, target: { ...get().target, snapshot: '' }, unlock: { state: 'locked' } });
   if (!running) resetJob();
 }
 
 export function setSourcePassword(p: string): void {
-  set({ sourcePassword: p });
+  set({ sourcePassword: p, unlock: { state: 'locked' } });
 }
 
+/** Checks the source password now, next to its field, instead of after the save dialog. */
+export async function unlockSource(): Promise<boolean> {
+  const s = get();
+  const image = selectedImage(s);
+  if (!image) return false;
+  set({ unlock: { state: 'checking' } });
+  try {
+    await inspectorWorker().api.unlock(s.files, image.path, image.forcedRaw ? 'raw' : undefined, s.sourcePassword);
+    set({ unlock: { state: 'unlocked' } });
+    return true;
+  } catch (e) {
+    set({ unlock: { state: 'failed', error: errorLine(e) } });
+    return false;
+  }
+}
+
+/** Options and presets change the target; verify and the output password do not undo a preset. */
 export function updateTarget(patch: Partial<TargetChoice>): void {
-  set({ target: { ...get().target, ...patch, preset: patch.preset } });
+  set({ target: { ...get().target, ...patch } });
+}
+
+export function setCompress(compress: boolean): void {
+  set({ target: { ...get().target, compress, preset: undefined } });
 }
 
 export function setTargetFormat(format: string): void {
-  // Options belong to a format: a new format starts from its defaults.
-  set({ target: { ...get().target, format, options: {}, preset: undefined } });
+  // Options belong to a format: a new format starts from its defaults, uncompressed.
+  set({ target: { ...get().target, format, options: {}, compress: false, preset: undefined } });
 }
 
 export function setOption(name: string, value: string | undefined): void {
   const options = { ...get().target.options };
   if (value === undefined || value === '') delete options[name];
   else options[name] = value;
-  set({ target: { ...get().target, options, preset: undefined } });
+  const target = { ...get().target, options, preset: undefined };
+  // A subformat that cannot be compressed (VMDK other than streamOptimized) unticks Compress.
+  if (!compressAllowed(target)) target.compress = false;
+  set({ target });
+}
+
+/** Whether the target as chosen can be compressed (qemu-img -c). */
+export function compressAllowed(t: TargetChoice): boolean {
+  const c = get().formats.find((f) => f.name === t.format)?.compression;
+  if (!c) return false;
+  return !c.subformat || !t.options.subformat || t.options.subformat === c.subformat;
 }
 
 export function applyPreset(id: string): void {
@@ -73,7 +130,8 @@ export function applyPreset(id: string): void {
   // Only options the target's writer declares: a preset must never make the writer refuse.
   const known = new Set(fmt.createOptions.map((o) => o.name));
   const options = Object.fromEntries(Object.entries(p.options).filter(([k]) => known.has(k)));
-  set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: get().target.snapshot, verify: get().target.verify } });
+  const t = get().target;
+  set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: t.snapshot, verify: t.verify, outputPassword: t.outputPassword } });
 }
 
 function resetJob(): void {
@@ -84,52 +142,38 @@ function resetJob(): void {
 }
 
 let running: { worker: DiskWorker; controller: AbortController; output: OutputTarget } | undefined;
-/** Set while the save dialog is open: a second click must not start a second conversion. */
+/** Set while the checks run and the save dialog is open: a second click must not start a second conversion. */
 let starting = false;
+
+/** Closing the tab mid-conversion asks first: the output would be lost. */
+function warnBeforeLeaving(e: BeforeUnloadEvent): void {
+  e.preventDefault();
+  e.returnValue = '';
+}
 
 export async function startConvert(): Promise<void> {
   if (starting || running) return;
   starting = true;
+  set({ job: { state: 'checking' } });
   try {
     await convertSelected();
   } finally {
     starting = false;
+    if (get().job.state === 'checking') set({ job: { state: 'idle' } });
   }
 }
 
-async function convertSelected(): Promise<void> {
+/** The plan for the selected image as the form stands, or undefined when nothing is selected. */
+function currentPlan(): ConvertPlan | undefined {
   const s = get();
   const image = selectedImage(s);
   const fmt = s.formats.find((f) => f.name === s.target.format);
-  if (!image || !fmt) return;
-  const outputName = `${stem(image.path)}.${fmt.extensions[0] ?? fmt.name}`;
-  resetJob();
-
-  let output: OutputTarget;
-  if (nativeSaveSupported) {
-    try {
-      const handle = await window.showSaveFilePicker!({
-        suggestedName: outputName,
-        types: [{ description: fmt.label, accept: { 'application/octet-stream': fmt.extensions.map((e) => `.${e}`) } }],
-      });
-      output = { kind: 'fsa', handle };
-    } catch (e) {
-      if ((e as DOMException).name === 'AbortError') return; // The user closed the dialog.
-      set({ job: { state: 'error', error: errorLine(e) } });
-      return;
-    }
-  } else if (opfsSupported) {
-    await removeOpfsOutputs();
-    const prefix = `${Date.now()}-`;
-    output = { kind: 'opfs', name: `${prefix}${outputName}`, prefix };
-  } else {
-    set({ job: { state: 'error', error: 'This browser can neither save files directly nor use private storage; try Chrome, Edge, Firefox or Safari 16.4+.' } });
-    return;
-  }
-
-  const req: ConvertRequest = {
+  if (!image || !fmt) return undefined;
+  const qualifier = s.target.options.subformat === 'streamOptimized' ? 'stream' : 'converted';
+  return {
     files: s.files,
     path: image.path,
+    format: image.forcedRaw ? 'raw' : undefined,
     target: fmt.name,
     options: s.target.options,
     compress: s.target.compress,
@@ -137,13 +181,75 @@ async function convertSelected(): Promise<void> {
     password: s.sourcePassword || undefined,
     outputPassword: s.target.outputPassword || undefined,
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,
-    outputName,
-    output,
+    outputName: suggestOutputName(image.path, fmt.extensions[0] ?? fmt.name, qualifier, s.files.map((f) => f.path)),
   };
+}
+
+async function convertSelected(): Promise<void> {
+  const plan = currentPlan();
+  if (!plan) return;
+  const fmt = get().formats.find((f) => f.name === plan.target)!;
+  const o = get().job.outcome;
+  if (o?.downloadUrl) URL.revokeObjectURL(o.downloadUrl);
+  if (!nativeSaveSupported && !opfsSupported) {
+    fail('This browser can neither save files directly nor use private storage; try Chrome, Edge, Firefox or Safari 16.4+.');
+    return;
+  }
+
+  // Everything that can fail before a byte is written fails here, before the save dialog.
+  try {
+    const check = await inspectorWorker().api.check(plan, !nativeSaveSupported);
+    if (!nativeSaveSupported && check.requiredBytes !== undefined) {
+      const shortBy = await privateStorageShortfall(check.requiredBytes);
+      if (shortBy > 0) {
+        fail(`Not enough space: the output may need up to ${mib(check.requiredBytes)} and the browser can store about ${mib(check.requiredBytes - shortBy)} more. Free some disk space and try again.`);
+        return;
+      }
+    }
+  } catch (e) {
+    if (PASSWORD_CODES.has((e as Error).name)) {
+      set({ unlock: { state: 'failed', error: errorLine(e) }, job: { state: 'idle' } });
+      return;
+    }
+    fail(errorLine(e), 'check');
+    return;
+  }
+  if (plan.password) set({ unlock: { state: 'unlocked' } });
+
+  let output: OutputTarget;
+  if (nativeSaveSupported) {
+    let picked;
+    try {
+      picked = await pickOutputFile({
+        suggestedName: plan.outputName,
+        types: [{ description: fmt.label, accept: { 'application/octet-stream': fmt.extensions.map((e) => `.${e}`) } }],
+      });
+    } catch (e) {
+      fail(errorLine(e), 'check');
+      return;
+    }
+    if (!picked) return; // The user closed the dialog.
+    const source = await sameFileAsSource(picked.handle, plan.files);
+    if (source) {
+      fail(`"${picked.handle.name}" is one of the files being converted (${source.path}). Choose another name: DiskFerry never writes over its source.`, 'check');
+      return;
+    }
+    output = { kind: 'fsa', handle: picked.handle, createdByDialog: picked.createdByDialog };
+    plan.outputName = picked.handle.name;
+  } else {
+    await removeOpfsOutputs();
+    const prefix = `${Date.now()}-`;
+    output = { kind: 'opfs', name: `${prefix}${plan.outputName}`, prefix };
+  }
+  await runJob(plan, output);
+}
+
+async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
   const worker = startDiskWorker();
   const controller = new AbortController();
   running = { worker, controller, output };
-  set({ job: { state: 'running', viaDownload: output.kind === 'opfs' } });
+  window.addEventListener('beforeunload', warnBeforeLeaving);
+  set({ job: { state: 'running', viaDownload: output.kind === 'opfs', sourceBytes: selectedImage(get())?.filesBytes } });
   let shownAt = 0;
   const onProgress = (p: ProgressReport) => {
     if (running?.controller !== controller || controller.signal.aborted) return;
@@ -155,12 +261,12 @@ async function convertSelected(): Promise<void> {
     set({ job: { ...get().job, state: p.phase === 'finalizing' ? 'finalizing' : 'running', progress: p } });
   };
   try {
-    const outcome = await worker.api.convert(req, Comlink.proxy(onProgress), controller.signal);
+    const outcome = await worker.api.convert({ ...plan, output }, Comlink.proxy(onProgress), controller.signal);
     let downloadUrl: string | undefined;
     const extraDownloads: { name: string; url: string }[] = [];
     if (outcome.file) {
       downloadUrl = URL.createObjectURL(outcome.file);
-      triggerDownload(downloadUrl, outputName);
+      triggerDownload(downloadUrl, plan.outputName);
       for (const x of outcome.extraFiles ?? []) {
         const url = URL.createObjectURL(x.file);
         extraDownloads.push({ name: x.name, url });
@@ -170,16 +276,35 @@ async function convertSelected(): Promise<void> {
     set({ job: { ...get().job, state: 'done', outcome: { ...outcome, downloadUrl, extraDownloads } } });
   } catch (e) {
     const cancelled = (e as Error).name === 'cancelled' || controller.signal.aborted;
-    set({ job: cancelled ? { state: 'cancelled' } : { state: 'error', error: errorLine(e) } });
+    if (cancelled) set({ job: { state: 'cancelled' } });
+    else fail(errorLine(e), 'convert');
   } finally {
+    window.removeEventListener('beforeunload', warnBeforeLeaving);
     if (running?.controller === controller) running = undefined;
     worker.terminate();
   }
 }
 
+function fail(error: string, stage: 'check' | 'convert' = 'check'): void {
+  set({ job: { state: 'error', error, stage } });
+}
+
+/** Bytes the private storage lacks for `need` (0 when it fits or the browser cannot tell). */
+async function privateStorageShortfall(need: number): Promise<number> {
+  const est = await navigator.storage?.estimate?.().catch(() => undefined);
+  if (!est?.quota) return 0;
+  const free = est.quota - (est.usage ?? 0);
+  return Math.max(0, need - free);
+}
+
+function mib(n: number): string {
+  return `${Math.ceil(n / 1048576)} MiB`;
+}
+
 /**
  * Soft cancel first: the worker sees the signal between batches, aborts the staged file and
- * deletes it. If it does not answer in time (a long compression call), kill it and clean up here.
+ * deletes what it created. If it does not answer in time (a long compression call), kill it
+ * and clean up here — removing only a file the save dialog created, never one the user had.
  */
 export function cancelConvert(): void {
   const r = running;
@@ -189,9 +314,11 @@ export function cancelConvert(): void {
   setTimeout(() => {
     if (running !== r) return;
     running = undefined;
+    window.removeEventListener('beforeunload', warnBeforeLeaving);
     r.worker.terminate();
-    if (r.output.kind === 'fsa') void r.output.handle.remove?.().catch(() => {});
-    else void removeOpfsOutputs();
+    if (r.output.kind === 'fsa') {
+      if (r.output.createdByDialog) void (r.output.handle as { remove?(): Promise<void> }).remove?.().catch(() => {});
+    } else void removeOpfsOutputs();
     set({ job: { state: 'cancelled' } });
   }, HARD_ABORT_MS);
 }
@@ -204,12 +331,6 @@ function triggerDownload(url: string, name: string): void {
   document.body.append(a);
   a.click();
   a.remove();
-}
-
-function stem(path: string): string {
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  const dot = base.lastIndexOf('.');
-  return dot > 0 ? base.slice(0, dot) : base;
 }
 
 function mergeFiles(a: PickedFile[], b: PickedFile[]): PickedFile[] {

@@ -1,13 +1,17 @@
 import { create } from 'zustand';
 import type { ConvertOutcome, FormatSummary, Inspection, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 
-export type JobState = 'idle' | 'running' | 'finalizing' | 'done' | 'error' | 'cancelling' | 'cancelled';
+export type JobState = 'idle' | 'checking' | 'running' | 'finalizing' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
 export interface Job {
   state: JobState;
   progress?: ProgressReport;
   outcome?: ConvertOutcome & { downloadUrl?: string; extraDownloads?: { name: string; url: string }[] };
   error?: string;
+  /** Where an error happened: before anything was written ('check'), or while converting. */
+  stage?: 'check' | 'convert';
+  /** Bytes of the source's files, for the result's before → after. */
+  sourceBytes?: number;
   /** The output is a download (OPFS path) rather than a file the user picked. */
   viaDownload?: boolean;
 }
@@ -24,6 +28,9 @@ export interface TargetChoice {
   preset?: string;
 }
 
+/** An encrypted source's password: not yet tried, being tried, accepted, or refused (with why). */
+export type UnlockState = { state: 'locked' } | { state: 'checking' } | { state: 'unlocked' } | { state: 'failed'; error: string };
+
 export interface AppState {
   formats: FormatSummary[];
   files: PickedFile[];
@@ -33,6 +40,11 @@ export interface AppState {
   inspectError?: string;
   selected?: string;
   sourcePassword: string;
+  unlock: UnlockState;
+  /** Files the user chose to read as raw disks. */
+  rawPaths: string[];
+  /** Files are being dragged over the page. */
+  dragging: boolean;
   target: TargetChoice;
   job: Job;
   updateReady: boolean;
@@ -45,6 +57,9 @@ export const useApp = create<AppState>(() => ({
   files: [],
   inspecting: false,
   sourcePassword: '',
+  unlock: { state: 'locked' },
+  rawPaths: [],
+  dragging: false,
   target: initialTarget,
   job: { state: 'idle' },
   updateReady: false,

@@ -6,6 +6,7 @@ import { CLOOP_CREATE_OPTIONS, CloopWriter } from './writer.ts';
 export const cloopDriver: FormatDriver = {
   name: 'cloop',
   label: 'Compressed loop (cloop)',
+  compression: { help: 'cloop always stores zlib-compressed blocks' },
   extensions: ['cloop', 'compressed'],
   // A modest score, as QEMU gives (2): a shell-script preamble is weaker evidence than a magic.
   async probe(head, size, _filename, src) {

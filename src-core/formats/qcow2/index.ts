@@ -8,6 +8,7 @@ import { createQcow2Writer, QCOW2_CREATE_OPTIONS } from './writer.ts';
 export const qcow2Driver: FormatDriver = {
   name: 'qcow2',
   label: 'QEMU copy-on-write v2/v3 (qcow2)',
+  compression: { help: 'each cluster deflated (zlib, or zstd with compression_type=zstd); smaller file, slower to write' },
   extensions: ['qcow2', 'qcow2c', 'img'],
   probe: (head) => (isQcow2(head) ? 100 : 0),
   open: (src, ctx) => Qcow2Device.open(src, ctx),

@@ -105,8 +105,18 @@ export class VmdkDevice implements BlockDevice {
     }
     if (!d.extents.length) throw new CorruptImageError(src.name, 'descriptor lists no extents');
     const parts: VmdkExtent[] = [];
+    // Every missing extent is named at once, so a user can add them all in one go.
+    const missing: string[] = [];
     try {
-      for (const line of d.extents) parts.push(await openExtent(src, line, ctx));
+      for (const line of d.extents) {
+        try {
+          parts.push(await openExtent(src, line, ctx));
+        } catch (e) {
+          if (!(e instanceof MissingFileError)) throw e;
+          missing.push(...e.names);
+        }
+      }
+      if (missing.length) throw new MissingFileError(src.name, missing, missing.length > 1 ? 'extent files' : 'extent file');
     } catch (e) {
       for (const p of parts) await p.close();
       throw e;

@@ -5,6 +5,7 @@ import { ImageInfo } from '../ImageInfo/index.tsx';
 import { ImageList } from '../ImageList/index.tsx';
 import { TargetPanel } from '../TargetPanel/index.tsx';
 import { UpdatePrompt } from '../UpdatePrompt/index.tsx';
+import { usePageDrop } from './usePageDrop.ts';
 import './style.css';
 
 /** For someone who has never met these formats: which one belongs to which product. */
@@ -37,6 +38,7 @@ function Glossary() {
 }
 
 export function App() {
+  usePageDrop();
   const image = useApp(selectedImage);
   const formats = useApp((s) => s.formats);
   const hasFiles = useApp((s) => s.files.length > 0);

@@ -1,16 +1,19 @@
 import { useEffect, useRef } from 'react';
 import { cancelConvert } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
-import { duration, humanSize, percent, rate } from '../../units.ts';
+import { duration, humanSize, rate } from '../../units.ts';
 import './style.css';
 
 /** Progress while converting; then the result, the cancellation or the error — never a half-written file shown as a result. */
 export function ConvertStatus() {
   const job = useApp((s) => s.job);
   const panel = useRef<HTMLDivElement>(null);
-  // The outcome appears below the form: bring it into view when the state changes.
+  // The outcome appears below the form: bring it into view when the state changes, and take the
+  // keyboard focus with it (Convert is disabled while the job runs, so focus would fall to <body>).
   useEffect(() => {
     panel.current?.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    if (job.state === 'running') panel.current?.querySelector<HTMLElement>('[data-testid="cancel"]')?.focus();
+    else if (job.state === 'done' || job.state === 'error' || job.state === 'cancelled') panel.current?.querySelector<HTMLElement>('section')?.focus();
   }, [job.state]);
   // A long conversion in a background tab: show progress in the tab title.
   const pct = job.progress && job.progress.total > 0 ? Math.min(100, Math.floor((job.progress.done / job.progress.total) * 100)) : undefined;
@@ -18,7 +21,7 @@ export function ConvertStatus() {
     const base = 'DiskFerry — convert VM disk images in your browser';
     document.title = job.state === 'running' && pct !== undefined ? `${pct}% · ${base}` : job.state === 'done' ? `Saved · ${base}` : base;
   }, [job.state, pct]);
-  if (job.state === 'idle') return null;
+  if (job.state === 'idle' || job.state === 'checking') return null;
   return (
     <div ref={panel}>
       <StatusPanel />
@@ -30,15 +33,15 @@ function StatusPanel() {
   const job = useApp((s) => s.job);
   if (job.state === 'error') {
     return (
-      <section className="card status notice--error" role="alert" data-testid="error">
-        <strong>The conversion failed.</strong> {job.error}
-        <p className="muted">Nothing was saved.</p>
+      <section className="card status notice--error" role="alert" data-testid="error" tabIndex={-1}>
+        <strong>{job.stage === 'check' ? 'The conversion cannot start.' : 'The conversion failed.'}</strong> {job.error}
+        <p className="muted">{job.stage === 'check' ? 'Nothing was written.' : 'Nothing was saved.'}</p>
       </section>
     );
   }
   if (job.state === 'cancelled') {
     return (
-      <section className="card status" role="status">
+      <section className="card status" role="status" tabIndex={-1}>
         Cancelled. Nothing was saved.
       </section>
     );
@@ -46,7 +49,7 @@ function StatusPanel() {
   if (job.state === 'done' && job.outcome) {
     const o = job.outcome;
     return (
-      <section className="card status status--done" role="status" data-testid="result">
+      <section className="card status status--done" role="status" data-testid="result" tabIndex={-1}>
         <div className="status__check" aria-hidden="true">
           ✓
         </div>
@@ -54,9 +57,15 @@ function StatusPanel() {
           <strong>
             Saved <code>{o.outputName}</code>
           </strong>
+          {job.sourceBytes !== undefined && (
+            <p className="status__sizes">
+              {humanSize(job.sourceBytes)} → {humanSize(o.size)}, {sizeChange(job.sourceBytes, o.size)}
+            </p>
+          )}
           <p>
-            {humanSize(o.size)} written in {duration(o.seconds)} — {percent(o.size, o.virtualSize)} of the {humanSize(o.virtualSize)} virtual disk
-            {o.dataBytes > 0 && `, ${percent(o.size, o.dataBytes)} of the ${humanSize(o.dataBytes)} of data`}.
+            Written in {duration(o.seconds)}
+            {o.seconds > 0 && o.dataBytes > 0 && ` (${rate(o.dataBytes / o.seconds)})`}: a {humanSize(o.virtualSize)} disk holding {humanSize(o.dataBytes)} of
+            data.
           </p>
           {o.verified && <p data-testid="verified">Verified: the saved file reads back identical to the source.</p>}
           {o.downloadUrl && (
@@ -118,4 +127,12 @@ function StatusPanel() {
       )}
     </section>
   );
+}
+
+/** "−44 %", "+3 %", "the same size": the output against the source's files. */
+function sizeChange(before: number, after: number): string {
+  if (before <= 0) return 'new file';
+  const p = Math.round(((after - before) / before) * 100);
+  if (p === 0) return 'about the same size';
+  return `${p > 0 ? '+' : '−'}${Math.abs(p)} %`;
 }

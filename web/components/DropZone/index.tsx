@@ -1,6 +1,6 @@
-import { useRef, useState } from 'react';
+import { useRef } from 'react';
 import { nativeDirectorySupported, nativeOpenSupported } from '../../capabilities.ts';
-import { filesFromDrop, filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
+import { filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
 import type { PickedFile } from '../../adapters/fileSet.ts';
 import { addFiles } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
@@ -8,20 +8,36 @@ import './style.css';
 
 const ACCEPT = '.vmdk,.vdi,.vhd,.vhdx,.qcow,.qcow2,.cow,.cloop,.img,.raw,.ova,.bin,.iso';
 
-/** Where files come in: drop zone, open-file and open-folder buttons, and the hidden inputs behind them. */
+/** Opens the file dialog (native where it exists, else the hidden input): used by "Add the missing files…" too. */
+let openFileDialog: (append: boolean) => void = () => {};
+/** `append`: the chosen files join the open set ("Add the missing files…") instead of replacing it. */
+export const openFiles = (append = false) => openFileDialog(append);
+
+/**
+ * Where files come in: drop zone, open-file and open-folder buttons, and the hidden inputs behind
+ * them. Drops themselves are taken by the whole page (App/usePageDrop.ts); this zone lights up.
+ */
 export function DropZone() {
-  const [over, setOver] = useState(false);
+  const over = useApp((s) => s.dragging);
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
   const hasFiles = useApp((s) => s.files.length > 0);
   const inspecting = useApp((s) => s.inspecting);
 
-  const take = (files: PickedFile[] | null, append = false) => {
-    if (files?.length) void addFiles(files, append);
+  /** Set while the file dialog opened by "Add the missing files…" is up. */
+  const appending = useRef(false);
+  const take = (files: PickedFile[] | null) => {
+    const append = appending.current;
+    appending.current = false;
+    if (files?.length) void addFiles(files, append || undefined);
   };
   const openFiles = async () => {
     if (nativeOpenSupported) take(await pickFilesNative().catch(() => null));
     else fileInput.current?.click();
+  };
+  openFileDialog = (append) => {
+    appending.current = append;
+    void openFiles();
   };
   const openFolder = async () => {
     if (nativeDirectorySupported) take(await pickFolderNative().catch(() => null));
@@ -32,17 +48,7 @@ export function DropZone() {
     <section
       className={`drop-zone${over ? ' drop-zone--over' : ''}${hasFiles ? ' drop-zone--compact' : ''}`}
       data-testid="drop-zone"
-      onDragOver={(e) => {
-        e.preventDefault();
-        e.dataTransfer.dropEffect = 'copy';
-        setOver(true);
-      }}
-      onDragLeave={() => setOver(false)}
-      onDrop={(e) => {
-        e.preventDefault();
-        setOver(false);
-        void filesFromDrop(e.nativeEvent).then((f) => take(f));
-      }}
+      aria-label="Drop disk images here, or open them"
     >
       <div className="drop-zone__icon" aria-hidden="true">
         <svg viewBox="0 0 48 48" width="44" height="44">
@@ -59,7 +65,7 @@ export function DropZone() {
         </span>
       </div>
       <div className="drop-zone__buttons">
-        <button type="button" className="button" onClick={() => void openFiles()}>
+        <button type="button" className="button" onClick={() => openFileDialog(false)}>
           Open files…
         </button>
         <button type="button" className="button button--quiet" onClick={() => void openFolder()}>
@@ -74,6 +80,7 @@ export function DropZone() {
         multiple
         accept={ACCEPT}
         tabIndex={-1}
+        aria-label="Disk image files"
         onChange={(e) => {
           take(filesFromInput(e.currentTarget.files));
           e.currentTarget.value = '';
@@ -85,6 +92,7 @@ export function DropZone() {
         className="visually-hidden"
         type="file"
         tabIndex={-1}
+        aria-label="A folder of disk image files"
         // @ts-expect-error -- webkitdirectory is not in React's input attributes
         webkitdirectory=""
         onChange={(e) => {

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from 'react';
 import type { ImageSummary } from '../../../workers/protocol.ts';
-import { setSourcePassword } from '../../state/actions.ts';
+import { setSourcePassword, unlockSource } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import { bytesExact, humanSize, percent } from '../../units.ts';
 import { AllocationMap } from '../AllocationMap/index.tsx';
@@ -50,10 +50,11 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
         </button>
       </header>
       {image.warnings.map((w) => (
-        <p key={w} className="notice notice--warn">
+        <p key={w} className="notice notice--warn" data-testid={image.incomplete && w.includes('incomplete') ? 'incomplete' : undefined}>
           {w}
         </p>
       ))}
+      {image.forcedRaw && <p className="notice notice--quiet">Read as a raw disk, as you chose: every byte of the file is a byte of the disk.</p>}
       {info.encrypted && <SourcePassword />}
       <dl className="facts">
         {rows.map(([k, v, hint]) => (
@@ -79,20 +80,54 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
             ))}
           </dl>
         )}
-        <pre className="json">{image.json}</pre>
+        <pre className="json" tabIndex={0} role="region" aria-label="qemu-img info JSON">
+          {image.json}
+        </pre>
       </details>
     </section>
   );
 }
 
-/** The password an encrypted image needs before its data can be read (checked when converting). */
+/**
+ * The password an encrypted image needs before its data can be read. "Unlock" tries it at once
+ * (a LUKS key slot must open); Convert tries it too, before the save dialog, and a refusal
+ * shows here, next to the field.
+ */
 function SourcePassword() {
   const password = useApp((s) => s.sourcePassword);
+  const unlock = useApp((s) => s.unlock);
   return (
-    <label className="notice notice--warn source-password">
-      <span>This disk is encrypted. Enter its password to convert it:</span>
-      <input data-testid="source-password" type="password" autoComplete="current-password" value={password} onChange={(e) => setSourcePassword(e.currentTarget.value)} />
-    </label>
+    <form
+      className="notice notice--warn source-password"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void unlockSource();
+      }}
+    >
+      <label htmlFor="source-password">This disk is encrypted. Enter its password to convert it:</label>
+      <div className="source-password__row">
+        <input
+          id="source-password"
+          data-testid="source-password"
+          type="password"
+          autoComplete="current-password"
+          value={password}
+          aria-invalid={unlock.state === 'failed'}
+          aria-describedby={unlock.state === 'failed' ? 'source-password-error' : undefined}
+          onChange={(e) => setSourcePassword(e.currentTarget.value)}
+        />
+        <button type="submit" className="button button--small" disabled={unlock.state === 'checking'}>
+          Unlock
+        </button>
+        {unlock.state === 'checking' && <span className="muted">Checking…</span>}
+        {unlock.state === 'unlocked' && <span className="unlocked">✓ Unlocked</span>}
+      </div>
+      {unlock.state === 'failed' && (
+        <p id="source-password-error" className="inline-error" role="alert" data-testid="error">
+          {unlock.error}
+        </p>
+      )}
+    </form>
   );
 }
 

@@ -1,10 +1,16 @@
 import { useState } from 'react';
-import { inspect, selectImage, setSourcePassword } from '../../state/actions.ts';
+import type { IgnoredFile } from '../../../workers/protocol.ts';
+import { inspect, selectImage, setSourcePassword, treatAsRaw } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import { humanSize } from '../../units.ts';
+import { openFiles } from '../DropZone/index.tsx';
 import './style.css';
 
-/** The images found among the dropped files (only shown when there is a choice to make) and the files that were not readable. */
+/**
+ * The images found among the dropped files (only shown when there is a choice to make), the files
+ * that could not be read, and the ones that were set aside — each with its reason, and a way on:
+ * add the missing files, type the password, or read the file as a raw disk on purpose.
+ */
 export function ImageList() {
   const inspection = useApp((s) => s.inspection);
   const selected = useApp((s) => s.selected);
@@ -13,16 +19,20 @@ export function ImageList() {
   if (!inspection && !inspectError) return null;
   const images = inspection?.images ?? [];
   const errors = inspection?.errors ?? [];
+  const ignored = inspection?.ignored ?? [];
   const showErrors = (errors.length > 0 || inspectError) && !jobFailed;
+  const missing = [...new Set(errors.flatMap((e) => e.missing ?? []))];
+  const sorted = [...images].sort((a, b) => a.path.localeCompare(b.path));
   return (
     <>
       {images.length > 1 && (
         <nav className="image-list" aria-label="Disk images found">
-          {images.map((img) => (
+          {sorted.map((img) => (
             <button
               key={img.path}
               type="button"
               className={`image-list__item${img.path === selected ? ' image-list__item--active' : ''}`}
+              aria-pressed={img.path === selected}
               onClick={() => selectImage(img.path)}
             >
               <span className="image-list__name">{img.path}</span>
@@ -42,18 +52,56 @@ export function ImageList() {
               <li key={e.path}>{e.message}</li>
             ))}
           </ul>
-          {errors.some((e) => e.code === 'missing-file') && (
-            <p>This image is made of several files. Drop the whole folder, or all its files together.</p>
+          {missing.length > 0 && (
+            <div className="missing-files">
+              <p>
+                This image is made of several files, and {missing.length === 1 ? 'this one is' : 'these are'} missing:{' '}
+                {missing.map((m, i) => (
+                  <span key={m}>
+                    {i > 0 && ', '}
+                    <code>{m}</code>
+                  </span>
+                ))}
+                . Drop {missing.length === 1 ? 'it' : 'them'} anywhere on the page, or add {missing.length === 1 ? 'it' : 'them'} here:
+              </p>
+              <button type="button" className="button button--small" onClick={() => openFiles(true)}>
+                Add the missing files…
+              </button>
+            </div>
           )}
           {errors.some((e) => e.code === 'needs-password' || e.code === 'wrong-password') && <PasswordForm />}
         </div>
       )}
-      {inspection && !images.length && !errors.length && (
-        <div className="notice notice--error" role="alert" data-testid="error">
-          None of the dropped files is a disk image DiskFerry knows.
-        </div>
-      )}
+      {ignored.length > 0 && <IgnoredFiles files={ignored} alone={!images.length && !errors.length} />}
     </>
+  );
+}
+
+/**
+ * Files not taken as disks. When nothing else was found this is the page's answer, so it is an
+ * error; beside real images it is a quiet list of what was set aside.
+ */
+function IgnoredFiles({ files, alone }: { files: IgnoredFile[]; alone: boolean }) {
+  const sorted = [...files].sort((a, b) => a.path.localeCompare(b.path));
+  return (
+    <div className={`notice ${alone ? 'notice--error' : 'notice--quiet'} ignored-files`} role={alone ? 'alert' : 'status'} data-testid={alone ? 'error' : 'ignored'}>
+      <strong>{alone ? (files.length === 1 ? 'This is not a disk image' : 'None of these files is a disk image') : `Not opened as disk images (${files.length})`}</strong>
+      <ul>
+        {sorted.map((f) => (
+          <li key={f.path}>
+            <code className="file-name">{f.path}</code>: {f.reason}.{' '}
+            {f.rawAllowed && (
+              <button type="button" className="button button--small button--quiet" onClick={() => void treatAsRaw(f.path)}>
+                Treat as raw disk
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {alone && files.some((f) => f.rawAllowed) && (
+        <p className="muted">“Treat as raw disk” reads the file byte for byte as a disk, as qemu-img would: only do this if you know it is one.</p>
+      )}
+    </div>
   );
 }
 

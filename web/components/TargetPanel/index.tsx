@@ -1,8 +1,8 @@
-import type { ReactNode } from 'react';
+import { useEffect, useRef, type ReactNode } from 'react';
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
-import { applyPreset, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
+import { applyPreset, compressAllowed, setCompress, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
 import { MiB, PRESETS } from '../../state/presets.ts';
 import { useApp } from '../../state/store.ts';
 import { bytesExact } from '../../units.ts';
@@ -15,7 +15,15 @@ const HIDDEN_OPTIONS = new Set(['encrypt.key-secret']);
 export function TargetPanel({ image }: { image: ImageSummary }) {
   const formats = useApp((s) => s.formats);
   const target = useApp((s) => s.target);
-  const busy = useApp((s) => s.job.state === 'running' || s.job.state === 'finalizing' || s.job.state === 'cancelling');
+  const busy = useApp((s) => ['checking', 'running', 'finalizing', 'cancelling'].includes(s.job.state));
+  const jobState = useApp((s) => s.job.state);
+  const convertButton = useRef<HTMLButtonElement>(null);
+  // Convert is disabled while the job runs; when it ends, focus comes back to it (not to <body>).
+  const wasBusy = useRef(false);
+  useEffect(() => {
+    if (wasBusy.current && !busy && jobState !== 'done' && jobState !== 'error' && jobState !== 'cancelled') convertButton.current?.focus();
+    wasBusy.current = busy;
+  }, [busy, jobState]);
   const fmt = formats.find((f) => f.name === target.format);
   const preset = PRESETS.find((p) => p.id === target.preset);
   const writable = (name: string) => formats.some((f) => f.name === name && f.canWrite);
@@ -23,6 +31,12 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const wantsWholeMiB = preset?.needsWholeMiB || (target.format === 'vpc' && target.options.subformat === 'fixed');
   const notWholeMiB = image.virtualSize % MiB !== 0;
   const encrypting = Boolean(target.options['encrypt.format']);
+  const canCompress = compressAllowed(target);
+  const compressHelp = fmt?.compression
+    ? canCompress
+      ? fmt.compression.help
+      : `only a ${fmt.compression.subformat} ${fmt.name} can be compressed`
+    : `${fmt?.name ?? 'this format'} has no compression`;
 
   return (
     <section className="card target" aria-label="Convert">
@@ -63,8 +77,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
             ))}
           </select>
         </label>
-        <CheckField testId="compress" checked={target.compress} disabled={busy} onChange={(compress) => updateTarget({ compress })}>
-          Compress <span className="muted">(smaller file, slower; qemu-img -c)</span>
+        <CheckField testId="compress" checked={target.compress && canCompress} disabled={busy || !canCompress} onChange={setCompress}>
+          Compress <span className="muted">({compressHelp}; qemu-img -c)</span>
         </CheckField>
         <CheckField testId="verify" checked={target.verify} disabled={busy} onChange={(verify) => updateTarget({ verify })}>
           Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
@@ -120,7 +134,14 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       )}
 
       <div className="target__go">
-        <button type="button" className="button button--primary" data-testid="convert" disabled={!fmt?.canWrite || busy} onClick={() => void startConvert()}>
+        <button
+          ref={convertButton}
+          type="button"
+          className="button button--primary"
+          data-testid="convert"
+          disabled={!fmt?.canWrite || busy}
+          onClick={() => void startConvert()}
+        >
           Convert to {fmt?.name ?? '…'}
         </button>
         <span className="muted">
@@ -159,11 +180,18 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
     </span>
   );
   if (spec.type === 'bool') {
-    const on = (value ?? spec.default) === 'on' || value === 'true';
+    // Three states, not a checkbox: "unset" is a choice of its own (VHD force_size unset keeps the
+    // exact size; off rounds it to a CHS geometry, which Azure refuses).
+    const current = value === undefined ? '' : value === 'on' || value === 'true' ? 'on' : 'off';
     return (
-      <CheckField id={id} checked={on} disabled={disabled} onChange={(checked) => setOption(spec.name, checked ? 'on' : 'off')}>
+      <label className="field" htmlFor={id}>
         {label}
-      </CheckField>
+        <select id={id} value={current} disabled={disabled} onChange={(e) => setOption(spec.name, e.currentTarget.value || undefined)}>
+          <option value="">default{spec.default ? ` (${spec.default})` : ' (unset)'}</option>
+          <option value="on">on</option>
+          <option value="off">off</option>
+        </select>
+      </label>
     );
   }
   if (spec.type === 'enum' && spec.values) {
