@@ -139,3 +139,26 @@ describe('checkPlan: what fails before the save dialog', () => {
     await expect(checkPlan(plan(files, split), false)).rejects.toThrow(/several files/);
   });
 });
+
+describe('sameFileAsSource: the page refuses to write over a dropped file', () => {
+  /** A stand-in handle; handles with the same `entry` are the same file on disk. */
+  const handle = (file: File, entry: string = Math.random().toString()) =>
+    ({ name: file.name, entry, getFile: async () => file, isSameEntry: async (o: { entry: string }) => o.entry === entry }) as unknown as FileSystemFileHandle;
+  it('knows a handle that is the same entry as a source handle', async () => {
+    const { sameFileAsSource } = await import('../web/adapters/pickOutput.ts');
+    const src = new File(['disk bytes'], 'disk.vmdk', { lastModified: 1000 });
+    const srcHandle = handle(src, 'disk-entry');
+    const picked = handle(new File(['disk bytes'], 'renamed-view.vmdk', { lastModified: 1 }), 'disk-entry');
+    expect((await sameFileAsSource(picked, [{ file: src, path: 'disk.vmdk', handle: srcHandle }]))?.path).toBe('disk.vmdk');
+    const other = handle(new File(['x'], 'other.vmdk'));
+    expect(await sameFileAsSource(other, [{ file: src, path: 'disk.vmdk', handle: srcHandle }])).toBeUndefined();
+  });
+  it('without handles, the same name, size and time is the same file; a new empty file never is', async () => {
+    const { sameFileAsSource } = await import('../web/adapters/pickOutput.ts');
+    const src = new File(['disk bytes'], 'disk.qcow2', { lastModified: 5000 });
+    const files = [{ file: src, path: 'vm/disk.qcow2' }];
+    expect((await sameFileAsSource(handle(new File(['disk bytes'], 'disk.qcow2', { lastModified: 5000 })), files))?.path).toBe('vm/disk.qcow2');
+    expect(await sameFileAsSource(handle(new File(['disk bytes'], 'disk.qcow2', { lastModified: 6000 })), files)).toBeUndefined();
+    expect(await sameFileAsSource(handle(new File([], 'disk.qcow2', { lastModified: 5000 })), files)).toBeUndefined();
+  });
+});
