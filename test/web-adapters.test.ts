@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FileSetResolver } from '../web/adapters/fileSet.ts';
-import { BlobSource } from '../web/adapters/blobSource.ts';
+import { FileSetResolver } from '../workers/io/fileSet.ts';
+import { BlobSource } from '../workers/io/blobSource.ts';
 import { allocationSummary } from '../workers/allocationMap.ts';
 import type { BlockDevice, Extent } from '../src-core/image/types.ts';
 import { MissingFileError } from '../src-core/io/errors.ts';

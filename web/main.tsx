@@ -1,16 +1,16 @@
 import { createRoot } from 'react-dom/client';
-import { removeOpfsOutputs } from './adapters/opfsCleanup.ts';
 import { filesFromHandles } from './adapters/pickFiles.ts';
 import { launchQueueSupported } from './capabilities.ts';
 import { App } from './components/App/index.tsx';
 import { addFiles, loadFormats } from './state/actions.ts';
 import { registerServiceWorker } from './sw/register.ts';
+import { inspectorWorker } from './workerBridge.ts';
 
 createRoot(document.getElementById('root')!).render(<App />);
 
 void loadFormats();
 // Outputs a previous visit left in private storage (a tab closed before clean-up).
-void removeOpfsOutputs();
+void inspectorWorker().api.removeStaleOutputs();
 void registerServiceWorker().catch((e) => console.warn('service worker not registered:', e));
 
 // The installed app opens disk files from the OS through manifest file_handlers.

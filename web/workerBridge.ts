@@ -1,5 +1,4 @@
 import * as Comlink from 'comlink';
-import '../workers/abortSignalTransfer.ts';
 import type { DiskWorkerApi } from '../workers/diskWorker.ts';
 
 /** A running disk worker and its Comlink proxy. */

@@ -4,12 +4,12 @@ import type { PooledCodecs } from '../src-core/codecs/deflatePool.ts';
 import { createBrowserDeflatePool } from './pool/pool.ts';
 
 /**
- * THE place where the worker chooses its compression back end: the compression pool of
- * issue 7 (workers/pool/, sized from navigator.hardwareConcurrency), which falls back to the
+ * THE place where the worker chooses its compression back end: the compression pool
+ * (workers/pool/, sized from navigator.hardwareConcurrency), which falls back to the
  * portable codecs (pako, fzstd, zstd-wasm). Nothing else in the worker knows which it is.
  */
 export function chooseCodecs(): Codecs {
-  // issue 7: N Web Workers with stock zlib in wasm (pako inside them if wasm fails); they
+  // N Web Workers with stock zlib in wasm (pako inside them if wasm fails); they
   // start on the first deflate, so inspecting files spawns nothing.
   return createBrowserDeflatePool(portableCodecs);
 }

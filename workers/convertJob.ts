@@ -6,11 +6,11 @@ import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts
 import { assertNotAborted, InvalidArgumentError } from '../src-core/io/errors.ts';
 import { NullSink } from '../src-core/io/nullSink.ts';
 import { convert } from '../src-core/pipeline/convert.ts';
-import { FileSetResolver } from '../web/adapters/fileSet.ts';
-import { OpfsSink } from '../web/adapters/opfsSink.ts';
-import { WritableSink } from '../web/adapters/writableSink.ts';
+import { FileSetResolver } from './io/fileSet.ts';
+import { OpfsSink } from './io/opfsSink.ts';
+import { WritableSink } from './io/writableSink.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
-import { OpfsOutputResolver } from './outputFiles.ts';
+import { OpfsOutputResolver } from './io/outputFiles.ts';
 import { verifyWritten } from './verifyJob.ts';
 import type { ConvertOutcome, ConvertPlan, ConvertRequest, OutputTarget, PlanCheck, ProgressReport } from './protocol.ts';
 

@@ -1,15 +1,18 @@
 import * as Comlink from 'comlink';
-import './abortSignalTransfer.ts';
 import { drivers } from '../src-core/formats/registry.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
 import { checkPlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
+import { removeOpfsOutputs } from './io/opfsCleanup.ts';
 import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
 
 /**
  * The worker the page talks to, over Comlink. It owns every byte of image data: the page sends
  * File objects (cheap to clone, still on disk) and gets back descriptions and results.
  */
+/** The running conversion's cancel switch (a conversion worker runs one job at a time). */
+let current: AbortController | undefined;
+
 const api = {
   /** The registry, as the page's format list. New drivers appear here with no UI change. */
   formats(): FormatSummary[] {
@@ -30,8 +33,21 @@ const api = {
   /** Opens the source and builds the writer on a sink that keeps nothing: every error a conversion can hit before writing. */
   check: (plan: ConvertPlan, siblingsAllowed: boolean) => rethrow(() => checkPlan(plan, siblingsAllowed)),
 
-  convert: (req: ConvertRequest, onProgress: (p: ProgressReport) => void, signal: AbortSignal) =>
-    rethrow(() => runConvert(req, onProgress, signal)),
+  convert: (req: ConvertRequest, onProgress: (p: ProgressReport) => void) => {
+    const controller = new AbortController();
+    current = controller;
+    return rethrow(() => runConvert(req, onProgress, controller.signal)).finally(() => {
+      if (current === controller) current = undefined;
+    });
+  },
+
+  /** Soft cancel: the job sees it between batches, aborts its staged file and removes what it created. */
+  cancel(): void {
+    current?.abort();
+  },
+
+  /** Deletes private-storage outputs left by earlier visits or a killed job (`except`: entries to keep). */
+  removeStaleOutputs: (except: string[] = []) => removeOpfsOutputs(except),
 };
 
 export type DiskWorkerApi = typeof api;

@@ -6,7 +6,7 @@ import type { BlockDevice } from '../src-core/image/types.ts';
 import { normalizePath } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
-import { FileSetResolver, type PickedFile } from '../web/adapters/fileSet.ts';
+import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
 import { chooseCodecs } from './codecs.ts';
 import type { IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';

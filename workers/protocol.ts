@@ -1,7 +1,7 @@
 // Shapes that cross the page ↔ worker boundary. Only structured-cloneable data lives here;
 // the page imports this file with `import type` only.
 import type { CreateOptionSpec, ImageInfo, SnapshotInfo } from '../src-core/image/types.ts';
-import type { PickedFile } from '../web/adapters/fileSet.ts';
+import type { PickedFile } from './io/fileSet.ts';
 
 export type { PickedFile };
 

@@ -3,7 +3,7 @@ import { openImage } from '../src-core/image/open.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
 import type { Codecs } from '../src-core/codecs/types.ts';
 import { verifyOutput } from '../src-core/pipeline/verify.ts';
-import { FileSetResolver } from '../web/adapters/fileSet.ts';
+import { FileSetResolver } from './io/fileSet.ts';
 import type { ProgressReport } from './protocol.ts';
 
 /**

@@ -11,13 +11,3 @@ export async function createWasmCodecs(module: Uint8Array | WasmModule, base: Co
   const z = await WasmDeflater.create(module);
   return { ...base, deflateRaw: (data, p) => z.deflateRaw(data, p) };
 }
-
-/** Like createWasmCodecs, but falls back to `base` (pako) when the module cannot be loaded. */
-export async function wasmCodecsOr(load: () => Promise<Uint8Array | WasmModule>, base: Codecs = portableCodecs): Promise<Codecs> {
-  try {
-    return await createWasmCodecs(await load(), base);
-  } catch (e) {
-    console.warn(`zlib.wasm unavailable, using pako for deflate: ${(e as Error).message}`);
-    return base;
-  }
-}

@@ -12,7 +12,8 @@ import { vhdxDriver } from './vhdx/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
- * score; raw answers 1 to anything, so it must stay last only in spirit: scores decide, not order.
+ * score; raw answers 1 to anything. Order matters only for ties: the earlier driver wins
+ * (probeAll's sort is stable), so qcow2 stays ahead of containers and raw stays last.
  */
 export const drivers: readonly FormatDriver[] = [
   qcow2Driver,

@@ -1,4 +1,4 @@
-import type { Extent } from './types.ts';
+import type { BlockDevice, Extent } from './types.ts';
 
 export function extentEnd(e: Extent): number {
   return e.offset + e.length;
@@ -71,4 +71,21 @@ export async function* unitExtents(
     yield e;
     pos = end;
   }
+}
+
+/**
+ * Bytes of whole `granularity` units that hold data, as qemu's measure counts them: a unit
+ * touched by data counts whole; zero and unallocated ranges count nothing.
+ */
+export async function allocatedUnits(dev: BlockDevice, granularity: number): Promise<number> {
+  let bytes = 0;
+  let lastUnitEnd = 0;
+  for await (const e of coalesce(dev.extents())) {
+    if (e.kind !== 'data') continue;
+    const first = Math.max(Math.floor(e.offset / granularity) * granularity, lastUnitEnd);
+    const end = Math.ceil((e.offset + e.length) / granularity) * granularity;
+    if (end > first) bytes += end - first;
+    lastUnitEnd = Math.max(lastUnitEnd, end);
+  }
+  return bytes;
 }

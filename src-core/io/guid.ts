@@ -39,3 +39,22 @@ export function uuidToString(b: Uint8Array): string {
   const h = hex(b);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
+
+/** "2DC27766-F623-4200-9D64-115E9BFD4A08" → Microsoft-layout bytes (the inverse of guidToString). */
+export function guidFromString(text: string): Uint8Array {
+  const h = text.replace(/[{}-]/g, '');
+  if (!/^[0-9a-f]{32}$/i.test(h)) throw new RangeError(`not a GUID: ${text}`);
+  const b = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) b[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
+  // Data1 (4), Data2 (2) and Data3 (2) are little-endian on disk.
+  b.subarray(0, 4).reverse();
+  b.subarray(4, 6).reverse();
+  b.subarray(6, 8).reverse();
+  return b;
+}
+
+/** Raw byte equality of two 16-byte GUIDs. */
+export function guidEqual(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,4 +1,4 @@
-import type { PickedFile } from './fileSet.ts';
+import type { PickedFile } from '../../workers/protocol.ts';
 
 /**
  * Turning the browser's many ways of handing over files (drop, <input>, File System Access

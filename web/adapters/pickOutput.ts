@@ -1,4 +1,4 @@
-import type { PickedFile } from './fileSet.ts';
+import type { PickedFile } from '../../workers/protocol.ts';
 
 /** The file the user chose in the save dialog, and whether the dialog made it. */
 export interface PickedOutput {

@@ -2,7 +2,6 @@ import { baseName } from '../../src-core/io/bytes.ts';
 import { errorLine } from '../../src-core/io/errors.ts';
 import type { ConvertPlan, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 import { nativeSaveSupported, opfsSupported } from '../capabilities.ts';
-import { removeOpfsOutputs } from '../adapters/opfsCleanup.ts';
 import { pickOutputFile, sameFileAsSource } from '../adapters/pickOutput.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
 import { suggestOutputName } from './outputName.ts';
@@ -237,7 +236,7 @@ async function convertSelected(): Promise<void> {
     output = { kind: 'fsa', handle: picked.handle, createdByDialog: picked.createdByDialog };
     plan.outputName = picked.handle.name;
   } else {
-    await removeOpfsOutputs();
+    await inspectorWorker().api.removeStaleOutputs();
     const prefix = `${Date.now()}-`;
     output = { kind: 'opfs', name: `${prefix}${plan.outputName}`, prefix };
   }
@@ -261,7 +260,7 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
     set({ job: { ...get().job, state: p.phase === 'finalizing' ? 'finalizing' : 'running', progress: p } });
   };
   try {
-    const outcome = await worker.api.convert({ ...plan, output }, Comlink.proxy(onProgress), controller.signal);
+    const outcome = await worker.api.convert({ ...plan, output }, Comlink.proxy(onProgress));
     let downloadUrl: string | undefined;
     const extraDownloads: { name: string; url: string }[] = [];
     if (outcome.file) {
@@ -311,6 +310,7 @@ export function cancelConvert(): void {
   if (!r) return;
   set({ job: { ...get().job, state: 'cancelling' } });
   r.controller.abort();
+  void r.worker.api.cancel();
   setTimeout(() => {
     if (running !== r) return;
     running = undefined;
@@ -318,7 +318,7 @@ export function cancelConvert(): void {
     r.worker.terminate();
     if (r.output.kind === 'fsa') {
       if (r.output.createdByDialog) void (r.output.handle as { remove?(): Promise<void> }).remove?.().catch(() => {});
-    } else void removeOpfsOutputs();
+    } else void inspectorWorker().api.removeStaleOutputs();
     set({ job: { state: 'cancelled' } });
   }, HARD_ABORT_MS);
 }

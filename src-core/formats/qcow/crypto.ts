@@ -3,21 +3,17 @@ import type { CreateOptionSpec, CreateOptions } from '../../image/types.ts';
 import type { Codecs } from '../../codecs/types.ts';
 import { parseBool } from '../../image/options.ts';
 import { legacyAesCipher, LEGACY_AES_WARNING } from '../../codecs/crypto/index.ts';
-import { qcow2Cipher, type Qcow2Cipher } from '../qcow2/crypto.ts';
+import { offsetCipher, type OffsetCipher } from '../../codecs/crypto/offsetCipher.ts';
 import { QCOW_CRYPT_NONE, type QcowHeader } from './header.ts';
 
 /**
- * The seam between the qcow (v1) driver and legacy AES (qcow-family.md §3.1). The reader and
- * writer only call the two functions below. The cipher has qcow2's shape: legacy AES numbers
- * sectors by guest offset, so the reader passes both offsets and the cipher picks.
- * Data handed to decrypt/encrypt must start at a sector boundary and be whole sectors
- * (AES-CBC chains inside each 512-byte sector); reads of parts of a sector must be widened.
- * NOTE for the reader (qcow/reader.ts read()): it does not widen yet, so an encrypted read
- * such as read(1000, 5000) fails with "can only be read in whole 512-byte sectors"; the
- * qcow2 reader's SectorRead (qcow2/reader.ts) is the model. It should also pass ctx.codecs as
- * openQcowCipher's 4th argument so the CLI decrypts with OpenSSL's AES.
+ * The seam between the qcow (v1) driver and legacy AES (docs/formats/qcow.md). The reader and
+ * writer only call the two functions below. The cipher is the qcow family's offset cipher:
+ * legacy AES numbers sectors by guest offset, so the reader passes both offsets and the cipher
+ * picks. Data handed to decrypt/encrypt must be whole 512-byte sectors (AES-CBC chains inside
+ * each sector); the reader widens partial reads (image/readPlan.ts sectorRead).
  */
-export type QcowCipher = Qcow2Cipher;
+export type QcowCipher = OffsetCipher;
 
 /** Options qemu-img's qcow driver accepts for encryption (qemu-img create -f qcow -o help). */
 export const QCOW_ENCRYPT_OPTIONS: readonly CreateOptionSpec[] = [
@@ -39,7 +35,7 @@ export async function openQcowCipher(
   codecs?: Pick<Codecs, 'aesEcb'>,
 ): Promise<QcowCipher | undefined> {
   if (h.cryptMethod === QCOW_CRYPT_NONE || !password) return undefined;
-  return qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(password, codecs?.aesEcb), false);
+  return offsetCipher(file, { format: 'aes' }, legacyAesCipher(password, codecs?.aesEcb), false);
 }
 
 export interface QcowOutputCipher {
@@ -63,5 +59,5 @@ export async function createQcowCipher(opts: CreateOptions): Promise<QcowOutputC
   if (opts.compress) throw new InvalidArgumentError('Compression and encryption not supported at the same time', file);
   const secret = opts.secrets?.get(id);
   if (!secret) throw new InvalidArgumentError(`No secret with id '${id}'`, file);
-  return { cipher: qcow2Cipher(file, { format: 'aes' }, legacyAesCipher(secret, opts.codecs.aesEcb), false), warnings: [LEGACY_AES_WARNING] };
+  return { cipher: offsetCipher(file, { format: 'aes' }, legacyAesCipher(secret, opts.codecs.aesEcb), false), warnings: [LEGACY_AES_WARNING] };
 }

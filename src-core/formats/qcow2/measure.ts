@@ -1,6 +1,6 @@
 import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, MeasureResult } from '../../image/types.ts';
-import { allocatedUnits } from '../../pipeline/measure.ts';
+import { allocatedUnits } from '../../image/extents.ts';
 import { parseQcow2Options } from './writer.ts';
 import { luksAreaBytes } from '../../codecs/crypto/index.ts';
 

@@ -4,7 +4,7 @@ import { CorruptImageError, InvalidArgumentError, NeedsPasswordError, NotThisFor
 import { readBig64Table } from '../../io/struct.ts';
 import { CodecError } from '../../codecs/portable.ts';
 import type { BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
-import { openCipher, type Qcow2Cipher } from './crypto.ts';
+import { openCipher, type Qcow2Cipher } from './readCipher.ts';
 import {
   clusterType,
   decodeCompressed,

@@ -20,7 +20,7 @@ import {
   V2_HEADER_LENGTH,
   V3_HEADER_LENGTH_WITH_COMPRESSION,
 } from './header.ts';
-import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './encryption.ts';
+import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './writeEncryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 

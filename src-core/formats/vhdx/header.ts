@@ -1,7 +1,7 @@
 import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import { Struct } from '../../io/struct.ts';
 import { crc32cWithZeroField } from '../../codecs/crc32c.ts';
-import { guidEqual } from './guid.ts';
+import { guidEqual } from '../../io/guid.ts';
 import {
   ALIGNMENT,
   BAT_REGION_GUID,

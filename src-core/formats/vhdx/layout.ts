@@ -1,4 +1,4 @@
-import { guidFromString } from './guid.ts';
+import { guidFromString } from '../../io/guid.ts';
 
 /** Fixed offsets and identifiers of MS-VHDX 1.0 (QEMU block/vhdx.h). */
 export const KiB = 1024;

@@ -3,7 +3,7 @@ import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 import { crc32cWithZeroField } from '../../codecs/crc32c.ts';
-import { guidEqual } from './guid.ts';
+import { guidEqual } from '../../io/guid.ts';
 import type { VhdxHeader } from './header.ts';
 import { ALIGNMENT, LOG_DESCRIPTOR_SIZE, LOG_ENTRY_HEADER_SIZE, LOG_SECTOR, SIG_DESC, SIG_LOGE, SIG_ZERO } from './layout.ts';
 import { OverlaySource } from './overlay.ts';

@@ -1,5 +1,5 @@
 import type { BlockDevice, CreateOptions, MeasureResult } from '../../image/types.ts';
-import { allocatedUnits } from '../../pipeline/measure.ts';
+import { allocatedUnits } from '../../image/extents.ts';
 import { parseVhdxOptions, vhdxLayout } from './writer.ts';
 
 /**

@@ -3,7 +3,7 @@ import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { isPowerOfTwo } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 import type { Region } from './header.ts';
-import { guidEqual, guidToString } from './guid.ts';
+import { guidEqual, guidToString } from '../../io/guid.ts';
 import {
   BLOCK_SIZE_MAX,
   BLOCK_SIZE_MIN,

@@ -6,7 +6,7 @@ import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { fullBackingName } from '../../image/names.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
-import { guidToString } from './guid.ts';
+import { guidToString } from '../../io/guid.ts';
 import { assertVhdx, HEAD_BYTES, isVhdx, parseCreator, parseRegionTables, pickHeader, type Region, type RegionTable, type VhdxHeader } from './header.ts';
 import { BAT, HEADER_SECTION_END, MiB, SB_PRESENT } from './layout.ts';
 import { replayLog, type LogReplay } from './log.ts';

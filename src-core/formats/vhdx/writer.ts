@@ -7,7 +7,7 @@ import { crc32c } from '../../codecs/crc32c.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { batGeometry, makeEntry, payloadIndex, type BatGeometry } from './bat.ts';
-import { guidToString, randomGuid } from './guid.ts';
+import { guidToString, randomGuid } from '../../io/guid.ts';
 import { readStructure } from './reader.ts';
 import {
   BAT,

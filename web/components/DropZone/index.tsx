@@ -1,7 +1,7 @@
 import { useRef } from 'react';
 import { nativeDirectorySupported, nativeOpenSupported } from '../../capabilities.ts';
 import { filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
-import type { PickedFile } from '../../adapters/fileSet.ts';
+import type { PickedFile } from '../../../workers/protocol.ts';
 import { addFiles } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import './style.css';

@@ -1,6 +1,6 @@
-import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
-import { baseName } from '../src-core/io/bytes.ts';
-import { OpfsSink } from '../web/adapters/opfsSink.ts';
+import type { ByteSink, ByteSource, FileResolver } from '../../src-core/io/bytes.ts';
+import { baseName } from '../../src-core/io/bytes.ts';
+import { OpfsSink } from './opfsSink.ts';
 
 /**
  * The resolver a writer gets in the OPFS (download) mode: it reads companions from the dropped
