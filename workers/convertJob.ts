@@ -6,13 +6,14 @@ import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts
 import { assertNotAborted, InvalidArgumentError } from '../src-core/io/errors.ts';
 import { NullSink } from '../src-core/io/nullSink.ts';
 import { convert } from '../src-core/pipeline/convert.ts';
+import { estimateOutput } from '../src-core/pipeline/estimate.ts';
 import { FileSetResolver } from './io/fileSet.ts';
 import { OpfsSink } from './io/opfsSink.ts';
 import { WritableSink } from './io/writableSink.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { OpfsOutputResolver } from './io/outputFiles.ts';
 import { verifyWritten } from './verifyJob.ts';
-import type { ConvertOutcome, ConvertPlan, ConvertRequest, OutputTarget, PlanCheck, ProgressReport } from './protocol.ts';
+import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, OutputTarget, PlanCheck, ProgressReport } from './protocol.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
 const OUTPUT_SECRET = 'sec0';
@@ -81,6 +82,35 @@ export async function checkPlan(plan: ConvertPlan, siblingsAllowed: boolean): Pr
     await opened?.source.close().catch(() => {});
     releaseCodecs(codecs);
   }
+}
+
+/**
+ * The output's size (and the time it will take) before converting: the conversion runs into
+ * sinks that keep only lengths (pipeline/estimate.ts). Runs in a worker of its own, which the
+ * page terminates when the choice changes.
+ */
+export async function estimatePlan(plan: ConvertPlan, onProgress: (p: ProgressReport) => void): Promise<Estimate> {
+  const codecs = chooseCodecs();
+  let opened: OpenedPlan | undefined;
+  try {
+    opened = await openPlan(plan, codecs);
+    const e = await estimateOutput({
+      source: opened.source,
+      target: opened.target,
+      create: { ...opened.create, resolver: new VoidOutputResolver(opened.resolver) },
+      onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: 'reading' }),
+    });
+    return { bytes: e.bytes, nonZeroBytes: e.nonZeroBytes, exact: e.exact, seconds: e.secondsPerByte * (await dataBytesOf(opened.source)) };
+  } finally {
+    await opened?.source.close().catch(() => {});
+    releaseCodecs(codecs);
+  }
+}
+
+async function dataBytesOf(dev: BlockDevice): Promise<number> {
+  let n = 0;
+  for await (const e of dev.extents()) if (e.kind === 'data') n += e.length;
+  return n;
 }
 
 /**

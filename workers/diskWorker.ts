@@ -1,7 +1,7 @@
 import * as Comlink from 'comlink';
 import { drivers } from '../src-core/formats/registry.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
-import { checkPlan, runConvert } from './convertJob.ts';
+import { checkPlan, estimatePlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
 import { removeOpfsOutputs } from './io/opfsCleanup.ts';
 import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
@@ -29,6 +29,8 @@ const api = {
   inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),
 
   unlock: (files: PickedFile[], path: string, format: string | undefined, password: string) => rethrow(() => unlockImage(files, path, format, password)),
+
+  estimate: (plan: ConvertPlan, onProgress: (p: ProgressReport) => void) => rethrow(() => estimatePlan(plan, onProgress)),
 
   /** Opens the source and builds the writer on a sink that keeps nothing: every error a conversion can hit before writing. */
   check: (plan: ConvertPlan, siblingsAllowed: boolean) => rethrow(() => checkPlan(plan, siblingsAllowed)),

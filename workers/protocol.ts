@@ -120,6 +120,17 @@ export interface ConvertRequest extends ConvertPlan {
   output: OutputTarget;
 }
 
+/** The output's size before converting (pipeline/estimate.ts). */
+export interface Estimate {
+  bytes: number;
+  /** Non-zero bytes of the source's data (for raw-like sources, the real data share). */
+  nonZeroBytes: number;
+  /** Converted whole (exact) or through a sample. */
+  exact: boolean;
+  /** Seconds the conversion's computing takes, as the estimate measured it (writing not included). */
+  seconds: number;
+}
+
 /** What the checks before the save dialog learned. */
 export interface PlanCheck {
   /** Bytes the output needs at most (qemu-img measure's fully-allocated figure, or the required one). */

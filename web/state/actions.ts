@@ -163,7 +163,7 @@ export async function startConvert(): Promise<void> {
 }
 
 /** The plan for the selected image as the form stands, or undefined when nothing is selected. */
-function currentPlan(): ConvertPlan | undefined {
+export function currentPlan(): ConvertPlan | undefined {
   const s = get();
   const image = selectedImage(s);
   const fmt = s.formats.find((f) => f.name === s.target.format);

@@ -1,5 +1,5 @@
 import { create } from 'zustand';
-import type { ConvertOutcome, FormatSummary, Inspection, PickedFile, ProgressReport } from '../../workers/protocol.ts';
+import type { ConvertOutcome, Estimate, FormatSummary, Inspection, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 
 export type JobState = 'idle' | 'checking' | 'running' | 'finalizing' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
@@ -28,6 +28,13 @@ export interface TargetChoice {
   preset?: string;
 }
 
+/** The output size for the current choice, worked out in the background. */
+export type EstimateState =
+  | { state: 'none' }
+  | { state: 'running'; progress?: ProgressReport }
+  | { state: 'done'; result: Estimate }
+  | { state: 'failed'; error: string };
+
 /** An encrypted source's password: not yet tried, being tried, accepted, or refused (with why). */
 export type UnlockState = { state: 'locked' } | { state: 'checking' } | { state: 'unlocked' } | { state: 'failed'; error: string };
 
@@ -43,6 +50,7 @@ export interface AppState {
   unlock: UnlockState;
   /** Files the user chose to read as raw disks. */
   rawPaths: string[];
+  estimate: EstimateState;
   /** Files are being dragged over the page. */
   dragging: boolean;
   target: TargetChoice;
@@ -59,6 +67,7 @@ export const useApp = create<AppState>(() => ({
   sourcePassword: '',
   unlock: { state: 'locked' },
   rawPaths: [],
+  estimate: { state: 'none' },
   dragging: false,
   target: initialTarget,
   job: { state: 'idle' },

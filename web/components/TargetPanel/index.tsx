@@ -5,7 +5,7 @@ import { saveMethod } from '../../capabilities.ts';
 import { applyPreset, compressAllowed, setCompress, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
 import { MiB, PRESETS } from '../../state/presets.ts';
 import { useApp } from '../../state/store.ts';
-import { bytesExact } from '../../units.ts';
+import { bytesExact, duration, humanSize } from '../../units.ts';
 import './style.css';
 
 /** Options the form does not show: the secret id is filled in from the password field. */
@@ -144,6 +144,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         >
           Convert to {fmt?.name ?? '…'}
         </button>
+        <EstimateLine sourceBytes={image.filesBytes} />
         <span className="muted">
           {saveMethod === 'picker'
             ? 'You choose where to save; the file is written straight to disk as it is converted.'
@@ -217,3 +218,41 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
   );
 }
 
+
+/**
+ * The output's size before converting ("≈ 69.2 MiB"), from a conversion into sinks that keep
+ * only lengths, run in the background whenever the choice changes; with the source's files
+ * beside it, and the time when the estimate could measure it.
+ */
+function EstimateLine({ sourceBytes }: { sourceBytes: number }) {
+  const estimate = useApp((s) => s.estimate);
+  if (estimate.state === 'none') return null;
+  if (estimate.state === 'failed') {
+    return (
+      <p className="estimate muted" data-testid="estimate">
+        Output size unknown until the conversion can start ({estimate.error}).
+      </p>
+    );
+  }
+  if (estimate.state === 'running') {
+    const p = estimate.progress;
+    const pct = p && p.total > 0 ? Math.floor((p.done / p.total) * 100) : undefined;
+    return (
+      <p className="estimate muted" data-testid="estimate" aria-live="polite">
+        Working out the output size{pct !== undefined ? ` (${pct}%)` : ''}…
+      </p>
+    );
+  }
+  const r = estimate.result;
+  const change = sourceBytes > 0 ? Math.round(((r.bytes - sourceBytes) / sourceBytes) * 100) : 0;
+  return (
+    <p className="estimate" data-testid="estimate" aria-live="polite">
+      <strong>≈ {humanSize(r.bytes)}</strong>{' '}
+      <span className="muted">
+        output{sourceBytes > 0 && ` (${humanSize(sourceBytes)} now, ${change > 0 ? '+' : change < 0 ? '−' : '±'}${Math.abs(change)} %)`}
+        {r.seconds >= 1 && `, about ${duration(r.seconds)} of work`}
+        {!r.exact && ', estimated from a sample'}
+      </span>
+    </p>
+  );
+}
