@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
+import { errorLine, InvalidArgumentError, MissingFileError } from '../../src-core/io/errors.ts';
 import { findDriver, probe } from '../../src-core/image/open.ts';
 import { checkExitCode, type CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
-import { hasFlag, optValue, parseArgs } from '../args.ts';
-import { imageSpec, parseSecrets } from '../context.ts';
+import { hasFlag, optValue, parseArgs, type ParsedArgs } from '../args.ts';
+import { imageSpec, openCliImage, parseSecrets, type ImageSpec } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 
@@ -21,6 +21,11 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const src = await NodeFileSource.open(spec.filename);
   try {
     const driver = spec.format ? findDriver(drivers, spec.format) : await probe(src, drivers);
+    const backingError = await backingOpenError(spec, p, driver.name);
+    if (backingError) {
+      process.stderr.write(`qemu-img: Could not open '${spec.filename}': Could not open backing file: ${backingError}\n`);
+      return 1;
+    }
     if (!driver.check) {
       process.stderr.write(`qemu-img: This image format does not support checks\n`);
       return 63;
@@ -38,6 +43,37 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return checkExitCode(r);
   } finally {
     await src.close();
+  }
+}
+
+/** Formats whose backing file qemu-img 7.2 never opens (it reads differencing VHD and VDI files without their parent). */
+const QEMU_IGNORES_PARENT = new Set(['vpc', 'vdi']);
+
+/**
+ * qemu-img check opens the image with its backing chain before checking anything, and stops
+ * with exit 1 when the backing file cannot be opened. Returns that reason, or undefined when the
+ * chain opens (or the image names none). An image that does not open even on its own is left
+ * to the format's check, which reports its damage.
+ */
+async function backingOpenError(spec: ImageSpec, p: ParsedArgs, format: string): Promise<string | undefined> {
+  if (QEMU_IGNORES_PARENT.has(format)) return undefined;
+  let top;
+  try {
+    top = await openCliImage({ ...spec, format }, p, { noBacking: true });
+  } catch {
+    return undefined;
+  }
+  const ref = top.device.backingRef;
+  await top.device.close();
+  if (!ref) return undefined;
+  try {
+    const chain = await openCliImage({ ...spec, format }, p);
+    await chain.device.close();
+    return undefined;
+  } catch (e) {
+    // qemu-img names the missing file by its path from the current folder.
+    if (e instanceof MissingFileError) return `Could not open '${new NodeResolver([]).resolve(e.missing, e.file)}': No such file or directory`;
+    return errorLine(e);
   }
 }
 
