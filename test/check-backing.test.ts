@@ -2,6 +2,7 @@ import { renameSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
 import { qemuImg, runStatus, tempDir } from './helpers/sys.ts';
+import { readBytesAt, writeBytesAt } from './helpers/vhd.ts';
 
 // qemu-img check opens the backing chain first: a missing backing file is exit 1 with
 // "Could not open backing file", not a clean check of the top image alone.
@@ -52,5 +53,22 @@ describe('check with a missing backing file', () => {
     const r = await cli('check', child);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`qemu-img: Could not open '${child}': Could not open backing file: Could not open '${parent}': No such file or directory\n`);
+  });
+});
+
+describe('check on a format without a check', () => {
+  it('an image that opens: exit 63; one that does not (VHD footer checksum wrong): exit 1, as qemu-img opens first', async () => {
+    const f = t.file('nocheck.vhd');
+    qemuImg('create', '-q', '-f', 'vpc', f, '4M');
+    expect(runStatus('qemu-img', ['check', f]).status).toBe(63);
+    expect((await cli('check', f)).code).toBe(63);
+    const sum = readBytesAt(f, 64, 4);
+    sum[3] ^= 1; // the checksum of the footer copy at 0
+    writeBytesAt(f, 64, sum);
+    const q = runStatus('qemu-img', ['check', f]);
+    const r = await cli('check', f);
+    expect(q.status).toBe(1);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^qemu-img: Could not open '${f}': .*checksum.*\n$`));
   });
 });

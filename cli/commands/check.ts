@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { errorLine, InvalidArgumentError, MissingFileError } from '../../src-core/io/errors.ts';
+import { errorLine, InvalidArgumentError, isDiskFerryError, MissingFileError } from '../../src-core/io/errors.ts';
 import { findDriver, probe } from '../../src-core/image/open.ts';
 import { checkExitCode, type CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
@@ -21,12 +21,17 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const src = await NodeFileSource.open(spec.filename);
   try {
     const driver = spec.format ? findDriver(drivers, spec.format) : await probe(src, drivers);
-    const backingError = await backingOpenError(spec, p, driver.name);
-    if (backingError) {
-      process.stderr.write(`qemu-img: Could not open '${spec.filename}': Could not open backing file: ${backingError}\n`);
+    const opened = await openAsQemuDoes(spec, p, driver.name);
+    if (opened.backingError) {
+      process.stderr.write(`qemu-img: Could not open '${spec.filename}': Could not open backing file: ${opened.backingError}\n`);
       return 1;
     }
     if (!driver.check) {
+      // qemu-img opens the image before it learns the format has no check.
+      if (opened.topError) {
+        process.stderr.write(`qemu-img: Could not open '${spec.filename}': ${opened.topError}\n`);
+        return 1;
+      }
       process.stderr.write(`qemu-img: This image format does not support checks\n`);
       return 63;
     }
@@ -50,31 +55,36 @@ export async function checkCommand(argv: string[]): Promise<number> {
 const QEMU_IGNORES_PARENT = new Set(['vpc', 'vdi']);
 
 /**
- * qemu-img check opens the image with its backing chain before checking anything, and stops
- * with exit 1 when the backing file cannot be opened. Returns that reason, or undefined when the
- * chain opens (or the image names none). An image that does not open even on its own is left
- * to the format's check, which reports its damage.
+ * qemu-img check opens the image with its backing chain before checking anything: a backing
+ * file that cannot be opened stops it with exit 1, and so does an image that does not open when
+ * its format has no check. Reports both reasons (undefined where that part opens). An image that
+ * does not open on its own but has a check is left to the check, which reports its damage.
  */
-async function backingOpenError(spec: ImageSpec, p: ParsedArgs, format: string): Promise<string | undefined> {
-  if (QEMU_IGNORES_PARENT.has(format)) return undefined;
+async function openAsQemuDoes(spec: ImageSpec, p: ParsedArgs, format: string): Promise<{ topError?: string; backingError?: string }> {
   let top;
   try {
     top = await openCliImage({ ...spec, format }, p, { noBacking: true });
-  } catch {
-    return undefined;
+  } catch (e) {
+    return { topError: reason(e) };
   }
   const ref = top.device.backingRef;
   await top.device.close();
-  if (!ref) return undefined;
+  if (!ref || QEMU_IGNORES_PARENT.has(format)) return {};
   try {
     const chain = await openCliImage({ ...spec, format }, p);
     await chain.device.close();
-    return undefined;
+    return {};
   } catch (e) {
-    // qemu-img names the missing file by its path from the current folder.
-    if (e instanceof MissingFileError) return `Could not open '${new NodeResolver([]).resolve(e.missing, e.file)}': No such file or directory`;
-    return errorLine(e);
+    return { backingError: reason(e) };
   }
+}
+
+/** An open failure the way qemu-img words it: "Could not open 'FILE': why". */
+function reason(e: unknown): string {
+  // qemu-img names a missing file by its path from the current folder.
+  if (e instanceof MissingFileError) return `Could not open '${new NodeResolver([]).resolve(e.missing, e.file)}': No such file or directory`;
+  if (isDiskFerryError(e) && e.file) return `Could not open '${e.file}': ${e.detail}`;
+  return errorLine(e);
 }
 
 function humanCheck(r: CheckResult): string {
