@@ -99,3 +99,19 @@ describe('a sparse extent opened without its descriptor', () => {
     await cliOk('info', t.file('esx.vmdk'));
   });
 });
+
+describe('the page: dropping a split set, pieces first', () => {
+  it('shows the descriptor as the one image and the pieces as its companions', async () => {
+    const { inspectFiles } = await import('../workers/inspectFiles.ts');
+    const names = ['split-s001.vmdk', 'split-s002.vmdk', 'split-s003.vmdk', 'split.vmdk'];
+    const files = names.map((n) => ({ file: new File([readFileSync(t.file(n))], n), path: `vm/${n}` }));
+    const r = await inspectFiles(files, {});
+    expect(r.errors).toEqual([]);
+    expect(r.images.map((i) => i.path)).toEqual(['vm/split.vmdk']);
+    expect(r.images[0]!.companions.sort()).toEqual(names.slice(0, 3).map((n) => `vm/${n}`));
+    // A piece dropped alone is an error that names the descriptor to drop.
+    const alone = await inspectFiles(files.slice(1, 2), {});
+    expect(alone.images).toEqual([]);
+    expect(alone.errors.map((e) => e.message)).toEqual([expect.stringMatching(/vm\/split-s002\.vmdk: .*open its descriptor file \(probably split\.vmdk\) instead/)]);
+  });
+});

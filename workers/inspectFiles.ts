@@ -2,7 +2,7 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { probeAll, openImage } from '../src-core/image/open.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
 import { baseName, normalizePath } from '../src-core/io/bytes.ts';
-import { DiskFerryError, ErrorCode, errorLine, MissingFileError } from '../src-core/io/errors.ts';
+import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError } from '../src-core/io/errors.ts';
 import { infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from '../web/adapters/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
@@ -46,6 +46,8 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
       images.push(await describe(path, resolver, opts, codecs));
     } catch (e) {
       errors.push(toInspectError(path, e));
+      // A piece of another image looked at the files that might describe it: not its companions.
+      if (e instanceof PartOfImageError) continue;
     }
     for (const c of resolver.opened) if (c !== path) companions.add(c);
   }

@@ -1,5 +1,5 @@
 import { baseName, readPadded, type ByteSource } from '../../io/bytes.ts';
-import { isDiskFerryError, UnsupportedError } from '../../io/errors.ts';
+import { isDiskFerryError, PartOfImageError } from '../../io/errors.ts';
 import type { OpenContext } from '../../image/types.ts';
 import { decodeDescriptor, looksLikeDescriptor, MAX_DESCRIPTOR_BYTES, parseDescriptor } from './descriptor.ts';
 import { SECTOR } from './sparseHeader.ts';
@@ -78,12 +78,12 @@ async function owningDescriptor(src: ByteSource, ctx: OpenContext): Promise<stri
 }
 
 /** The one-line refusal for an extent opened on its own, naming the descriptor to open when one is found. */
-export async function standaloneExtentError(src: ByteSource, ctx: OpenContext, kind: string): Promise<UnsupportedError> {
+export async function standaloneExtentError(src: ByteSource, ctx: OpenContext, kind: string): Promise<PartOfImageError> {
   const what = `this is a ${kind} extent without a descriptor of its own (no CID)`;
   const desc = await owningDescriptor(src, ctx);
-  if (desc) return new UnsupportedError(src.name, `${what}: it belongs to ${desc}; open ${desc} instead`);
+  if (desc) return new PartOfImageError(src.name, `${what}: it belongs to ${desc}; open ${desc} instead`, desc);
   const likely = likelyDescriptorName(src.name);
-  return new UnsupportedError(
+  return new PartOfImageError(
     src.name,
     likely ? `${what}: open its descriptor file (probably ${likely}) instead` : `${what}: open the descriptor file that lists it instead`,
   );
