@@ -133,3 +133,19 @@ describe('differencing VDI (convert -O vdi -B)', () => {
     expect(r.stderr).toMatch(/cannot be static/);
   });
 });
+
+describe('the page: a differencing VDI dropped with other VDIs', () => {
+  it('its parent is its companion; a VDI it only looked at while searching by UUID stays an image', async () => {
+    const { inspectFiles } = await import('../workers/inspectFiles.ts');
+    await makeChild('w');
+    qemuImg('create', '-q', '-f', 'vdi', t.file('unrelated.vdi'), '5M');
+    const names = ['unrelated.vdi', 'w.vdi', 'w-parent.vdi'];
+    const files = names.map((n) => ({ file: new File([readFileSync(t.file(n))], n), path: n }));
+    const r = await inspectFiles(files, {});
+    expect(r.errors).toEqual([]);
+    expect(r.images.map((i) => [i.path, i.companions])).toEqual([
+      ['unrelated.vdi', []],
+      ['w.vdi', ['w-parent.vdi']],
+    ]);
+  });
+});

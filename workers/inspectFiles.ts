@@ -1,7 +1,7 @@
 import { drivers } from '../src-core/formats/registry.ts';
 import { probeAll, openImage } from '../src-core/image/open.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
-import { baseName, normalizePath } from '../src-core/io/bytes.ts';
+import { baseName, joinRelative, normalizePath } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError } from '../src-core/io/errors.ts';
 import { infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from '../web/adapters/fileSet.ts';
@@ -40,21 +40,26 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
 
   const images: ImageSummary[] = [];
   const companions = new Set<string>();
+  /** Pieces refused on their own, by the path of the image they belong to. */
+  const owners = new Map<string, string>();
   for (const path of candidates) {
     const resolver = new FileSetResolver(files);
     try {
-      images.push(await describe(path, resolver, opts, codecs));
+      const summary = await describe(path, resolver, opts, codecs);
+      images.push(summary);
+      // Only what the image keeps open: files merely looked at (parent candidates) stay images.
+      for (const c of summary.companions) companions.add(c);
     } catch (e) {
       errors.push(toInspectError(path, e));
-      // A piece of another image looked at the files that might describe it: not its companions.
-      if (e instanceof PartOfImageError) continue;
+      if (e instanceof PartOfImageError && e.owner) owners.set(path, joinRelative(path, e.owner));
     }
-    for (const c of resolver.opened) if (c !== path) companions.add(c);
   }
   const isImage = (p: string) => !companions.has(p);
+  // A piece whose image is among the dropped files is shown through that image (or its error).
+  const shownElsewhere = (p: string) => candidates.includes(owners.get(p) ?? '');
   return {
     images: images.filter((i) => isImage(i.path)),
-    errors: errors.filter((e) => isImage(e.path)),
+    errors: errors.filter((e) => isImage(e.path) && !shownElsewhere(e.path)),
     others: [...others, ...candidates.filter((p) => !isImage(p))],
   };
 }
@@ -69,7 +74,6 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
   } catch (e) {
     // A missing backing file still leaves this layer worth showing; a missing extent does not.
     if (!(e instanceof MissingFileError)) throw e;
-    resolver.opened.clear();
     dev = await openImage(src, drivers, { resolver, codecs, password, noBacking: true });
     if (!dev.backingRef) throw e;
     warnings.push(`The backing file "${dev.backingRef.name}" was not dropped with this image: drop the folder that holds both to read the whole disk.`);
@@ -80,7 +84,7 @@ async function describe(path: string, resolver: FileSetResolver, opts: InspectOp
     if (info['dirty-flag']) warnings.push('The image was not closed cleanly (dirty flag set); it may be inconsistent.');
     const fsData = info['format-specific']?.data;
     if (fsData?.corrupt === true) warnings.push('The image is marked corrupt by its writer.');
-    const companionPaths = [...resolver.opened].filter((p) => p !== path);
+    const companionPaths = resolver.inUse.filter((p) => p !== path);
     // qemu-img info reads only headers; the map reads the tables too, so damage may show only here.
     const map = await allocationSummary(dev).catch((e: unknown) => {
       warnings.push(`The allocation map could not be read, so this image is damaged: ${errorLine(e)}`);
