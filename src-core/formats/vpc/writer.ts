@@ -253,8 +253,10 @@ async function parentFor(opts: CreateOptions, layout: VpcLayout): Promise<Parent
   ];
   const paths = texts.map(([, t]) => encodeUtf16(t, true));
   const locators: ParentLocator[] = texts.map(([code], i) => ({ code, dataSpace: Math.max(512, alignUp(paths[i]!.length, 512)), dataLength: paths[i]!.length, dataOffset: 0 }));
-  const name = windowsPath(absolute);
-  if (name.length > 255) throw new InvalidArgumentError(`the parent's path is longer than the 255 characters a VHD header holds: ${name}`, opts.filename);
+  // The header holds 255 UTF-16 units: the whole path when it fits (as Hyper-V writes it), else the file name.
+  let name = windowsPath(absolute);
+  if (name.length > 255) name = baseName(absolute.replace(/\\/g, '/'));
+  if (name.length > 255) throw new InvalidArgumentError(`the parent's file name is longer than the 255 characters a VHD header holds: ${name}`, opts.filename);
   return { fields: { uuid: footer.uuid, timestamp: footer.timestamp, name, locators }, paths };
 }
 
@@ -267,9 +269,9 @@ const PAGE = 4096;
 
 /**
  * Differencing: the dynamic layout (footer copy, header, BAT), then the locators' paths, then
- * blocks. Data arrives by sector; a block is allocated when the child first holds a sector of
- * it, and its bitmap marks exactly the sectors the child holds (every other sector reads from
- * the parent; its bytes here stay zero). Zeros over the parent are held sectors like any data.
+ * blocks. Data arrives in pages; a block is allocated when the child first holds a page of it,
+ * and its bitmap marks exactly the sectors of the pages the child holds (every other sector reads
+ * from the parent; its bytes here stay zero). Zeros over the parent are held like any data.
  */
 class DifferencingVpcWriter implements ImageWriter {
   readonly granularity = PAGE;
