@@ -51,7 +51,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Formats whose backing file qemu-img 7.2 never opens (it reads differencing VHD and VDI files without their parent). */
+/** Formats whose parent qemu-img 7.2 never opens: it reads a differencing VHD without it and refuses a differencing VDI outright. */
 const QEMU_IGNORES_PARENT = new Set(['vpc', 'vdi']);
 
 /**
