@@ -3,8 +3,8 @@ import { ExtentEndTracker, type Shortfall } from '../src-core/image/integrity.ts
 import { openImage, PROBE_BYTES, probeAll } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
-import { normalizePath } from '../src-core/io/bytes.ts';
-import { DiskFerryError, ErrorCode, errorLine, MissingFileError } from '../src-core/io/errors.ts';
+import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
+import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
@@ -55,20 +55,31 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
 
   const images: ImageSummary[] = [];
   const companions = new Set<string>();
+  /** Files an image that failed to open looked at: not set aside as "not a disk". */
+  const lookedAt = new Set<string>();
+  /** Pieces refused on their own, by the path of the image they belong to. */
+  const owners = new Map<string, string>();
   for (const c of candidates) {
     const resolver = new FileSetResolver(files);
     try {
-      images.push(await describe(c.path, c.format, resolver, opts, codecs));
+      const summary = await describe(c.path, c.format, resolver, opts, codecs);
+      images.push(summary);
+      // Only what the image keeps open: files merely looked at (parent candidates) stay images.
+      for (const p of summary.companions) companions.add(p);
     } catch (e) {
       errors.push(toInspectError(c.path, e));
+      for (const p of resolver.opened) if (p !== c.path) lookedAt.add(p);
+      if (e instanceof PartOfImageError && e.owner) owners.set(c.path, joinRelative(c.path, e.owner));
     }
-    for (const p of resolver.opened) if (p !== c.path) companions.add(p);
   }
   const isImage = (p: string) => !companions.has(p);
+  // A piece whose image is among the dropped files is shown through that image (or its error).
+  const candidatePaths = candidates.map((c) => c.path);
+  const shownElsewhere = (p: string) => candidatePaths.includes(owners.get(p) ?? '');
   return {
     images: images.filter((i) => isImage(i.path)),
-    errors: errors.filter((e) => isImage(e.path)),
-    ignored: ignored.filter((i) => isImage(i.path)),
+    errors: errors.filter((e) => isImage(e.path) && !shownElsewhere(e.path)),
+    ignored: ignored.filter((i) => isImage(i.path) && !lookedAt.has(i.path)),
     companions: [...companions],
   };
 }
@@ -90,7 +101,6 @@ async function describe(
   } catch (e) {
     // A missing backing file still leaves this layer worth showing; a missing extent does not.
     if (!(e instanceof MissingFileError)) throw e;
-    resolver.opened.clear();
     dev = await openImage(src, drivers, { resolver, codecs, password, format, noBacking: true });
     if (!dev.backingRef) throw e;
     missingBacking = e.missing;
@@ -102,7 +112,7 @@ async function describe(
     if (info['dirty-flag']) warnings.push('The image was not closed cleanly (dirty flag set); it may be inconsistent.');
     const fsData = info['format-specific']?.data;
     if (fsData?.corrupt === true) warnings.push('The image is marked corrupt by its writer.');
-    const companionPaths = [...resolver.opened].filter((p) => p !== path);
+    const companionPaths = resolver.inUse.filter((p) => p !== path);
     // qemu-img info reads only headers; the map reads the tables too, so damage may show only here.
     const ends = new ExtentEndTracker(dev.filename);
     const map = await allocationSummary(dev, undefined, undefined, (e) => ends.add(e)).catch((e: unknown) => {

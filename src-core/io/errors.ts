@@ -38,6 +38,20 @@ export class UnsupportedError extends DiskFerryError {
     super(ErrorCode.Unsupported, file, detail);
   }
 }
+/**
+ * A file that is one piece of an image another file describes (a VMDK extent opened on its own).
+ * Files looked at while searching for that other file are not this one's companions.
+ */
+export class PartOfImageError extends UnsupportedError {
+  constructor(
+    file: string,
+    detail: string,
+    /** The file to open instead, when it was found. */
+    readonly owner?: string,
+  ) {
+    super(file, detail);
+  }
+}
 export class CorruptImageError extends DiskFerryError {
   constructor(file: string, detail: string) {
     super(ErrorCode.Corrupt, file, detail);

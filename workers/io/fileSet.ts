@@ -22,8 +22,10 @@ export class FileSetResolver implements FileResolver {
   private readonly byPath = new Map<string, PickedFile>();
   private readonly byBase = new Map<string, PickedFile[]>();
   private readonly sources = new Map<string, BlobSource>();
-  /** Paths handed out through `open`: companions of whatever image was opened. */
+  /** Paths handed out through `open`, even if only looked at. */
   readonly opened = new Set<string>();
+  /** Opens not yet closed, by path: what an open image holds. */
+  private readonly holds = new Map<string, number>();
 
   constructor(readonly files: readonly PickedFile[]) {
     for (const f of files) {
@@ -52,7 +54,28 @@ export class FileSetResolver implements FileResolver {
     if (!hit) throw new MissingFileError(relativeTo, name, 'companion file');
     const p = normalizePath(hit.path);
     this.opened.add(p);
-    return this.source(p);
+    this.holds.set(p, (this.holds.get(p) ?? 0) + 1);
+    const s = this.source(p);
+    let closed = false;
+    // Each open gets its own handle, so a file that was only looked at (a parent candidate that
+    // did not match, a descriptor searched for) is told apart from one the image keeps open.
+    return {
+      name: s.name,
+      get size() {
+        return s.size;
+      },
+      read: (offset, length) => s.read(offset, length),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        this.holds.set(p, this.holds.get(p)! - 1);
+      },
+    };
+  }
+
+  /** Companions the opened images hold now: files opened through `open` and not closed since. */
+  get inUse(): string[] {
+    return [...this.holds].filter(([, n]) => n > 0).map(([p]) => p);
   }
 
   /** Names of the picked files in the folder of `relativeTo` (a differencing VDI finds its parent by UUID). */

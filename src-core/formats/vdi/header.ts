@@ -11,6 +11,7 @@ export const VDI_SIGNATURE = 0xbeda107f;
 export const VDI_VERSION_1_1 = 0x00010001;
 /** QEMU writes 0x180; VirtualBox 0x190, which adds the LCHS geometry. */
 export const VDI_HEADER_SIZE_QEMU = 0x180;
+export const VDI_HEADER_SIZE_VBOX = 0x190;
 
 export const VDI_TYPE_NORMAL = 1;
 export const VDI_TYPE_FIXED = 2;
@@ -111,12 +112,19 @@ export interface VdiHeaderFields {
   blocksAllocated: number;
   uuidCreate: Uint8Array;
   uuidModify: Uint8Array;
+  /** A differencing image: the parent's uuidCreate and uuidModify, and VirtualBox's 0x190 header. */
+  parent?: { uuidLinkage: Uint8Array; uuidParentModify: Uint8Array };
 }
 
 export function buildVdiHeader(f: VdiHeaderFields): Uint8Array {
   const s = Struct.alloc(VDI_HEADER_BYTES, true);
   s.setString(0, '<<< DiskFerry VM Virtual Disk Image >>>\n');
-  s.setU32(0x40, VDI_SIGNATURE).setU32(0x44, VDI_VERSION_1_1).setU32(0x48, VDI_HEADER_SIZE_QEMU);
+  s.setU32(0x40, VDI_SIGNATURE).setU32(0x44, VDI_VERSION_1_1).setU32(0x48, f.parent ? VDI_HEADER_SIZE_VBOX : VDI_HEADER_SIZE_QEMU);
+  if (f.parent) {
+    s.setBytes(0x1a8, f.parent.uuidLinkage).setBytes(0x1b8, f.parent.uuidParentModify);
+    // VirtualBox's LCHS geometry: unset (0/0/0), 512-byte sectors (what VBoxManage writes for a snapshot).
+    s.setU32(0x1d4, 512);
+  }
   s.setU32(0x4c, f.type).setU32(0x50, 0);
   s.setU32(0x154, f.offBlocks).setU32(0x158, f.offData);
   // Legacy geometry left zero (as QEMU writes it); VirtualBox computes its own.

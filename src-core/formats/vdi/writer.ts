@@ -1,4 +1,4 @@
-import type { ByteSink } from '../../io/bytes.ts';
+import { readPadded, type ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { randomGuid } from '../../io/guid.ts';
@@ -6,7 +6,7 @@ import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
-import { BLOCK_FREE, buildVdiHeader, VDI_MAX_BLOCKS, VDI_TYPE_FIXED, VDI_TYPE_NORMAL } from './header.ts';
+import { BLOCK_FREE, BLOCK_ZERO, buildVdiHeader, parseVdiHeader, VDI_HEADER_BYTES, VDI_MAX_BLOCKS, VDI_TYPE_DIFF, VDI_TYPE_FIXED, VDI_TYPE_NORMAL, vdiVirtualSize, type VdiHeaderFields } from './header.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VDI_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
@@ -22,6 +22,9 @@ const ALIGN = 1024 * 1024;
  * Writes a VDI: header, block map at 1 MiB, data from the next MiB boundary. Dynamic images get
  * blocks appended in guest order as data arrives (all-zero blocks stay FREE); static images map
  * block i to slot i and are sized to hold every block. Header and map are written last.
+ * A differencing image (VirtualBox's snapshot layout) leaves FREE the blocks that read from the
+ * parent, holds whole blocks where the child differs (VDI has no sector bitmap), and marks blocks
+ * that must read as zeros over the parent ZERO, with no data.
  */
 export class VdiWriter implements ImageWriter {
   readonly granularity = BLOCK_SIZE;
@@ -37,6 +40,7 @@ export class VdiWriter implements ImageWriter {
     private readonly sink: ByteSink,
     opts: CreateOptions,
     private readonly isStatic: boolean,
+    private readonly parent?: VdiHeaderFields['parent'],
   ) {
     this.size = alignUp(opts.virtualSize, 512);
     const blocks = Math.ceil(this.size / BLOCK_SIZE);
@@ -60,7 +64,11 @@ export class VdiWriter implements ImageWriter {
         await this.out.write(this.offData + index * BLOCK_SIZE, block);
         continue;
       }
-      if (isAllZero(block)) continue; // FREE reads as zeros
+      if (isAllZero(block)) {
+        // FREE reads as zeros, except over a parent.
+        if (this.parent) this.map[index] = BLOCK_ZERO;
+        continue;
+      }
       const slot = this.allocated++;
       this.map[index] = slot;
       await this.out.write(this.offData + slot * BLOCK_SIZE, block);
@@ -69,7 +77,13 @@ export class VdiWriter implements ImageWriter {
     }
   }
 
-  async writeZeroes(): Promise<void> {}
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    if (!this.parent) return;
+    this.order.check(offset, length);
+    for (let pos = 0; pos < length; pos += BLOCK_SIZE) this.map[(offset + pos) / BLOCK_SIZE] = BLOCK_ZERO;
+  }
+
+  readonly warnings: string[] = [];
 
   async finish(): Promise<void> {
     await this.out.flush();
@@ -79,7 +93,7 @@ export class VdiWriter implements ImageWriter {
     await this.sink.write(this.offBlocks, mapBytes);
     // VirtualBox refuses null creation or modification UUIDs; linkage and parent stay null (not a diff).
     const header = buildVdiHeader({
-      type: this.isStatic ? VDI_TYPE_FIXED : VDI_TYPE_NORMAL,
+      type: this.parent ? VDI_TYPE_DIFF : this.isStatic ? VDI_TYPE_FIXED : VDI_TYPE_NORMAL,
       offBlocks: this.offBlocks,
       offData: this.offData,
       diskSize: this.size,
@@ -88,6 +102,7 @@ export class VdiWriter implements ImageWriter {
       blocksAllocated: this.allocated,
       uuidCreate: randomGuid(),
       uuidModify: randomGuid(),
+      parent: this.parent,
     });
     await this.sink.write(0, header);
     const end = this.offData + this.allocated * BLOCK_SIZE;
@@ -99,7 +114,35 @@ export class VdiWriter implements ImageWriter {
 
 export async function createVdiWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
   checkOptions('vdi', opts.options, VDI_CREATE_OPTIONS);
-  if (opts.backing) throw new UnsupportedError(opts.filename, 'DiskFerry does not write differencing VDIs (no backing file for vdi)');
   if (opts.compress) throw new UnsupportedError(opts.filename, 'VDI has no compression (-c)');
-  return new VdiWriter(sink, opts, parseBool(opts.options.static, 'static'));
+  const isStatic = parseBool(opts.options.static, 'static');
+  if (!opts.backing) return new VdiWriter(sink, opts, isStatic);
+  if (isStatic) throw new InvalidArgumentError('a differencing VDI cannot be static (static=on with a backing file)', opts.filename);
+  const w = new VdiWriter(sink, opts, false, await parentFor(opts));
+  w.warnings.push(
+    `a differencing VDI names its parent only by UUID: keep ${opts.backing.name} next to it (DiskFerry finds it by UUID in the folder; VirtualBox needs both registered in the VM)`,
+  );
+  return w;
+}
+
+/**
+ * The parent of a differencing VDI: a VDI of the same size, linked by its creation UUID
+ * (uuidLinkage) and its modification UUID at the time (uuidParentModification), as VirtualBox
+ * links a snapshot image to the image it was taken from.
+ */
+async function parentFor(opts: CreateOptions): Promise<VdiHeaderFields['parent']> {
+  const b = opts.backing!;
+  if (b.format && b.format !== 'vdi') throw new InvalidArgumentError(`the parent of a differencing VDI must be a VDI, not ${b.format}`, opts.filename);
+  if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
+  const src = await opts.resolver.open(b.name, opts.filename);
+  try {
+    const h = parseVdiHeader(b.name, await readPadded(src, 0, VDI_HEADER_BYTES), src.size);
+    const size = alignUp(opts.virtualSize, 512);
+    if (vdiVirtualSize(h) !== size) {
+      throw new InvalidArgumentError(`a differencing VDI must have its parent's size: ${b.name} is ${vdiVirtualSize(h)} bytes, the new disk ${size}`, opts.filename);
+    }
+    return { uuidLinkage: h.uuidCreate, uuidParentModify: h.uuidModify };
+  } finally {
+    await src.close?.();
+  }
 }

@@ -10,6 +10,7 @@ import { Struct } from '../../io/struct.ts';
 import { Int64RangeError } from '../../io/int64.ts';
 import { openCowdExtent } from './cowd.ts';
 import { SeSparseExtent, isSeSparseMagic } from './seSparse.ts';
+import { hasOwnDescriptor, standaloneExtentError } from './standalone.ts';
 
 /** Stand-alone descriptors VMware tools write for disks we can read (vmfsRDM and devices are not). */
 const READABLE_TYPES = ['monolithicFlat', 'vmfs', 'vmfsSparse', 'seSparse', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'vmfsThin', 'vmfsPreallocated', 'vmfsEagerZeroedThick', 'monolithicSparse', 'streamOptimized', 'custom'];
@@ -137,6 +138,8 @@ export class VmdkDevice implements BlockDevice {
       return VmdkDevice.openDescriptor(src, await src.read(at, Math.min(MAX_DESCRIPTOR_BYTES, Math.max(0, src.size - at))), ctx);
     }
     const ext = await SparseExtent.open(src, { codecs: ctx.codecs, limits: ctx.limits, infoName: src.name, typeName: '', isMainFile: true });
+    // As in vmdk_open, the header and tables are checked first, then the descriptor's CID.
+    if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'sparse VMDK');
     const h = ext.header;
     let d: Descriptor = { version: 1, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType: '', extents: [], ddb: {} };
     if (h.descriptorOffset && h.descriptorSize) {
@@ -152,6 +155,7 @@ export class VmdkDevice implements BlockDevice {
 
   private static async openCowdMain(src: ByteSource, ctx: OpenContext): Promise<VmdkDevice> {
     const ext = await openCowdExtent(src, { codecs: ctx.codecs, limits: ctx.limits, infoName: src.name, typeName: '', isMainFile: true });
+    if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'COWD (vmfsSparse)');
     const d: Descriptor = { version: 1, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType: 'vmfsSparse', extents: [], ddb: {} };
     return new VmdkDevice(src, d, [ext], true);
   }

@@ -83,12 +83,37 @@ export function decodeUtf16(b: Uint8Array, littleEndian: boolean): string {
   return out;
 }
 
-export function buildDynamicHeader(tableOffset: number, maxTableEntries: number, blockSize: number): Uint8Array {
+export function encodeUtf16(text: string, littleEndian: boolean): Uint8Array {
+  const out = new Uint8Array(text.length * 2);
+  const v = new DataView(out.buffer);
+  for (let i = 0; i < text.length; i++) v.setUint16(i * 2, text.charCodeAt(i), littleEndian);
+  return out;
+}
+
+/** The parent fields of a differencing disk's header (VHD spec §"Dynamic Disk Header Format"). */
+export interface ParentFields {
+  uuid: Uint8Array;
+  timestamp: number;
+  /** At most 255 UTF-16 units; stored big-endian. */
+  name: string;
+  locators: ParentLocator[];
+}
+
+export function buildDynamicHeader(tableOffset: number, maxTableEntries: number, blockSize: number, parent?: ParentFields): Uint8Array {
   const s = Struct.alloc(DYNAMIC_HEADER_SIZE);
   s.setString(0, DYNAMIC_COOKIE);
   // The spec says 0xFFFFFFFF, but Microsoft's tools expect all 64 bits set (QEMU create_dynamic_disk).
   s.setBig64(8, 0xffffffffffffffffn);
   s.setU64(16, tableOffset).setU32(24, 0x00010000).setU32(28, maxTableEntries).setU32(32, blockSize);
+  if (parent) {
+    if (parent.locators.length > 8) throw new RangeError('a VHD header holds at most 8 parent locators');
+    s.setBytes(40, parent.uuid).setU32(56, parent.timestamp);
+    s.setBytes(64, encodeUtf16(parent.name, false).subarray(0, 510));
+    parent.locators.forEach((l, i) => {
+      const o = 576 + i * 24;
+      s.setString(o, l.code).setU32(o + 4, l.dataSpace).setU32(o + 8, l.dataLength).setU64(o + 16, l.dataOffset);
+    });
+  }
   s.setU32(36, vhdChecksum(s.bytes, 36));
   return s.bytes;
 }

@@ -1,4 +1,4 @@
-import type { ByteSink } from '../../io/bytes.ts';
+import { baseName, dirName, joinRelative, normalizePath, readPadded, type ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { randomUuidBigEndian } from '../../io/guid.ts';
@@ -6,13 +6,17 @@ import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
-import { BAT_UNUSED, bitmapBytes, buildDynamicHeader, DYNAMIC_HEADER_SIZE } from './dynamicHeader.ts';
+import { BAT_UNUSED, bitmapBytes, buildDynamicHeader, DYNAMIC_HEADER_SIZE, encodeUtf16, type ParentFields, type ParentLocator } from './dynamicHeader.ts';
 import {
   buildFooter,
   chsGeometry,
+  DISK_DIFFERENCING,
   DISK_DYNAMIC,
   DISK_FIXED,
   FOOTER_SIZE,
+  hasCookie,
+  parseFooter,
+  sizeRule,
   MAX_CYLINDERS,
   MAX_HEADS,
   MAX_SPT,
@@ -83,9 +87,9 @@ export function planVpc(opts: CreateOptions): VpcLayout {
 }
 
 export async function createVpcWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
-  if (opts.backing) throw new UnsupportedError(opts.filename, 'DiskFerry does not write differencing VHDs (no backing file for vpc)');
   if (opts.compress) throw new UnsupportedError(opts.filename, 'VHD has no compression (-c)');
   const layout = planVpc(opts);
+  if (opts.backing) return new DifferencingVpcWriter(sink, layout, await parentFor(opts, layout));
   return layout.fixed ? new FixedVpcWriter(sink, layout) : new DynamicVpcWriter(sink, layout);
 }
 
@@ -182,6 +186,178 @@ class DynamicVpcWriter implements ImageWriter {
     await this.sink.write(0, footer);
     await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE));
     await this.sink.write(this.batOffset, batBytes);
+    if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
+    await this.sink.close();
+  }
+}
+
+/** What a differencing disk records of its parent, and where its locators' paths go. */
+interface ParentLink {
+  fields: ParentFields;
+  /** Locator path bytes (UTF-16LE), in the order of `fields.locators`. */
+  paths: Uint8Array[];
+}
+
+/** A path in Windows form, as the W2ku/W2ru locators and the header's parent name hold it. */
+const windowsPath = (p: string) => p.replace(/\//g, '\\');
+const isAbsolute = (p: string) => p.startsWith('/') || /^[a-z]:[\\/]/i.test(p);
+
+/** `to` relative to the folder `fromDir`, both absolute POSIX paths. */
+function relativePath(fromDir: string, to: string): string {
+  const a = normalizePath(fromDir).split('/').filter(Boolean);
+  const b = normalizePath(to).split('/').filter(Boolean);
+  let i = 0;
+  while (i < a.length && i < b.length - 1 && a[i] === b[i]) i++;
+  return [...a.slice(i).map(() => '..'), ...b.slice(i)].join('/');
+}
+
+/**
+ * The parent of a differencing VHD (VHD spec §"Dynamic Disk Header Format"; what Hyper-V and
+ * VirtualBox write): its footer UUID and time stamp, its name in the header, and two locators,
+ * W2ku (the absolute path as far as it is known here: the name joined to the new file's folder)
+ * and W2ru (".\" and the path relative to the new file). Data space is in bytes, as Virtual PC,
+ * Hyper-V and VirtualBox store it (the spec says sectors), one sector at least.
+ */
+async function parentFor(opts: CreateOptions, layout: VpcLayout): Promise<ParentLink> {
+  const b = opts.backing!;
+  if (layout.fixed) throw new InvalidArgumentError('a differencing VHD cannot be fixed (subformat=fixed with a backing file)', opts.filename);
+  if (b.format && b.format !== 'vpc') throw new InvalidArgumentError(`the parent of a differencing VHD must be a VHD (vpc), not ${b.format}`, opts.filename);
+  if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
+  const src = await opts.resolver.open(b.name, opts.filename);
+  let footer;
+  try {
+    let f = await readPadded(src, 0, FOOTER_SIZE);
+    let where = 'at offset 0';
+    if (!hasCookie(f)) {
+      f = await readPadded(src, Math.max(0, src.size - FOOTER_SIZE), FOOTER_SIZE);
+      where = 'at the end of the file';
+    }
+    footer = parseFooter(b.name, f, where);
+  } finally {
+    await src.close?.();
+  }
+  const parentSize = sizeRule(footer).size;
+  if (parentSize !== layout.size) {
+    throw new InvalidArgumentError(`a differencing VHD must have its parent's size: ${b.name} is ${parentSize} bytes, the new disk ${layout.size}`, opts.filename);
+  }
+  // The child reads as its parent does: same geometry (only Virtual PC sizes by it).
+  layout.geometry = { cylinders: footer.cylinders, heads: footer.heads, sectorsPerTrack: footer.sectorsPerTrack };
+  const absolute = isAbsolute(b.name) ? b.name : isAbsolute(opts.filename) ? joinRelative(opts.filename, b.name) : b.name;
+  let relative: string;
+  if (!isAbsolute(b.name)) relative = normalizePath(b.name);
+  else if (b.name.startsWith('/') && opts.filename.startsWith('/')) relative = relativePath(dirName(opts.filename), b.name);
+  else relative = baseName(windowsPath(b.name).replace(/\\/g, '/'));
+  const texts: [string, string][] = [
+    ['W2ku', windowsPath(absolute)],
+    ['W2ru', windowsPath(relative.startsWith('../') ? relative : `./${relative}`)],
+  ];
+  const paths = texts.map(([, t]) => encodeUtf16(t, true));
+  const locators: ParentLocator[] = texts.map(([code], i) => ({ code, dataSpace: Math.max(512, alignUp(paths[i]!.length, 512)), dataLength: paths[i]!.length, dataOffset: 0 }));
+  // The header holds 255 UTF-16 units: the whole path when it fits (as Hyper-V writes it), else the file name.
+  let name = windowsPath(absolute);
+  if (name.length > 255) name = baseName(absolute.replace(/\\/g, '/'));
+  if (name.length > 255) throw new InvalidArgumentError(`the parent's file name is longer than the 255 characters a VHD header holds: ${name}`, opts.filename);
+  return { fields: { uuid: footer.uuid, timestamp: footer.timestamp, name, locators }, paths };
+}
+
+/**
+ * The differencing writer's unit: 4 KiB, one bitmap byte. libvhdi reads a sector bitmap a byte
+ * at a time (a byte with any bit set sends all 8 sectors to the child), and Hyper-V writes
+ * 4 KiB pages too, so the child holds whole pages: each one that differs from the parent anywhere.
+ */
+const PAGE = 4096;
+
+/**
+ * Differencing: the dynamic layout (footer copy, header, BAT), then the locators' paths, then
+ * blocks. Data arrives in pages; a block is allocated when the child first holds a page of it,
+ * and its bitmap marks exactly the sectors of the pages the child holds (every other sector reads
+ * from the parent; its bytes here stay zero). Zeros over the parent are held like any data.
+ */
+class DifferencingVpcWriter implements ImageWriter {
+  readonly granularity = PAGE;
+  readonly warnings: string[];
+  private readonly out: SinkBuffer;
+  private readonly bat: Uint32Array;
+  private readonly batOffset = FOOTER_SIZE + DYNAMIC_HEADER_SIZE;
+  private readonly bitmapSize = bitmapBytes(BLOCK_SIZE);
+  private end: number;
+  private readonly order: WriteOrder;
+  /** The block being filled: its index, sector bitmap and data. */
+  private cur: { index: number; bitmap: Uint8Array; data: Uint8Array } | undefined;
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly layout: VpcLayout,
+    private readonly parent: ParentLink,
+  ) {
+    this.warnings = layout.warnings;
+    this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('vpc', PAGE, layout.size);
+    const entries = Math.ceil(layout.size / BLOCK_SIZE);
+    this.bat = new Uint32Array(entries).fill(BAT_UNUSED);
+    let at = this.batOffset + alignUp(entries * 4, 512);
+    for (const l of parent.fields.locators) {
+      l.dataOffset = at;
+      at += l.dataSpace;
+    }
+    this.end = at;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.order.check(offset, data.length);
+    await this.hold(offset, data.length, data);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.order.check(offset, length);
+    await this.hold(offset, length, undefined);
+  }
+
+  /** Copies sectors into their blocks (zeros when `data` is undefined) and marks them held. */
+  private async hold(offset: number, length: number, data: Uint8Array | undefined): Promise<void> {
+    for (let pos = 0; pos < length; ) {
+      const guest = offset + pos;
+      const index = Math.floor(guest / BLOCK_SIZE);
+      const inBlock = guest - index * BLOCK_SIZE;
+      const n = Math.min(length - pos, BLOCK_SIZE - inBlock);
+      if (this.cur?.index !== index) {
+        await this.flushBlock();
+        this.cur = { index, bitmap: new Uint8Array(this.bitmapSize), data: new Uint8Array(BLOCK_SIZE) };
+      }
+      if (data) this.cur.data.set(data.subarray(pos, pos + n), inBlock);
+      const first = inBlock / 512;
+      const last = Math.ceil((inBlock + n) / 512);
+      for (let s = first; s < last; s++) this.cur.bitmap[s >> 3]! |= 0x80 >> (s & 7);
+      pos += n;
+    }
+  }
+
+  private async flushBlock(): Promise<void> {
+    const c = this.cur;
+    if (!c) return;
+    this.cur = undefined;
+    this.bat[c.index] = this.end / 512;
+    await this.out.write(this.end, c.bitmap);
+    await this.out.write(this.end + this.bitmapSize, c.data);
+    this.end += this.bitmapSize + BLOCK_SIZE;
+  }
+
+  async finish(): Promise<void> {
+    await this.flushBlock();
+    const footer = footerFor(this.layout, DISK_DIFFERENCING, FOOTER_SIZE, randomUuidBigEndian());
+    const batBytes = new Uint8Array(alignUp(this.bat.length * 4, 512)).fill(0xff);
+    const v = new DataView(batBytes.buffer);
+    for (let i = 0; i < this.bat.length; i++) v.setUint32(i * 4, this.bat[i]!);
+    await this.out.write(this.end, footer);
+    await this.out.flush();
+    await this.sink.write(0, footer);
+    await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE, this.parent.fields));
+    await this.sink.write(this.batOffset, batBytes);
+    for (let i = 0; i < this.parent.paths.length; i++) {
+      const l = this.parent.fields.locators[i]!;
+      const space = new Uint8Array(l.dataSpace);
+      space.set(this.parent.paths[i]!);
+      await this.sink.write(l.dataOffset, space);
+    }
     if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
     await this.sink.close();
   }
