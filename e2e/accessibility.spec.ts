@@ -67,7 +67,7 @@ for (const [width, height] of [
     await checkState(page, 'preview', width);
 
     await page.getByTestId('target-format').selectOption('vpc');
-    await page.getByText('Advanced vpc options').click();
+    await page.getByText('Advanced VHD (vpc) options').click();
     await checkState(page, 'target', width);
 
     await page.getByTestId('file-input').setInputFiles(busy);
@@ -100,12 +100,12 @@ test('form details: force_size can return to unset, Verify keeps the preset, foc
   await expectPreview(page, 'vmdk', 64 * MiB);
 
   await page.getByRole('button', { name: /Azure/ }).click();
-  await page.getByText('Advanced vpc options').click();
+  await page.getByText('Advanced VHD (vpc) options').click();
   const forceSize = page.locator('select[id="opt-force_size"]');
   await expect(forceSize).toHaveValue('on');
   await forceSize.selectOption({ label: 'default (unset)' });
   await expect(forceSize).toHaveValue('');
-  await expect(page.getByText(/Advanced vpc options/)).not.toContainText('force_size');
+  await expect(page.getByText(/Advanced VHD \(vpc\) options/)).not.toContainText('force_size');
 
   await page.getByRole('button', { name: /Proxmox/ }).click();
   await page.getByTestId('verify').check();

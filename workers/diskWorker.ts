@@ -19,6 +19,7 @@ const api = {
     return drivers.map((d) => ({
       name: d.name,
       label: d.label,
+      title: d.title ?? d.name,
       extensions: [...d.extensions],
       canWrite: typeof d.create === 'function',
       createOptions: [...(d.createOptions ?? [])],

@@ -8,6 +8,8 @@ export type { PickedFile };
 export interface FormatSummary {
   name: string;
   label: string;
+  /** The name users know it by (VHD for vpc); `name` is the CLI's. */
+  title: string;
   extensions: string[];
   canWrite: boolean;
   createOptions: CreateOptionSpec[];

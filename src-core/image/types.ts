@@ -140,6 +140,8 @@ export interface FormatDriver {
   readonly name: string;
   /** A human label for the page. */
   readonly label: string;
+  /** The short name users know it by, where it is not `name` (VHD for vpc, VMDK for vmdk). */
+  readonly title?: string;
   readonly extensions: readonly string[];
   /** 0 = not mine … 100 = certain; `head` holds the first bytes (at least 4 KiB where the file has them). */
   probe(head: Uint8Array, size: number, filename: string, src: ByteSource): number | Promise<number>;

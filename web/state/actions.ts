@@ -4,6 +4,7 @@ import type { ConvertPlan, OutputTarget, PickedFile, ProgressReport } from '../.
 import { nativeSaveSupported, opfsSupported } from '../capabilities.ts';
 import { pickOutputFile, sameFileAsSource } from '../adapters/pickOutput.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
+import { optionApplies } from './formats.ts';
 import { suggestOutputName } from './outputName.ts';
 import { PRESETS } from './presets.ts';
 import { initialTarget, selectedImage, useApp, type TargetChoice } from './store.ts';
@@ -109,6 +110,8 @@ export function setOption(name: string, value: string | undefined): void {
   const options = { ...get().target.options };
   if (value === undefined || value === '') delete options[name];
   else options[name] = value;
+  // Options that mean nothing any more (encryption details once encryption is off) go too.
+  for (const k of Object.keys(options)) if (!optionApplies(k, options)) delete options[k];
   const target = { ...get().target, options, preset: undefined };
   // A subformat that cannot be compressed (VMDK other than streamOptimized) unticks Compress.
   if (!compressAllowed(target)) target.compress = false;
@@ -120,6 +123,12 @@ export function compressAllowed(t: TargetChoice): boolean {
   const c = get().formats.find((f) => f.name === t.format)?.compression;
   if (!c) return false;
   return !c.subformat || !t.options.subformat || t.options.subformat === c.subformat;
+}
+
+/** The output keeps the source's encryption: qcow2 with LUKS, the one format QEMU boots encrypted. */
+export function encryptOutput(): void {
+  const t = get().target;
+  set({ target: { ...t, format: 'qcow2', options: { 'encrypt.format': 'luks' }, compress: false, preset: undefined } });
 }
 
 export function applyPreset(id: string): void {

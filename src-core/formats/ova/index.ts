@@ -140,6 +140,7 @@ function pickDisk(file: string, disks: TarMember[], want: string | undefined): T
 export const ovaDriver: FormatDriver = {
   name: 'ova',
   label: 'Open Virtual Appliance (OVA: a tar of an OVF and its disks)',
+  title: 'OVA',
   extensions: ['ova'],
   probe: (head, _size, filename) => {
     if (!isTarHeader(head)) return 0;

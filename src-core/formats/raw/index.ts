@@ -61,6 +61,7 @@ class RawWriter implements ImageWriter {
 export const rawDriver: FormatDriver = {
   name: 'raw',
   label: 'Raw disk image',
+  title: 'raw',
   extensions: ['img', 'raw', 'bin', 'iso'],
   // Anything can be raw; every other driver outbids this.
   probe: () => 1,

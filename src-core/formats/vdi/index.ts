@@ -7,6 +7,7 @@ import { createVdiWriter, VDI_CREATE_OPTIONS } from './writer.ts';
 export const vdiDriver: FormatDriver = {
   name: 'vdi',
   label: 'VirtualBox disk image (VDI)',
+  title: 'VDI',
   extensions: ['vdi'],
   probe: (head) => (isVdi(head) ? 100 : 0),
   open: (src, ctx) => VdiDevice.open(src, ctx),

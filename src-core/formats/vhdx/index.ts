@@ -8,6 +8,7 @@ import { measureVhdx } from './measure.ts';
 export const vhdxDriver: FormatDriver = {
   name: 'vhdx',
   label: 'Hyper-V virtual hard disk v2 (VHDX)',
+  title: 'VHDX',
   extensions: ['vhdx'],
   probe: (head) => (isVhdx(head) ? 100 : 0),
   open: (src, ctx) => VhdxDevice.open(src, ctx),

@@ -8,6 +8,7 @@ import { createVmdkWriter, VMDK_CREATE_OPTIONS } from './writer.ts';
 export const vmdkDriver: FormatDriver = {
   name: 'vmdk',
   label: 'VMware virtual disk (VMDK)',
+  title: 'VMDK',
   compression: { help: 'a streamOptimized VMDK with deflated grains (what OVAs, ESXi and AWS take)', subformat: 'streamOptimized' },
   extensions: ['vmdk'],
   // vmdk_probe: the magic of a sparse/COWD file, or a descriptor whose first line is version=N.

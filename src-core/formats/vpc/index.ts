@@ -14,6 +14,7 @@ function footerScore(b: Uint8Array): number {
 export const vpcDriver: FormatDriver = {
   name: 'vpc',
   label: 'Virtual PC / Hyper-V / Azure VHD (vpc)',
+  title: 'VHD',
   extensions: ['vhd', 'vpc'],
   async probe(head, size, _filename, src) {
     const atStart = footerScore(head);

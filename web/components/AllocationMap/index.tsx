@@ -5,13 +5,19 @@ import './style.css';
 
 const COLUMNS = 64;
 /** Colours per kind; the legend below uses the same CSS variables. */
-const COLOURS = { data: '#2563eb', compressed: '#9333ea', zero: '#5eead4', unallocated: '#e5e7eb' };
+const COLOURS = { data: '#2563eb', compressed: '#9333ea', backing: '#93c5fd', empty: '#e5e7eb' };
 
 /**
  * The disk as a grid of cells, each filled from the bottom by the share of its bytes that hold
- * data, compressed data or zeros; grey is unallocated. Drawn from extents, without reading data.
+ * data or compressed data; grey is empty. Drawn from extents, without reading data.
+ *
+ * "Zero" and "unallocated" are one thing to a user — both read as zeros — and formats differ
+ * only in which they record (a VDI marks zero blocks, a VMDK leaves grains unallocated), so
+ * they share one colour. The map is of the whole chain, so data from a backing file is data;
+ * only when the backing file was not dropped does "unallocated" mean "in the missing backing
+ * file", and then it gets a colour of its own.
  */
-export function AllocationMap({ map, virtualSize }: { map: AllocationSummary; virtualSize: number }) {
+export function AllocationMap({ map, virtualSize, backingMissing }: { map: AllocationSummary; virtualSize: number; backingMissing: boolean }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const rows = Math.ceil(map.cells / COLUMNS);
   useEffect(() => {
@@ -29,28 +35,35 @@ export function AllocationMap({ map, virtualSize }: { map: AllocationSummary; vi
       const x = (i % COLUMNS) * cell;
       const y = Math.floor(i / COLUMNS) * cell;
       const s = cell - gap;
-      ctx.fillStyle = COLOURS.unallocated;
+      ctx.fillStyle = COLOURS.empty;
       ctx.fillRect(x, y, s, s);
       let filled = 0;
-      for (const kind of ['data', 'compressed', 'zero'] as const) {
-        const h = s * map[kind][i]!;
+      const layers = [
+        ['data', map.data[i]!],
+        ['compressed', map.compressed[i]!],
+        ['backing', backingMissing ? map.unallocated[i]! : 0],
+      ] as const;
+      for (const [kind, share] of layers) {
+        const h = s * share;
         if (h <= 0) continue;
         // Even a sliver of data should be visible.
-        const hh = Math.max(h, kind === 'zero' ? 0 : 1.5);
+        const hh = Math.max(h, 1.5);
         ctx.fillStyle = COLOURS[kind];
         ctx.fillRect(x, y + s - filled - hh, s, hh);
         filled += hh;
       }
     }
-  }, [map, rows]);
+  }, [map, rows, backingMissing]);
 
   const t = map.totals;
-  const legend: [keyof typeof COLOURS, string, number][] = [
-    ['data', 'data', t.data],
-    ['compressed', 'compressed data', t.compressed],
-    ['zero', 'reads as zeros', t.zero],
-    ['unallocated', 'unallocated', t.unallocated],
-  ];
+  const legend = (
+    [
+      ['data', 'data', t.data],
+      ['compressed', 'compressed data', t.compressed],
+      ['backing', 'in the missing backing file', backingMissing ? t.unallocated : 0],
+      ['empty', 'empty (reads as zeros)', t.zero + (backingMissing ? 0 : t.unallocated)],
+    ] as [keyof typeof COLOURS, string, number][]
+  ).filter(([, , n]) => n > 0);
   return (
     <figure className="allocation-map" data-testid="allocation-map">
       <figcaption>

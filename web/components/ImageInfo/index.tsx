@@ -2,6 +2,7 @@ import { useState, type ReactNode } from 'react';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { setSourcePassword, unlockSource } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
+import { titleWithCliName } from '../../state/formats.ts';
 import { bytesExact, humanSize, percent } from '../../units.ts';
 import { AllocationMap } from '../AllocationMap/index.tsx';
 import './style.css';
@@ -9,13 +10,14 @@ import './style.css';
 /** The qemu-img info facts of one image, in plain words, with the JSON one click away. */
 export function ImageInfo({ image }: { image: ImageSummary }) {
   const { info, map } = image;
+  const formats = useApp((s) => s.formats);
   const [copied, setCopied] = useState(false);
   const facts = { ...(info['format-specific']?.data ?? {}), ...(info.extra ?? {}) };
   const details = Object.entries(facts).filter(([, v]) => typeof v !== 'object' || v === null);
   const subformat = subformatOf(image.format, facts);
   const allocated = map ? map.totals.data + map.totals.compressed : undefined;
   const rows: [string, ReactNode, string?][] = [
-    ['Format', <><b>{image.format}</b> <span className="muted">— {image.label}</span></>],
+    ['Format', <><b>{titleWithCliName(formats, image.format)}</b> <span className="muted">— {image.label}</span></>],
     ...(subformat ? [['Subformat', subformat] as [string, ReactNode]] : []),
     ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes)</span></>, 'The size of the disk as the virtual machine sees it.'],
     ['Size on disk', <>{humanSize(image.filesBytes)} <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span></>],
@@ -67,7 +69,7 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
           </div>
         ))}
       </dl>
-      {map && <AllocationMap map={map} virtualSize={image.virtualSize} />}
+      {map && <AllocationMap map={map} virtualSize={image.virtualSize} backingMissing={Boolean(image.missingBacking)} />}
       <details className="image-info__more">
         <summary>All details ({image.format} specifics and qemu-img JSON)</summary>
         {details.length > 0 && (

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import type { IgnoredFile } from '../../../workers/protocol.ts';
 import { inspect, selectImage, setSourcePassword, treatAsRaw } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
+import { formatTitle } from '../../state/formats.ts';
 import { humanSize } from '../../units.ts';
 import { openFiles } from '../DropZone/index.tsx';
 import './style.css';
@@ -16,6 +17,7 @@ export function ImageList() {
   const selected = useApp((s) => s.selected);
   const inspectError = useApp((s) => s.inspectError);
   const jobFailed = useApp((s) => s.job.state === 'error');
+  const formats = useApp((s) => s.formats);
   if (!inspection && !inspectError) return null;
   const images = inspection?.images ?? [];
   const errors = inspection?.errors ?? [];
@@ -37,7 +39,7 @@ export function ImageList() {
             >
               <span className="image-list__name">{img.path}</span>
               <span className="image-list__meta">
-                {img.format} · {humanSize(img.virtualSize)}
+                {formatTitle(formats, img.format)} · {humanSize(img.virtualSize)}
               </span>
             </button>
           ))}

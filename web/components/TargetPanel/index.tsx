@@ -2,7 +2,8 @@ import { useEffect, useRef, type ReactNode } from 'react';
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
-import { applyPreset, compressAllowed, setCompress, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
+import { applyPreset, compressAllowed, encryptOutput, setCompress, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
+import { formatTitle, optionApplies, orderFormats, titleWithCliName } from '../../state/formats.ts';
 import { MiB, PRESETS } from '../../state/presets.ts';
 import { useApp } from '../../state/store.ts';
 import { bytesExact, duration, humanSize } from '../../units.ts';
@@ -27,7 +28,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const fmt = formats.find((f) => f.name === target.format);
   const preset = PRESETS.find((p) => p.id === target.preset);
   const writable = (name: string) => formats.some((f) => f.name === name && f.canWrite);
-  const specs = (fmt?.createOptions ?? []).filter((o) => !HIDDEN_OPTIONS.has(o.name));
+  const specs = (fmt?.createOptions ?? []).filter((o) => !HIDDEN_OPTIONS.has(o.name) && optionApplies(o.name, target.options));
   const wantsWholeMiB = preset?.needsWholeMiB || (target.format === 'vpc' && target.options.subformat === 'fixed');
   const notWholeMiB = image.virtualSize % MiB !== 0;
   const encrypting = Boolean(target.options['encrypt.format']);
@@ -35,8 +36,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const compressHelp = fmt?.compression
     ? canCompress
       ? fmt.compression.help
-      : `only a ${fmt.compression.subformat} ${fmt.name} can be compressed`
-    : `${fmt?.name ?? 'this format'} has no compression`;
+      : `only a ${fmt.compression.subformat} ${formatTitle(formats, fmt.name)} can be compressed`
+    : `${fmt ? formatTitle(formats, fmt.name) : 'this format'} has no compression`;
 
   return (
     <section className="card target" aria-label="Convert">
@@ -69,12 +70,13 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         <label className="field">
           <span>Save as</span>
           <select data-testid="target-format" value={target.format} disabled={busy} onChange={(e) => setTargetFormat(e.currentTarget.value)}>
-            {formats.map((f) => (
-              <option key={f.name} value={f.name} disabled={!f.canWrite}>
-                {f.label}
-                {f.canWrite ? '' : ' — read only'}
-              </option>
-            ))}
+            {orderFormats(formats)
+              .filter((f) => f.canWrite)
+              .map((f) => (
+                <option key={f.name} value={f.name}>
+                  {titleWithCliName(formats, f.name)} — {f.label.replace(/\s*\([^)]*\)$/, '')}
+                </option>
+              ))}
           </select>
         </label>
         <CheckField testId="compress" checked={target.compress && canCompress} disabled={busy || !canCompress} onChange={setCompress}>
@@ -101,7 +103,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       {specs.length > 0 && (
         <details className="target__advanced">
           <summary>
-            Advanced {fmt?.name} options
+            Advanced {fmt ? titleWithCliName(formats, fmt.name) : ''} options
             {Object.keys(target.options).length > 0 && (
               <span className="muted">
                 {' '}
@@ -126,6 +128,17 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         </label>
       )}
 
+      {image.info.encrypted && !encrypting && (
+        <div className="notice notice--warn" data-testid="encryption-notice">
+          <p>
+            The source is encrypted, but this {fmt ? formatTitle(formats, fmt.name) : ''} output will not be: anyone with the file can read the
+            disk.
+          </p>
+          <button type="button" className="button button--small" disabled={busy} onClick={encryptOutput}>
+            Keep it encrypted (qcow2 with LUKS)
+          </button>
+        </div>
+      )}
       {wantsWholeMiB && notWholeMiB && (
         <p className="notice notice--warn">
           Azure needs a virtual size that is a whole number of MiB; this disk is {bytesExact(image.virtualSize)} bytes ({bytesExact(image.virtualSize % MiB)} bytes over).
@@ -142,7 +155,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           disabled={!fmt?.canWrite || busy}
           onClick={() => void startConvert()}
         >
-          Convert to {fmt?.name ?? '…'}
+          Convert to {fmt ? formatTitle(formats, fmt.name) : '…'}
         </button>
         <EstimateLine sourceBytes={image.filesBytes} />
         <span className="muted">
