@@ -49,17 +49,6 @@ export const FOREIGN_FORMATS: readonly ForeignFormat[] = [
       h.length >= 592 && hasAscii(h, 0, 'LUKS') && h[4] === 0xba && h[5] === 0xbe && (be16(h, 6) === 1 || be16(h, 6) === 2),
   },
   {
-    // bochs_probe: a 512-byte header with three NUL-terminated strings and version 1 or 2.
-    name: 'bochs',
-    label: 'Bochs',
-    matches: (h) =>
-      h.length >= 512 &&
-      hasAscii(h, 0, 'Bochs Virtual HD Image\0') &&
-      hasAscii(h, 32, 'Redolog\0') &&
-      hasAscii(h, 48, 'Growing\0') &&
-      (le32(h, 64) === 0x00010000 || le32(h, 64) === 0x00020000),
-  },
-  {
     // dmg_probe only looks at the ".dmg" name; the 512-byte "koly" trailer is the real evidence.
     name: 'dmg',
     label: 'Apple disk image (DMG)',
