@@ -9,6 +9,8 @@ import type { BlockDevice, OpenContext, Secrets } from '../src-core/image/types.
 import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
+import { nodeScratch } from './nodeScratch.ts';
+import { unwrapContainer } from '../src-core/image/containers/index.ts';
 import { optValue, optValues, type ParsedArgs } from './args.ts';
 
 /** --object secret,id=ID,data=…|file=… → secrets by id. Other object types are refused. */
@@ -54,6 +56,7 @@ export async function openCliImage(
   spec: ImageSpec,
   p: ParsedArgs,
   extra: Partial<OpenContext> = {},
+  scratchDir?: string,
 ): Promise<OpenedImage> {
   const secrets = parseSecrets(p);
   let password: Uint8Array | undefined;
@@ -63,7 +66,10 @@ export async function openCliImage(
   }
   const allowOutside = p.opts.some(([k]) => k === '--allow-outside-paths');
   const resolver = new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside);
-  const source = await NodeFileSource.open(spec.filename);
+  const file = await NodeFileSource.open(spec.filename);
+  // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
+  // --verify reads the source twice, so a raw image inside is unpacked instead of streamed.
+  const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: p.opts.some(([k]) => k === '--verify') });
   const snapshotArg = optValue(p, '-l');
   const device = await openImage(source, drivers, {
     format: spec.format,
