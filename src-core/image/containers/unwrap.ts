@@ -1,5 +1,5 @@
 import type { ByteSource } from '../../io/bytes.ts';
-import { CancelledError, CorruptImageError, UnsupportedError } from '../../io/errors.ts';
+import { CancelledError, CorruptImageError, UnsupportedError, withFile } from '../../io/errors.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { PROBE_BYTES, probeDetailed } from '../open.ts';
 import type { FormatDriver } from '../types.ts';
@@ -47,6 +47,16 @@ export async function openContainer(src: ByteSource): Promise<Container | undefi
  * returned source owns `src` (closing it closes both).
  */
 export async function unwrapContainer(src: ByteSource, opts: UnwrapOptions): Promise<ByteSource> {
+  try {
+    return await unwrap(src, opts);
+  } catch (e) {
+    // The caller handed `src` over: nothing stays open after a failure.
+    await src.close?.();
+    throw withFile(e, src.name);
+  }
+}
+
+async function unwrap(src: ByteSource, opts: UnwrapOptions): Promise<ByteSource> {
   const container = await openContainer(src);
   if (!container) return src;
   const name = src.name;
