@@ -48,12 +48,6 @@ export const FOREIGN_FORMATS: readonly ForeignFormat[] = [
     matches: (h) =>
       h.length >= 592 && hasAscii(h, 0, 'LUKS') && h[4] === 0xba && h[5] === 0xbe && (be16(h, 6) === 1 || be16(h, 6) === 2),
   },
-  {
-    // dmg_probe only looks at the ".dmg" name; the 512-byte "koly" trailer is the real evidence.
-    name: 'dmg',
-    label: 'Apple disk image (DMG)',
-    matches: async (_h, size, src) => size >= 512 && hasAscii(await src.read(size - 512, 4), 0, 'koly'),
-  },
 ];
 
 /** The foreign format these bytes are, skipping any that a registered driver now reads. */
