@@ -57,8 +57,13 @@ export async function unwrapContainer(src: ByteSource, opts: UnwrapOptions): Pro
 }
 
 async function unwrap(src: ByteSource, opts: UnwrapOptions): Promise<ByteSource> {
-  const container = await openContainer(src);
-  if (!container) return src;
+  const kind = await sniffContainer(src);
+  if (!kind) return src;
+  // An image format that starts like a container (a DMG whose first chunk is bzip2 starts
+  // "BZh") is that image: any driver but raw claiming the file wins over the magic.
+  const direct = await probeDetailed(src, opts.drivers);
+  if (direct.foreign || (direct.scored[0] && direct.scored[0].driver.name !== 'raw')) return src;
+  const container = await openContainerAs(src, kind);
   const name = src.name;
   const label = container.member ? `${CONTAINER_SUFFIX[container.kind]} member "${container.member}"` : CONTAINER_SUFFIX[container.kind];
   // Streaming is worth it for raw only, and raw can be told only from the whole file: some
