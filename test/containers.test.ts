@@ -22,9 +22,21 @@ const PACK: Record<string, (file: string) => string> = {
   zst: (f) => (run('zstd', ['-qkf', f]), `${f}.zst`),
   'zst-nosize': (f) => (writeFileSync(`${f}.n.zst`, spawnSync('sh', ['-c', `cat "${f}" | zstd -q -c`], { maxBuffer: 1 << 30 }).stdout), `${f}.n.zst`),
   bz2: (f) => (run('bzip2', ['-kf', f]), `${f}.bz2`),
+  // Two members, frames or streams back to back (pigz, zstd -T, xz of split input, cat a b).
+  'gz-members': (f) => concatHalves(f, 'gzip', '.m.gz'),
+  'zst-frames': (f) => concatHalves(f, 'zstd', '.m.zst'),
+  'xz-streams': (f) => concatHalves(f, 'xz', '.m.xz'),
   zip: (f) => (run('zip', ['-qj', `${f}.zip`, f]), `${f}.zip`),
   'zip-stored': (f) => (run('zip', ['-qj0', `${f}.0.zip`, f]), `${f}.0.zip`),
 };
+function concatHalves(f: string, tool: string, suffix: string): string {
+  const b = readFileSync(f);
+  const half = Math.floor(b.length / 2);
+  const pack = (part: Uint8Array) => spawnSync(tool, ['-c', '-q'], { input: part, maxBuffer: 1 << 30 }).stdout as Buffer;
+  writeFileSync(`${f}${suffix}`, Buffer.concat([pack(b.subarray(0, half)), pack(b.subarray(half))]));
+  return `${f}${suffix}`;
+}
+
 const INNER: [string, string[]][] = [
   ['raw', []],
   ['qcow2', ['-O', 'qcow2']],
