@@ -89,10 +89,17 @@ export class DmgDevice implements BlockDevice {
     return -1;
   }
 
-  /** The first chunk starting after `sector`, for gaps. */
+  /** Where the first chunk starting after `sector` starts (bisection: gaps can be many). */
   private nextStart(sector: number): number {
-    for (const c of this.chunks) if (c.sector > sector) return c.sector;
-    return Infinity;
+    const c = this.chunks;
+    let lo = 0;
+    let hi = c.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (c[mid]!.sector > sector) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < c.length ? c[lo]!.sector : Infinity;
   }
 
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
