@@ -28,6 +28,9 @@ const PACK: Record<string, (file: string) => string> = {
   'xz-streams': (f) => concatHalves(f, 'xz', '.m.xz'),
   zip: (f) => (run('zip', ['-qj', `${f}.zip`, f]), `${f}.zip`),
   'zip-stored': (f) => (run('zip', ['-qj0', `${f}.0.zip`, f]), `${f}.0.zip`),
+  // Zip64 records (-fz), and a member zip streamed from stdin (data descriptor, named "-").
+  zip64: (f) => (run('zip', ['-qj', '-fz', `${f}.64.zip`, f]), `${f}.64.zip`),
+  'zip-stdin': (f) => (spawnSync('sh', ['-c', `cat "${f}" | zip -q "${f}.s.zip" -`]), `${f}.s.zip`),
 };
 function concatHalves(f: string, tool: string, suffix: string): string {
   const b = readFileSync(f);
