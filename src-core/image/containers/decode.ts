@@ -27,6 +27,11 @@ export interface Container {
   member?: string;
   /** The unpacked size, when the container's metadata states it (xz index, zstd frame headers, zip). */
   size?: number;
+  /**
+   * The last `n` unpacked bytes without unpacking the rest, where the container allows it
+   * (a stored zip member; an xz file of several blocks); undefined otherwise.
+   */
+  tail?(n: number, signal?: AbortSignal): Promise<Uint8Array | undefined>;
   /** The unpacked bytes, front to back, in chunks of bounded size; each call starts over. */
   decode(opts?: DecodeOptions & { phase?: ContainerProgress['phase'] }): AsyncGenerator<Uint8Array>;
 }
@@ -197,11 +202,19 @@ async function* typed(gen: AsyncGenerator<Uint8Array>, file: string, what: strin
 
 // ——— Sizes from metadata ———
 
+interface XzLayout {
+  size: number;
+  /** The stream, when the file holds exactly one: where it starts, and its blocks. */
+  single?: { start: number; blocks: { unpadded: number; size: number }[] };
+}
+
 /** xz: the index of every stream, read backwards from the end (xz file format 1.0.4 §2.1.2, §4). */
-async function xzSize(src: ByteSource): Promise<number | undefined> {
+async function xzLayout(src: ByteSource): Promise<XzLayout | undefined> {
   let end = src.size;
   let total = 0;
-  for (let streams = 0; end > 0 && streams < 1000; streams++) {
+  let streams = 0;
+  let last: XzLayout['single'];
+  for (; end > 0 && streams < 1000; streams++) {
     // Stream padding: zero bytes in groups of four.
     while (end >= 4) {
       const p = await src.read(end - 4, 4);
@@ -227,25 +240,113 @@ async function xzSize(src: ByteSource): Promise<number | undefined> {
       throw new RangeError();
     };
     if (idx[0] !== 0) return undefined;
-    let blocks = 0;
+    let padded = 0;
     let size = 0;
+    const blocks: { unpadded: number; size: number }[] = [];
     try {
       const n = vli();
+      if (n > backward) return undefined;
       for (let i = 0; i < n; i++) {
-        blocks += Math.ceil(vli() / 4) * 4;
-        size += vli();
+        const unpadded = vli();
+        const bsize = vli();
+        padded += Math.ceil(unpadded / 4) * 4;
+        size += bsize;
+        blocks.push({ unpadded, size: bsize });
       }
     } catch {
       return undefined;
     }
-    const start = indexAt - blocks - 12;
+    const start = indexAt - padded - 12;
     if (start < 0) return undefined;
     const h = await readExact(src, start, 6);
     if (h[0] !== 0xfd || h[1] !== 0x37 || h[2] !== 0x7a || h[3] !== 0x58 || h[4] !== 0x5a || h[5] !== 0) return undefined;
     total += size;
     end = start;
+    last = { start, blocks };
   }
-  return end === 0 && Number.isSafeInteger(total) ? total : undefined;
+  if (end !== 0 || !Number.isSafeInteger(total)) return undefined;
+  return streams === 1 ? { size: total, single: last } : { size: total };
+}
+
+const CRC32_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+function crc32(b: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = CRC32_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+function vliBytes(v: number): number[] {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/**
+ * The last blocks of a one-stream xz file, rewrapped as an xz stream of their own (the stream
+ * header, those blocks, a fresh index and footer), so that the tail decodes without the rest.
+ */
+async function xzTail(src: ByteSource, single: NonNullable<XzLayout['single']>, n: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  const { start, blocks } = single;
+  if (blocks.length < 2) return undefined;
+  let k = blocks.length;
+  let have = 0;
+  while (k > 0 && have < n) have += blocks[--k]!.size;
+  if (k === 0) return undefined;
+  let at = start + 12;
+  for (let i = 0; i < k; i++) at += Math.ceil(blocks[i]!.unpadded / 4) * 4;
+  let bytes = 0;
+  for (let i = k; i < blocks.length; i++) bytes += Math.ceil(blocks[i]!.unpadded / 4) * 4;
+  if (bytes > 256 * 1024 * 1024) return undefined;
+  const header = await readExact(src, start, 12);
+  const body = await readExact(src, at, bytes);
+  const rec: number[] = [0, ...vliBytes(blocks.length - k)];
+  for (let i = k; i < blocks.length; i++) rec.push(...vliBytes(blocks[i]!.unpadded), ...vliBytes(blocks[i]!.size));
+  while (rec.length % 4) rec.push(0);
+  const index = new Uint8Array(rec.length + 4);
+  index.set(rec);
+  new DataView(index.buffer).setUint32(rec.length, crc32(index.subarray(0, rec.length)), true);
+  const footer = new Uint8Array(12);
+  const fv = new DataView(footer.buffer);
+  fv.setUint32(4, index.length / 4 - 1, true);
+  footer.set(header.subarray(6, 8), 8);
+  footer[10] = 0x59;
+  footer[11] = 0x5a;
+  fv.setUint32(0, crc32(footer.subarray(4, 10)), true);
+  const stream = new Uint8Array(12 + bytes + index.length + 12);
+  stream.set(header);
+  stream.set(body, 12);
+  stream.set(index, 12 + bytes);
+  stream.set(footer, 12 + bytes + index.length);
+  const Xz = await xzStreamClass();
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  const input = (async function* () {
+    yield stream;
+  })();
+  for await (const c of fromWeb(new Xz(toWeb(input)))) {
+    if (signal?.aborted) throw new CancelledError();
+    parts.push(c);
+    got += c.length;
+  }
+  if (got !== have) throw new CorruptImageError(src.name, `xz: the last blocks unpack to ${got} bytes, not the ${have} the index says`);
+  const all = new Uint8Array(got);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return all.subarray(Math.max(0, got - n));
 }
 
 /** zstd: the sum of every frame's content size, walking frames by their block headers; undefined when a frame omits it. */
@@ -294,7 +395,13 @@ export async function openContainerAs(src: ByteSource, kind: ContainerKind): Pro
   let size: number | undefined;
   let member: string | undefined;
   let method: ContainerKind | 'stored' | 'deflate-raw' = kind;
-  if (kind === 'xz') size = await xzSize(src);
+  let tail: Container['tail'];
+  if (kind === 'xz') {
+    const layout = await xzLayout(src);
+    size = layout?.size;
+    const single = layout?.single;
+    if (single) tail = (n, signal) => xzTail(src, single, n, signal);
+  }
   else if (kind === 'zstd') size = await zstdSize(src);
   else if (kind === 'zip') {
     const m = await zipMember(src);
@@ -303,12 +410,14 @@ export async function openContainerAs(src: ByteSource, kind: ContainerKind): Pro
     from = m.dataOffset;
     to = m.dataOffset + m.compressedSize;
     method = m.method === 0 ? 'stored' : m.method === 8 ? 'deflate-raw' : m.method === 12 ? 'bzip2' : 'zstd';
+    if (method === 'stored') tail = async (n) => readExact(src, to - Math.min(n, m.size), Math.min(n, m.size));
   }
   const what = kind === 'zip' ? `zip (${ZIP_METHODS[{ stored: 0, 'deflate-raw': 8, bzip2: 12, zstd: 93 }[method as string] ?? 0]})` : kind;
   return {
     kind,
     member,
     size,
+    tail,
     decode(opts: DecodeOptions & { phase?: ContainerProgress['phase'] } = {}) {
       const total = to - from;
       let done = 0;

@@ -74,7 +74,9 @@ async function unwrap(src: ByteSource, opts: UnwrapOptions): Promise<ByteSource>
     const head = await readHead(container, opts.signal);
     const guess = container.size ?? head.length + (head.length === PROBE_BYTES ? PROBE_BYTES : 0);
     if (await looksRaw(name, head, new Uint8Array(0), guess, opts.drivers)) {
-      const { size, tail } = await measure(container, opts, name);
+      // The tail without a full pass where the container allows it (multi-block xz, stored zip).
+      const quick = container.size !== undefined ? await container.tail?.(TAIL_BYTES, opts.signal) : undefined;
+      const { size, tail } = quick && container.size !== undefined ? { size: container.size, tail: quick } : await measure(container, opts, name);
       if (await looksRaw(name, head, tail, size, opts.drivers)) return new StreamingSource(src, container, size, head, tail, label, opts);
     }
   }
