@@ -19,6 +19,7 @@ const NEEDS = [
   ['zstd', 'zstd'],
   ['bzip2', 'bzip2'],
   ['zip', 'zip'],
+  ['dmg2img', 'dmg2img'],
   ['/usr/bin/time', 'time'],
 ];
 const PY_MODULES = [

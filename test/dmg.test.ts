@@ -13,7 +13,7 @@ import { MemorySource } from '../src-core/io/bytes.ts';
 // Apple UDIF images (block/dmg.c), read-only. Built from the layout (test/helpers/dmg.ts).
 // qemu-img 7.2 here reads raw, zero, ignore and zlib chunks (its dmg-bz2 and dmg-lzfse modules
 // are not built in Debian), so it judges those images; bzip2 and ADC chunks are checked against
-// the disk they were made from.
+// the disk they were made from and against dmg2img, which reads them.
 const t = tempDir();
 const SIZE = 2 * 1024 * 1024 + 5 * 512;
 let disk: Uint8Array;
@@ -63,6 +63,9 @@ describe('chunk types qemu-img cannot read here', () => {
     expect(JSON.parse(await cliOk('info', '--output=json', f)).format).toBe('dmg');
     await cliOk('convert', '-O', 'raw', f, t.file(`${slug(name)}.raw`));
     run('cmp', [t.file(`${slug(name)}.raw`), t.file('src.raw')]);
+    // dmg2img (which reads bzip2 and ADC chunks) unpacks the same disk from the same file.
+    run('dmg2img', ['-s', '-i', f, '-o', t.file(`${slug(name)}.dmg2img`)]);
+    run('cmp', [t.file(`${slug(name)}.dmg2img`), t.file('src.raw')]);
     const dev = await openImage(new MemorySource(readFileSync(f), name), drivers, { codecs: portableCodecs });
     const rand = prng(8);
     for (let i = 0; i < 40; i++) {
