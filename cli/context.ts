@@ -9,6 +9,8 @@ import type { BlockDevice, OpenContext, Secrets } from '../src-core/image/types.
 import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
+import { nodeScratch } from './nodeScratch.ts';
+import { unwrapContainer, type ContainerProgress } from '../src-core/image/containers/index.ts';
 import { optValue, optValues, type ParsedArgs } from './args.ts';
 
 /** --object secret,id=ID,data=…|file=… → secrets by id. Other object types are refused. */
@@ -54,6 +56,7 @@ export async function openCliImage(
   spec: ImageSpec,
   p: ParsedArgs,
   extra: Partial<OpenContext> = {},
+  scratchDir?: string,
 ): Promise<OpenedImage> {
   const secrets = parseSecrets(p);
   let password: Uint8Array | undefined;
@@ -63,7 +66,12 @@ export async function openCliImage(
   }
   const allowOutside = p.opts.some(([k]) => k === '--allow-outside-paths');
   const resolver = new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside);
-  const source = await NodeFileSource.open(spec.filename);
+  const file = await NodeFileSource.open(spec.filename);
+  // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
+  // --verify reads the source twice, so a raw image inside is unpacked instead of streamed.
+  const has = (flag: string) => p.opts.some(([k]) => k === flag);
+  const onProgress = has('-p') && !has('-q') ? unpackProgress(spec.filename) : undefined;
+  const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: has('--verify'), onProgress });
   const snapshotArg = optValue(p, '-l');
   const device = await openImage(source, drivers, {
     format: spec.format,
@@ -75,6 +83,18 @@ export async function openCliImage(
     ...extra,
   });
   return { device, source };
+}
+
+/** -p while a container is measured or unpacked before the conversion starts. */
+function unpackProgress(name: string): (p: ContainerProgress) => void {
+  let last = -1;
+  return (p) => {
+    if (p.phase === 'stream') return;
+    const pct = p.compressedTotal ? Math.floor((1000 * p.compressedDone) / p.compressedTotal) / 10 : 100;
+    if (pct === last) return;
+    last = pct;
+    process.stderr.write(`\r    (${p.phase === 'measure' ? 'reading' : 'unpacking'} ${path.basename(name)}: ${pct.toFixed(1)}/100%)   `);
+  };
 }
 
 /** -l snapshot.name=NAME, -l snapshot.id=ID, or -l NAME_OR_ID. */

@@ -15,6 +15,12 @@ const NEEDS = [
   ['vhdiinfo', 'libvhdi-utils'],
   ['qcowinfo', 'libqcow-utils'],
   ['mkfs.ext4', 'e2fsprogs'],
+  ['xz', 'xz-utils'],
+  ['zstd', 'zstd'],
+  ['bzip2', 'bzip2'],
+  ['zip', 'zip'],
+  ['dmg2img', 'dmg2img'],
+  ['/usr/bin/time', 'time'],
 ];
 const PY_MODULES = [
   ['pyvmdk', 'python3-libvmdk'],

@@ -33,6 +33,9 @@ function damageHeader(format: string, img: Uint8Array): Uint8Array {
     case 'ova':
       flip(257, 5); // the ustar magic of the first member
       break;
+    case 'dmg':
+      flip(out.length - 512); // the koly trailer's magic: a dmg's header is at its end
+      break;
     default:
       flip(0);
   }

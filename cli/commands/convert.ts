@@ -34,7 +34,7 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
 
   // --disk N|NAME picks a disk inside an OVA.
-  const { device: source } = await openCliImage(spec, p, { member: optValue(p, '--disk') });
+  const { device: source } = await openCliImage(spec, p, { member: optValue(p, '--disk') }, path.dirname(path.resolve(dst)));
   let backing: BlockDevice | undefined;
   // -c: clusters are compressed on a pool of worker threads (cli/pool/).
   let pool: CliCodecs | undefined;

@@ -9,6 +9,8 @@ import { vmdkDriver } from './vmdk/index.ts';
 import { vdiDriver } from './vdi/index.ts';
 import { vpcDriver } from './vpc/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
+import { bochsDriver } from './bochs/index.ts';
+import { dmgDriver } from './dmg/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -25,6 +27,8 @@ export const drivers: readonly FormatDriver[] = [
   vhdxDriver,
   vdiDriver,
   vpcDriver,
+  bochsDriver,
+  dmgDriver,
   rawDriver,
 ];
 

@@ -1,6 +1,7 @@
 import type { ByteSource } from '../io/bytes.ts';
 import { CorruptImageError, InvalidArgumentError, MissingFileError, NotThisFormatError, UnsupportedError, withFile } from '../io/errors.ts';
 import { GuardedDevice } from './guard.ts';
+import { identifyForeign, type ForeignFormat } from './foreignFormats.ts';
 import { ChainDevice } from './chain.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type FormatDriver, type OpenContext } from './types.ts';
 
@@ -14,17 +15,38 @@ export interface ProbeResult {
 
 /** Every driver's score for a file, best first (ties keep registry order). */
 export async function probeAll(src: ByteSource, drivers: readonly FormatDriver[]): Promise<ProbeResult[]> {
+  return (await probeDetailed(src, drivers)).scored;
+}
+
+/**
+ * The drivers' scores, and — when nothing better than raw claims the file — the format qemu-img
+ * knows and DiskFerry cannot read that the bytes are (image/foreignFormats.ts), if any.
+ */
+export async function probeDetailed(
+  src: ByteSource,
+  drivers: readonly FormatDriver[],
+): Promise<{ scored: ProbeResult[]; foreign?: ForeignFormat }> {
   const head = await src.read(0, Math.min(PROBE_BYTES, src.size));
   const scored: ProbeResult[] = [];
   for (const driver of drivers) {
     const score = await driver.probe(head, src.size, src.name, src);
     if (score > 0) scored.push({ driver, score });
   }
-  return scored.sort((a, b) => b.score - a.score);
+  scored.sort((a, b) => b.score - a.score);
+  const best = scored[0];
+  if (best && best.driver.name !== 'raw') return { scored };
+  const foreign = await identifyForeign(head, src.size, src, drivers.map((d) => d.name));
+  return foreign ? { scored, foreign } : { scored };
 }
 
+/**
+ * The driver for a file. A file only raw claims but whose bytes are a format DiskFerry cannot
+ * read is refused rather than taken as raw: its metadata would otherwise be copied as guest data.
+ */
 export async function probe(src: ByteSource, drivers: readonly FormatDriver[]): Promise<FormatDriver> {
-  const [best] = await probeAll(src, drivers);
+  const { scored, foreign } = await probeDetailed(src, drivers);
+  if (foreign) throw new UnsupportedError(src.name, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
+  const [best] = scored;
   if (!best) throw new NotThisFormatError(src.name, 'not a disk image format DiskFerry knows');
   return best.driver;
 }

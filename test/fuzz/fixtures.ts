@@ -2,6 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cliOk } from '../helpers/cli.ts';
 import { qemuImg, qemuIo, run, writePatternedRaw } from '../helpers/sys.ts';
+import { buildBochs } from '../helpers/bochs.ts';
+import { buildDmg } from '../helpers/dmg.ts';
 
 /** A small, valid image of one format: the seed the mutations start from. */
 export interface FuzzSeedImage {
@@ -86,5 +88,24 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
     await cliOk('convert', '-f', 'raw', '-O', 'cow', sourceRaw(file), out);
     const bytes = new Uint8Array(readFileSync(out));
     return [{ variant: 'v2', bytes, hot: [[0, 2048]] }];
+  },
+  bochs: async (file) => {
+    // Built from the layout (no tool writes bochs); header, catalog and the first bitmaps are hot.
+    const disk = new Uint8Array(readFileSync(sourceRaw(file)));
+    return [
+      { variant: 'v2-4k', bytes: buildBochs(disk, { extentSize: 4096 }), hot: [[0, 8192]] },
+      { variant: 'v1-64k', bytes: buildBochs(disk, { version: 1, extentSize: 65536 }), hot: [[0, 4096]] },
+    ];
+  },
+  dmg: async (file) => {
+    // Built from the layout; the plist or resource fork and the koly trailer sit at the end.
+    const disk = new Uint8Array(readFileSync(sourceRaw(file)));
+    const tailHot = (b: Uint8Array, n: number): [number, number][] => [[0, 1024], [Math.max(0, b.length - n), b.length]];
+    const xml = buildDmg(disk, { chunkSectors: 256, types: ['zlib', 'raw', 'bzip2', 'adc'] });
+    const rsrc = buildDmg(disk, { chunkSectors: 512, types: ['zlib', 'raw'], table: 'rsrc', splitMish: true });
+    return [
+      { variant: 'xml-mixed', bytes: xml, hot: tailHot(xml, 4096) },
+      { variant: 'rsrc', bytes: rsrc, hot: tailHot(rsrc, 2048) },
+    ];
   },
 };
