@@ -1,10 +1,10 @@
 import { drivers } from '../src-core/formats/registry.ts';
 import { ExtentEndTracker, type Shortfall } from '../src-core/image/integrity.ts';
-import { openImage, PROBE_BYTES, probeAll } from '../src-core/image/open.ts';
+import { openImage, PROBE_BYTES, probeDetailed } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
 import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
-import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError } from '../src-core/io/errors.ts';
+import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
@@ -36,7 +36,10 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     }
     try {
       const src = probeSet.source(path);
-      const [best] = await probeAll(src, drivers);
+      const { scored, foreign } = await probeDetailed(src, drivers);
+      // A format qemu-img knows and DiskFerry cannot read yet is named and refused, never raw.
+      if (foreign) throw new UnsupportedError(path, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
+      const [best] = scored;
       if (best && best.driver.name !== 'raw') {
         candidates.push({ path });
         continue;
