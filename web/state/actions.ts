@@ -142,6 +142,13 @@ export function applyPreset(id: string): void {
   set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: t.snapshot, verify: t.verify, outputPassword: t.outputPassword } });
 }
 
+/** "Convert this disk to another format": the result goes, the disk and the form stay. */
+export function convertAgain(): void {
+  resetJob();
+  document.getElementById('target-panel')?.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  document.querySelector<HTMLElement>('[data-testid="target-format"]')?.focus();
+}
+
 function resetJob(): void {
   const o = get().job.outcome;
   if (o?.downloadUrl) URL.revokeObjectURL(o.downloadUrl);
@@ -257,7 +264,9 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
   const controller = new AbortController();
   running = { worker, controller, output };
   window.addEventListener('beforeunload', warnBeforeLeaving);
-  set({ job: { state: 'running', viaDownload: output.kind === 'opfs', sourceBytes: selectedImage(get())?.filesBytes } });
+  set({
+    job: { state: 'running', viaDownload: output.kind === 'opfs', sourceBytes: selectedImage(get())?.filesBytes, format: plan.target, preset: get().target.preset },
+  });
   let shownAt = 0;
   const onProgress = (p: ProgressReport) => {
     if (running?.controller !== controller || controller.signal.aborted) return;

@@ -12,6 +12,9 @@ export interface Job {
   stage?: 'check' | 'convert';
   /** Bytes of the source's files, for the result's before → after. */
   sourceBytes?: number;
+  /** The target format and preset the job was started with (for the result's next steps). */
+  format?: string;
+  preset?: string;
   /** The output is a download (OPFS path) rather than a file the user picked. */
   viaDownload?: boolean;
 }

@@ -1,5 +1,6 @@
 import { useEffect, useRef } from 'react';
-import { cancelConvert } from '../../state/actions.ts';
+import { cancelConvert, convertAgain } from '../../state/actions.ts';
+import { nextSteps } from '../../state/nextSteps.ts';
 import { useApp } from '../../state/store.ts';
 import { duration, humanSize, rate } from '../../units.ts';
 import './style.css';
@@ -92,6 +93,12 @@ function StatusPanel() {
               {w}
             </p>
           ))}
+          <NextSteps preset={job.preset} format={job.format ?? ''} file={o.outputName} />
+          <p>
+            <button type="button" className="button button--quiet button--small" onClick={convertAgain}>
+              Convert this disk to another format
+            </button>
+          </p>
         </div>
       </section>
     );
@@ -135,4 +142,30 @@ function sizeChange(before: number, after: number): string {
   const p = Math.round(((after - before) / before) * 100);
   if (p === 0) return 'about the same size';
   return `${p > 0 ? '+' : '−'}${Math.abs(p)} %`;
+}
+
+/** What to do with the file at its destination: commands to paste, and the destination's docs. */
+function NextSteps({ preset, format, file }: { preset?: string; format: string; file: string }) {
+  const steps = nextSteps(preset, format, file);
+  return (
+    <div className="next-steps" data-testid="next-steps">
+      <strong>Next</strong>
+      <ol>
+        {steps.map((s) => (
+          <li key={s.text}>
+            {s.text}
+            {s.command && <code className="command">{s.command}</code>}
+            {s.link && (
+              <>
+                {' '}
+                <a href={s.link.href} target="_blank" rel="noreferrer">
+                  {s.link.label}
+                </a>
+              </>
+            )}
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
 }

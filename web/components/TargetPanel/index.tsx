@@ -40,7 +40,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
     : `${fmt ? formatTitle(formats, fmt.name) : 'this format'} has no compression`;
 
   return (
-    <section className="card target" aria-label="Convert">
+    <section className="card target" aria-label="Convert" id="target-panel">
       <header className="card__head">
         <h2>
           <span className="step">3</span> Where is it going?
