@@ -9,12 +9,19 @@ import type { BlockDevice, OpenContext, Secrets } from '../src-core/image/types.
 import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
-import { optValue, optValues, type ParsedArgs } from './args.ts';
+
+/** The options every image-opening command shares (a subset of each command's opts). */
+export interface CommonOpts {
+  object?: string[];
+  allowOutside?: boolean;
+  /** -l: an internal snapshot to read. */
+  snapshot?: string;
+}
 
 /** --object secret,id=ID,data=…|file=… → secrets by id. Other object types are refused. */
-export function parseSecrets(p: ParsedArgs): Secrets {
+export function parseSecrets(p: CommonOpts): Secrets {
   const secrets: Secrets = new Map();
-  for (const text of optValues(p, '--object')) {
+  for (const text of p.object ?? []) {
     const o = parseOptionString(text);
     const type = Object.keys(o)[0];
     if (type !== 'secret' || !o.id) throw new InvalidArgumentError(`unsupported --object "${text}" (only secret,id=…,data=…|file=…)`);
@@ -52,7 +59,7 @@ export interface OpenedImage {
 /** Opens an image file and its backing chain with the CLI's resolver and codecs. */
 export async function openCliImage(
   spec: ImageSpec,
-  p: ParsedArgs,
+  p: CommonOpts,
   extra: Partial<OpenContext> = {},
 ): Promise<OpenedImage> {
   const secrets = parseSecrets(p);
@@ -61,20 +68,25 @@ export async function openCliImage(
     password = secrets.get(spec.keySecret);
     if (!password) throw new InvalidArgumentError(`no secret with id "${spec.keySecret}" (give it with --object secret,id=…)`);
   }
-  const allowOutside = p.opts.some(([k]) => k === '--allow-outside-paths');
+  const allowOutside = !!p.allowOutside;
   const resolver = new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside);
   const source = await NodeFileSource.open(spec.filename);
-  const snapshotArg = optValue(p, '-l');
-  const device = await openImage(source, drivers, {
-    format: spec.format,
-    resolver,
-    codecs: nodeCodecs,
-    password,
-    snapshot: snapshotArg ? parseSnapshotArg(snapshotArg) : undefined,
-    driverOptions: spec.driverOptions,
-    ...extra,
-  });
-  return { device, source };
+  const snapshotArg = p.snapshot;
+  try {
+    const device = await openImage(source, drivers, {
+      format: spec.format,
+      resolver,
+      codecs: nodeCodecs,
+      password,
+      snapshot: snapshotArg ? parseSnapshotArg(snapshotArg) : undefined,
+      driverOptions: spec.driverOptions,
+      ...extra,
+    });
+    return { device, source };
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
 }
 
 /** -l snapshot.name=NAME, -l snapshot.id=ID, or -l NAME_OR_ID. */
