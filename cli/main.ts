@@ -6,6 +6,7 @@
 import { errorLine, isDiskFerryError } from '../src-core/io/errors.ts';
 import { commandHelp, parseCommandLine, type ParsedCommand } from './parse.ts';
 import { COMMANDS, type CommandName } from './spec.ts';
+import { UsageError } from './commands/types.ts';
 
 type Runner<N extends CommandName> = (cmd: Extract<ParsedCommand, { name: N }>, signal: AbortSignal) => Promise<number>;
 type Loaders = { [N in CommandName]: () => Promise<Runner<N>> };
@@ -72,7 +73,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     process.stderr.write(`diskferry ${cmd.name}: ${errorLine(e)}\n`);
     if (!isDiskFerryError(e) && process.env.DISKFERRY_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    // compare reports errors as 2, everything else as 1 (qemu-img).
+    // compare reports errors as 2, everything else as 1 (qemu-img); a bad command line is 1.
+    if (e instanceof UsageError) return 1;
     return cmd.name === 'compare' ? 2 : abort.signal.aborted ? 130 : 1;
   } finally {
     process.off('SIGINT', onSignal);

@@ -92,10 +92,7 @@ export class NodeFileSink implements ByteSink {
     if (this.keepLength) return;
     await this.fh.truncate(size);
   }
-  /** Flushes the file's data to the disk (before a rename makes it the image). */
-  async sync(): Promise<void> {
-    await this.fh.sync();
-  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

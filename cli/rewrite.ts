@@ -46,8 +46,8 @@ export async function replaceImage(plan: RewritePlan): Promise<void> {
     });
     await plan.fill(writer);
     await writer.finish();
-    await sink.sync();
     await sink.close();
+    await syncFile(tmp);
     await fs.chmod(tmp, st.mode & 0o7777);
     await fs.rename(tmp, plan.file);
   } catch (e) {
@@ -56,6 +56,16 @@ export async function replaceImage(plan: RewritePlan): Promise<void> {
     throw e;
   }
   await syncDir(dir);
+}
+
+/** fsync by name (a writer may close its sink itself in finish()). */
+export async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** fsync on the folder, so the rename itself is on the disk. */

@@ -7,7 +7,7 @@ import type { FormatDriver } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSink, NodeResolver } from '../nodeFiles.ts';
-import { syncDir } from '../rewrite.ts';
+import { syncDir, syncFile } from '../rewrite.ts';
 import { openBacking, optionHelp } from './convert.ts';
 import type { Cmd } from './types.ts';
 
@@ -64,8 +64,8 @@ export async function createCommand({ opts, args }: Cmd<'create'>): Promise<numb
       for (let pos = 0; pos < size; pos += chunk.length) await writer.write(pos, chunk.subarray(0, Math.min(chunk.length, size - pos)));
     }
     await writer.finish();
-    await sink.sync();
     await sink.close();
+    await syncFile(tmp);
     await fs.rename(tmp, file);
     await syncDir(dir);
   } catch (e) {
