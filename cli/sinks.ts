@@ -5,7 +5,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * -r/--rate-limit: writes pass at most `bytesPerSecond` on average (qemu-img throttles the
- * target's write bandwidth the same way). Each write waits until the bytes before it are due.
+ * target's write bandwidth the same way). Each write waits until its last byte is due.
  */
 export class RateLimitedSink implements ByteSink {
   private readonly started = performance.now();
@@ -18,10 +18,10 @@ export class RateLimitedSink implements ByteSink {
     return this.inner.name;
   }
   async write(offset: number, data: Uint8Array): Promise<void> {
-    const due = this.started + (this.sent / this.bytesPerSecond) * 1000;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
+    // A write goes out once the budget covers it, the bytes before it included.
     this.sent += data.length;
+    const wait = this.started + (this.sent / this.bytesPerSecond) * 1000 - performance.now();
+    if (wait > 0) await sleep(wait);
     await this.inner.write(offset, data);
   }
   async truncate(size: number): Promise<void> {

@@ -38,10 +38,14 @@ export interface ConvertResult {
 const DEFAULT_BATCH = 4 * 1024 * 1024;
 
 /** Bytes of a window that metadata says hold data: 0 means there is nothing to read. */
-async function windowDataBytes(dev: BlockDevice, from: number, to: number): Promise<number> {
+async function windowDataBytes(dev: BlockDevice, from: number, to: number, ranges?: [number, number][]): Promise<number> {
   if (from >= dev.virtualSize) return 0;
   let n = 0;
-  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) if (e.kind === 'data') n += e.length;
+  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) {
+    if (e.kind !== 'data') continue;
+    n += e.length;
+    ranges?.push([e.offset, e.offset + e.length]);
+  }
   return n;
 }
 
@@ -74,12 +78,13 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     for (; pos < virtualSize; pos += batch) {
       assertNotAborted(signal);
       const end = Math.min(pos + batch, virtualSize);
-      const srcBytes = await windowDataBytes(source, pos, end);
+      const dataRanges: [number, number][] = [];
+      const srcBytes = await windowDataBytes(source, pos, end, dataRanges);
       const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
       if (!srcBytes && !backHas && !full) continue;
       const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
       const base = backHas ? await backing!.read(pos, end - pos) : undefined;
-      return { pos, end, data, base, srcBytes };
+      return { pos, end, data, base, srcBytes, dataRanges };
     }
     return undefined;
   };
@@ -93,7 +98,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     next = load(w.end);
     next.catch(() => {}); // a read error surfaces when the loop awaits it
     bytesRead += w.srcBytes ? w.end - w.pos : 0;
-    await writeWindow(writer, w.pos, w.data, w.base, opts.minSparse, stats);
+    await writeWindow(writer, w.pos, w.data, w.base, opts.minSparse, stats, w.dataRanges);
     if (w.srcBytes) meter.add(w.srcBytes);
   }
   assertNotAborted(signal);
@@ -110,6 +115,8 @@ interface Window {
   base: Uint8Array | undefined;
   /** Bytes the source's metadata marks as data (progress). */
   srcBytes: number;
+  /** Where in the window the source's metadata says data is (-S fills zeros only there). */
+  dataRanges: [number, number][];
 }
 
 type UnitAction = 'skip' | 'data' | 'zero';
@@ -122,6 +129,7 @@ async function writeWindow(
   base: Uint8Array | undefined,
   minSparse: number | undefined,
   stats: { zeroBytesWritten: number },
+  dataRanges: [number, number][],
 ): Promise<void> {
   const g = writer.granularity;
   const actions: UnitAction[] = [];
@@ -136,13 +144,24 @@ async function writeWindow(
       else actions.push(allZero ? 'zero' : 'data');
     } else actions.push(allZero ? (minSparse === 0 ? 'data' : 'skip') : 'data');
   }
-  // -S N: a run of zero units between data units, shorter than N bytes, is written as data.
+  // -S N (qemu-img's is_allocated_sectors_min): inside what the source calls data, a run of
+  // zero units between data units shorter than N bytes is written as data. Ranges the source's
+  // metadata calls zero or unallocated stay holes whatever N is.
   if (minSparse !== undefined && minSparse > 0 && !base) {
+    const inData = (i: number) => {
+      const a = pos + i * g;
+      const b = Math.min(a + g, pos + data.length);
+      return dataRanges.some(([s, e]) => s <= a && e >= b);
+    };
     let lastData = -1;
     for (let i = 0; i < actions.length; i++) {
       if (actions[i] !== 'data') continue;
       const gap = i - lastData - 1;
-      if (lastData >= 0 && gap > 0 && gap * g < minSparse) for (let k = lastData + 1; k < i; k++) actions[k] = 'data';
+      if (lastData >= 0 && gap > 0 && gap * g < minSparse) {
+        let all = true;
+        for (let k = lastData + 1; k < i && all; k++) all = inData(k);
+        if (all) for (let k = lastData + 1; k < i; k++) actions[k] = 'data';
+      }
       lastData = i;
     }
   }
