@@ -110,6 +110,7 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
   progress.print(0, 100);
   const layer = await openLayer(spec.filename, spec.format, opts);
   let oldChain: BlockDevice | undefined;
+  let oldTop: BlockDevice | undefined;
   let newBacking: BlockDevice | undefined;
   try {
     const { format, options } = rewritableOptions(layer);
@@ -117,7 +118,10 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
     const newName = opts.backing ?? '';
     let newFormat = opts.backingFormat;
     if (!opts.unsafe) {
-      if (layer.backingRef) oldChain = (await openWithChain(spec.filename, spec.format, opts)).backing;
+      if (layer.backingRef) {
+        oldTop = await openWithChain(spec.filename, spec.format, opts);
+        oldChain = oldTop.backing;
+      }
       if (newName) {
         newBacking = await openWithChain(resolveBacking(spec.filename, newName), newFormat, opts);
         newFormat ??= newBacking.format;
@@ -160,7 +164,8 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
   } finally {
     progress.end();
     await layer.close();
-    await oldChain?.close();
+    // Closing the old chain's top closes its backing files too.
+    await (oldTop ?? oldChain)?.close();
     await newBacking?.close();
   }
   return 0;
