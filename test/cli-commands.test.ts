@@ -1,6 +1,7 @@
-import { closeSync, copyFileSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
+import { addQcow2Leak } from './helpers/qcow2Leak.ts';
 import { qemuCompare, qemuImg, qemuIo, runStatus, tempDir } from './helpers/sys.ts';
 
 // create, dd, resize, rebase, commit, amend, check -r: each run by DiskFerry on one copy of an
@@ -243,37 +244,12 @@ describe('amend', () => {
   });
 });
 
-/** Marks one cluster past the end of the file as in use: a leak for qemu-img check. */
-function addLeak(file: string): void {
-  const fd = openSync(file, 'r+');
-  try {
-    const h = Buffer.alloc(104);
-    readSync(fd, h, 0, 104, 0);
-    const clusterBits = h.readUInt32BE(20);
-    const cs = 2 ** clusterBits;
-    const reftable = Number(h.readBigUInt64BE(48));
-    const refOrder = h.readUInt32BE(4) >= 3 ? h.readUInt32BE(96) : 4;
-    expect(refOrder).toBe(4);
-    const rt = Buffer.alloc(8);
-    readSync(fd, rt, 0, 8, reftable);
-    const block0 = Number(rt.readBigUInt64BE(0));
-    const end = Math.ceil(statSync(file).size / cs) * cs;
-    const index = end / cs;
-    writeSync(fd, Buffer.alloc(cs), 0, cs, end);
-    const entry = Buffer.alloc(2);
-    entry.writeUInt16BE(1);
-    writeSync(fd, entry, 0, 2, block0 + index * 2);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 describe('check -r', () => {
   it('leaks: the same report, JSON and exit codes as qemu-img check -r leaks / all; clean afterwards', async () => {
     for (const mode of ['leaks', 'all']) {
       const [a, b] = pair(top, `leak-${mode}`);
-      addLeak(a);
-      addLeak(b);
+      addQcow2Leak(a);
+      addQcow2Leak(b);
       const q0 = runStatus('qemu-img', ['check', '--output=json', a]);
       expect(q0.status).toBe(3);
       const plain = await cli('check', '--output=json', a);
@@ -287,8 +263,8 @@ describe('check -r', () => {
       sameContent(a, b);
     }
     const [a, b] = pair(top, 'leak-json');
-    addLeak(a);
-    addLeak(b);
+    addQcow2Leak(a);
+    addQcow2Leak(b);
     const r = await cli('check', '-r', 'leaks', '--output=json', a);
     const q = runStatus('qemu-img', ['check', '-r', 'leaks', '--output=json', b]);
     expect(r.code).toBe(q.status);

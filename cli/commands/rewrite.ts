@@ -39,6 +39,13 @@ async function openWithChain(file: string, format: string | undefined, opts: Com
   });
 }
 
+/** Whether a disk (through its chain) has anything but zeros in [from, to), by metadata. */
+async function hasData(dev: BlockDevice | undefined, from: number, to: number): Promise<boolean> {
+  if (!dev || from >= dev.virtualSize) return false;
+  for await (const e of dev.extents(from, Math.min(to, dev.virtualSize))) if (e.kind === 'data') return true;
+  return false;
+}
+
 /** Reads [off, off+len) of a disk, zeros past its end (a shorter backing file). */
 async function readPadded(dev: BlockDevice | undefined, off: number, len: number): Promise<Uint8Array> {
   const out = new Uint8Array(len);
@@ -146,12 +153,15 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
             // Where the image has nothing of its own, it showed the old backing file: if the new
             // one differs there, the old bytes are copied into the image.
             const holes = ext.some((e) => e.kind === 'unallocated') || ext.length === 0;
-            const oldBytes = holes ? await readPadded(oldChain, pos, end - pos) : undefined;
-            const newBytes = holes ? await readPadded(newBacking, pos, end - pos) : undefined;
+            // Neither backing file has data here: both read as zeros, nothing to compare.
+            const differs = holes && ((await hasData(oldChain, pos, end)) || (await hasData(newBacking, pos, end)));
+            if (!differs) return own;
+            const oldBytes = await readPadded(oldChain, pos, end - pos);
+            const newBytes = await readPadded(newBacking, pos, end - pos);
             return (off, len): UnitContent => {
               if (unitKind(ext, off, len) !== 'unallocated') return own(off, len);
-              const o = oldBytes!.subarray(off - pos, off - pos + len);
-              const n = newBytes!.subarray(off - pos, off - pos + len);
+              const o = oldBytes.subarray(off - pos, off - pos + len);
+              const n = newBytes.subarray(off - pos, off - pos + len);
               if (bytesEqual(o, n)) return { kind: 'skip' };
               if (isAllZero(o)) return backing ? { kind: 'zero' } : { kind: 'skip' };
               return { kind: 'data', bytes: o.slice() };
