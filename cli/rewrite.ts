@@ -109,14 +109,14 @@ export type UnitContent = { kind: 'skip' } | { kind: 'zero' } | { kind: 'data'; 
 export async function fillByUnits(
   writer: ImageWriter,
   size: number,
-  window: (pos: number, end: number) => Promise<(off: number, len: number) => UnitContent>,
+  window: (pos: number, end: number, unit: number) => Promise<(off: number, len: number) => UnitContent>,
   onProgress?: (done: number) => void,
 ): Promise<void> {
   const g = writer.granularity;
   const batch = Math.max(g, alignUp(WINDOW, g));
   for (let pos = 0; pos < size; pos += batch) {
     const end = Math.min(pos + batch, size);
-    const unit = await window(pos, end);
+    const unit = await window(pos, end, g);
     let run: Uint8Array[] = [];
     let runStart = -1;
     const flush = async () => {
@@ -173,17 +173,48 @@ export function unitKind(extents: Extent[], off: number, len: number): Extent['k
   return kind;
 }
 
+/** Whether a unit is partly allocated (data or zero) and partly not: subclusters (extended_l2). */
+export function unitMixed(extents: Extent[], off: number, len: number): boolean {
+  let allocated = 0;
+  for (const e of extents) {
+    if (e.kind === 'unallocated') continue;
+    allocated += Math.max(0, Math.min(e.offset + e.length, off + len) - Math.max(e.offset, off));
+  }
+  return allocated > 0 && allocated < len;
+}
+
 /**
  * A window function that copies one layer as it is: its data, its explicit zeros (which hide a
  * backing file) and its holes. `hasBacking` false: zeros need not be written at all.
+ * A unit only partly allocated over a backing file (extended_l2 subclusters; the writer
+ * allocates whole clusters) is filled from `fillFrom`, the view the image should keep there.
  */
-export async function layerWindow(layer: BlockDevice, pos: number, end: number, hasBacking: boolean): Promise<(off: number, len: number) => UnitContent> {
+export async function layerWindow(
+  layer: BlockDevice,
+  pos: number,
+  end: number,
+  hasBacking: boolean,
+  fillFrom?: BlockDevice,
+  unit = 0,
+): Promise<(off: number, len: number) => UnitContent> {
   const ext = await layerExtents(layer, pos, end);
   const anyData = ext.some((e) => e.kind === 'data');
   const readEnd = Math.min(end, layer.virtualSize);
   const bytes = anyData && readEnd > pos ? await layer.read(pos, readEnd - pos) : undefined;
+  // Allocated and unallocated ranges both in one unit (of `unit` bytes; 0: unknown, assume so).
+  let mayMix = hasBacking && ext.some((e) => e.kind === 'unallocated') && ext.some((e) => e.kind !== 'unallocated');
+  if (mayMix && unit > 0) {
+    mayMix = false;
+    for (let off = pos; off < readEnd && !mayMix; off += unit) mayMix = unitMixed(ext, off, Math.min(unit, readEnd - off));
+  }
+  const fill = mayMix && fillFrom && readEnd > pos ? await fillFrom.read(pos, readEnd - pos) : undefined;
   return (off, len) => {
     if (off >= layer.virtualSize) return { kind: 'skip' };
+    if (mayMix && unitMixed(ext, off, Math.min(len, layer.virtualSize - off))) {
+      if (!fill) throw new UnsupportedError(layer.filename, 'partly allocated clusters over a backing file (extended_l2 subclusters): the backing file is needed to rewrite them');
+      const slice = fill.subarray(off - pos, off - pos + len);
+      return { kind: 'data', bytes: slice.length === len ? slice : padTo(slice, len) };
+    }
     const kind = unitKind(ext, off, len);
     if (kind === 'data' && bytes) {
       const slice = bytes.subarray(off - pos, off - pos + len);

@@ -276,6 +276,27 @@ describe('check -r', () => {
   });
 });
 
+describe('subclusters (extended_l2) over a backing file', () => {
+  it('resize, amend and safe rebase keep what partly allocated clusters show; rebase -u refuses them, untouched', async () => {
+    const xl = t.file('xl.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-b', 'base.qcow2', '-F', 'qcow2', xl);
+    qemuIo('-c', 'write -P 0x55 4k 4k', '-c', 'write -P 0x56 1M 8k', '-c', 'write -z 2M 4k', xl);
+    for (const args of [['resize', 'X', '+1M'], ['amend', '-o', 'lazy_refcounts=on', 'X'], ['rebase', '-b', 'other.qcow2', '-F', 'qcow2', 'X']]) {
+      const [a] = pair(xl, 'xl');
+      const r = await cli(...args.map((x) => (x === 'X' ? a : x)));
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(0);
+      expect(runStatus('qemu-img', ['compare', xl, a]).status, args[0]).toBe(0);
+      checkClean(a);
+    }
+    const [a] = pair(xl, 'xl-u');
+    const before = readFileSync(a);
+    const r = await cli('rebase', '-u', '-b', 'other.qcow2', '-F', 'qcow2', a);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('partly allocated');
+    expect(readFileSync(a).equals(before)).toBe(true);
+  });
+});
+
 describe('snapshot', () => {
   it('-l lists as qemu-img does; -c/-a/-d are refused with one line, exit 1, the image untouched', async () => {
     const [a] = pair(base, 'snap');

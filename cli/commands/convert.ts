@@ -78,7 +78,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // --disk N|NAME picks a disk inside an OVA.
   const opened = await openCliImage(spec, common, { member: opts.disk });
   const warn = (w: string) => {
-    if (!opts.quiet) process.stderr.write(`diskferry: warning: ${w}\n`);
+    if (!opts.quiet) process.stderr.write(`warning: ${w}\n`);
   };
   const source: BlockDevice = opts.salvage ? salvagingDevice(opened.device, warn) : opened.device;
   let backing: BlockDevice | undefined;

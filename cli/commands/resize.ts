@@ -49,14 +49,20 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
       if (device.format === 'qcow2' && total % 512) throw new InvalidArgumentError('The new size must be a multiple of 512');
       const { format, options } = rewritableOptions(device);
       const backing = keptBacking(device);
-      await replaceImage({
-        file: spec.filename,
-        format,
-        virtualSize: total,
-        options,
-        backing,
-        fill: (w) => fillByUnits(w, Math.min(total, current), (pos, end) => layerWindow(device, pos, end, !!backing)),
-      });
+      // The image through its backing chain: what a partly allocated cluster shows.
+      const chain = backing ? (await openCliImage(spec, opts)).device : undefined;
+      try {
+        await replaceImage({
+          file: spec.filename,
+          format,
+          virtualSize: total,
+          options,
+          backing,
+          fill: (w) => fillByUnits(w, Math.min(total, current), (pos, end, g) => layerWindow(device, pos, end, !!backing, chain, g)),
+        });
+      } finally {
+        await chain?.close();
+      }
     }
   } finally {
     if (!closed) await device.close();

@@ -90,14 +90,19 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
     }
     progress.print(0, 0);
     const copyTo = Math.min(size, layer.virtualSize);
-    await replaceImage({
-      file: spec.filename,
-      format,
-      virtualSize: size,
-      options,
-      backing,
-      fill: (w) => fillByUnits(w, copyTo, (pos, end) => layerWindow(layer, pos, end, !!backing), (done) => progress.print((100 * done) / copyTo)),
-    });
+    const chain = layer.backingRef ? await openWithChain(spec.filename, spec.format, opts) : undefined;
+    try {
+      await replaceImage({
+        file: spec.filename,
+        format,
+        virtualSize: size,
+        options,
+        backing,
+        fill: (w) => fillByUnits(w, copyTo, (pos, end, g) => layerWindow(layer, pos, end, !!backing, chain, g), (done) => progress.print((100 * done) / copyTo)),
+      });
+    } finally {
+      await chain?.close();
+    }
     progress.print(100, 0);
   } finally {
     progress.end();
@@ -146,8 +151,9 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
         fillByUnits(
           w,
           size,
-          async (pos, end) => {
-            const own = await layerWindow(layer, pos, end, !!backing);
+          async (pos, end, g) => {
+            // Safe: a partly allocated cluster keeps what it showed over the old backing file.
+            const own = await layerWindow(layer, pos, end, !!backing, opts.unsafe ? undefined : oldTop, g);
             if (opts.unsafe) return own;
             const ext = await layerExtents(layer, pos, end);
             // Where the image has nothing of its own, it showed the old backing file: if the new
@@ -190,6 +196,8 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
   progress.print(0, 100);
   const top = await openLayer(spec.filename, spec.format, opts);
   let base: BlockDevice | undefined;
+  let topChain: BlockDevice | undefined;
+  let baseChain: BlockDevice | undefined;
   try {
     if (!top.backingRef) throw new InvalidArgumentError('Image does not have a backing file', spec.filename);
     const baseFile = resolveBacking(spec.filename, top.backingRef.name);
@@ -198,6 +206,8 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
     }
     const topOpts = rewritableOptions(top);
     base = await openLayer(baseFile, top.backingRef.format, opts);
+    topChain = await openWithChain(spec.filename, spec.format, opts);
+    baseChain = base.backingRef ? await openWithChain(baseFile, top.backingRef.format, opts) : undefined;
     const baseOpts = rewritableOptions(base);
     const baseBacking = keptBacking(base);
     const baseSize = base.virtualSize;
@@ -213,10 +223,10 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
         fillByUnits(
           w,
           baseSize,
-          async (pos, end) => {
+          async (pos, end, g) => {
             const topExt = await layerExtents(top, pos, end);
-            const fromTop = await layerWindow(top, pos, end, true);
-            const fromBase = await layerWindow(b, pos, end, !!baseBacking);
+            const fromTop = await layerWindow(top, pos, end, true, topChain, g);
+            const fromBase = await layerWindow(b, pos, end, !!baseBacking, baseChain, g);
             return (off, len) => {
               const k = unitKind(topExt, off, len);
               if (k === 'unallocated' || off >= top.virtualSize) return fromBase(off, len);
@@ -245,6 +255,8 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
     progress.end();
     await top.close();
     await base?.close();
+    await topChain?.close();
+    await baseChain?.close();
   }
   if (!opts.quiet) process.stdout.write('Image committed.\n');
   return 0;
@@ -256,19 +268,22 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
 export async function repairImage(file: string, r: CheckResult, mode: 'leaks' | 'all', cmd: Cmd<'check'>): Promise<{ leaks: number; corruptions: number }> {
   if (mode === 'leaks' && r.corruptions) throw new UnsupportedError(file, 'has corruptions as well as leaks: DiskFerry repairs both at once (-r all) or neither');
   const layer = await openLayer(file, cmd.opts.format, cmd.opts);
+  let chain: BlockDevice | undefined;
   try {
     const { format, options } = rewritableOptions(layer);
     const backing = keptBacking(layer);
+    chain = layer.backingRef ? await openWithChain(file, cmd.opts.format, cmd.opts) : undefined;
     await replaceImage({
       file,
       format,
       virtualSize: layer.virtualSize,
       options,
       backing,
-      fill: (w) => fillByUnits(w, layer.virtualSize, (pos, end) => layerWindow(layer, pos, end, !!backing)),
+      fill: (w) => fillByUnits(w, layer.virtualSize, (pos, end, g) => layerWindow(layer, pos, end, !!backing, chain, g)),
     });
   } finally {
     await layer.close();
+    await chain?.close();
   }
   return { leaks: r.leaks ?? 0, corruptions: mode === 'all' ? (r.corruptions ?? 0) : 0 };
 }
