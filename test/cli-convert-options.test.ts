@@ -177,3 +177,17 @@ describe('convert --salvage', () => {
     expect(quiet.stderr).toBe('');
   });
 });
+
+describe('convert SRC1 SRC2 … TGT', () => {
+  it('concatenates the sources as qemu-img does', async () => {
+    const ours = t.file('cat-ours.qcow2');
+    const theirs = t.file('cat-theirs.qcow2');
+    const r = await cli('convert', '-O', 'qcow2', blocky, raw, qcow, ours);
+    expect(r.code, r.stderr).toBe(0);
+    qemuImg('convert', '-O', 'qcow2', blocky, raw, qcow, theirs);
+    expect(JSON.parse(qemuImg('info', '--output=json', ours))['virtual-size']).toBe(24 * MiB);
+    expect(qemuCompare(ours, theirs)).toBe(0);
+    const b = await cli('convert', '-O', 'qcow2', '-b', 'src.qcow2', '-F', 'qcow2', raw, qcow, t.file('cat-b.qcow2'));
+    expect(b.code).toBe(runStatus('qemu-img', ['convert', '-O', 'qcow2', '-b', 'src.qcow2', '-F', 'qcow2', raw, qcow, t.file('cat-bq.qcow2')]).status);
+  });
+});

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
-import type { BlockDevice, FormatDriver } from '../../src-core/image/types.ts';
+import type { BlockDevice, Extent, FormatDriver } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { convert } from '../../src-core/pipeline/convert.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
@@ -32,7 +32,6 @@ export function optionHelp(target: FormatDriver): string {
 }
 
 export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: AbortSignal): Promise<number> {
-  if (args.length > 2) throw new InvalidArgumentError('DiskFerry converts one source image at a time (no concatenation)');
   if (opts.bitmaps || opts.skipBrokenBitmaps) throw new InvalidArgumentError('--bitmaps is not supported: DiskFerry does not copy persistent bitmaps');
   if (opts.targetImageOpts && !opts.noCreate) throw new InvalidArgumentError('--target-image-opts requires use of -n flag');
   if (opts.noCreate && opts.options.length) throw new InvalidArgumentError('-o has no effect when skipping image creation');
@@ -41,11 +40,12 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   const options: Record<string, string> = {};
   for (const o of opts.options) Object.assign(options, parseOptionString(o));
   let targetName = opts.targetFormat ?? 'raw';
-  let dstArg = args[1];
+  // SRC_FILE [SRC_FILE2...] TGT_FILE: several sources are concatenated.
+  let dstArg = args.length >= 2 ? args[args.length - 1] : undefined;
   if (opts.targetImageOpts && dstArg) {
     const o = parseOptionString(dstArg);
     dstArg = o['file.filename'] ?? o.filename;
-    if (!dstArg) throw new InvalidArgumentError(`--target-image-opts "${args[1]}" has no file.filename`);
+    if (!dstArg) throw new InvalidArgumentError(`--target-image-opts "${args[args.length - 1]}" has no file.filename`);
     targetName = o.driver ?? targetName;
   }
   const target = findDriver(drivers, targetName);
@@ -53,21 +53,23 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     process.stdout.write(optionHelp(target));
     return 0;
   }
-  const [srcArg] = expectArgs(args, 2, 2, 'Must specify image file name');
+  const srcArgs = expectArgs(args, 2, Infinity, 'Must specify image file name').slice(0, -1);
   const dst = dstArg!;
+  if (srcArgs.length > 1 && opts.snapshot !== undefined) throw new InvalidArgumentError('No support for concatenating multiple snapshot');
   const backingName = opts.backing ?? options.backing_file;
   const backingFormat = opts.backingFormat ?? options.backing_fmt;
   delete options.backing_file;
   delete options.backing_fmt;
   if (opts.targetIsZero && backingName) throw new InvalidArgumentError('Cannot use --target-is-zero when the destination image has a backing file');
+  if (srcArgs.length > 1 && backingName) throw new InvalidArgumentError('Having a backing file for the target makes no sense when concatenating multiple input images');
   const minSparse = opts.sparseSize !== undefined ? sparseSize(opts.sparseSize) : undefined;
   const rate = opts.rateLimit !== undefined ? parseSize(opts.rateLimit, 'rate limit') : 0;
   if (opts.parallel !== undefined) {
     const m = Number(opts.parallel);
     if (!Number.isInteger(m) || m < 1 || m > 16) throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
   }
-  const spec = imageSpec(srcArg!, opts.imageOpts, opts.format);
-  if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
+  const specs = srcArgs.map((a) => imageSpec(a, opts.imageOpts, opts.format));
+  for (const spec of specs) if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
   if (opts.noCreate) {
     if (target.name !== 'raw') throw new InvalidArgumentError(`-n writes into an existing image only for raw targets (files and block devices), not ${target.name}`, dst);
     if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
@@ -76,7 +78,14 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   progress.print(0, 100);
   const common: CommonOpts = opts;
   // --disk N|NAME picks a disk inside an OVA.
-  const opened = await openCliImage(spec, common, { member: opts.disk });
+  const parts: BlockDevice[] = [];
+  try {
+    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk })).device);
+  } catch (e) {
+    for (const p of parts) await p.close();
+    throw e;
+  }
+  const opened = { device: parts.length === 1 ? parts[0]! : concatenated(parts) };
   const warn = (w: string) => {
     if (!opts.quiet) process.stderr.write(`warning: ${w}\n`);
   };
@@ -157,4 +166,45 @@ export async function openBacking(name: string, format: string | undefined, dst:
     await src.close();
     throw e;
   });
+}
+
+/** Several disks one after another, as one disk (convert SRC1 SRC2 … TGT). */
+function concatenated(parts: BlockDevice[]): BlockDevice {
+  const starts: number[] = [];
+  let size = 0;
+  for (const p of parts) {
+    starts.push(size);
+    size += p.virtualSize;
+  }
+  async function* extents(from = 0, to = size): AsyncIterable<Extent> {
+    for (let i = 0; i < parts.length; i++) {
+      const s = starts[i]!;
+      const e = s + parts[i]!.virtualSize;
+      if (e <= from || s >= to) continue;
+      for await (const x of parts[i]!.extents(Math.max(from, s) - s, Math.min(to, e) - s)) yield { ...x, offset: x.offset + s, hostOffset: undefined, hostFile: undefined };
+    }
+  }
+  async function read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < parts.length; i++) {
+      const s = starts[i]!;
+      const e = s + parts[i]!.virtualSize;
+      const a = Math.max(offset, s);
+      const b = Math.min(offset + length, e);
+      if (a >= b) continue;
+      out.set((await parts[i]!.read(a - s, b - a)).subarray(0, b - a), a - offset);
+    }
+    return out;
+  }
+  return {
+    format: parts[0]!.format,
+    filename: parts[0]!.filename,
+    virtualSize: size,
+    extents,
+    read,
+    info: () => ({ ...parts[0]!.info(), 'virtual-size': size }),
+    close: async () => {
+      for (const p of parts) await p.close();
+    },
+  };
 }
