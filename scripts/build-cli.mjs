@@ -5,7 +5,7 @@
  *   dist/cli/index.js          the library entry (cli/lib.ts)
  *   dist/cli/deflateWorker.js  the compression worker thread (cli/pool/deflateWorker.ts)
  *   dist/cli/chunk-*.js        code shared by those and loaded on demand (import())
- *   dist/cli/zlib.wasm, zstd.wasm
+ *   dist/cli/zlib.wasm (+ LICENSE.zlib), zstd.wasm
  *   dist/types/**.d.ts         declarations for the library (tsc)
  * Everything the CLI needs is bundled: the package has no runtime dependencies.
  */
@@ -55,6 +55,8 @@ writeFileSync(bin, '#!/usr/bin/env node\n' + readFileSync(bin, 'utf8'));
 chmodSync(bin, 0o755);
 copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/zlib.wasm'), path.join(outdir, 'zlib.wasm'));
 copyFileSync(path.join(ROOT, 'node_modules/@bokuweb/zstd-wasm/dist/common/zstd.wasm'), path.join(outdir, 'zstd.wasm'));
+// zlib.wasm is stock zlib: its licence travels with it.
+copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/LICENSE.zlib'), path.join(outdir, 'LICENSE.zlib'));
 
 if (outdir === OUT && !process.env.DISKFERRY_NO_TYPES) {
   rmSync(TYPES, { recursive: true, force: true });
