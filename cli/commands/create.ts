@@ -44,7 +44,6 @@ export async function createCommand({ opts, args }: Cmd<'create'>): Promise<numb
   }
   if (size === undefined) throw new InvalidArgumentError('Image creation needs a size parameter', file);
   if (backingName && !backingFormat) throw new InvalidArgumentError('Backing file specified without backing format', file);
-  if (!opts.quiet) process.stdout.write(formattingLine(file, target, size, options, backingName, backingFormat, prealloc) + '\n');
 
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.diskferry-${process.pid}.part`);
@@ -59,6 +58,8 @@ export async function createCommand({ opts, args }: Cmd<'create'>): Promise<numb
       filename: file,
       resolver,
     });
+    // Printed once the options are known good (the writer checked them).
+    if (!opts.quiet) process.stdout.write(formattingLine(file, target, size, options, backingName, backingFormat, prealloc) + '\n');
     if (target.name === 'raw' && (prealloc === 'full' || prealloc === 'falloc')) {
       const chunk = new Uint8Array(Math.max(writer.granularity, 1 << 20) - (Math.max(writer.granularity, 1 << 20) % writer.granularity));
       for (let pos = 0; pos < size; pos += chunk.length) await writer.write(pos, chunk.subarray(0, Math.min(chunk.length, size - pos)));
