@@ -9,7 +9,7 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError, UnsupportedError } from '../src-core/io/errors.ts';
+import { UnsupportedError } from '../src-core/io/errors.ts';
 import { alignUp } from '../src-core/io/int64.ts';
 import { isAllZero } from '../src-core/io/struct.ts';
 import { findDriver } from '../src-core/image/open.ts';
@@ -236,9 +236,4 @@ function padTo(b: Uint8Array, len: number): Uint8Array {
 /** The backing file as the image names it, kept as it is. */
 export function keptBacking(layer: BlockDevice): BackingRef | undefined {
   return layer.backingRef ? { name: layer.backingRef.name, format: layer.backingRef.format } : undefined;
-}
-
-export function assertGranularityFits(layer: BlockDevice, writerUnit: number): void {
-  const cs = layer.info()['cluster-size'];
-  if (cs && writerUnit > cs) throw new InvalidArgumentError(`cannot rewrite ${layer.filename}: its clusters are smaller than the writer's units`);
 }

@@ -1,8 +1,7 @@
-import { UnsupportedError } from '../../src-core/io/errors.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { formatInfoHuman } from '../../src-core/pipeline/info.ts';
 import { imageSpec, openCliImage } from '../context.ts';
 import { expectArgs, type Cmd } from './types.ts';
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 
 /** snapshot -l lists internal snapshots; -c/-a/-d would need a qcow2 snapshot writer (refused). */
 export async function snapshotCommand({ opts, args }: Cmd<'snapshot'>): Promise<number> {
