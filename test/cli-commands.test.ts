@@ -276,6 +276,32 @@ describe('check -r', () => {
   });
 });
 
+describe('-p on the commands that change images', () => {
+  it('commit, rebase and amend print qemu-img\'s progress lines, from 0 to 100, as qemu-img does', async () => {
+    const shape = /^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n(Image committed\.\n)?$/;
+    for (const args of [['rebase', '-p', '-b', 'other.qcow2', '-F', 'qcow2', 'X'], ['amend', '-p', '-o', 'compat=0.10', 'X'], ['commit', '-p', 'X']]) {
+      const [a, b] = pair(top, `p-${args[0]}`);
+      if (args[0] === 'commit') {
+        // Each overlay on a base of its own.
+        for (const [f, baseName] of [[a, 'p-base-o.qcow2'], [b, 'p-base-q.qcow2']] as const) {
+          copyFileSync(base, t.file(baseName));
+          qemuImg('create', '-q', '-f', 'qcow2', '-b', baseName, '-F', 'qcow2', f);
+          qemuIo('-c', 'write -P 0x33 4M 8M', f);
+        }
+      }
+      const r = await cli(...args.map((x) => (x === 'X' ? a : x)));
+      const q = runStatus('qemu-img', args.map((x) => (x === 'X' ? b : x)));
+      expect(r.code, r.stderr).toBe(0);
+      expect(q.stdout, `qemu-img ${args[0]}`).toMatch(shape);
+      expect(r.stdout, args[0]).toMatch(shape);
+      const steps = [...r.stdout.matchAll(/\((\d+\.\d\d)\/100%\)/g)].map((m) => Number(m[1]));
+      expect(steps.at(-1)).toBe(100);
+      expect(steps).toEqual([...steps].sort((x, y) => x - y));
+      expect(r.stdout.endsWith('Image committed.\n')).toBe(q.stdout.endsWith('Image committed.\n'));
+    }
+  });
+});
+
 describe('subclusters (extended_l2) over a backing file', () => {
   it('resize, amend and safe rebase keep what partly allocated clusters show; rebase -u refuses them, untouched', async () => {
     const xl = t.file('xl.qcow2');
