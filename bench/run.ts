@@ -13,11 +13,14 @@
  * The CLI compresses with stock zlib in wasm on a worker per core (qemu-img's exact bytes);
  * the `cli-native` row runs it with Node's own zlib in the workers instead (faster, larger).
  * Environment: BENCH_REPEAT=N, BENCH_NO_BROWSER=1 (CLI only), BENCH_CASES=a,b (case names),
- * BENCH_TOOLS=qemu-img,cli,cli-native,chromium (a subset),
+ * BENCH_TOOLS=qemu-img,cli,cli-native,chromium,node (a subset),
+ * BENCH_CASES='info start-up' BENCH_NO_BROWSER=1: only the start-up row (no 4 GiB image needed):
+ * the bundled `diskferry info` run as the installed command (its #! line) on a small qcow2,
+ * beside `qemu-img info` and a bare `node -e 0`,
  * DISKFERRY_DEFLATE=wasm|native|single for the `cli` row (see cli/pool/cliCodecs.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,12 +36,17 @@ const OUT_DIR = path.join(CACHE, 'out');
 const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT) || 3);
 
 /** cli-native: the CLI with Node's zlib in its workers (DISKFERRY_DEFLATE=native), for -c only. */
-type Tool = 'qemu-img' | 'cli' | 'cli-native' | 'chromium';
+/** node: a bare `node -e 0`, the floor under the CLI's start-up (start-up row only). */
+type Tool = 'qemu-img' | 'cli' | 'cli-native' | 'chromium' | 'node';
 
 interface Case {
   name: string;
   /** qemu-img arguments; OUT stands for the output file. */
   args: string[];
+  /** Runs at least this many times (short cases: the clock's 10 ms steps need many samples). */
+  minRepeat?: number;
+  /** Needs the 4 GiB reference image. */
+  needsImage?: boolean;
   source: string;
   target?: string;
   compress?: boolean;
@@ -53,28 +61,22 @@ function buildImage(): void {
   execFileSync('bash', [path.join(ROOT, 'bench', 'mk-bench-image.sh'), CACHE], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-/** One ESM bundle for the CLI and one for its compression worker, with zlib.wasm beside them. */
+/** The CLI exactly as the npm package ships it (scripts/build-cli.mjs): dist-style bundle, worker and wasm. */
 function buildCli(): string {
   mkdirSync(CLI_DIR, { recursive: true });
-  const esbuild = path.join(ROOT, 'node_modules', '.bin', 'esbuild');
-  execFileSync(
-    esbuild,
-    [
-      'cli/main.ts',
-      'cli/pool/deflateWorker.ts',
-      '--bundle',
-      '--platform=node',
-      '--format=esm',
-      '--target=node20',
-      `--outdir=${CLI_DIR}`,
-      '--entry-names=[name]',
-      "--banner:js=import{createRequire as __cr}from'module';const require=__cr(import.meta.url);",
-      '--log-level=warning',
-    ],
-    { cwd: ROOT, stdio: 'inherit' },
-  );
-  copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/zlib.wasm'), path.join(CLI_DIR, 'zlib.wasm'));
-  return path.join(CLI_DIR, 'main.js');
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-cli.mjs'), CLI_DIR], { cwd: ROOT, stdio: 'inherit' });
+  return path.join(CLI_DIR, 'diskferry.js');
+}
+
+/** A small qcow2 (a few MiB of data in 1 GiB) for the start-up row. */
+function smallQcow2(): string {
+  const file = path.join(CACHE, 'small.qcow2');
+  if (!existsSync(file)) {
+    mkdirSync(CACHE, { recursive: true });
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, '1G']);
+    execFileSync('qemu-io', ['-c', 'write -P 0x5a 0 4M', '-c', 'write -P 0xa5 512M 1M', file], { stdio: 'ignore' });
+  }
+  return file;
 }
 
 /**
@@ -121,8 +123,6 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  log('bench: building the reference image (cached in .cache/bench)…');
-  buildImage();
   const vmdkDriver = drivers.find((d) => d.name === 'vmdk');
   const source = vmdkDriver ? path.join(CACHE, 'vm.vmdk') : path.join(CACHE, 'vm.qcow2');
   if (!vmdkDriver) log('bench: no vmdk driver registered: the source is the same disk as qcow2');
@@ -132,10 +132,17 @@ async function main(): Promise<void> {
     { name: 'convert -O qcow2', args: ['convert', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: false, ext: 'qcow2' },
     ...(canVhdx ? [{ name: 'convert -O vhdx', args: ['convert', '-O', 'vhdx', source, 'OUT'], source, target: 'vhdx', compress: false, ext: 'vhdx' }] : []),
     { name: 'info (sparse 100 GiB qcow2)', args: ['info', path.join(CACHE, 'sparse100g.qcow2')], source: path.join(CACHE, 'sparse100g.qcow2') },
+    // Start-up: the installed command's `info` on a small qcow2, beside qemu-img and a bare node.
+    { name: 'info start-up (small qcow2)', args: ['info', path.join(CACHE, 'small.qcow2')], source: path.join(CACHE, 'small.qcow2'), minRepeat: 15, needsImage: false },
   ];
   const only = process.env.BENCH_CASES?.split(',').map((s) => s.trim());
   const selected = only ? cases.filter((c) => only.some((o) => c.name.startsWith(o))) : cases;
   const tools = process.env.BENCH_TOOLS?.split(',').map((s) => s.trim());
+  if (selected.some((c) => c.needsImage !== false)) {
+    log('bench: building the reference image (cached in .cache/bench)…');
+    buildImage();
+  }
+  if (selected.some((c) => c.name.startsWith('info start-up'))) smallQcow2();
 
   log('bench: bundling the CLI…');
   const cli = buildCli();
@@ -162,11 +169,12 @@ async function main(): Promise<void> {
       'qemu-img': { case: c.name, tool: 'qemu-img', status: 'ok', samples: [] },
       cli: { case: c.name, tool: 'cli', status: 'ok', samples: [] },
       'cli-native': { case: c.name, tool: 'cli-native', status: c.compress ? 'ok' : 'not run', note: c.compress ? undefined : 'only differs from cli with -c', samples: [] },
-      chromium: { case: c.name, tool: 'chromium', status: browser ? 'ok' : 'not run', note: browser ? undefined : browserNote, samples: [] },
+      chromium: { case: c.name, tool: 'chromium', status: browser && !c.minRepeat ? 'ok' : 'not run', note: browser ? undefined : browserNote, samples: [] },
+      node: { case: c.name, tool: 'node', status: c.minRepeat ? 'ok' : 'not run', note: c.minRepeat ? 'node -e 0' : undefined, samples: [] },
     };
-    for (let rep = 0; rep < REPEAT; rep++) {
+    for (let rep = 0; rep < Math.max(REPEAT, c.minRepeat ?? 0); rep++) {
       // Alternate the order so a neighbour's load or a warm cache favours no one.
-      const order: Tool[] = rep % 2 ? ['chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium'];
+      const order: Tool[] = rep % 2 ? ['node', 'chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium', 'node'];
       for (const tool of order) {
         const row = by[tool];
         if (row.status !== 'ok' || (tools && !tools.includes(tool))) continue;
@@ -176,7 +184,8 @@ async function main(): Promise<void> {
         try {
           let s: Sample;
           if (tool === 'qemu-img') s = await timeCommand('qemu-img', args);
-          else if (tool === 'cli') s = await timeCommand(process.execPath, [cli, ...args]);
+          else if (tool === 'node') s = await timeCommand(process.execPath, ['-e', '0']);
+          else if (tool === 'cli') s = c.minRepeat ? await timeCommand(cli, args) : await timeCommand(process.execPath, [cli, ...args]);
           else if (tool === 'cli-native') s = await timeCommand(process.execPath, [cli, ...args], { env: { ...process.env, DISKFERRY_DEFLATE: 'native' } });
           else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress) : await browser!.info(c.source);
           if (c.ext && tool !== 'chromium') s.outBytes = statSync(out).size;
@@ -191,7 +200,7 @@ async function main(): Promise<void> {
       }
     }
     const q = by['qemu-img'];
-    for (const tool of ['qemu-img', 'cli', 'cli-native', 'chromium'] as Tool[]) {
+    for (const tool of ['qemu-img', 'cli', 'cli-native', 'chromium', 'node'] as Tool[]) {
       const r = by[tool];
       if (r.samples.length) {
         const walls = r.samples.map((s) => s.wallS);
@@ -253,7 +262,7 @@ async function main(): Promise<void> {
     cliDeflate: process.env.DISKFERRY_DEFLATE ?? 'wasm',
     note: 'the CLI is the esbuild bundle of cli/main.ts run by node (a release build); the Chromium clock runs from pressing convert to the result',
     source: path.relative(ROOT, source),
-    sourceBytes: statSync(source).size,
+    sourceBytes: existsSync(source) ? statSync(source).size : undefined,
     repeat: REPEAT,
     rows,
     chromiumFloor: floor,
@@ -281,7 +290,7 @@ function printTable(rows: Row[], source: string): void {
   );
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\nsource: ${path.relative(ROOT, source)} (${statSync(source).size} bytes), ${REPEAT} runs each, medians; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`\nsource: ${path.relative(ROOT, source)} (${existsSync(source) ? statSync(source).size : 'not built'} bytes), ${REPEAT} runs each, medians; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log(fmt(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const l of lines) console.log(fmt(l));

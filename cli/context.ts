@@ -11,12 +11,24 @@ import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
 import { nodeScratch } from './nodeScratch.ts';
 import { unwrapContainer, type ContainerProgress } from '../src-core/image/containers/index.ts';
-import { optValue, optValues, type ParsedArgs } from './args.ts';
+
+/** The options every image-opening command shares (a subset of each command's opts). */
+export interface CommonOpts {
+  object?: string[];
+  allowOutside?: boolean;
+  /** -l: an internal snapshot to read. */
+  snapshot?: string;
+  /** -p and -q: whether unpacking a compressed container shows progress. */
+  progress?: boolean;
+  quiet?: boolean;
+  /** --verify reads the source twice, so a raw image in a container is unpacked, not streamed. */
+  verify?: boolean;
+}
 
 /** --object secret,id=ID,data=…|file=… → secrets by id. Other object types are refused. */
-export function parseSecrets(p: ParsedArgs): Secrets {
+export function parseSecrets(p: CommonOpts): Secrets {
   const secrets: Secrets = new Map();
-  for (const text of optValues(p, '--object')) {
+  for (const text of p.object ?? []) {
     const o = parseOptionString(text);
     const type = Object.keys(o)[0];
     if (type !== 'secret' || !o.id) throw new InvalidArgumentError(`unsupported --object "${text}" (only secret,id=…,data=…|file=…)`);
@@ -54,8 +66,9 @@ export interface OpenedImage {
 /** Opens an image file and its backing chain with the CLI's resolver and codecs. */
 export async function openCliImage(
   spec: ImageSpec,
-  p: ParsedArgs,
+  p: CommonOpts,
   extra: Partial<OpenContext> = {},
+  /** Where a compressed container's image is unpacked when it needs random access (beside the output). */
   scratchDir?: string,
 ): Promise<OpenedImage> {
   const secrets = parseSecrets(p);
@@ -64,25 +77,37 @@ export async function openCliImage(
     password = secrets.get(spec.keySecret);
     if (!password) throw new InvalidArgumentError(`no secret with id "${spec.keySecret}" (give it with --object secret,id=…)`);
   }
-  const allowOutside = p.opts.some(([k]) => k === '--allow-outside-paths');
+  const allowOutside = !!p.allowOutside;
   const resolver = new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside);
   const file = await NodeFileSource.open(spec.filename);
   // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
-  // --verify reads the source twice, so a raw image inside is unpacked instead of streamed.
-  const has = (flag: string) => p.opts.some(([k]) => k === flag);
-  const onProgress = has('-p') && !has('-q') ? unpackProgress(spec.filename) : undefined;
-  const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: has('--verify'), onProgress });
-  const snapshotArg = optValue(p, '-l');
-  const device = await openImage(source, drivers, {
-    format: spec.format,
-    resolver,
-    codecs: nodeCodecs,
-    password,
-    snapshot: snapshotArg ? parseSnapshotArg(snapshotArg) : undefined,
-    driverOptions: spec.driverOptions,
-    ...extra,
-  });
-  return { device, source };
+  const onProgress = p.progress && !p.quiet ? unpackProgress(spec.filename) : undefined;
+  const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: !!p.verify, onProgress });
+  const snapshotArg = p.snapshot;
+  try {
+    const device = await openImage(source, drivers, {
+      format: spec.format,
+      resolver,
+      codecs: nodeCodecs,
+      password,
+      snapshot: snapshotArg ? parseSnapshotArg(snapshotArg) : undefined,
+      driverOptions: spec.driverOptions,
+      ...extra,
+    });
+    return { device, source };
+  } catch (e) {
+    await source.close?.();
+    throw e;
+  }
+}
+
+/** -l snapshot.name=NAME, -l snapshot.id=ID, or -l NAME_OR_ID. */
+export function parseSnapshotArg(text: string): { id?: string; name?: string } {
+  if (text.includes('snapshot.')) {
+    const o = parseOptionString(text);
+    return { id: o['snapshot.id'], name: o['snapshot.name'] };
+  }
+  return { name: text };
 }
 
 /** -p while a container is measured or unpacked before the conversion starts. */
@@ -95,13 +120,4 @@ function unpackProgress(name: string): (p: ContainerProgress) => void {
     last = pct;
     process.stderr.write(`\r    (${p.phase === 'measure' ? 'reading' : 'unpacking'} ${path.basename(name)}: ${pct.toFixed(1)}/100%)   `);
   };
-}
-
-/** -l snapshot.name=NAME, -l snapshot.id=ID, or -l NAME_OR_ID. */
-export function parseSnapshotArg(text: string): { id?: string; name?: string } {
-  if (text.includes('snapshot.')) {
-    const o = parseOptionString(text);
-    return { id: o['snapshot.id'], name: o['snapshot.name'] };
-  }
-  return { name: text };
 }

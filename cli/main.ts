@@ -1,72 +1,89 @@
+/**
+ * The command line: parse (parse.ts, spec.ts: argv → a typed command object), then run the
+ * command, whose module is imported only now, so `info` never loads the compression pool,
+ * the wasm codecs or another command's code.
+ */
 import { errorLine, isDiskFerryError } from '../src-core/io/errors.ts';
-import { checkCommand } from './commands/check.ts';
-import { compareCommand } from './commands/compare.ts';
-import { convertCommand } from './commands/convert.ts';
-import { infoCommand } from './commands/info.ts';
-import { mapCommand } from './commands/map.ts';
-import { measureCommand } from './commands/measure.ts';
-import { snapshotCommand } from './commands/snapshot.ts';
-import { drivers } from '../src-core/formats/registry.ts';
+import { commandHelp, parseCommandLine, type ParsedCommand } from './parse.ts';
+import { COMMANDS, type CommandName } from './spec.ts';
+import { UsageError } from './commands/types.ts';
 
-const USAGE = `DiskFerry — qemu-img-compatible disk image conversion
+type Runner<N extends CommandName> = (cmd: Extract<ParsedCommand, { name: N }>, signal: AbortSignal) => Promise<number>;
+type Loaders = { [N in CommandName]: () => Promise<Runner<N>> };
 
-usage: diskferry <command> [options]
-  info [-f FMT] [--output=json] [--backing-chain] [--disk N|NAME] FILE
-  convert [-f FMT] -O FMT [-c] [-o k=v,…] [-B FILE -F FMT] [-l snapshot.name=NAME] [-p] [--verify] [--disk N|NAME] SRC DST
-  compare [-f FMT] [-F FMT] [-s] A B
-  check [-f FMT] [--output=json] FILE
-  map [-f FMT] [--output=json] FILE
-  measure [--output=json] -O FMT [-o k=v,…] (SRC | --size SIZE)
-  snapshot -l FILE
+const RUNNERS: Loaders = {
+  amend: async () => (await import('./commands/rewrite.ts')).amendCommand,
+  check: async () => (await import('./commands/check.ts')).checkCommand,
+  commit: async () => (await import('./commands/rewrite.ts')).commitCommand,
+  compare: async () => (await import('./commands/compare.ts')).compareCommand,
+  convert: async () => (await import('./commands/convert.ts')).convertCommand,
+  create: async () => (await import('./commands/create.ts')).createCommand,
+  dd: async () => (await import('./commands/dd.ts')).ddCommand,
+  info: async () => (await import('./commands/info.ts')).infoCommand,
+  map: async () => (await import('./commands/map.ts')).mapCommand,
+  measure: async () => (await import('./commands/measure.ts')).measureCommand,
+  rebase: async () => (await import('./commands/rewrite.ts')).rebaseCommand,
+  resize: async () => (await import('./commands/resize.ts')).resizeCommand,
+  snapshot: async () => (await import('./commands/snapshot.ts')).snapshotCommand,
+};
 
+async function usage(): Promise<string> {
+  const { drivers } = await import('../src-core/formats/registry.ts');
+  const cmds = (Object.keys(COMMANDS) as CommandName[]).map((n) => `  ${n.padEnd(9)}${COMMANDS[n].description}`);
+  return `DiskFerry — qemu-img-compatible disk image conversion
+
+usage: diskferry <command> [options]   (diskferry <command> --help for its options)
+${cmds.join('\n')}
+
+Spellings are qemu-img 10.1's (long and short options) and 7.2's (convert -B, create -F).
 ova:       --disk N|NAME picks a disk of an OVA (default: the first in the OVF)
 secrets:   --object secret,id=ID,data=PASSWORD  or  --object secret,id=ID,file=PATH
 safety:    names inside images (backing files, extents) may not leave the image's folder
            unless --allow-outside-paths is given.
 formats:   ${drivers.map((d) => d.name).join(' ')}
 `;
-
-type Command = (argv: string[], signal: AbortSignal) => Promise<number>;
-const COMMANDS: Record<string, Command> = {
-  info: infoCommand,
-  convert: convertCommand,
-  compare: compareCommand,
-  check: checkCommand,
-  map: mapCommand,
-  measure: measureCommand,
-  snapshot: snapshotCommand,
-};
+}
 
 /** Runs one command; returns the exit status (qemu-img's conventions). */
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '-h' || name === '--help' || name === 'help') {
-    process.stdout.write(USAGE);
-    return name ? 0 : 1;
-  }
-  const cmd = COMMANDS[name];
-  if (!cmd) {
-    process.stderr.write(`diskferry: unknown command "${name}"\n\n${USAGE}`);
+  let cmd;
+  try {
+    cmd = parseCommandLine(argv);
+  } catch (e) {
+    process.stderr.write(`diskferry${argv[0] && argv[0] in COMMANDS ? ` ${argv[0]}` : ''}: ${errorLine(e)}\n`);
     return 1;
+  }
+  if (cmd.name === 'help') {
+    process.stdout.write(cmd.command ? commandHelp(cmd.command) : await usage());
+    // qemu-img with no command at all fails; an asked-for help succeeds.
+    return argv.length ? 0 : 1;
+  }
+  if (cmd.name === 'version') {
+    const { version } = await import('./version.ts');
+    process.stdout.write(`diskferry version ${await version()} (qemu-img 10.1 compatible command line)\n`);
+    return 0;
   }
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    return await cmd(rest, abort.signal);
+    const run = (await RUNNERS[cmd.name]()) as Runner<CommandName>;
+    return await run(cmd as never, abort.signal);
   } catch (e) {
-    process.stderr.write(`diskferry ${name}: ${errorLine(e)}\n`);
+    process.stderr.write(`diskferry ${cmd.name}: ${errorLine(e)}\n`);
     if (!isDiskFerryError(e) && process.env.DISKFERRY_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    // compare reports errors as 2, everything else as 1 (qemu-img).
-    return name === 'compare' ? 2 : abort.signal.aborted ? 130 : 1;
+    // compare reports errors as 2, everything else as 1 (qemu-img); a bad command line is 1.
+    if (e instanceof UsageError) return 1;
+    return cmd.name === 'compare' ? 2 : abort.signal.aborted ? 130 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
-const isEntry = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+// Run directly from sources (`tsx cli/main.ts`); the bundle's entry is cli/bin.ts.
+const isEntry = import.meta.url.endsWith('/cli/main.ts') && !!process.argv[1]?.replace(/\\/g, '/').endsWith('cli/main.ts');
 if (isEntry) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;

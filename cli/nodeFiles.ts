@@ -47,6 +47,10 @@ export class NodeFileSink implements ByteSink {
   private constructor(
     private readonly fh: fs.FileHandle,
     readonly name: string,
+    /** Bytes in the file (or block device) when it was opened. */
+    readonly size = 0,
+    /** Opened with openExisting: truncate() leaves the length alone. */
+    private readonly keepLength = false,
   ) {}
   static async create(file: string): Promise<NodeFileSink> {
     try {
@@ -54,6 +58,25 @@ export class NodeFileSink implements ByteSink {
     } catch (e) {
       throw ioError(file, e);
     }
+  }
+  /**
+   * An existing file or block device, written in place: not created, not truncated, and its
+   * length never changed (convert -n). A block device's size is found by seeking to its end.
+   */
+  static async openExisting(file: string): Promise<NodeFileSink> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(file, constants.O_RDWR);
+    } catch (e) {
+      throw ioError(file, e);
+    }
+    const st = await fh.stat();
+    let size = st.size;
+    if (st.isBlockDevice()) {
+      const { getBlockDeviceSize } = await import('./blockDevice.ts');
+      size = getBlockDeviceSize(fh.fd);
+    }
+    return new NodeFileSink(fh, file, size, true);
   }
   async write(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
@@ -66,8 +89,10 @@ export class NodeFileSink implements ByteSink {
     }
   }
   async truncate(size: number): Promise<void> {
+    if (this.keepLength) return;
     await this.fh.truncate(size);
   }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -117,7 +142,13 @@ export class NodeResolver implements FileResolver {
     const full = this.resolve(name, relativeTo);
     const sink = await NodeFileSink.create(full);
     this.created.push(full);
+    this.sinks.push(sink);
     return sink;
+  }
+  private readonly sinks: NodeFileSink[] = [];
+  /** Closes every companion file still open (a writer that failed may leave them so). */
+  async closeCreated(): Promise<void> {
+    for (const s of this.sinks) await s.close().catch(() => {});
   }
   async list(relativeTo: string): Promise<string[]> {
     const dir = path.dirname(relativeTo);

@@ -1,12 +1,38 @@
-import type { Progress, ProgressCallback } from '../src-core/pipeline/progress.ts';
-import { humanSize } from '../src-core/pipeline/info.ts';
+import type { ProgressCallback } from '../src-core/pipeline/progress.ts';
 
-/** -p: one status line on stderr, rewritten in place. */
-export function progressPrinter(): ProgressCallback {
-  return (p: Progress) => {
-    const pct = p.total ? (100 * p.done) / p.total : 100;
-    const eta = p.eta !== undefined && p.phase === 'reading' ? `, ${Math.ceil(p.eta)} s left` : '';
-    const phase = p.phase === 'reading' ? '' : ` ${p.phase}`;
-    process.stderr.write(`\r    (${pct.toFixed(2)}/100%) ${humanSize(p.done)} of ${humanSize(p.total)}, ${humanSize(p.rate)}/s${eta}${phase}   `);
-  };
+/**
+ * qemu-img's -p (util/qemu-progress.c): `    (NN.NN/100%)\r` on stdout, printed at 0, whenever
+ * the percentage moved by more than `minSkip` since the last print, and at 100; end() ends
+ * the line. Disabled (no -p, or -q) it prints nothing.
+ */
+export class QemuProgress {
+  private current = 0;
+  private last = 0;
+  constructor(
+    readonly enabled: boolean,
+    private readonly minSkip = 1,
+  ) {}
+
+  /** qemu_progress_print(delta, max): max 0 sets the percentage, otherwise adds delta% of max. */
+  print(delta: number, max = 0): void {
+    let current = Math.fround(max === 0 ? delta : this.current + (delta / 100) * max);
+    if (current > 100) current = 100;
+    this.current = current;
+    if (current > this.last + this.minSkip || current < this.last - this.minSkip || current === 0 || current === 100) {
+      this.last = current;
+      if (this.enabled) process.stdout.write(`    (${current.toFixed(2)}/100%)\r`);
+    }
+  }
+
+  end(): void {
+    if (this.enabled) process.stdout.write('\n');
+  }
+
+  /** A pipeline callback that sets the percentage from bytes done. */
+  callback(): ProgressCallback | undefined {
+    if (!this.enabled) return undefined;
+    return (p) => {
+      if (p.phase === 'reading') this.print(p.total ? (100 * p.done) / p.total : 100);
+    };
+  }
 }

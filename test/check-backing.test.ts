@@ -36,7 +36,8 @@ describe('check with a missing backing file', () => {
         expect(theirs.status).toBe(1);
         expect(ours.code).toBe(1);
         expect(ours.stdout).toBe('');
-        expect(ours.stderr).toBe(theirs.stderr);
+        // The same line after the program's own name ("qemu-img:" / "diskferry check:").
+        expect(ours.stderr.replace(/^diskferry check: /, '')).toBe(theirs.stderr.replace(/^qemu-img: /, ''));
       }
     });
   }
@@ -52,7 +53,7 @@ describe('check with a missing backing file', () => {
     renameSync(parent, t.file('vx-moved.vhdx'));
     const r = await cli('check', child);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`qemu-img: Could not open '${child}': Could not open backing file: Could not open '${parent}': No such file or directory\n`);
+    expect(r.stderr).toBe(`diskferry check: Could not open '${child}': Could not open backing file: Could not open '${parent}': No such file or directory\n`);
   });
 });
 
@@ -69,6 +70,6 @@ describe('check on a format without a check', () => {
     const r = await cli('check', f);
     expect(q.status).toBe(1);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^qemu-img: Could not open '${f}': .*checksum.*\n$`));
+    expect(r.stderr).toMatch(new RegExp(`^diskferry check: Could not open '${f}': .*checksum.*\n$`));
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
-import { qemuImg, standardRaw, tempDir, writePatternedRaw } from './helpers/sys.ts';
+import { qemuImg, runStatus, standardRaw, tempDir, writePatternedRaw } from './helpers/sys.ts';
 
 // The command line as a user meets it: errors, progress, safety of the output file.
 const t = tempDir();
@@ -61,11 +61,21 @@ describe('CLI', () => {
     expect(existsSync(t.file('x.qcow2'))).toBe(false);
   });
 
-  it('-p reports progress on stderr, stdout stays clean', async () => {
+  it('-p prints qemu-img\'s progress on stdout: "    (NN.NN/100%)\\r" from 0 to 100, then a newline; -q silences it', async () => {
     const r = await cli('convert', '-p', '-O', 'qcow2', raw, t.file('p.qcow2'));
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('100.00/100%');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
+    const steps = [...r.stdout.matchAll(/\((\d+\.\d\d)\/100%\)/g)].map((m) => Number(m[1]));
+    expect(steps[0]).toBe(0);
+    expect(steps.at(-1)).toBe(100);
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
+    // qemu-img prints the same shape.
+    const q = runStatus('qemu-img', ['convert', '-p', '-O', 'qcow2', raw, t.file('pq.qcow2')]);
+    expect(q.stdout).toMatch(/^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
+    const quiet = await cli('convert', '-p', '-q', '-O', 'qcow2', raw, t.file('pq2.qcow2'));
+    expect(quiet.code).toBe(0);
+    expect(quiet.stdout + quiet.stderr).toBe('');
   });
 
   it('a backing file outside the image folder is refused unless allowed', async () => {
@@ -90,11 +100,13 @@ describe('CLI', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => (stdout += d));
     // Interrupt once it has made visible progress.
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
-        if (/\((?!0\.00)\d+\.\d\d\/100%\)/.test(stderr)) {
+        if (/\((?!0\.00)\d+\.\d\d\/100%\)/.test(stdout)) {
           clearInterval(timer);
           resolve();
         }
@@ -102,7 +114,7 @@ describe('CLI', () => {
     });
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(code).not.toBe(0);
+    expect({ code, stdout, stderr }).not.toMatchObject({ code: 0 });
     expect(stderr).toContain('cancel');
     expect(existsSync(dst)).toBe(false);
     expect(readdirSync(t.dir).filter((n) => n.includes('diskferry'))).toEqual([]);

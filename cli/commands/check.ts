@@ -3,49 +3,73 @@ import { errorLine, InvalidArgumentError, isDiskFerryError, MissingFileError } f
 import { findDriver, probe } from '../../src-core/image/open.ts';
 import { checkExitCode, type CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
-import { hasFlag, optValue, parseArgs, type ParsedArgs } from '../args.ts';
-import { imageSpec, openCliImage, parseSecrets, type ImageSpec } from '../context.ts';
+import { imageSpec, openCliImage, parseSecrets, type CommonOpts, type ImageSpec } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
+import { expectArgs, outputJson, type Cmd } from './types.ts';
 
-/** qemu-img check: 0 clean, 2 corruptions, 3 leaks; 63 when the format cannot be checked. */
-export async function checkCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, {
-    withValue: ['-f', '--output', '--object', '-r', '-T'],
-    flags: ['-q', '-U', '--image-opts', '--allow-outside-paths', '--force-share'],
-  });
-  const file = p.positional[0];
-  if (!file) throw new InvalidArgumentError('check needs an image');
-  if (optValue(p, '-r')) throw new InvalidArgumentError('check -r (repair) is not supported: DiskFerry never modifies an image in place');
-  const spec = imageSpec(file, hasFlag(p, '--image-opts'), optValue(p, '-f'));
-  const src = await NodeFileSource.open(spec.filename);
+/** qemu-img check: 0 clean, 1 check failed, 2 corruptions, 3 leaks; 63 when the format cannot be checked. */
+export async function checkCommand(cmd: Cmd<'check'>): Promise<number> {
+  const { opts, args } = cmd;
+  const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
+  const json = outputJson(opts.output);
+  if (opts.repair !== undefined && opts.repair !== 'leaks' && opts.repair !== 'all') {
+    throw new InvalidArgumentError(`--repair (-r) expects 'leaks' or 'all', not '${opts.repair}'`);
+  }
+  const spec = imageSpec(file!, opts.imageOpts, opts.format);
+  const first = await runCheck(spec, cmd);
+  if (first === 63 || first === 1) return first;
+  let r = first;
+  let fixed: { leaks: number; corruptions: number } | undefined;
+  if (opts.repair && (r.leaks || (opts.repair === 'all' && r.corruptions))) {
+    const { repairImage } = await import('./rewrite.ts');
+    fixed = await repairImage(spec.filename, r, opts.repair, cmd);
+    if (!json && !opts.quiet) {
+      process.stdout.write(
+        `The following inconsistencies were found and repaired:\n\n    ${fixed.leaks} leaked clusters\n    ${fixed.corruptions} corruptions\n\nDouble checking the fixed image now...\n`,
+      );
+    }
+    const again = await runCheck(spec, cmd);
+    if (again === 63 || again === 1) return again;
+    r = again;
+  }
+  if (json) {
+    const { messages: _m, ...rest } = r;
+    const out: Record<string, unknown> = { ...rest };
+    if (fixed?.leaks) out['leaks-fixed'] = fixed.leaks;
+    if (fixed?.corruptions) out['corruptions-fixed'] = fixed.corruptions;
+    if (!opts.quiet) process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+  } else if (!opts.quiet) process.stdout.write(humanCheck(r));
+  if (r['check-errors']) process.stderr.write('diskferry check: Check failed\n');
+  return checkExitCode(r);
+}
+
+/** The check's result; 63 when the format has no check, 1 when the image (or its backing chain) does not open. */
+async function runCheck(spec: ImageSpec, { opts }: Cmd<'check'>): Promise<CheckResult | 63 | 1> {
+  const { filename: file, format, keySecret } = spec;
+  const src = await NodeFileSource.open(file);
   try {
-    const driver = spec.format ? findDriver(drivers, spec.format) : await probe(src, drivers);
-    const opened = await openAsQemuDoes(spec, p, driver.name);
+    const driver = format ? findDriver(drivers, format) : await probe(src, drivers);
+    const opened = await openAsQemuDoes(spec, opts, driver.name);
     if (opened.backingError) {
-      process.stderr.write(`qemu-img: Could not open '${spec.filename}': Could not open backing file: ${opened.backingError}\n`);
+      process.stderr.write(`diskferry check: Could not open '${file}': Could not open backing file: ${opened.backingError}\n`);
       return 1;
     }
     if (!driver.check) {
       // qemu-img opens the image before it learns the format has no check.
       if (opened.topError) {
-        process.stderr.write(`qemu-img: Could not open '${spec.filename}': ${opened.topError}\n`);
+        process.stderr.write(`diskferry check: Could not open '${file}': ${opened.topError}\n`);
         return 1;
       }
-      process.stderr.write(`qemu-img: This image format does not support checks\n`);
+      process.stderr.write(`diskferry check: This image format does not support checks\n`);
       return 63;
     }
-    const secrets = parseSecrets(p);
-    const r = await driver.check(src, {
+    const secrets = parseSecrets(opts);
+    return await driver.check(src, {
       codecs: nodeCodecs,
-      resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], hasFlag(p, '--allow-outside-paths')),
-      password: spec.keySecret ? secrets.get(spec.keySecret) : undefined,
+      resolver: new NodeResolver([path.dirname(path.resolve(file))], opts.allowOutside),
+      password: keySecret ? secrets.get(keySecret) : undefined,
     });
-    if (optValue(p, '--output') === 'json') {
-      const { messages: _m, ...json } = r;
-      process.stdout.write(JSON.stringify(json, null, 4) + '\n');
-    } else if (!hasFlag(p, '-q')) process.stdout.write(humanCheck(r));
-    return checkExitCode(r);
   } finally {
     await src.close();
   }
@@ -60,10 +84,10 @@ const QEMU_IGNORES_PARENT = new Set(['vpc', 'vdi']);
  * its format has no check. Reports both reasons (undefined where that part opens). An image that
  * does not open on its own but has a check is left to the check, which reports its damage.
  */
-async function openAsQemuDoes(spec: ImageSpec, p: ParsedArgs, format: string): Promise<{ topError?: string; backingError?: string }> {
+async function openAsQemuDoes(spec: ImageSpec, opts: CommonOpts, format: string): Promise<{ topError?: string; backingError?: string }> {
   let top;
   try {
-    top = await openCliImage({ ...spec, format }, p, { noBacking: true });
+    top = await openCliImage({ ...spec, format }, opts, { noBacking: true });
   } catch (e) {
     return { topError: reason(e) };
   }
@@ -71,7 +95,7 @@ async function openAsQemuDoes(spec: ImageSpec, p: ParsedArgs, format: string): P
   await top.device.close();
   if (!ref || QEMU_IGNORES_PARENT.has(format)) return {};
   try {
-    const chain = await openCliImage({ ...spec, format }, p);
+    const chain = await openCliImage({ ...spec, format }, opts);
     await chain.device.close();
     return {};
   } catch (e) {
@@ -87,18 +111,21 @@ function reason(e: unknown): string {
   return errorLine(e);
 }
 
+/** qemu-img's dump_human_image_check(). */
 function humanCheck(r: CheckResult): string {
   const lines = [...r.messages];
-  if (r.corruptions) {
-    lines.push('', `${r.corruptions} errors were found on the image.`, 'Data may be corrupted, or further writes to the image may corrupt it.');
+  if (!r.corruptions && !r.leaks && !r['check-errors']) lines.push('No errors were found on the image.');
+  else {
+    if (r.corruptions) lines.push('', `${r.corruptions} errors were found on the image.`, 'Data may be corrupted, or further writes to the image may corrupt it.');
+    if (r.leaks) lines.push('', `${r.leaks} leaked clusters were found on the image.`, 'This means waste of disk space, but no harm to data.');
+    if (r['check-errors']) lines.push('', `${r['check-errors']} internal errors have occurred during the check.`);
   }
-  if (r.leaks) lines.push('', `${r.leaks} leaked clusters were found on the image.`, 'This means waste of disk space, but no harm to data.');
-  if (!r.corruptions && !r.leaks) lines.push('No errors were found on the image.');
   const total = r['total-clusters'] ?? 0;
-  if (total) {
-    const pct = (n = 0) => ((100 * n) / total).toFixed(2);
+  const alloc = r['allocated-clusters'] ?? 0;
+  if (total && alloc) {
+    const pct = (n: number, of: number) => ((100 * n) / of).toFixed(2);
     lines.push(
-      `${r['allocated-clusters'] ?? 0}/${total} = ${pct(r['allocated-clusters'])}% allocated, ${pct(r['fragmented-clusters'])}% fragmented, ${pct(r['compressed-clusters'])}% compressed clusters`,
+      `${alloc}/${total} = ${pct(alloc, total)}% allocated, ${pct(r['fragmented-clusters'] ?? 0, alloc)}% fragmented, ${pct(r['compressed-clusters'] ?? 0, alloc)}% compressed clusters`,
     );
   }
   if (r['image-end-offset']) lines.push(`Image end offset: ${r['image-end-offset']}`);

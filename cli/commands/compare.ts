@@ -1,34 +1,25 @@
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { compare } from '../../src-core/pipeline/compare.ts';
-import { hasFlag, optValue, parseArgs } from '../args.ts';
 import { imageSpec, openCliImage } from '../context.ts';
-import { progressPrinter } from '../progress.ts';
+import { QemuProgress } from '../progress.ts';
+import { expectArgs, type Cmd } from './types.ts';
 
 /** qemu-img compare: exit 0 identical, 1 different, 2 on error (main maps errors). */
-export async function compareCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(argv, {
-    withValue: ['-f', '-F', '--object', '-T'],
-    flags: ['-s', '-p', '-q', '-U', '--image-opts', '--allow-outside-paths', '--force-share'],
-  });
-  const [a, b] = p.positional;
-  if (!a || !b) throw new InvalidArgumentError('compare needs two images');
-  const io = hasFlag(p, '--image-opts');
-  const A = await openCliImage(imageSpec(a, io, optValue(p, '-f')), p);
+export async function compareCommand({ opts, args }: Cmd<'compare'>, signal: AbortSignal): Promise<number> {
+  const [a, b] = expectArgs(args, 2, 2, 'Expecting two image file names') as [string, string];
+  const progress = new QemuProgress(opts.progress && !opts.quiet, 2);
+  progress.print(0, 100);
+  const A = await openCliImage(imageSpec(a, opts.imageOpts, opts.aFormat), opts);
   try {
-    const B = await openCliImage(imageSpec(b, io, optValue(p, '-F')), p);
+    const B = await openCliImage(imageSpec(b, opts.imageOpts, opts.bFormat), opts);
     try {
-      const r = await compare(A.device, B.device, {
-        strict: hasFlag(p, '-s'),
-        signal,
-        onProgress: hasFlag(p, '-p') ? progressPrinter() : undefined,
-      });
-      if (hasFlag(p, '-p')) process.stderr.write('\n');
-      if (!hasFlag(p, '-q')) process.stdout.write(r.message + '\n');
+      const r = await compare(A.device, B.device, { strict: opts.strict, signal, onProgress: progress.callback() });
+      if (!opts.quiet) process.stdout.write(r.message + '\n');
       return r.identical ? 0 : 1;
     } finally {
       await B.device.close();
     }
   } finally {
+    progress.end();
     await A.device.close();
   }
 }

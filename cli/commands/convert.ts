@@ -3,49 +3,109 @@ import path from 'node:path';
 import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
-import type { BlockDevice } from '../../src-core/image/types.ts';
+import type { BlockDevice, Extent, FormatDriver } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { convert } from '../../src-core/pipeline/convert.ts';
-import { verifyOutput } from '../../src-core/pipeline/verify.ts';
-import { hasFlag, optValue, optValues, parseArgs } from '../args.ts';
-import { imageSpec, openCliImage, parseSecrets } from '../context.ts';
+import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSink, NodeFileSource, NodeResolver } from '../nodeFiles.ts';
-import { progressPrinter } from '../progress.ts';
-import { cliCompressionCodecs, type CliCodecs } from '../pool/cliCodecs.ts';
+import { QemuProgress } from '../progress.ts';
+import type { CliCodecs } from '../pool/cliCodecs.ts';
+import { RateLimitedSink, salvagingDevice } from '../sinks.ts';
+import { expectArgs, type Cmd } from './types.ts';
 
-export async function convertCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const p = parseArgs(argv, {
-    withValue: ['-f', '-O', '-o', '-B', '-F', '-l', '-S', '--object', '-t', '-T', '-m', '-r', '--disk'],
-    flags: ['-c', '-p', '-q', '-n', '-W', '-U', '--image-opts', '--allow-outside-paths', '--force-share', '--verify'],
-  });
-  const [srcArg, dst] = p.positional;
-  if (!srcArg || !dst || p.positional.length > 2) throw new InvalidArgumentError('convert needs exactly one source and one destination');
-  const targetName = optValue(p, '-O') ?? 'raw';
-  const target = findDriver(drivers, targetName);
+/** qemu-img convert's -S: a multiple of 512 up to 16 MiB (MAX_BUF_SECTORS). */
+function sparseSize(text: string): number {
+  const n = parseSize(text, 'buffer size for sparse output');
+  if (n % 512 || n > 32768 * 512) {
+    throw new InvalidArgumentError(
+      'Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).',
+    );
+  }
+  return n;
+}
+
+/** `-o help`: the format's creation options. */
+export function optionHelp(target: FormatDriver): string {
+  const rows = (target.createOptions ?? []).map((o) => `  ${`${o.name}=<${o.type === 'enum' ? (o.values ?? []).join('|') : o.type}>`.padEnd(30)} - ${o.help}`);
+  return `Supported ${target.name} options:\n${rows.join('\n')}${rows.length ? '\n' : ''}`;
+}
+
+export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: AbortSignal): Promise<number> {
+  if (opts.bitmaps || opts.skipBrokenBitmaps) throw new InvalidArgumentError('--bitmaps is not supported: DiskFerry does not copy persistent bitmaps');
+  if (opts.targetImageOpts && !opts.noCreate) throw new InvalidArgumentError('--target-image-opts requires use of -n flag');
+  if (opts.noCreate && opts.options.length) throw new InvalidArgumentError('-o has no effect when skipping image creation');
+  if (opts.targetIsZero && !opts.noCreate) throw new InvalidArgumentError('--target-is-zero requires use of -n flag');
+  if (opts.compress && opts.copyRange) throw new InvalidArgumentError('Cannot enable copy offloading when -c is used');
   const options: Record<string, string> = {};
-  for (const o of optValues(p, '-o')) Object.assign(options, parseOptionString(o));
-  const backingName = optValue(p, '-B') ?? options.backing_file;
-  const backingFormat = optValue(p, '-F') ?? options.backing_fmt;
+  for (const o of opts.options) Object.assign(options, parseOptionString(o));
+  let targetName = opts.targetFormat ?? 'raw';
+  // SRC_FILE [SRC_FILE2...] TGT_FILE: several sources are concatenated.
+  let dstArg = args.length >= 2 ? args[args.length - 1] : undefined;
+  if (opts.targetImageOpts && dstArg) {
+    const o = parseOptionString(dstArg);
+    dstArg = o['file.filename'] ?? o.filename;
+    if (!dstArg) throw new InvalidArgumentError(`--target-image-opts "${args[args.length - 1]}" has no file.filename`);
+    targetName = o.driver ?? targetName;
+  }
+  const target = findDriver(drivers, targetName);
+  if ('help' in options || '?' in options) {
+    process.stdout.write(optionHelp(target));
+    return 0;
+  }
+  const srcArgs = expectArgs(args, 2, Infinity, 'Must specify image file name').slice(0, -1);
+  const dst = dstArg!;
+  if (srcArgs.length > 1 && opts.snapshot !== undefined) throw new InvalidArgumentError('No support for concatenating multiple snapshot');
+  const backingName = opts.backing ?? options.backing_file;
+  const backingFormat = opts.backingFormat ?? options.backing_fmt;
   delete options.backing_file;
   delete options.backing_fmt;
-  if (optValue(p, '-S') !== undefined) parseSize(optValue(p, '-S')!, 'sparse size (-S)');
-  const spec = imageSpec(srcArg, hasFlag(p, '--image-opts'), optValue(p, '-f'));
-  if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
-
+  if (opts.targetIsZero && backingName) throw new InvalidArgumentError('Cannot use --target-is-zero when the destination image has a backing file');
+  if (srcArgs.length > 1 && backingName) throw new InvalidArgumentError('Having a backing file for the target makes no sense when concatenating multiple input images');
+  const minSparse = opts.sparseSize !== undefined ? sparseSize(opts.sparseSize) : undefined;
+  const rate = opts.rateLimit !== undefined ? parseSize(opts.rateLimit, 'rate limit') : 0;
+  if (opts.parallel !== undefined) {
+    const m = Number(opts.parallel);
+    if (!Number.isInteger(m) || m < 1 || m > 16) throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
+  }
+  const specs = srcArgs.map((a) => imageSpec(a, opts.imageOpts, opts.format));
+  for (const spec of specs) if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
+  if (opts.noCreate) {
+    if (target.name !== 'raw') throw new InvalidArgumentError(`-n writes into an existing image only for raw targets (files and block devices), not ${target.name}`, dst);
+    if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
+  }
+  const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
+  progress.print(0, 100);
+  const common: CommonOpts = opts;
   // --disk N|NAME picks a disk inside an OVA.
-  const { device: source } = await openCliImage(spec, p, { member: optValue(p, '--disk') }, path.dirname(path.resolve(dst)));
+  const parts: BlockDevice[] = [];
+  try {
+    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk }, path.dirname(path.resolve(dst)))).device);
+  } catch (e) {
+    for (const p of parts) await p.close();
+    throw e;
+  }
+  const opened = { device: parts.length === 1 ? parts[0]! : concatenated(parts) };
+  const warn = (w: string) => {
+    if (!opts.quiet) process.stderr.write(`warning: ${w}\n`);
+  };
+  const source: BlockDevice = opts.salvage ? salvagingDevice(opened.device, warn) : opened.device;
   let backing: BlockDevice | undefined;
-  // -c: clusters are compressed on a pool of worker threads (cli/pool/).
+  // -c: clusters are compressed on a pool of worker threads (cli/pool/), loaded only for -c.
   let pool: CliCodecs | undefined;
-  const tmp = path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
+  const tmp = opts.noCreate ? dst : path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
   // Creates companion files (split or flat extents) beside the destination.
   const outputResolver = new NodeResolver([path.dirname(path.resolve(dst))], true);
+  let ok = false;
   try {
-    if (backingName) backing = await openBacking(backingName, backingFormat, dst, p);
-    const sink = await NodeFileSink.create(tmp);
-    if (hasFlag(p, '-c')) pool = cliCompressionCodecs();
-    const show = hasFlag(p, '-p') && !hasFlag(p, '-q');
+    if (backingName) backing = await openBacking(backingName, backingFormat, dst, common);
+    const fileSink = opts.noCreate ? await NodeFileSink.openExisting(dst) : await NodeFileSink.create(tmp);
+    if (opts.noCreate && fileSink.size < source.virtualSize) {
+      await fileSink.close();
+      throw new InvalidArgumentError('output file is smaller than input file', dst);
+    }
+    const sink = rate ? new RateLimitedSink(fileSink, rate) : fileSink;
+    if (opts.compress) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
     try {
       const result = await convert({
         source,
@@ -53,31 +113,40 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
         sink,
         backing,
         signal,
-        onProgress: show ? progressPrinter() : undefined,
+        onProgress: progress.callback(),
+        // -n without --target-is-zero: the target's old bytes must all be overwritten.
+        minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
         create: {
           options,
-          compress: hasFlag(p, '-c'),
+          compress: opts.compress,
           backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
           codecs: pool?.codecs ?? nodeCodecs,
-          secrets: parseSecrets(p),
+          secrets: parseSecrets(common),
           filename: dst,
           resolver: outputResolver,
         },
       });
       await sink.close();
-      if (hasFlag(p, '--verify')) await verifyFile(source, tmp, dst, target.name, signal, show);
-      await fs.rename(tmp, dst);
-      if (show) process.stderr.write('\n');
-      for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (opts.verify) {
+        const { verifyFile } = await import('./verifyFile.ts');
+        await verifyFile(source, tmp, dst, target.name, signal, progress);
+      }
+      if (!opts.noCreate) await fs.rename(tmp, dst);
+      ok = true;
+      if (process.env.DISKFERRY_STATS) process.stderr.write(`diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`);
+      for (const w of result.warnings) warn(w);
     } finally {
       await sink.close().catch(() => {});
     }
   } catch (e) {
     // Nothing half-written survives: the temporary main file and any extents made so far.
-    await fs.rm(tmp, { force: true });
+    if (!opts.noCreate) await fs.rm(tmp, { force: true });
+    await outputResolver.closeCreated();
     for (const f of outputResolver.created) await fs.rm(f, { force: true });
     throw e;
   } finally {
+    if (ok) progress.print(100, 0);
+    progress.end();
     await pool?.close();
     await source.close();
     await backing?.close();
@@ -85,31 +154,57 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   return 0;
 }
 
-/** -B names the backing file as the new image will store it: relative to the new image's folder. */
-async function openBacking(name: string, format: string | undefined, dst: string, p: ReturnType<typeof parseArgs>): Promise<BlockDevice> {
+/** -b names the backing file as the new image will store it: relative to the new image's folder. */
+export async function openBacking(name: string, format: string | undefined, dst: string, p: CommonOpts): Promise<BlockDevice> {
   const file = path.isAbsolute(name) ? name : path.join(path.dirname(dst), name);
   const src = await NodeFileSource.open(file, name);
-  const allowOutside = hasFlag(p, '--allow-outside-paths');
   return openImage(src, drivers, {
     format,
     codecs: nodeCodecs,
-    resolver: new NodeResolver([path.dirname(path.resolve(file))], allowOutside),
+    resolver: new NodeResolver([path.dirname(path.resolve(file))], !!p.allowOutside),
+  }).catch(async (e) => {
+    await src.close();
+    throw e;
   });
 }
 
-/** --verify: opens what was written (still under its temporary name) and compares it with the source. */
-async function verifyFile(source: BlockDevice, tmp: string, dst: string, format: string, signal: AbortSignal, show: boolean): Promise<void> {
-  // Companion files (extents, data files) are named after the final name, so resolve from there.
-  const src = await NodeFileSource.open(tmp, dst);
-  const resolver = new NodeResolver([path.dirname(path.resolve(dst))], true);
-  const out = await openImage(
-    { name: dst, size: src.size, allocatedSize: src.allocatedSize, read: (o, l) => src.read(o, l), close: () => src.close() },
-    drivers,
-    { format, codecs: nodeCodecs, resolver, noBacking: false },
-  );
-  try {
-    await verifyOutput(source, out, { signal, onProgress: show ? progressPrinter() : undefined });
-  } finally {
-    await out.close();
+/** Several disks one after another, as one disk (convert SRC1 SRC2 … TGT). */
+function concatenated(parts: BlockDevice[]): BlockDevice {
+  const starts: number[] = [];
+  let size = 0;
+  for (const p of parts) {
+    starts.push(size);
+    size += p.virtualSize;
   }
+  async function* extents(from = 0, to = size): AsyncIterable<Extent> {
+    for (let i = 0; i < parts.length; i++) {
+      const s = starts[i]!;
+      const e = s + parts[i]!.virtualSize;
+      if (e <= from || s >= to) continue;
+      for await (const x of parts[i]!.extents(Math.max(from, s) - s, Math.min(to, e) - s)) yield { ...x, offset: x.offset + s, hostOffset: undefined, hostFile: undefined };
+    }
+  }
+  async function read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < parts.length; i++) {
+      const s = starts[i]!;
+      const e = s + parts[i]!.virtualSize;
+      const a = Math.max(offset, s);
+      const b = Math.min(offset + length, e);
+      if (a >= b) continue;
+      out.set((await parts[i]!.read(a - s, b - a)).subarray(0, b - a), a - offset);
+    }
+    return out;
+  }
+  return {
+    format: parts[0]!.format,
+    filename: parts[0]!.filename,
+    virtualSize: size,
+    extents,
+    read,
+    info: () => ({ ...parts[0]!.info(), 'virtual-size': size }),
+    close: async () => {
+      for (const p of parts) await p.close();
+    },
+  };
 }

@@ -1,20 +1,16 @@
 import { chainLayers } from '../../src-core/image/chain.ts';
 import type { ImageInfo } from '../../src-core/image/types.ts';
 import { formatInfoHuman, infoJson } from '../../src-core/pipeline/info.ts';
-import { hasFlag, optValue, parseArgs } from '../args.ts';
 import { imageSpec, openCliImage } from '../context.ts';
+import type { Cmd } from './types.ts';
+import { expectArgs, outputJson } from './types.ts';
 
-export async function infoCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, {
-    withValue: ['-f', '--format', '--output', '--object', '-t', '-T', '--disk'],
-    flags: ['--backing-chain', '--image-opts', '-U', '--force-share', '--allow-outside-paths'],
-  });
-  const file = p.positional[0];
-  if (!file) throw new Error('info: no image file given');
-  const json = optValue(p, '--output') === 'json';
-  const chain = hasFlag(p, '--backing-chain');
-  const spec = imageSpec(file, hasFlag(p, '--image-opts'), optValue(p, '-f', '--format'));
-  const { device } = await openCliImage(spec, p, { noBacking: !chain, member: optValue(p, '--disk') });
+export async function infoCommand({ opts, args }: Cmd<'info'>): Promise<number> {
+  const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
+  const json = outputJson(opts.output);
+  const chain = opts.backingChain;
+  const spec = imageSpec(file, opts.imageOpts, opts.format);
+  const { device } = await openCliImage(spec, opts, { noBacking: !chain, member: opts.disk });
   try {
     const infos: ImageInfo[] = chain ? chainLayers(device).map((d) => d.info()) : [device.info()];
     if (json) process.stdout.write(infoJson(chain ? infos : infos[0]!) + '\n');

@@ -1,26 +1,28 @@
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
+import { parseSize } from '../../src-core/image/options.ts';
 import { humanSize } from '../../src-core/pipeline/info.ts';
 import { mapEntryJson, mapImage } from '../../src-core/pipeline/map.ts';
-import { hasFlag, optValue, parseArgs } from '../args.ts';
 import { imageSpec, openCliImage } from '../context.ts';
+import { expectArgs, outputJson, type Cmd } from './types.ts';
 
-export async function mapCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, {
-    withValue: ['-f', '--output', '--object'],
-    flags: ['-U', '--image-opts', '--allow-outside-paths', '--force-share'],
-  });
-  const file = p.positional[0];
-  if (!file) throw new InvalidArgumentError('map needs an image');
-  const { device } = await openCliImage(imageSpec(file, hasFlag(p, '--image-opts'), optValue(p, '-f')), p);
+export async function mapCommand({ opts, args }: Cmd<'map'>): Promise<number> {
+  const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
+  const json = outputJson(opts.output);
+  const start = opts.startOffset !== undefined ? parseSize(opts.startOffset, 'start offset') : 0;
+  const maxLength = opts.maxLength !== undefined ? parseSize(opts.maxLength, 'max length') : undefined;
+  const { device } = await openCliImage(imageSpec(file, opts.imageOpts, opts.format), opts);
   try {
-    const json = optValue(p, '--output') === 'json';
+    const end = maxLength === undefined ? device.virtualSize : Math.min(device.virtualSize, start + maxLength);
     const rows: string[] = [];
     if (!json) rows.push('Offset          Length          Mapped to       File');
-    for await (const e of mapImage(device)) {
-      if (json) rows.push(mapEntryJson(e));
-      else if (e.data && e.offset !== undefined) {
-        rows.push(`${hex(e.start)}${hex(e.length)}${hex(e.offset)}depth ${e.depth}`);
-      } else if (e.data) rows.push(`${hex(e.start)}${hex(e.length)}${'(compressed)'.padEnd(16)}depth ${e.depth}`);
+    for await (const entry of mapImage(device)) {
+      // --start-offset/--max-length: entries clipped to the window.
+      const s = Math.max(entry.start, start);
+      const e = Math.min(entry.start + entry.length, end);
+      if (e <= s) continue;
+      const clipped = { ...entry, start: s, length: e - s, offset: entry.offset !== undefined ? entry.offset + (s - entry.start) : undefined };
+      if (json) rows.push(mapEntryJson(clipped));
+      else if (clipped.data && clipped.offset !== undefined) rows.push(`${hex(clipped.start)}${hex(clipped.length)}${hex(clipped.offset)}depth ${clipped.depth}`);
+      else if (clipped.data) rows.push(`${hex(clipped.start)}${hex(clipped.length)}${'(compressed)'.padEnd(16)}depth ${clipped.depth}`);
     }
     process.stdout.write(json ? `[${rows.join(',\n')}]\n` : rows.join('\n') + '\n');
     if (!json) process.stderr.write(`virtual size ${humanSize(device.virtualSize)}\n`);

@@ -1,15 +1,17 @@
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { formatInfoHuman } from '../../src-core/pipeline/info.ts';
-import { hasFlag, optValue, parseArgs } from '../args.ts';
 import { imageSpec, openCliImage } from '../context.ts';
+import { expectArgs, type Cmd } from './types.ts';
 
-/** snapshot -l: list internal snapshots. Creating or deleting them would modify the image; refused. */
-export async function snapshotCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, { withValue: ['-f', '--object', '-c', '-d', '-a'], flags: ['-l', '-q', '-U', '--image-opts', '--force-share'] });
-  if (!hasFlag(p, '-l')) throw new InvalidArgumentError('only "snapshot -l" (list) is supported; DiskFerry never modifies an image');
-  const file = p.positional[0];
-  if (!file) throw new InvalidArgumentError('snapshot -l needs an image');
-  const { device } = await openCliImage(imageSpec(file, hasFlag(p, '--image-opts'), optValue(p, '-f')), p, { noBacking: true });
+/** snapshot -l lists internal snapshots; -c/-a/-d would need a qcow2 snapshot writer (refused). */
+export async function snapshotCommand({ opts, args }: Cmd<'snapshot'>): Promise<number> {
+  const actions = [opts.list, opts.create !== undefined, opts.apply !== undefined, opts.delete !== undefined].filter(Boolean).length;
+  if (actions > 1) throw new InvalidArgumentError("Cannot mix '-l', '-a', '-c', '-d'");
+  const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
+  if (opts.create !== undefined || opts.apply !== undefined || opts.delete !== undefined) {
+    throw new UnsupportedError(file!, 'creating, applying and deleting internal snapshots is not supported yet (only -l)');
+  }
+  const { device } = await openCliImage(imageSpec(file!, opts.imageOpts, opts.format), opts, { noBacking: true });
   try {
     const info = device.info();
     if (!info.snapshots?.length) return 0;

@@ -56,7 +56,9 @@ type ZstdWasm = { compress(buf: Uint8Array, level?: number): Uint8Array };
 let zstdWasm: Promise<ZstdWasm> | undefined;
 /** Loaded on first use: most conversions never need a zstd encoder. */
 function loadZstd(): Promise<ZstdWasm> {
-  zstdWasm ??= import('@bokuweb/zstd-wasm').then(async (m) => {
+  zstdWasm ??= import('@bokuweb/zstd-wasm').then(async (ns) => {
+    // A bundler that wraps this CommonJS package (the CLI's esbuild bundle) puts it under default.
+    const m = (typeof ns.init === 'function' ? ns : (ns as unknown as { default: typeof ns }).default) as typeof ns;
     await m.init();
     return m as ZstdWasm;
   });

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addQcow2Leak } from './helpers/qcow2Leak.ts';
+import { qemuImg, qemuIo, prng, run, runStatus, tempDir } from './helpers/sys.ts';
+
+// The commands that change an image in place, killed (SIGKILL) after random delays: the image
+// under its name must always be the one from before or the one from after, and qemu-img check
+// must find it clean. The CLI runs as shipped (the esbuild bundle), so start-up is short and
+// the kills land inside the work.
+const ROOT = path.resolve(import.meta.dirname, '..');
+const t = tempDir('diskferry-kill-');
+const BIN = t.file('bin');
+const FIX = t.file('fixtures');
+const SEEDS = [11, 22, 33, 44, 55];
+
+beforeAll(() => {
+  run(process.execPath, [path.join(ROOT, 'scripts', 'build-cli.mjs'), BIN], { cwd: ROOT });
+  mkdirSync(FIX);
+  // A 4 GiB base and overlay with some tens of MiB each, spread out: rewriting takes a while.
+  qemuImg('create', '-q', '-f', 'qcow2', path.join(FIX, 'base.qcow2'), '4G');
+  qemuImg('create', '-q', '-f', 'qcow2', path.join(FIX, 'other.qcow2'), '4G');
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', path.join(FIX, 'top.qcow2'));
+  const w = (file: string, pattern: number, shift: number) =>
+    qemuIo(...Array.from({ length: 12 }, (_, i) => ['-c', `write -P ${pattern} ${i * 320 * 2 ** 20 + shift} 4M`]).flat(), path.join(FIX, file));
+  w('base.qcow2', 0x11, 0);
+  w('other.qcow2', 0x22, 2 * 2 ** 20);
+  w('top.qcow2', 0x33, 1 * 2 ** 20);
+}, 120_000);
+afterAll(() => t.cleanup());
+
+/**
+ * What identifies an image's state: its info (minus sizes on disk), its allocation map and
+ * qemu-img check's verdict; the content is compared separately (qemu-img compare).
+ */
+function state(file: string): string {
+  const { 'actual-size': _a, filename: _f, 'full-backing-filename': _fb, ...info } = JSON.parse(qemuImg('info', '--output=json', file));
+  const map = (JSON.parse(qemuImg('map', '--output=json', file)) as Record<string, unknown>[]).map(({ offset: _o, ...e }) => e);
+  const check = runStatus('qemu-img', ['check', file]).status;
+  return JSON.stringify({ info, map, check });
+}
+
+interface Case {
+  name: string;
+  /** Arguments after the command; FILE is the image changed in place. */
+  args: string[];
+  /** The image that changes (commit changes base.qcow2 first, then top.qcow2). */
+  files: string[];
+  /** Readies a fresh copy (check -r: a leak to repair). */
+  prepare?: (dir: string) => void;
+}
+
+const CASES: Case[] = [
+  { name: 'resize', args: ['resize', 'top.qcow2', '+1G'], files: ['top.qcow2'] },
+  { name: 'rebase', args: ['rebase', '-b', 'other.qcow2', '-F', 'qcow2', 'top.qcow2'], files: ['top.qcow2'] },
+  { name: 'rebase -u', args: ['rebase', '-u', '-b', 'other.qcow2', '-F', 'qcow2', 'top.qcow2'], files: ['top.qcow2'] },
+  { name: 'amend', args: ['amend', '-o', 'compat=0.10', 'top.qcow2'], files: ['top.qcow2'] },
+  { name: 'check -r all', args: ['check', '-r', 'all', 'top.qcow2'], files: ['top.qcow2'], prepare: (dir) => addQcow2Leak(path.join(dir, 'top.qcow2')) },
+  { name: 'commit', args: ['commit', 'top.qcow2'], files: ['base.qcow2', 'top.qcow2'] },
+];
+
+/** A fresh copy of the fixtures in a folder of its own. */
+function fresh(name: string, c: Case): string {
+  const dir = t.file(name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  for (const f of readdirSync(FIX)) copyFileSync(path.join(FIX, f), path.join(dir, f));
+  c.prepare?.(dir);
+  return dir;
+}
+
+async function runCli(dir: string, args: string[], killAfterMs?: number): Promise<{ code: number | null; ms: number }> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), ...args], { cwd: dir, stdio: 'ignore' });
+  const timer = killAfterMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), killAfterMs) : undefined;
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, ms: performance.now() - t0 };
+}
+
+describe('a kill at any moment leaves the image before or after, check clean', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      // Before and after, and how long a whole run takes.
+      const before = fresh(`${c.name}-before`, c);
+      const after = fresh(`${c.name}-after`, c);
+      const full = await runCli(after, c.args);
+      expect(full.code).toBe(0);
+      const states = c.files.map((f) => ({ before: state(path.join(before, f)), after: state(path.join(after, f)) }));
+      // The command changes something, so the test can tell before from after.
+      expect(states.some((s) => s.before !== s.after)).toBe(true);
+      const rand = prng(c.name.length * 7919);
+      let interrupted = 0;
+      for (const seed of SEEDS) {
+        const dir = fresh(`${c.name}-${seed}`, c);
+        const delay = ((rand() ^ seed) % 1000) / 1000 * full.ms * 1.1;
+        const r = await runCli(dir, c.args, delay);
+        if (r.code !== 0) interrupted++;
+        c.files.forEach((f, i) => {
+          const file = path.join(dir, f);
+          // Clean, or (check -r killed before its rename) the leak it started with: the state says which.
+          const check = runStatus('qemu-img', ['check', file]);
+          expect([0, c.prepare ? 3 : 0], `${c.name} killed after ${delay.toFixed(0)} ms: ${f}: ${check.stdout}${check.stderr}`).toContain(check.status);
+          const now = state(file);
+          expect([states[i]!.before, states[i]!.after], `${c.name} killed after ${delay.toFixed(0)} ms: ${f}`).toContain(now);
+          // The content, read through the chain, is one of the two as well.
+          const same = (other: string) => runStatus('qemu-img', ['compare', file, path.join(other, f)]).status === 0;
+          expect(same(before) || same(after), `${c.name} killed after ${delay.toFixed(0)} ms: ${f} content`).toBe(true);
+        });
+        rmSync(dir, { recursive: true, force: true });
+      }
+      // At least one kill landed before the end (the delays spread over the whole run).
+      expect(interrupted).toBeGreaterThan(0);
+    });
+  }
+});
