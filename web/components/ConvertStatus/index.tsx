@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react';
 import { cancelConvert, convertAgain } from '../../state/actions.ts';
 import { nextSteps } from '../../state/nextSteps.ts';
+import { FileName } from '../FileName/index.tsx';
 import { useApp } from '../../state/store.ts';
 import { duration, humanSize, rate } from '../../units.ts';
 import './style.css';
@@ -56,7 +57,10 @@ function StatusPanel() {
         </div>
         <div>
           <strong>
-            Saved <code>{o.outputName}</code>
+            Saved{' '}
+            <code>
+              <FileName name={o.outputName} />
+            </code>
           </strong>
           {job.sourceBytes !== undefined && (
             <p className="status__sizes">

@@ -5,6 +5,7 @@ import { useApp } from '../../state/store.ts';
 import { titleWithCliName } from '../../state/formats.ts';
 import { bytesExact, humanSize, percent } from '../../units.ts';
 import { AllocationMap } from '../AllocationMap/index.tsx';
+import { FileName } from '../FileName/index.tsx';
 import './style.css';
 
 /** The qemu-img info facts of one image, in plain words, with the JSON one click away. */
@@ -45,7 +46,10 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
     <section className="card image-info" data-testid="image-info" aria-label="Image preview">
       <header className="card__head">
         <h2>
-          <span className="step">2</span> What is inside <code>{image.path}</code>
+          <span className="step">2</span> What is inside{' '}
+          <code>
+            <FileName name={image.path} />
+          </code>
         </h2>
         <button type="button" className="button button--quiet button--small" onClick={() => void copy()}>
           {copied ? 'Copied' : 'Copy qemu-img JSON'}

@@ -5,6 +5,7 @@ import { useApp } from '../../state/store.ts';
 import { formatTitle } from '../../state/formats.ts';
 import { humanSize } from '../../units.ts';
 import { openFiles } from '../DropZone/index.tsx';
+import { FileName } from '../FileName/index.tsx';
 import './style.css';
 
 /**
@@ -37,7 +38,9 @@ export function ImageList() {
               aria-pressed={img.path === selected}
               onClick={() => selectImage(img.path)}
             >
-              <span className="image-list__name">{img.path}</span>
+              <span className="image-list__name">
+                <FileName name={img.path} />
+              </span>
               <span className="image-list__meta">
                 {formatTitle(formats, img.format)} · {humanSize(img.virtualSize)}
               </span>
@@ -91,7 +94,9 @@ function IgnoredFiles({ files, alone }: { files: IgnoredFile[]; alone: boolean }
       <ul>
         {sorted.map((f) => (
           <li key={f.path}>
-            <code className="file-name">{f.path}</code>: {f.reason}.{' '}
+            <code>
+              <FileName name={f.path} />
+            </code>: {f.reason}.{' '}
             {f.rawAllowed && (
               <button type="button" className="button button--small button--quiet" onClick={() => void treatAsRaw(f.path)}>
                 Treat as raw disk
