@@ -9,6 +9,7 @@ import { vmdkDriver } from './vmdk/index.ts';
 import { vdiDriver } from './vdi/index.ts';
 import { vpcDriver } from './vpc/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
+import { parallelsDriver } from './parallels/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -24,6 +25,7 @@ export const drivers: readonly FormatDriver[] = [
   vhdxDriver,
   vdiDriver,
   vpcDriver,
+  parallelsDriver,
   rawDriver,
 ];
 

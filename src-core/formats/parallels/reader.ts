@@ -1,0 +1,96 @@
+import { readExact, type ByteSource } from '../../io/bytes.ts';
+import { UnsupportedError } from '../../io/errors.ts';
+import { readU32Table } from '../../io/struct.ts';
+import { unitExtents } from '../../image/extents.ts';
+import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { DEFAULT_LIMITS, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { readPrlExtension, type PrlBitmap } from './ext.ts';
+import { INUSE_MAGIC, parsePrlHeader, PRL_HEADER_BYTES, prlOffMultiplier, type PrlHeader } from './header.ts';
+
+export interface PrlMeta {
+  header: PrlHeader;
+  bat: Uint32Array;
+  clusterSize: number;
+}
+
+/** Header and BAT (one read, its size checked against the limit first). */
+export async function readPrlMeta(src: ByteSource, ctx: OpenContext): Promise<PrlMeta> {
+  const header = parsePrlHeader(src.name, await readExact(src, 0, Math.min(src.size, PRL_HEADER_BYTES)));
+  const limits = ctx.limits ?? DEFAULT_LIMITS;
+  if (header.batEntries * 4 > limits.maxTableBytes) {
+    throw new UnsupportedError(src.name, `Parallels BAT of ${header.batEntries} entries is larger than the ${limits.maxTableBytes}-byte limit`);
+  }
+  const bat = readU32Table(await readExact(src, PRL_HEADER_BYTES, header.batEntries * 4), header.batEntries, true);
+  return { header, bat, clusterSize: header.tracks * 512 };
+}
+
+/**
+ * A Parallels expandable image: BAT entry i maps guest cluster i to a file offset (clusters in
+ * "WithouFreSpacExt" images, sectors in "WithoutFreeSpace" ones); zero means unallocated.
+ */
+export class ParallelsDevice implements BlockDevice {
+  readonly format = 'parallels';
+  readonly virtualSize: number;
+  private readonly mult: number;
+
+  private constructor(
+    readonly src: ByteSource,
+    readonly header: PrlHeader,
+    readonly bat: Uint32Array,
+    readonly clusterSize: number,
+    readonly bitmaps: PrlBitmap[],
+  ) {
+    this.virtualSize = header.nbSectors * 512;
+    this.mult = prlOffMultiplier(header);
+  }
+
+  static async open(src: ByteSource, ctx: OpenContext): Promise<ParallelsDevice> {
+    const { header, bat, clusterSize } = await readPrlMeta(src, ctx);
+    // QEMU reads the format extension of images it opens read-only (as we always do).
+    const bitmaps = header.extOff ? await readPrlExtension(src, header.extOff * 512, clusterSize, header.nbSectors) : [];
+    return new ParallelsDevice(src, header, bat, clusterSize, bitmaps);
+  }
+
+  get filename(): string {
+    return this.src.name;
+  }
+
+  extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    return unitExtents(from, Math.min(to, this.virtualSize), this.clusterSize, (i) => {
+      const entry = this.bat[i] ?? 0; // past the BAT: unallocated, as QEMU's seek_to_sector
+      if (!entry) return { kind: 'unallocated' };
+      return { kind: 'data', hostOffset: entry * this.mult };
+    });
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    const reads: HostRead[] = [];
+    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
+      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
+    }
+    await planReads(this.src, reads, (r, bytes) => out.set(bytes, r.outPos));
+    return out;
+  }
+
+  info(): ImageInfo {
+    const h = this.header;
+    return {
+      filename: this.src.name,
+      format: 'parallels',
+      'virtual-size': this.virtualSize,
+      'actual-size': this.src.allocatedSize ?? this.src.size,
+      extra: {
+        'parallels-magic': h.ext ? 'WithouFreSpacExt' : 'WithoutFreeSpace',
+        'parallels-cluster-size': this.clusterSize,
+        'parallels-bat-entries': h.batEntries,
+        'parallels-in-use': h.inuse === INUSE_MAGIC,
+        ...(this.bitmaps.length ? { 'parallels-dirty-bitmaps': this.bitmaps.map((b) => b.id) } : {}),
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.src.close?.();
+  }
+}
