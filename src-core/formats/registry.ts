@@ -10,6 +10,7 @@ import { vdiDriver } from './vdi/index.ts';
 import { vpcDriver } from './vpc/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
 import { parallelsDriver } from './parallels/index.ts';
+import { qedDriver } from './qed/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -26,6 +27,7 @@ export const drivers: readonly FormatDriver[] = [
   vdiDriver,
   vpcDriver,
   parallelsDriver,
+  qedDriver,
   rawDriver,
 ];
 
