@@ -60,6 +60,8 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
   ]),
   vdi: viaQemu('vdi', [['dynamic', []], ['static', ['-o', 'static=on']]]),
   vpc: viaQemu('vpc', [['dynamic', []], ['fixed', ['-o', 'subformat=fixed']]]),
+  parallels: viaQemu('parallels', [['64k', ['-o', 'cluster_size=64k']], ['4k', ['-o', 'cluster_size=4k']]]),
+  qed: viaQemu('qed', [['4k', ['-o', 'cluster_size=4k,table_size=2']]]),
   vhdx: async (file) => {
     // vhdx is 1 MiB aligned: only the metadata up to the first data block is worth mutating.
     const [img] = await viaQemu('vhdx', [['dynamic', ['-o', 'block_size=1M']]])(file);

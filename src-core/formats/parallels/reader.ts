@@ -55,12 +55,19 @@ export class ParallelsDevice implements BlockDevice {
     return this.src.name;
   }
 
-  extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
-    return unitExtents(from, Math.min(to, this.virtualSize), this.clusterSize, (i) => {
-      const entry = this.bat[i] ?? 0; // past the BAT: unallocated, as QEMU's seek_to_sector
-      if (!entry) return { kind: 'unallocated' };
-      return { kind: 'data', hostOffset: entry * this.mult };
-    });
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    to = Math.min(to, this.virtualSize);
+    // Past the BAT everything is unallocated (QEMU's seek_to_sector): one extent, however large
+    // a hostile nb_sectors makes the disk, so a walk never steps cluster by cluster through it.
+    const batEnd = Math.min(to, this.bat.length * this.clusterSize);
+    if (from < batEnd) {
+      yield* unitExtents(from, batEnd, this.clusterSize, (i) => {
+        const entry = this.bat[i]!;
+        return entry ? { kind: 'data', hostOffset: entry * this.mult } : { kind: 'unallocated' };
+      });
+    }
+    const rest = Math.max(from, batEnd);
+    if (rest < to) yield { offset: rest, length: to - rest, kind: 'unallocated' };
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

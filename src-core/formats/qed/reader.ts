@@ -84,17 +84,30 @@ export class QedDevice implements BlockDevice {
     return this.l2Cache.getOrLoad(index, async () => readBig64Table(await readExact(this.src, offset, h.tableSize * h.clusterSize), this.entries, true));
   }
 
-  extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+    to = Math.min(to, this.virtualSize);
     const cs = this.header.clusterSize;
-    return unitExtents(from, Math.min(to, this.virtualSize), cs, async (i) => {
-      const table = await this.l2(Math.floor(i / this.entries));
-      const raw = table ? table[i % this.entries]! : 0n;
-      if (raw === 0n) return { kind: 'unallocated' };
-      if (raw === BigInt(QED_ZERO_CLUSTER)) return { kind: 'zero' };
-      const off = toSafeNumber(raw, 'QED L2 entry');
-      if (!validClusterOffset(this.header, off, qedFileEnd(this.header, this.src.size))) throw new CorruptImageError(this.src.name, `QED cluster ${i} has an invalid offset ${off}`);
-      return { kind: 'data', hostOffset: off };
-    });
+    const span = cs * this.entries;
+    let pos = from;
+    while (pos < to) {
+      const index = Math.floor(pos / span);
+      const end = Math.min((index + 1) * span, to);
+      const table = await this.l2(index);
+      if (!table) {
+        // No L2 table: its whole range in one extent, never cluster by cluster.
+        yield { offset: pos, length: end - pos, kind: 'unallocated' };
+      } else {
+        yield* unitExtents(pos, end, cs, (i) => {
+          const raw = table[i % this.entries]!;
+          if (raw === 0n) return { kind: 'unallocated' };
+          if (raw === BigInt(QED_ZERO_CLUSTER)) return { kind: 'zero' };
+          const off = toSafeNumber(raw, 'QED L2 entry');
+          if (!validClusterOffset(this.header, off, qedFileEnd(this.header, this.src.size))) throw new CorruptImageError(this.src.name, `QED cluster ${i} has an invalid offset ${off}`);
+          return { kind: 'data', hostOffset: off };
+        });
+      }
+      pos = end;
+    }
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
