@@ -11,6 +11,7 @@ import { vpcDriver } from './vpc/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
 import { parallelsDriver } from './parallels/index.ts';
 import { qedDriver } from './qed/index.ts';
+import { luksDriver } from './luks/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -28,6 +29,7 @@ export const drivers: readonly FormatDriver[] = [
   vpcDriver,
   parallelsDriver,
   qedDriver,
+  luksDriver,
   rawDriver,
 ];
 
