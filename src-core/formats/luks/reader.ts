@@ -86,7 +86,8 @@ export class LuksDevice implements BlockDevice {
       format: 'luks',
       'virtual-size': this.virtualSize,
       'actual-size': this.src.allocatedSize ?? this.src.size,
-      'format-specific': { type: 'luks', data: luksInfo(this.header) },
+      // The qcow2 `encrypt` object without its `format` key, as qemu-img prints it for luks.
+      'format-specific': { type: 'luks', data: withoutFormat(luksInfo(this.header)) },
       encrypted: true,
       'dirty-flag': false,
     };
@@ -95,4 +96,9 @@ export class LuksDevice implements BlockDevice {
   async close(): Promise<void> {
     await this.src.close?.();
   }
+}
+
+function withoutFormat(info: Record<string, unknown>): Record<string, unknown> {
+  const { format: _format, ...rest } = info;
+  return rest;
 }
