@@ -1,4 +1,4 @@
-import { readExact, type ByteSource } from '../../io/bytes.ts';
+import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
 import { UnsupportedError } from '../../io/errors.ts';
 import { readU32Table } from '../../io/struct.ts';
 import { unitExtents } from '../../image/extents.ts';
@@ -73,8 +73,14 @@ export class ParallelsDevice implements BlockDevice {
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     const reads: HostRead[] = [];
+    const size = this.src.size;
     for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
+      if (e.kind !== 'data') continue;
+      const r = { hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset };
+      // A cluster at or past the end of the file reads as zeros, as QEMU reads a short file
+      // (its check calls a cluster that starts exactly at the end of the file valid).
+      if (r.hostOffset + r.length <= size) reads.push(r);
+      else if (r.hostOffset < size) out.set(await readPadded(this.src, r.hostOffset, r.length), r.outPos);
     }
     await planReads(this.src, reads, (r, bytes) => out.set(bytes, r.outPos));
     return out;
