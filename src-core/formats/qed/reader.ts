@@ -53,7 +53,7 @@ export class QedDevice implements BlockDevice {
   readonly virtualSize: number;
   readonly backingRef: BackingRef | undefined;
   private readonly entries: number;
-  private readonly l2Cache = new BoundedCache<BigUint64Array>(16);
+  private readonly l2Cache: BoundedCache<BigUint64Array>;
 
   private constructor(
     readonly src: ByteSource,
@@ -64,6 +64,8 @@ export class QedDevice implements BlockDevice {
     this.virtualSize = header.imageSize;
     this.backingRef = backing;
     this.entries = tableEntries(header.clusterSize, header.tableSize);
+    // Up to 16 tables, but no more than 64 MiB of them (one table may itself be up to the table limit).
+    this.l2Cache = new BoundedCache(Math.max(1, Math.min(16, Math.floor((64 * 1024 * 1024) / (header.clusterSize * header.tableSize)))));
   }
 
   static async open(src: ByteSource, ctx: OpenContext): Promise<QedDevice> {
