@@ -60,6 +60,8 @@ describe('luks images made by qemu-img', () => {
     await expectSameExport(imageOpts(f), t.file, name, [...SECRET, '--image-opts']);
     // qemu-img info needs no secret (it opens without I/O); neither do we.
     await expectInfoMatches(f);
+    const map = ['map', '--output=json', ...SECRET, '--image-opts', imageOpts(f)];
+    expect(JSON.parse(await cliOk(...map))).toEqual(JSON.parse(qemuImg(...map)));
   });
 
   it('an empty image made by qemu-img create, and an odd size (rounded to sectors as qemu-img does)', async () => {
