@@ -40,6 +40,7 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
     const options = { ...req.options };
     const secrets = req.outputPassword ? new Map([[OUTPUT_SECRET, enc(req.outputPassword)]]) : undefined;
     if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
+    if (secrets && target.name === 'luks') options['key-secret'] = OUTPUT_SECRET;
     assertNotAborted(signal);
     sink = req.output.kind === 'fsa' ? await WritableSink.open(req.output.handle) : await OpfsSink.create(req.output.name, req.outputName);
     const result = await convert({
