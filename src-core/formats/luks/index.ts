@@ -1,7 +1,7 @@
 import type { FormatDriver } from '../../image/types.ts';
 import { LUKS_MAGIC } from '../../codecs/crypto/luksHeader.ts';
 import { LuksDevice } from './reader.ts';
-import { createLuksWriter, LUKS_CREATE_OPTIONS } from './writer.ts';
+import { createLuksWriter, LUKS_CREATE_OPTIONS, measureLuks } from './writer.ts';
 
 export const luksDriver: FormatDriver = {
   name: 'luks',
@@ -11,5 +11,6 @@ export const luksDriver: FormatDriver = {
   probe: (head) => (head.length >= 6 && LUKS_MAGIC.every((b, i) => head[i] === b) ? 100 : 0),
   open: (src, ctx) => LuksDevice.open(src, ctx),
   create: createLuksWriter,
+  measure: measureLuks,
   createOptions: LUKS_CREATE_OPTIONS,
 };

@@ -3,13 +3,14 @@ import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { checkOptions } from '../../image/options.ts';
-import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
+import type { BlockDevice, CreateOptions, CreateOptionSpec, ImageWriter, MeasureResult } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 import type { HashName } from '../../codecs/types.ts';
 import {
   createLuks,
   essivSupported,
   isHashName,
+  luksAreaBytes,
   luksKeyBytes,
   luksSectorCipher,
   pbkdf2Of,
@@ -131,4 +132,17 @@ export async function createLuksWriter(sink: ByteSink, opts: CreateOptions): Pro
   const cipher = luksSectorCipher(created.header, created.masterKey, opts.codecs.aesEcb);
   // qemu-img rounds the disk up to whole sectors.
   return new LuksWriter(sink, alignUp(opts.virtualSize, SECTOR), created.length, cipher);
+}
+
+/**
+ * qemu-img measure -O luks: the LUKS area (header and 8 key slots for the chosen cipher) plus
+ * the whole disk, since every payload sector is written. Needs key-secret as qemu-img does,
+ * though not the secret itself.
+ */
+export async function measureLuks(opts: CreateOptions, source: BlockDevice | undefined): Promise<MeasureResult> {
+  checkOptions('luks', opts.options, LUKS_CREATE_OPTIONS);
+  const { luks } = parseLuksOptions(opts);
+  // The size as given, not rounded to sectors: qemu-img measure does not round it either.
+  const total = luksAreaBytes(luks.cipherAlg, luks.mode) + (source?.virtualSize ?? opts.virtualSize);
+  return { required: total, 'fully-allocated': total };
 }
