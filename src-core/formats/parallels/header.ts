@@ -1,5 +1,4 @@
 import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
-import { alignUp } from '../../io/int64.ts';
 import { Struct, utf8Decode } from '../../io/struct.ts';
 
 /**
@@ -70,11 +69,6 @@ export function parsePrlHeader(file: string, buf: Uint8Array): PrlHeader {
   // Sizes beyond 2^53 bytes cannot be addressed; QEMU's own limit is far below.
   if (!Number.isSafeInteger(h.nbSectors * 512)) throw new CorruptImageError(file, `Parallels disk size of ${big} sectors is too large`);
   return h;
-}
-
-/** Where the data area starts, in bytes (old images may leave data_off zero). */
-export function prlDataStart(h: PrlHeader): number {
-  return h.dataOff ? h.dataOff * 512 : alignUp(PRL_HEADER_BYTES + 4 * h.batEntries, 512);
 }
 
 /** Bytes of file offset per BAT unit: clusters in "Ext" images, sectors in old ones. */
