@@ -55,7 +55,7 @@ export function imageSpec(arg: string, imageOpts: boolean, format: string | unde
   if (!filename) throw new InvalidArgumentError(`--image-opts "${arg}" has no file.filename`);
   const driverOptions: Record<string, string> = {};
   for (const [k, v] of Object.entries(o)) if (k !== 'driver' && k !== 'filename' && !k.startsWith('file.') && !k.startsWith('encrypt.')) driverOptions[k] = v;
-  return { filename, format: o.driver, keySecret: o['encrypt.key-secret'], driverOptions };
+  return { filename, format: o.driver, keySecret: o['encrypt.key-secret'] ?? (o.driver === 'luks' ? o['key-secret'] : undefined), driverOptions };
 }
 
 export interface OpenedImage {

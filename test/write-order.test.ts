@@ -6,11 +6,14 @@ import { MemorySink } from '../src-core/io/bytes.ts';
 // The ImageWriter contract (image/writeOrder.ts): aligned, increasing offsets, inside the disk.
 // A caller that breaks it must get an error, never a silently wrong image.
 const SIZE = 8 * 1024 * 1024;
+/** Writers that cannot be created without options (a LUKS volume needs its secret). */
+const NEEDS: Record<string, Record<string, string>> = { luks: { 'key-secret': 's', 'iter-time': '1' } };
+const secrets = new Map([['s', new TextEncoder().encode('pw')]]);
 
 describe('every writer refuses writes out of order, unaligned or past the end', () => {
   for (const d of drivers.filter((x) => x.create)) {
     it(d.name, async () => {
-      const make = () => d.create!(new MemorySink(`w.${d.name}`), { virtualSize: SIZE, options: {}, codecs: nodeCodecs, filename: `w.${d.name}` });
+      const make = () => d.create!(new MemorySink(`w.${d.name}`), { virtualSize: SIZE, options: { ...NEEDS[d.name] }, secrets, codecs: nodeCodecs, filename: `w.${d.name}` });
       const w = await make();
       const g = w.granularity;
       await w.write(g, new Uint8Array(g).fill(1));

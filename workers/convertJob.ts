@@ -46,6 +46,7 @@ async function openPlan(plan: ConvertPlan, codecs: Codecs, signal?: AbortSignal)
   const options = { ...plan.options };
   const secrets = plan.outputPassword ? new Map([[OUTPUT_SECRET, enc(plan.outputPassword)]]) : undefined;
   if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
+  if (secrets && target.name === 'luks') options['key-secret'] = OUTPUT_SECRET;
   return { source, target, resolver, create: { options, compress: plan.compress, codecs, secrets, filename: plan.outputName } };
 }
 

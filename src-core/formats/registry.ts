@@ -11,6 +11,9 @@ import { vpcDriver } from './vpc/index.ts';
 import { vhdxDriver } from './vhdx/index.ts';
 import { bochsDriver } from './bochs/index.ts';
 import { dmgDriver } from './dmg/index.ts';
+import { parallelsDriver } from './parallels/index.ts';
+import { qedDriver } from './qed/index.ts';
+import { luksDriver } from './luks/index.ts';
 
 /**
  * Every format DiskFerry knows, one line each. Probing asks them all and takes the highest
@@ -29,6 +32,9 @@ export const drivers: readonly FormatDriver[] = [
   vpcDriver,
   bochsDriver,
   dmgDriver,
+  parallelsDriver,
+  qedDriver,
+  luksDriver,
   rawDriver,
 ];
 

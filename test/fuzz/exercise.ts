@@ -6,6 +6,7 @@ import { openImage } from '../../src-core/image/open.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { infoJson } from '../../src-core/pipeline/info.ts';
 import { portableCodecs } from '../../src-core/codecs/portable.ts';
+import { FUZZ_PASSWORD } from './fixtures.ts';
 
 export type Outcome = { ok: true } | { ok: false; typed: true; message: string } | { ok: false; typed: false; error: unknown };
 
@@ -15,12 +16,12 @@ const READ = 256 * 1024;
 /**
  * Everything a user's first minute does with an image: open (probed and forced), info, the
  * allocation map, and reads at the start, the end and in the middle. It must end in success or
- * a typed error; anything else is a bug.
+ * a typed error; anything else is a bug. `unlock`: open with FUZZ_PASSWORD (encrypted seeds).
  */
-export async function exercise(bytes: PatchedBytes, name: string, format: string | undefined): Promise<Outcome> {
+export async function exercise(bytes: PatchedBytes, name: string, format: string | undefined, unlock = true): Promise<Outcome> {
   try {
     const src: ByteSource = { name, size: bytes.length, read: async (o, l) => bytes.slice(o, l) };
-    const dev = await openImage(src, drivers, { format, codecs: portableCodecs, noBacking: true });
+    const dev = await openImage(src, drivers, { format, codecs: portableCodecs, noBacking: true, password: unlock ? new TextEncoder().encode(FUZZ_PASSWORD) : undefined });
     try {
       infoJson(dev.info());
       let n = 0;

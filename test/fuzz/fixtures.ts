@@ -17,6 +17,9 @@ type Maker = (file: (name: string) => string) => Promise<FuzzSeedImage[]>;
 
 const KiB = 1024;
 
+/** The password of encrypted seed images; exercise() opens every image with it. */
+export const FUZZ_PASSWORD = 'fuzz';
+
 function sourceRaw(file: (name: string) => string): string {
   const raw = file('fuzz-src.raw');
   writePatternedRaw(raw, 4 << 20, [
@@ -62,6 +65,17 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
   ]),
   vdi: viaQemu('vdi', [['dynamic', []], ['static', ['-o', 'static=on']]]),
   vpc: viaQemu('vpc', [['dynamic', []], ['fixed', ['-o', 'subformat=fixed']]]),
+  parallels: viaQemu('parallels', [['64k', ['-o', 'cluster_size=64k']], ['4k', ['-o', 'cluster_size=4k']]]),
+  qed: viaQemu('qed', [['4k', ['-o', 'cluster_size=4k,table_size=2']]]),
+  luks: async (file) => {
+    // Made by our writer with the fewest PBKDF2 rounds it allows (iter-time=1), so that every
+    // case can unlock and decrypt with FUZZ_PASSWORD quickly; qemu-img's fewest are far more.
+    const out = file('fuzz.luks');
+    await cliOk('convert', '--object', `secret,id=s,data=${FUZZ_PASSWORD}`, '-f', 'raw', '-O', 'luks', '-o', 'key-secret=s,iter-time=1', sourceRaw(file), out);
+    const bytes = new Uint8Array(readFileSync(out));
+    // The header and the start of slot 0's key material.
+    return [{ variant: 'default', bytes, hot: [[0, 8192]] }];
+  },
   vhdx: async (file) => {
     // vhdx is 1 MiB aligned: only the metadata up to the first data block is worth mutating.
     const [img] = await viaQemu('vhdx', [['dynamic', ['-o', 'block_size=1M']]])(file);

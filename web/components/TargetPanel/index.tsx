@@ -10,7 +10,7 @@ import { bytesExact, duration, humanSize } from '../../units.ts';
 import './style.css';
 
 /** Options the form does not show: the secret id is filled in from the password field. */
-const HIDDEN_OPTIONS = new Set(['encrypt.key-secret']);
+const HIDDEN_OPTIONS = new Set(['encrypt.key-secret', 'key-secret']);
 
 /** Step 3: where the disk is going (presets), the exact format and options, and the Convert button. */
 export function TargetPanel({ image }: { image: ImageSummary }) {
@@ -31,7 +31,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const specs = (fmt?.createOptions ?? []).filter((o) => !HIDDEN_OPTIONS.has(o.name) && optionApplies(o.name, target.options));
   const wantsWholeMiB = preset?.needsWholeMiB || (target.format === 'vpc' && target.options.subformat === 'fixed');
   const notWholeMiB = image.virtualSize % MiB !== 0;
-  const encrypting = Boolean(target.options['encrypt.format']);
+  // qcow2 encrypts when asked to; the luks format always does.
+  const encrypting = Boolean(target.options['encrypt.format']) || target.format === 'luks';
   const canCompress = compressAllowed(target);
   const compressHelp = fmt?.compression
     ? canCompress
