@@ -51,7 +51,7 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'esxi',
     title: 'VMware ESXi',
-    blurb: 'Stream-optimized VMDK, the flavour ESXi imports and OVAs carry.',
+    blurb: 'Stream-optimized VMDK: what an OVF/OVA import into ESXi or vCenter carries (a datastore runs it only after that import).',
     target: 'vmdk',
     options: { subformat: 'streamOptimized' },
     compress: false,

@@ -5,6 +5,7 @@ import { ImageInfo } from '../ImageInfo/index.tsx';
 import { ImageList } from '../ImageList/index.tsx';
 import { TargetPanel } from '../TargetPanel/index.tsx';
 import { UpdatePrompt } from '../UpdatePrompt/index.tsx';
+import { orderFormats } from '../../state/formats.ts';
 import { usePageDrop } from './usePageDrop.ts';
 import './style.css';
 
@@ -42,23 +43,48 @@ export function App() {
   const image = useApp(selectedImage);
   const formats = useApp((s) => s.formats);
   const hasFiles = useApp((s) => s.files.length > 0);
+  const brand = (
+    <div className="hero__brand">
+      <img src="/icons/icon.svg" alt="" width="40" height="40" />
+      <span>DiskFerry</span>
+    </div>
+  );
+  // Once a disk is open the page is a workspace: a slim bar (brand and drop zone), the preview
+  // on the left and the target with its Convert button on the right, all in the first screen.
+  if (hasFiles) {
+    return (
+      <div className="page page--workspace">
+        <header className="topbar">
+          {brand}
+          <DropZone />
+        </header>
+        <main className="workspace">
+          <div className="workspace__main">
+            <ImageList />
+            {image && <ImageInfo key={image.path} image={image} />}
+          </div>
+          <div className="workspace__side">
+            {image && <TargetPanel image={image} />}
+            <ConvertStatus />
+          </div>
+        </main>
+        <footer className="footer muted">
+          DiskFerry reads and writes the same files as <code>qemu-img</code>, with the same names for formats and options. Nothing is uploaded.
+        </footer>
+        <UpdatePrompt />
+      </div>
+    );
+  }
   return (
     <div className="page">
       <header className="hero">
-        <div className="hero__brand">
-          <img src="/icons/icon.svg" alt="" width="40" height="40" />
-          <span>DiskFerry</span>
-        </div>
+        {brand}
         <h1>Convert virtual-machine disks, right in this tab</h1>
         <p>
           Move a VM between VMware, VirtualBox, Hyper-V, Proxmox, AWS or Azure: drop its disk, see what is inside, and save it in the
           format the destination wants. Your disk never leaves this computer — there is no upload and no server. It works offline too.
         </p>
-        {!hasFiles && formats.length > 0 && (
-          <p className="hero__formats">
-            Reads {formats.map((f) => f.name).join(', ')}.
-          </p>
-        )}
+        {formats.length > 0 && <p className="hero__formats">Reads {orderFormats(formats).map((f) => f.title).join(', ')}.</p>}
       </header>
 
       <main className="steps">
@@ -68,10 +94,7 @@ export function App() {
           </h2>
           <DropZone />
         </section>
-        {!hasFiles && <Glossary />}
-        <ImageList />
-        {image && <ImageInfo key={image.path} image={image} />}
-        {image && <TargetPanel image={image} />}
+        <Glossary />
         <ConvertStatus />
       </main>
 

@@ -46,15 +46,17 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
     <section className="card image-info" data-testid="image-info" aria-label="Image preview">
       <header className="card__head">
         <h2>
-          <span className="step">2</span> What is inside{' '}
-          <code>
-            <FileName name={image.path} />
-          </code>
+          <span className="step">2</span> What is inside
         </h2>
         <button type="button" className="button button--quiet button--small" onClick={() => void copy()}>
           {copied ? 'Copied' : 'Copy qemu-img JSON'}
         </button>
       </header>
+      <p className="image-info__name">
+        <code>
+          <FileName name={image.path} />
+        </code>
+      </p>
       {image.warnings.map((w) => (
         <p key={w} className="notice notice--warn" data-testid={image.incomplete && w.includes('incomplete') ? 'incomplete' : undefined}>
           {w}

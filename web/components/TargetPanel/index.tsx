@@ -47,7 +47,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           <span className="step">3</span> Where is it going?
         </h2>
       </header>
-      <div className="presets" role="group" aria-label="Presets">
+      <div className="presets" role="group" aria-label="Where it is going">
         {PRESETS.map((p) => {
           const ok = writable(p.target);
           return (
@@ -57,15 +57,18 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
               className={`preset${p.id === target.preset ? ' preset--active' : ''}`}
               disabled={!ok || busy}
               aria-pressed={p.id === target.preset}
+              aria-describedby={p.id === target.preset ? 'preset-blurb' : undefined}
               onClick={() => applyPreset(p.id)}
               title={ok ? p.blurb : `This build cannot write ${p.target} images yet`}
             >
-              <strong>{p.title}</strong>
-              <span>{ok ? p.blurb : `Needs the ${p.target} writer (not in this build yet).`}</span>
+              {p.title}
             </button>
           );
         })}
       </div>
+      <p className="preset-blurb muted" id="preset-blurb">
+        {preset ? preset.blurb : 'Pick where the disk is going for ready-made settings, or choose the format yourself below.'}
+      </p>
 
       <div className="target__form">
         <label className="field">
@@ -81,7 +84,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           </select>
         </label>
         <CheckField testId="compress" checked={target.compress && canCompress} disabled={busy || !canCompress} onChange={setCompress}>
-          Compress <span className="muted">({compressHelp}; qemu-img -c)</span>
+          Compress <span className="muted">({compressHelp}; <code className="nowrap">qemu-img -c</code>)</span>
         </CheckField>
         <CheckField testId="verify" checked={target.verify} disabled={busy} onChange={(verify) => updateTarget({ verify })}>
           Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
