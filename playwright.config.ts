@@ -14,7 +14,7 @@ export default defineConfig({
   reporter: [['list'], ['json', { outputFile: 'reports/playwright.json' }]],
   use: {
     baseURL: `http://127.0.0.1:${E2E_PORT}`,
-    // Debian's Chromium; nothing is downloaded (browser-notes §6). Playwright adds --no-sandbox.
+    // Debian's Chromium; nothing is downloaded (docs/browser.md, Testing in Debian's browsers). Playwright adds --no-sandbox.
     launchOptions: { executablePath: '/usr/bin/chromium', args: ['--disable-gpu'] },
     serviceWorkers: 'block',
     trace: 'off',

@@ -9,7 +9,7 @@ import { measureTree, type Sample } from './measure.ts';
  * DiskFerry in headless Chromium, driven through the page's data-testid hooks as a user would:
  * pick the file (file-input), wait for the preview (image-info), choose the format and
  * compression, press convert, wait for the result. The save picker is answered with an OPFS
- * file (showSaveFilePicker cannot be automated, browser-notes §6) in a persistent profile,
+ * file (showSaveFilePicker cannot be automated, docs/browser.md, Testing in Debian's browsers) in a persistent profile,
  * whose OPFS lives on disk as a real user's does (§1.2).
  */
 

@@ -17,7 +17,7 @@ function exact(out: Buffer, outSize: number, what: string): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, outSize);
 }
 
-/** Node's native zlib: 4–5× faster than pako here (perf-notes.md). zstd stays portable. */
+/** Node's native zlib: 4–5× faster than pako here (docs/performance.md). zstd stays portable. */
 export const nodeCodecs: Codecs = {
   ...portableCodecs,
   deflateRaw: (data, p) => zlib().deflateRawSync(data, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel }),

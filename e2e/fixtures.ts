@@ -7,7 +7,7 @@ import path from 'node:path';
 /**
  * Every e2e test runs in a persistent Chromium profile: its OPFS lives on disk, as a real
  * user's does. The default incognito context keeps OPFS in memory, ~100× slower and with a
- * small quota (browser-notes §1.2).
+ * small quota (docs/browser.md, Private storage).
  */
 export interface Fixtures {
   /** A temp folder for this test's fixtures and outputs. */

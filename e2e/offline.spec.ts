@@ -23,7 +23,7 @@ test('the manifest is valid, installable, and lists the disk file handlers', asy
   const m = (await cdp.send('Page.getAppManifest')) as { url: string; errors: unknown[]; data: string };
   expect(m.url).toMatch(/manifest\.webmanifest$/);
   expect(m.errors).toEqual([]);
-  // The structured manifest omits file_handlers, so read the raw JSON (browser-notes §5).
+  // The structured manifest omits file_handlers, so read the raw JSON (docs/browser.md, Offline and install).
   const data = JSON.parse(m.data) as { name: string; icons: unknown[]; file_handlers: { action: string; accept: Record<string, string[]> }[] };
   expect(data.name).toContain('DiskFerry');
   expect(data.icons.length).toBeGreaterThan(0);

@@ -9,7 +9,7 @@ const GiB = 1024 * 1024 * 1024;
 
 /**
  * Playwright's default context is off the record: its OPFS lives in memory, and a write far past
- * what it can hold does not throw but returns -8 as an unsigned number (browser-notes §1.2).
+ * what it can hold does not throw but returns -8 as an unsigned number (docs/browser.md, Private storage).
  * The OPFS sink must notice, and the page must say the disk is full, not claim a result.
  */
 base('a write the storage refuses is a clear "disk full" error, with nothing saved', async ({ browser }) => {

@@ -9,7 +9,7 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { openImage } from '../src-core/image/open.ts';
 import { MemorySource } from '../src-core/io/bytes.ts';
 
-// cloop (qcow-family.md §6): images cloop-utils' create_compressed_fs makes read exactly as
+// cloop (docs/formats/cloop.md): images cloop-utils' create_compressed_fs makes read exactly as
 // qemu-img reads them; images we write read identically in qemu-img (-f cloop) and through
 // extract_compressed_fs; the older and newer layouts, which no tool here writes, are built below
 // from the notes.

@@ -9,7 +9,7 @@ import { MapResolver, MemorySource } from '../src-core/io/bytes.ts';
 
 // cow (User-Mode-Linux copy-on-write; QEMU's `cow` until 2014). No tool here writes it, so the
 // fixtures below are built by this file straight from the layout table in
-// ../shared/formats/qcow-family.md §5, and our output is read back by an independent reader
+// docs/formats/cow.md, and our output is read back by an independent reader
 // written here from the same notes — never through src-core's own cow code.
 const t = tempDir();
 const SECTOR = 512;

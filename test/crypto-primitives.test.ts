@@ -135,7 +135,7 @@ describe('LUKS header checks', () => {
     const h = parseLuksHeader('x', await make());
     expect(h.cipherModeSpec).toBe('xts-plain64');
     expect(h.keyBytes).toBe(64);
-    expect(h.payloadOffset).toBe(4040); // 8 + 8 × 504 sectors (qcow-family.md §3.2)
+    expect(h.payloadOffset).toBe(4040); // 8 + 8 × 504 sectors (docs/formats/qcow2.md, LUKS)
     expect(h.slots.map((s) => s.keyOffset)).toEqual([8, 512, 1016, 1520, 2024, 2528, 3032, 3536]);
     expect(h.slots.filter((s) => s.active)).toHaveLength(1);
     expect(h.slots[0]!.iterations).toBeGreaterThanOrEqual(1000);

@@ -8,7 +8,7 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { openImage } from '../src-core/image/open.ts';
 import { MapResolver, MemorySource, type ByteSource } from '../src-core/io/bytes.ts';
 
-// qcow version 1 (qcow-family.md §4): images qemu-img makes read byte-identically, and images we
+// qcow version 1 (docs/formats/qcow.md): images qemu-img makes read byte-identically, and images we
 // write are what qemu-img calls identical to their source.
 const t = tempDir();
 const src = t.file('src.raw');

@@ -109,7 +109,7 @@ describe('descriptor forms', () => {
       '', '# The Disk Data Base', '#DDB', 'ddb.adapterType = "ide"', '',
     ].join('\r\n');
     writeFileSync(t.file('pieces.vmdk'), text);
-    // QEMU would duplicate the extent after the blank line (vm-formats.md §1.2); VMware and we do not.
+    // QEMU would duplicate the extent after the blank line (docs/formats/vmdk.md, Traps); VMware and we do not.
     await expectBytes(t.file('pieces.vmdk'), base, 'pieces');
     const info = JSON.parse(await cliOk('info', '--output=json', t.file('pieces.vmdk')));
     expect(info['virtual-size']).toBe(SIZE);

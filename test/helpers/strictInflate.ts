@@ -2,7 +2,7 @@
  * A small, slow, strict raw-deflate decoder (RFC 1951) for tests, after the structure of Mark
  * Adler's puff.c. Unlike zlib's inflate it enforces a window limit on every back-reference:
  * with `maxDistance` 4096 it rejects any stream a decoder with a 4 KiB window could not decode
- * (zlib's inflate accepts those whenever its output buffer still holds the bytes; perf-notes
+ * (zlib's inflate accepts those whenever its output buffer still holds the bytes; docs/performance.md
  * "Checking the 4 KiB window"). It stops at the final block and ignores what follows, as QEMU
  * does with the sector-rounded bytes of a qcow2 compressed cluster.
  */

@@ -1,6 +1,6 @@
 /**
  * Builders for the ESXi extent formats qemu-img reads but cannot create: VMFSSPARSE ("COWD",
- * ESX redo logs) and SESPARSE. Written from the layouts in vm-formats.md §1.5 and QEMU's
+ * ESX redo logs) and SESPARSE. Written from the layouts in docs/formats/vmdk.md (COWD and seSparse extents) and QEMU's
  * vmdk.c structure definitions (VMDK3Header, VMDKSESparseConstHeader), independent of DiskFerry.
  */
 

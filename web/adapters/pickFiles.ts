@@ -14,7 +14,7 @@ export function filesFromInput(list: FileList | null): PickedFile[] {
 /**
  * Files from a drop. Items must be read before the first `await`: the DataTransfer is emptied
  * when the event handler returns. `getAsFileSystemHandle()` is used only on trusted (real)
- * drops; on a script-built DataTransfer it crashed Chromium's browser process (browser-notes §6).
+ * drops; on a script-built DataTransfer it crashed Chromium's browser process (docs/browser.md, Reading dropped files).
  */
 export async function filesFromDrop(e: DragEvent): Promise<PickedFile[]> {
   const dt = e.dataTransfer;

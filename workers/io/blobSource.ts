@@ -4,7 +4,7 @@ import { DiskFerryError, ErrorCode } from '../../src-core/io/errors.ts';
 /**
  * A dropped or picked file as a ByteSource. Each read is one `Blob.slice()`: the file stays on
  * disk and only the requested range is copied. A slice costs 1–2 ms whatever its size
- * (browser-notes §2), so the core reads metadata tables whole and data in multi-MiB runs.
+ * (docs/browser.md, Reading dropped files), so the core reads metadata tables whole and data in multi-MiB runs.
  */
 export class BlobSource implements ByteSource {
   constructor(

@@ -8,7 +8,7 @@ export const OPFS_OUTPUT_DIR = 'diskferry-output';
 /**
  * An output file in the origin-private file system, written through a sync access handle.
  * Only dedicated workers may open one. It is the one positional-write API in every engine,
- * and it writes at disk speed (251 MB/s measured, browser-notes §1.2). When it is done the page offers
+ * and it writes at disk speed (251 MB/s measured, docs/browser.md, Private storage). When it is done the page offers
  * the file as a download and then deletes it.
  */
 export class OpfsSink implements ByteSink {
@@ -45,7 +45,7 @@ export class OpfsSink implements ByteSink {
         throw this.fullError(e);
       }
       // A full in-memory OPFS (incognito) returns -8 as an unsigned number instead of throwing
-      // (browser-notes §1.2): anything but progress within the request is a failed write.
+      // (docs/browser.md, Private storage): anything but progress within the request is a failed write.
       if (!(n > 0 && n <= data.length - done)) throw this.fullError();
       done += n;
     }

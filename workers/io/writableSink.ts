@@ -2,7 +2,7 @@ import type { ByteSink } from '../../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode } from '../../src-core/io/errors.ts';
 import { SinkBuffer } from '../../src-core/io/sinkBuffer.ts';
 
-/** Runs of at least this many bytes reach the stream: each call costs ~1.5 ms (browser-notes §1.1). */
+/** Runs of at least this many bytes reach the stream: each call costs ~1.5 ms (docs/browser.md, Writing the user's file). */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /**
  * Writes queued on the stream at once. Measured here (1 GiB into OPFS through createWritable):

@@ -1,4 +1,4 @@
-// Disk encryption for qcow/qcow2: legacy AES and LUKS1 (see qcow-family.md §3).
+// Disk encryption for qcow/qcow2: legacy AES and LUKS1 (see docs/formats/qcow2.md, Encryption).
 export { legacyAesCipher, LEGACY_AES_WARNING } from './legacyAes.ts';
 export { createLuks, luksAreaBytes, luksKeyBytes, luksSectorCipher, unlockLuks, type CreatedLuks, type LuksCreateOptions } from './luks.ts';
 export { luksInfo, parseLuksHeader, LUKS_HEADER_SIZE, LUKS_STRIPES, type LuksHeader, type LuksParams } from './luksHeader.ts';

@@ -7,7 +7,7 @@ import { SectorCipher } from './sectorCipher.ts';
  * The legacy qcow/qcow2 "aes" encryption (crypto/block-qcow.c): AES-128-CBC per 512-byte
  * sector, IV = plain64 of the sector number. The key is the password's first 16 bytes,
  * zero-padded; nothing checks it, so a wrong password reads as garbage rather than failing.
- * (The qcow2 spec's "AES-256" is wrong for QEMU: qcow-family.md §3.1, verified.)
+ * (The qcow2 spec's "AES-256" is wrong for QEMU: docs/formats/qcow2.md, Legacy AES; verified.)
  */
 export function legacyAesCipher(secret: Uint8Array, engine?: AesEcb): SectorCipher {
   const pw = passwordBytes(secret);

@@ -2,7 +2,7 @@
  * Appended to zlib's deflate.c by build.sh, replacing its scalar slide_hash (renamed
  * slide_hash_scalar there). Why: with a 4 KiB window and memLevel 9, deflate slides its
  * 64 Ki-entry head table and 4 Ki-entry prev table after every 4 KiB of input, and that loop
- * dominates the run time (see perf-notes). The operation, "m >= wsize ? m - wsize : NIL" with
+ * dominates the run time (see docs/performance.md). The operation, "m >= wsize ? m - wsize : NIL" with
  * NIL = 0, is exactly an unsigned saturating 16-bit subtract, eight lanes at a time.
  * Both table lengths are powers of two >= 256, so they are multiples of 8 entries.
  */

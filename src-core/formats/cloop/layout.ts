@@ -2,7 +2,7 @@ import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { Struct, utf8Decode, utf8Encode } from '../../io/struct.ts';
 
 /**
- * cloop (compressed loop) layouts: qcow-family.md §6, QEMU block/cloop.c, cloop's cloop.h.
+ * cloop (compressed loop) layouts: docs/formats/cloop.md, QEMU block/cloop.c, cloop's cloop.h.
  *
  * Every variant has a 136-byte header: a 128-byte shell-script preamble (NUL padded) whose
  * bytes 11..14 name the version ("V2.0", "V4.0"), then block_size and num_blocks as BE32.

@@ -3,7 +3,7 @@ import { alignUp } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 
 /**
- * Every cow header layout, in this one file (qcow-family.md §5).
+ * Every cow header layout, in this one file (docs/formats/cow.md, Layout).
  *
  * "cow" is User-Mode-Linux's copy-on-write file (arch/um/drivers/cow_user.c). QEMU had a driver
  * for it (block/cow.c) until commit 550830f935 (2014) but only for version 2 and with its own

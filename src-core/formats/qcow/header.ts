@@ -3,7 +3,7 @@ import { Int64RangeError, toSafeNumber } from '../../io/int64.ts';
 import { Struct } from '../../io/struct.ts';
 
 // qcow version 1: QEMU block/qcow.c (QCowHeader, qcow_open, qcow_co_create) and
-// ../shared/formats/qcow-family.md §4. Same magic as qcow2; the version field tells them apart.
+// docs/formats/qcow.md. Same magic as qcow2; the version field tells them apart.
 export const QCOW_MAGIC = 0x514649fb;
 export const QCOW_VERSION = 1;
 /** sizeof(QCowHeader): the packed 48-byte header. */
@@ -90,7 +90,7 @@ function parseFields(file: string, head: Uint8Array): QcowHeader {
   };
 }
 
-/** A compressed L2 entry: `csize` bytes (not sectors) at `offset` (qcow-family.md §4). */
+/** A compressed L2 entry: `csize` bytes (not sectors) at `offset` (docs/formats/qcow.md, Compressed clusters). */
 export function decodeQcowCompressed(entry: bigint, clusterBits: number): { offset: number; size: number } {
   const shift = BigInt(63 - clusterBits);
   const size = Number((entry >> shift) & BigInt(2 ** clusterBits - 1));

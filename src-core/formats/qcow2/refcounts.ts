@@ -1,5 +1,5 @@
 // Refcount blocks: entries of 2^refcount_order bits. Widths of 8 bits and more are big-endian;
-// 1, 2 and 4-bit entries are packed LSB-first within each byte (qcow-family.md §2.7, verified).
+// 1, 2 and 4-bit entries are packed LSB-first within each byte (docs/formats/qcow2.md, Refcount blocks; verified).
 
 export function refcountMax(bits: number): number {
   return bits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
