@@ -13,6 +13,7 @@ void loadFormats();
 watchEstimate();
 // Outputs a previous visit left in private storage (a tab closed before clean-up).
 void inspectorWorker().api.removeStaleOutputs();
+void inspectorWorker().api.removeUnpacked();
 void registerServiceWorker().catch((e) => console.warn('service worker not registered:', e));
 
 // The installed app opens disk files from the OS through manifest file_handlers.

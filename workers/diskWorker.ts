@@ -4,6 +4,7 @@ import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
 import { checkPlan, estimatePlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
 import { removeOpfsOutputs } from './io/opfsCleanup.ts';
+import { removeUnpacked, unpackToOpfs, type UnpackProgress } from './io/opfsUnpack.ts';
 import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
 
 /**
@@ -48,6 +49,12 @@ const api = {
   cancel(): void {
     current?.abort();
   },
+
+  /** Unpacks a compressed file (.gz .xz .zst .bz2 .zip) into private storage: the image inside, as a file. */
+  unpack: (file: PickedFile, onProgress: (p: UnpackProgress) => void) => rethrow(() => unpackToOpfs(file, onProgress)),
+
+  /** Deletes images unpacked by earlier visits (called when the app loads). */
+  removeUnpacked: () => removeUnpacked(),
 
   /** Deletes private-storage outputs left by earlier visits or a killed job (`except`: entries to keep). */
   removeStaleOutputs: (except: string[] = []) => removeOpfsOutputs(except),

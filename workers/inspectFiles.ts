@@ -2,6 +2,7 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { ExtentEndTracker, type Shortfall } from '../src-core/image/integrity.ts';
 import { openImage, PROBE_BYTES, probeDetailed } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
+import { detectContainer } from '../src-core/image/containers/index.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
 import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
@@ -9,7 +10,7 @@ import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
 import { allocationSummary } from './allocationMap.ts';
 import { chooseCodecs } from './codecs.ts';
-import type { IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
+import type { CompressedFile, IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
 
 /** A dropped folder can hold anything; past this many files we stop probing. */
 const MAX_PROBED_FILES = 256;
@@ -27,6 +28,7 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
   const asRaw = new Set((opts.treatAsRaw ?? []).map(normalizePath));
   const candidates: { path: string; format?: string }[] = [];
   const ignored: IgnoredFile[] = [];
+  const compressed: CompressedFile[] = [];
   const errors: InspectError[] = [];
   for (const f of files.slice(0, MAX_PROBED_FILES)) {
     const path = normalizePath(f.path);
@@ -45,6 +47,12 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
         continue;
       }
       const head = await src.read(0, Math.min(PROBE_BYTES, src.size));
+      // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked (the page offers it).
+      const kind = detectContainer(head);
+      if (kind) {
+        compressed.push({ path, kind, size: src.size });
+        continue;
+      }
       const doubt = rawDoubt(head, src.size, path, drivers, files.length === 1);
       if (!doubt) candidates.push({ path });
       else ignored.push({ path, reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' });
@@ -81,6 +89,7 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
   const shownElsewhere = (p: string) => candidatePaths.includes(owners.get(p) ?? '');
   return {
     images: images.filter((i) => isImage(i.path)),
+    compressed,
     errors: errors.filter((e) => isImage(e.path) && !shownElsewhere(e.path)),
     ignored: ignored.filter((i) => isImage(i.path) && !lookedAt.has(i.path)),
     companions: [...companions],

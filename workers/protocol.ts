@@ -72,8 +72,18 @@ export interface IgnoredFile {
   rawAllowed: boolean;
 }
 
+/** A compressed file (.gz .xz .zst .bz2 .zip): the page offers to unpack it first. */
+export interface CompressedFile {
+  path: string;
+  /** gzip, xz, zstd, bzip2 or zip. */
+  kind: string;
+  size: number;
+}
+
 export interface Inspection {
   images: ImageSummary[];
+  /** Compressed files whose image needs unpacking before it can be read. */
+  compressed: CompressedFile[];
   errors: InspectError[];
   /** Files that are not disk images (or not ones DiskFerry reads as such without being asked). */
   ignored: IgnoredFile[];

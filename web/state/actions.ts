@@ -60,6 +60,26 @@ export async function inspect(): Promise<void> {
   }
 }
 
+/**
+ * Unpacks a compressed file (.gz .xz .zst .bz2 .zip) into private storage and opens the image
+ * inside in its place. The unpacked copy stays on this computer and goes when the app next loads.
+ */
+export async function unpackCompressed(path: string): Promise<void> {
+  const picked = get().files.find((f) => f.path === path);
+  if (!picked || get().unpacking) return;
+  set({ unpacking: { path, done: 0, total: picked.file.size } });
+  const onProgress = (p: { done: number; total: number }) => {
+    if (get().unpacking?.path === path) set({ unpacking: { path, done: p.done, total: p.total || picked.file.size } });
+  };
+  try {
+    const inner = await inspectorWorker().api.unpack(picked, Comlink.proxy(onProgress));
+    set({ unpacking: undefined, files: get().files.map((f) => (f.path === path ? inner : f)) });
+    await inspect();
+  } catch (e) {
+    set({ unpacking: { path, done: 0, total: 0, error: errorLine(e) } });
+  }
+}
+
 /** The user's explicit choice to read a file as a raw disk, whatever its name or contents say. */
 export async function treatAsRaw(path: string): Promise<void> {
   set({ rawPaths: [...new Set([...get().rawPaths, path])], selected: path });

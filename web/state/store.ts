@@ -54,6 +54,8 @@ export interface AppState {
   /** Files the user chose to read as raw disks. */
   rawPaths: string[];
   estimate: EstimateState;
+  /** A compressed file being unpacked into private storage. */
+  unpacking?: { path: string; done: number; total: number; error?: string };
   /** Files are being dragged over the page. */
   dragging: boolean;
   target: TargetChoice;

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import type { IgnoredFile } from '../../../workers/protocol.ts';
-import { inspect, selectImage, setSourcePassword, treatAsRaw } from '../../state/actions.ts';
+import { inspect, selectImage, setSourcePassword, treatAsRaw, unpackCompressed } from '../../state/actions.ts';
 import { useApp } from '../../state/store.ts';
 import { formatTitle } from '../../state/formats.ts';
 import { humanSize } from '../../units.ts';
@@ -77,7 +77,10 @@ export function ImageList() {
           {errors.some((e) => e.code === 'needs-password' || e.code === 'wrong-password') && <PasswordForm />}
         </div>
       )}
-      {ignored.length > 0 && <IgnoredFiles files={ignored} alone={!images.length && !errors.length} />}
+      {(inspection?.compressed ?? []).map((c) => (
+        <CompressedNotice key={c.path} path={c.path} kind={c.kind} size={c.size} />
+      ))}
+      {ignored.length > 0 && <IgnoredFiles files={ignored} alone={!images.length && !errors.length && !inspection?.compressed.length} />}
     </>
   );
 }
@@ -133,5 +136,37 @@ function PasswordForm() {
         Unlock
       </button>
     </form>
+  );
+}
+
+/** A compressed file: what it is, and the one step that opens the image inside. */
+function CompressedNotice({ path, kind, size }: { path: string; kind: string; size: number }) {
+  const unpacking = useApp((s) => (s.unpacking?.path === path ? s.unpacking : undefined));
+  const busy = Boolean(unpacking && !unpacking.error);
+  const pct = unpacking && unpacking.total > 0 ? Math.min(100, Math.floor((unpacking.done / unpacking.total) * 100)) : 0;
+  return (
+    <div className="notice notice--quiet compressed" data-testid="compressed">
+      <p>
+        <code>
+          <FileName name={path} />
+        </code>{' '}
+        is a {kind}-compressed file ({humanSize(size)}). DiskFerry unpacks it into the browser’s private storage — it stays on this computer
+        — and then shows the disk inside.
+      </p>
+      {busy ? (
+        <div className="progress" role="progressbar" aria-label="Unpacking" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct}>
+          <div className="progress__bar" style={{ width: `${pct}%` }} />
+        </div>
+      ) : (
+        <button type="button" className="button button--small" onClick={() => void unpackCompressed(path)}>
+          Unpack and open
+        </button>
+      )}
+      {unpacking?.error && (
+        <p className="inline-error" role="alert">
+          {unpacking.error}
+        </p>
+      )}
+    </div>
   );
 }
