@@ -74,7 +74,7 @@ export function parseOptions<S extends OptSpec>(argv: readonly string[], spec: S
         set(key, def, undefined);
         continue;
       }
-      let value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+      const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new InvalidArgumentError(`option '--${name}' requires an argument`);
       set(key, def, value);
       continue;

@@ -20,6 +20,7 @@ export interface Fixtures {
 
 export const test = base.extend<Fixtures>({
   saveMode: ['download', { option: true }],
+  // eslint-disable-next-line no-empty-pattern -- Playwright reads a fixture's dependencies from this pattern
   work: async ({}, use) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'diskferry-e2e-'));
     await use({ dir, file: (n) => path.join(dir, n) });

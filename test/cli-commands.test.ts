@@ -278,7 +278,7 @@ describe('check -r', () => {
 
 describe('-p on the commands that change images', () => {
   it('commit, rebase and amend print qemu-img\'s progress lines, from 0 to 100, as qemu-img does', async () => {
-    const shape = /^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n(Image committed\.\n)?$/;
+    const shape = /^( {4}\(\d{1,3}\.\d\d\/100%\)\r)+\n(Image committed\.\n)?$/;
     for (const args of [['rebase', '-p', '-b', 'other.qcow2', '-F', 'qcow2', 'X'], ['amend', '-p', '-o', 'compat=0.10', 'X'], ['commit', '-p', 'X']]) {
       const [a, b] = pair(top, `p-${args[0]}`);
       if (args[0] === 'commit') {

@@ -65,14 +65,14 @@ describe('CLI', () => {
     const r = await cli('convert', '-p', '-O', 'qcow2', raw, t.file('p.qcow2'));
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
+    expect(r.stdout).toMatch(/^( {4}\(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
     const steps = [...r.stdout.matchAll(/\((\d+\.\d\d)\/100%\)/g)].map((m) => Number(m[1]));
     expect(steps[0]).toBe(0);
     expect(steps.at(-1)).toBe(100);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     // qemu-img prints the same shape.
     const q = runStatus('qemu-img', ['convert', '-p', '-O', 'qcow2', raw, t.file('pq.qcow2')]);
-    expect(q.stdout).toMatch(/^(    \(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
+    expect(q.stdout).toMatch(/^( {4}\(\d{1,3}\.\d\d\/100%\)\r)+\n$/);
     const quiet = await cli('convert', '-p', '-q', '-O', 'qcow2', raw, t.file('pq2.qcow2'));
     expect(quiet.code).toBe(0);
     expect(quiet.stdout + quiet.stderr).toBe('');

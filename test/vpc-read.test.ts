@@ -192,7 +192,10 @@ describe('differencing VHD', () => {
   const DSIZE = 8 * MiB;
   const utf16 = (s: string, le: boolean) => {
     const b = Buffer.alloc(s.length * 2);
-    for (let i = 0; i < s.length; i++) (le ? b.writeUInt16LE(s.charCodeAt(i), i * 2) : b.writeUInt16BE(s.charCodeAt(i), i * 2));
+    for (let i = 0; i < s.length; i++) {
+      if (le) b.writeUInt16LE(s.charCodeAt(i), i * 2);
+      else b.writeUInt16BE(s.charCodeAt(i), i * 2);
+    }
     return b;
   };
 

@@ -22,7 +22,7 @@ export async function allocationSummary(
   const kinds = { data: new Float64Array(n), compressed: new Float64Array(n), zero: new Float64Array(n), unallocated: new Float64Array(n) };
   const totals = { data: 0, compressed: 0, zero: 0, unallocated: 0 };
   let fromBacking = 0;
-  let covered = 0;
+  let covered: number;
   let partial = false;
   const started = performance.now();
   let count = 0;

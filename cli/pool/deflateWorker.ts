@@ -5,12 +5,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import zlib from 'node:zlib';
-import { WasmDeflater } from '../../src-core/codecs/zlib-wasm/loader.ts';
+import { WasmDeflater, type WasmModule } from '../../src-core/codecs/zlib-wasm/loader.ts';
 import type { DeflateParams } from '../../src-core/codecs/types.ts';
 import type { DeflateEngine, PoolJob, PoolReply, PoolResult } from './protocol.ts';
 
-const engine = (workerData as { engine: DeflateEngine; wasm?: WebAssembly.Module }).engine;
-const wasm = engine === 'wasm' ? await WasmDeflater.create((workerData as { wasm: WebAssembly.Module }).wasm) : undefined;
+const engine = (workerData as { engine: DeflateEngine; wasm?: WasmModule }).engine;
+const wasm = engine === 'wasm' ? await WasmDeflater.create((workerData as { wasm: WasmModule }).wasm) : undefined;
 
 /** Output area reused across jobs; only the result's bytes are copied out of it. */
 let scratch = new Uint8Array(0);

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { pooledCodecs, type DeflateBridge, type DeflateReply, type PooledCodecs } from '../../src-core/codecs/deflatePool.ts';
 import type { Codecs, DeflateParams } from '../../src-core/codecs/types.ts';
+import { compileWasmModule, type WasmModule } from '../../src-core/codecs/zlib-wasm/loader.ts';
 import type { DeflateEngine, PoolJob, PoolReply } from './protocol.ts';
 
 export type { DeflateEngine } from './protocol.ts';
@@ -16,10 +17,10 @@ const bundled = !import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(bundled ? './deflateWorker.js' : './deflateWorker.mjs', import.meta.url);
 const WASM_URL = new URL(bundled ? './zlib.wasm' : '../../src-core/codecs/zlib-wasm/zlib.wasm', import.meta.url);
 
-let wasmModule: WebAssembly.Module | undefined;
+let wasmModule: WasmModule | undefined;
 /** zlib.wasm compiled once; a compiled Module is shared with every worker without recompiling. */
-export function zlibWasmModule(): WebAssembly.Module {
-  wasmModule ??= new WebAssembly.Module(readFileSync(WASM_URL));
+export function zlibWasmModule(): WasmModule {
+  wasmModule ??= compileWasmModule(readFileSync(WASM_URL));
   return wasmModule;
 }
 

@@ -100,7 +100,7 @@ export function strictInflateRaw(data: Uint8Array, maxDistance: number, maxOutpu
   };
 
   let fixed: { lit: Huffman; dist: Huffman } | undefined;
-  let last = 0;
+  let last: number;
   do {
     last = bits(1);
     const type = bits(2);
@@ -135,7 +135,7 @@ export function strictInflateRaw(data: Uint8Array, maxDistance: number, maxOutpu
         const sym = decode(clh);
         if (sym < 16) lengths[k++] = sym;
         else {
-          let rep = 0;
+          let rep: number;
           let val = 0;
           if (sym === 16) {
             if (!k) throw new StrictInflateError('repeat with no previous length');

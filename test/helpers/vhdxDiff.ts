@@ -142,7 +142,6 @@ export function makeDifferencing(parent: string, child: string, size: number, bl
   if (blocks.some((b) => b.state === 'partial')) {
     parts.push(bitmap);
     setEntry(CHUNK_RATIO, 6, end); // the first chunk's sector-bitmap slot
-    end += MiB;
   }
   f = Buffer.concat(parts);
   writeFileSync(child, f);

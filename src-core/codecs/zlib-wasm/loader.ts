@@ -17,6 +17,11 @@ declare const WebAssembly: {
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface WasmModule {}
 
+/** Compiles the module synchronously (Node reads the file at start-up; workers receive the Module). */
+export function compileWasmModule(bytes: Uint8Array): WasmModule {
+  return new WebAssembly.Module(bytes);
+}
+
 interface ZlibExports {
   memory: { buffer: ArrayBuffer };
   df_deflate_init(level: number, windowBits: number, memLevel: number, good: number, lazy: number, nice: number, chain: number): number;

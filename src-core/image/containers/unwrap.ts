@@ -131,7 +131,7 @@ const TAIL_BYTES = 64 * 1024;
 /** A pass that decodes and drops everything: the exact size, and the last 64 KiB for probing. */
 async function measure(c: Container, opts: DecodeOptions, name: string): Promise<{ size: number; tail: Uint8Array }> {
   let n = 0;
-  let keep: Uint8Array[] = [];
+  const keep: Uint8Array[] = [];
   let kept = 0;
   for await (const chunk of c.decode({ ...opts, phase: 'measure' })) {
     n += chunk.length;
@@ -146,7 +146,6 @@ async function measure(c: Container, opts: DecodeOptions, name: string): Promise
     all.set(k, o);
     o += k.length;
   }
-  keep = [];
   return { size: n, tail: all.slice(Math.max(0, all.length - TAIL_BYTES)) };
 }
 

@@ -1,4 +1,4 @@
-import { useRef } from 'react';
+import { useEffect, useRef } from 'react';
 import { nativeDirectorySupported, nativeOpenSupported } from '../../capabilities.ts';
 import { filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
 import type { PickedFile } from '../../../workers/protocol.ts';
@@ -35,10 +35,13 @@ export function DropZone() {
     if (nativeOpenSupported) take(await pickFilesNative().catch(() => null));
     else fileInput.current?.click();
   };
-  openFileDialog = (append) => {
-    appending.current = append;
-    void openFiles();
-  };
+  // "Add the missing files…" (ImageList) opens this component's dialog in append mode.
+  useEffect(() => {
+    openFileDialog = (append) => {
+      appending.current = append;
+      void openFiles();
+    };
+  });
   const openFolder = async () => {
     if (nativeDirectorySupported) take(await pickFolderNative().catch(() => null));
     else folderInput.current?.click();
