@@ -1,0 +1,178 @@
+import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'vitest';
+
+/** Debian's Firefox ESR; nothing is downloaded (PUPPETEER_SKIP_DOWNLOAD, and -core has no postinstall). */
+export const FIREFOX = '/usr/bin/firefox-esr';
+
+export interface Session {
+  browser: Browser;
+  page: Page;
+  /** This test's temp folder (fixtures, outputs). */
+  dir: string;
+  file(name: string): string;
+  /** Where Firefox saves downloads. */
+  downloads: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Firefox with a fresh on-disk profile (OPFS is not available in private browsing, and
+ * a real profile keeps it on disk as a user's is) and a download folder it saves into without
+ * asking. Pages' console errors are kept for failure messages.
+ */
+export async function launchFirefox(): Promise<Session> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'diskferry-ff-'));
+  const profile = path.join(dir, 'profile');
+  const downloads = path.join(dir, 'downloads');
+  mkdirSync(profile);
+  mkdirSync(downloads);
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    userDataDir: profile,
+    defaultViewport: { width: 1200, height: 900 },
+    // BiDi browser.setDownloadBehavior; the prefs say the same for Firefoxes that ignore it.
+    downloadBehavior: { policy: 'allow', downloadPath: downloads },
+    extraPrefsFirefox: {
+      'browser.download.dir': downloads,
+      'browser.download.folderList': 2,
+      'browser.download.useDownloadDir': true,
+      'browser.helperApps.neverAsk.saveToDisk': 'application/octet-stream',
+      'browser.download.always_ask_before_handling_new_types': false,
+      'browser.download.start_downloads_in_tmp_dir': false,
+      'browser.download.alwaysOpenPanel': false,
+    },
+  });
+  const page = (await browser.pages())[0] ?? (await browser.newPage());
+  return {
+    browser,
+    page,
+    dir,
+    file: (n) => path.join(dir, n),
+    downloads,
+    async close() {
+      await browser.close().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const sel = (id: string) => `[data-testid="${id}"]`;
+
+/** Text of the first element with this test id, or null when there is none. */
+export async function textOf(page: Page, id: string): Promise<string | null> {
+  return page.evaluate((s) => document.querySelector(s)?.textContent ?? null, sel(id));
+}
+
+/** Waits for an element with this test id and returns its text. */
+export async function waitText(page: Page, id: string, timeout = 30_000): Promise<string> {
+  await page.waitForSelector(sel(id), { visible: true, timeout });
+  return (await textOf(page, id)) ?? '';
+}
+
+export async function count(page: Page, id: string): Promise<number> {
+  return page.evaluate((s) => document.querySelectorAll(s).length, sel(id));
+}
+
+/** Opens files through the hidden file input (WebDriver BiDi input.setFiles). */
+export async function openFiles(page: Page, ...files: string[]): Promise<void> {
+  const input = (await page.waitForSelector(sel('file-input'))) as ElementHandle<HTMLInputElement> | null;
+  await input!.uploadFile(...files);
+}
+
+/** Waits for the preview and checks it names the format and the exact virtual size. */
+export async function expectPreview(page: Page, format: string, virtualSize: number): Promise<string> {
+  await page.waitForSelector(`${sel('image-info')}, ${sel('error')}`, { visible: true, timeout: 60_000 });
+  const err = await textOf(page, 'error');
+  expect(err, `preview failed: ${err}`).toBeNull();
+  const info = (await textOf(page, 'image-info')) ?? '';
+  expect(info).toContain(format);
+  expect(info).toContain(String(virtualSize));
+  await page.waitForSelector(sel('allocation-map'), { visible: true });
+  return info;
+}
+
+/** Picks the target and compression, and presses Convert. */
+export async function startConversion(page: Page, target: string, compress: boolean): Promise<void> {
+  await page.select(sel('target-format'), target);
+  const checked = await page.$eval(sel('compress'), (e) => (e as HTMLInputElement).checked);
+  if (checked !== compress) await page.click(sel('compress'));
+  expect(await page.$eval(sel('compress'), (e) => (e as HTMLInputElement).checked)).toBe(compress);
+  await page.click(sel('convert'));
+}
+
+/** Waits for the result or an error; an error fails with its text. */
+export async function expectResult(page: Page, timeout = 180_000): Promise<string> {
+  await page.waitForSelector(`${sel('result')}, ${sel('error')}`, { visible: true, timeout });
+  const err = await textOf(page, 'error');
+  expect(err, `conversion failed: ${err}`).toBeNull();
+  return (await textOf(page, 'result')) ?? '';
+}
+
+/** Names in the download folder (finished or not). */
+export const downloaded = (s: Session) => readdirSync(s.downloads);
+
+/**
+ * Waits until Firefox has finished saving `name`: the file exists, no `.part` is left, and its
+ * size holds still between two looks.
+ */
+export async function waitForDownload(s: Session, name: string, timeout = 120_000): Promise<string> {
+  const file = path.join(s.downloads, name);
+  const deadline = Date.now() + timeout;
+  let last = -1;
+  for (;;) {
+    const names = downloaded(s);
+    if (names.includes(name) && !names.some((n) => n.endsWith('.part'))) {
+      const size = statSync(file).size;
+      if (size > 0 && size === last) return file;
+      last = size;
+    }
+    if (Date.now() > deadline) throw new Error(`download ${name} did not finish in ${timeout} ms; folder holds: ${names.join(', ') || 'nothing'}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** Every name in the page's OPFS (paths below the root). */
+export async function opfsNames(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const names: string[] = [];
+    const walk = async (dir: FileSystemDirectoryHandle, prefix: string): Promise<void> => {
+      for await (const [n, h] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+        names.push(prefix + n);
+        if (h.kind === 'directory') await walk(h as FileSystemDirectoryHandle, `${prefix}${n}/`);
+      }
+    };
+    await walk(await navigator.storage.getDirectory(), '');
+    return names;
+  });
+}
+
+/** Runs a tool; a failure throws with its stderr. */
+export function tool(cmd: string, ...args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+/** qemu-img check clean and qemu-img compare identical to the source. */
+export function expectValidCopy(source: string, output: string, format: string): void {
+  const check = spawnSync('qemu-img', ['check', '-f', format, output], { encoding: 'utf8' });
+  expect(check.status, check.stdout + check.stderr).toBe(0);
+  const cmp = spawnSync('qemu-img', ['compare', source, output], { encoding: 'utf8' });
+  expect(cmp.status, cmp.stdout + cmp.stderr).toBe(0);
+}
+
+/**
+ * Writes patterned data into an image with qemu-io: `count` runs of `len` bytes every `stride`
+ * bytes from `start`, each with its own byte pattern (as e2e/fixtures.ts fillPattern does).
+ */
+export function fillPattern(file: string, format: string, start: number, stride: number, len: number, n: number): void {
+  const cmds: string[] = [];
+  for (let i = 0; i < n; i++) cmds.push('-c', `write -P ${(0x11 + i * 7) % 255 || 1} ${start + i * stride} ${len}`);
+  tool('qemu-io', '-f', format, ...cmds, file);
+}
