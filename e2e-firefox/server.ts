@@ -13,9 +13,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * vitest sets NODE_ENV=test, and a vite build under it is a development build (React's dev
+ * bundle, import.meta.env.DEV, so no service worker). Build and serve as a user gets it.
+ */
+const env = { ...process.env, NODE_ENV: 'production' };
+
 /** Builds dist/ once, as Playwright's webServer does. */
 export function buildApp(): void {
-  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'warn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('npx', ['vite', 'build', '--logLevel', 'warn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   if (r.status !== 0) throw new Error(`vite build failed: ${r.stderr || r.stdout}`);
 }
 
@@ -32,6 +38,7 @@ export async function startPreview(): Promise<Preview> {
   const child: ChildProcess = spawn('npx', ['vite', 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
     stdio: 'ignore',
     detached: true,
+    env,
   });
   let exited = false;
   const gone = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
