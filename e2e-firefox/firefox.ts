@@ -16,6 +16,8 @@ export interface Session {
   file(name: string): string;
   /** Where Firefox saves downloads. */
   downloads: string;
+  /** Uncaught page errors and console errors/warnings, in order. */
+  problems: string[];
   close(): Promise<void>;
 }
 
@@ -49,10 +51,16 @@ export async function launchFirefox(): Promise<Session> {
     },
   });
   const page = (await browser.pages())[0] ?? (await browser.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e instanceof Error ? e.message : String(e)}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warn') problems.push(`console.${m.type()}: ${m.text()}`);
+  });
   return {
     browser,
     page,
     dir,
+    problems,
     file: (n) => path.join(dir, n),
     downloads,
     async close() {

@@ -33,6 +33,7 @@ beforeEach(async () => {
   ff = await launchFirefox();
 });
 afterEach(async () => {
+  if (ff?.problems.length) console.log(ff.problems.join('\n'));
   await ff?.close();
 });
 
