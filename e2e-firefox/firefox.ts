@@ -77,9 +77,30 @@ export async function textOf(page: Page, id: string): Promise<string | null> {
   return page.evaluate((s) => document.querySelector(s)?.textContent ?? null, sel(id));
 }
 
+/**
+ * Waits until an element with one of these test ids is visible; returns the id found. Polls
+ * with page.evaluate every 200 ms rather than puppeteer's waitForSelector({ visible }), whose
+ * requestAnimationFrame polling depends on the headless window painting.
+ */
+export async function waitVisible(page: Page, ids: string[], timeout = 30_000): Promise<string> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const found = await page.evaluate((list) => {
+      for (const id of list) {
+        const e = document.querySelector(`[data-testid="${id}"]`);
+        if (e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden') return id;
+      }
+      return null;
+    }, ids);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`none of ${ids.join(', ')} became visible in ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Waits for an element with this test id and returns its text. */
 export async function waitText(page: Page, id: string, timeout = 30_000): Promise<string> {
-  await page.waitForSelector(sel(id), { visible: true, timeout });
+  await waitVisible(page, [id], timeout);
   return (await textOf(page, id)) ?? '';
 }
 
@@ -93,15 +114,43 @@ export async function openFiles(page: Page, ...files: string[]): Promise<void> {
   await input!.uploadFile(...files);
 }
 
+/**
+ * Drops files on the drop zone as Playwright's `locator.drop({ files })` does: the files enter
+ * the page through a stray `<input type=file>` (BiDi input.setFiles), then a script-built
+ * DataTransfer carries them through dragenter, dragover and drop.
+ */
+export async function dropFiles(page: Page, ...files: string[]): Promise<void> {
+  const stash = (await page.evaluateHandle(() => {
+    const i = document.createElement('input');
+    i.type = 'file';
+    i.multiple = true;
+    i.hidden = true;
+    document.body.append(i);
+    return i;
+  })) as ElementHandle<HTMLInputElement>;
+  await stash.uploadFile(...files);
+  await page.evaluate(
+    (input, target) => {
+      const dt = new DataTransfer();
+      for (const f of Array.from(input.files ?? [])) dt.items.add(f);
+      input.remove();
+      const zone = document.querySelector(target)!;
+      for (const type of ['dragenter', 'dragover', 'drop']) zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+    },
+    stash,
+    sel('drop-zone'),
+  );
+}
+
 /** Waits for the preview and checks it names the format and the exact virtual size. */
 export async function expectPreview(page: Page, format: string, virtualSize: number): Promise<string> {
-  await page.waitForSelector(`${sel('image-info')}, ${sel('error')}`, { visible: true, timeout: 60_000 });
+  await waitVisible(page, ['image-info', 'error'], 60_000);
   const err = await textOf(page, 'error');
   expect(err, `preview failed: ${err}`).toBeNull();
   const info = (await textOf(page, 'image-info')) ?? '';
   expect(info).toContain(format);
   expect(info).toContain(String(virtualSize));
-  await page.waitForSelector(sel('allocation-map'), { visible: true });
+  await waitVisible(page, ['allocation-map']);
   return info;
 }
 
@@ -116,7 +165,18 @@ export async function startConversion(page: Page, target: string, compress: bool
 
 /** Waits for the result or an error; an error fails with its text. */
 export async function expectResult(page: Page, timeout = 180_000): Promise<string> {
-  await page.waitForSelector(`${sel('result')}, ${sel('error')}`, { visible: true, timeout });
+  try {
+    await waitVisible(page, ['result', 'error'], timeout);
+  } catch (e) {
+    // Say where the page was stuck: the progress and the status text near the Convert button.
+    const state = await page
+      .evaluate(() => ({
+        progress: document.querySelector('[data-testid="progress"]')?.getAttribute('aria-valuenow') ?? null,
+        tail: document.body.innerText.slice(-600),
+      }))
+      .catch((x: unknown) => String(x));
+    throw new Error(`no result or error in ${timeout} ms; page: ${JSON.stringify(state)}`, { cause: e });
+  }
   const err = await textOf(page, 'error');
   expect(err, `conversion failed: ${err}`).toBeNull();
   return (await textOf(page, 'result')) ?? '';

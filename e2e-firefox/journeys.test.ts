@@ -4,6 +4,7 @@ import { afterEach, beforeEach, expect, inject, test } from 'vitest';
 import {
   count,
   downloaded,
+  dropFiles,
   expectPreview,
   expectResult,
   expectValidCopy,
@@ -16,6 +17,7 @@ import {
   tool,
   waitForDownload,
   waitText,
+  waitVisible,
   type Session,
 } from './firefox.ts';
 import { startPreview } from './server.ts';
@@ -37,7 +39,7 @@ afterEach(async () => {
   await ff?.close();
 });
 
-test('open a monolithicSparse vmdk, preview it, convert to compressed qcow2, the download is a valid copy', async () => {
+test('drop a monolithicSparse vmdk, preview it, convert to compressed qcow2, the download is a valid copy', async () => {
   const src = ff.file('disk.vmdk');
   const size = 64 * MiB;
   tool('qemu-img', 'create', '-q', '-f', 'vmdk', '-o', 'subformat=monolithicSparse', src, String(size));
@@ -47,7 +49,7 @@ test('open a monolithicSparse vmdk, preview it, convert to compressed qcow2, the
   const { page } = ff;
   await page.goto(baseURL);
   expect(await page.evaluate(() => 'showSaveFilePicker' in window)).toBe(false);
-  await openFiles(page, src);
+  await dropFiles(page, src);
   const info = await expectPreview(page, 'vmdk', size);
   expect(info).toContain('monolithicSparse');
 
@@ -133,7 +135,7 @@ test('after the first visit the app reloads and converts with the server gone', 
     // The server really is gone: anything the service worker did not cache fails.
     expect(await page.evaluate(() => fetch(`/not-cached-${Date.now()}`).then(() => 'fetched', () => 'failed'))).toBe('failed');
     await page.reload();
-    await page.waitForSelector('[data-testid="drop-zone"]', { visible: true, timeout: 30_000 });
+    await waitVisible(page, ['drop-zone']);
     await openFiles(page, src);
     await expectPreview(page, 'qcow2', 32 * MiB);
     await startConversion(page, 'vdi', false);
