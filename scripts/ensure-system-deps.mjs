@@ -10,6 +10,7 @@ const NEEDS = [
   ['qemu-img', 'qemu-utils'],
   ['qemu-io', 'qemu-utils'],
   ['chromium', 'chromium'],
+  ['firefox-esr', 'firefox-esr'],
   ['create_compressed_fs', 'cloop-utils'],
   ['vmdkinfo', 'libvmdk-utils'],
   ['vhdiinfo', 'libvhdi-utils'],
