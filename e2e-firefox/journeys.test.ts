@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { afterEach, beforeEach, expect, inject, test } from 'vitest';
 import {
   count,
@@ -52,10 +52,14 @@ test('drop a monolithicSparse vmdk, preview it, convert to compressed qcow2, the
   await dropFiles(page, src);
   const info = await expectPreview(page, 'vmdk', size);
   expect(info).toContain('monolithicSparse');
+  // For a reviewer: the page as Firefox draws it (artifacts/ is gitignored).
+  mkdirSync('artifacts', { recursive: true });
+  await page.screenshot({ path: 'artifacts/firefox-preview.png', fullPage: true });
 
   await startConversion(page, 'qcow2', true);
   const result = await expectResult(page);
   expect(result).toContain('disk.qcow2');
+  await page.screenshot({ path: 'artifacts/firefox-result.png', fullPage: true });
   const out = await waitForDownload(ff, 'disk.qcow2');
   expectValidCopy(src, out, 'qcow2');
   const json = JSON.parse(execFileSync('qemu-img', ['check', '--output=json', out], { encoding: 'utf8' })) as { 'compressed-clusters'?: number };

@@ -27,13 +27,22 @@ export function watchEstimate(): () => void {
   const run = () => {
     const s = useApp.getState();
     const busy = ['checking', 'running', 'finalizing', 'cancelling'].includes(s.job.state);
-    const plan = busy ? undefined : currentPlan();
+    if (busy) {
+      // The conversion needs the cores. A finished estimate stays (it is still right after the
+      // job); one in progress stops and starts again afterwards.
+      if (s.estimate.state === 'running') {
+        stop();
+        lastKey = '';
+      }
+      return;
+    }
+    const plan = currentPlan();
     const key = keyOf(plan);
     if (key === lastKey) return;
     lastKey = key;
     stop();
     if (!plan) {
-      if (!busy) useApp.setState({ estimate: { state: 'none' } });
+      useApp.setState({ estimate: { state: 'none' } });
       return;
     }
     useApp.setState({ estimate: { state: 'running' } });
