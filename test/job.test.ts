@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
 import { drivers } from '../src-core/formats/registry.ts';
-import { MemorySink, MemorySource, type ByteSink, type FileResolver } from '../src-core/io/bytes.ts';
+import { MemorySink, MemorySource, type ByteSink, type ByteSource, type FileResolver } from '../src-core/io/bytes.ts';
 import { openImage } from '../src-core/image/open.ts';
 import { runConversionJob, type OutputPlace } from '../src-core/pipeline/job.ts';
 
@@ -39,7 +39,7 @@ class MemoryPlace implements OutputPlace<Uint8Array> {
     })(this.steps, this.name);
     return this.sink;
   }
-  async reopen() {
+  async reopen(): Promise<{ source: ByteSource; resolver: FileResolver }> {
     this.steps.push('reopen');
     const files = new Map([...this.companions].map(([n, s]) => [n, s.bytes.slice()]));
     return {
