@@ -9,15 +9,16 @@
  *   await disk.close();
  *   await convert({ source: 'disk.vmdk', output: 'disk.qcow2', format: 'qcow2', compress: true });
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { findDriver, openImage as openCore } from '../src-core/image/open.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
 import { drivers } from '../src-core/formats/registry.ts';
-import { convert as convertCore, type ConvertResult } from '../src-core/pipeline/convert.ts';
+import type { ConvertResult } from '../src-core/pipeline/convert.ts';
+import { runConversionJob } from '../src-core/pipeline/job.ts';
 import type { ProgressCallback } from '../src-core/pipeline/progress.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
-import { NodeFileSink, NodeFileSource, NodeResolver } from './nodeFiles.ts';
+import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
+import { CliOutputPlace } from './outputPlace.ts';
 
 export type { BlockDevice, Extent, ImageInfo, CheckResult, FormatDriver, MeasureResult } from '../src-core/image/types.ts';
 export type { ConvertResult } from '../src-core/pipeline/convert.ts';
@@ -84,30 +85,22 @@ export interface ConvertFileOptions {
 export async function convert(opts: ConvertFileOptions): Promise<ConvertResult> {
   const target = findDriver(drivers, opts.format);
   const source = typeof opts.source === 'string' ? await openImage(opts.source, { format: opts.sourceFormat }) : opts.source;
-  const tmp = path.join(path.dirname(opts.output), `.${path.basename(opts.output)}.diskferry-${process.pid}.part`);
-  const resolver = new NodeResolver([path.dirname(path.resolve(opts.output))], true);
+  // A temporary file beside the output, renamed over it when complete (cli/outputPlace.ts).
+  const place = new CliOutputPlace(opts.output);
   let pool: { codecs: typeof nodeCodecs; close(): Promise<void> } | undefined;
   try {
     if (opts.compress) pool = (await import('./pool/cliCodecs.ts')).cliCompressionCodecs();
-    const sink = await NodeFileSink.create(tmp);
-    try {
-      const r = await convertCore({
-        source,
-        target,
-        sink,
-        signal: opts.signal,
-        onProgress: opts.onProgress,
-        create: { options: opts.options ?? {}, compress: opts.compress, codecs: pool?.codecs ?? nodeCodecs, filename: opts.output, resolver },
-      });
-      await sink.close();
-      await fs.rename(tmp, opts.output);
-      return r;
-    } finally {
-      await sink.close().catch(() => {});
-    }
+    const { result } = await runConversionJob({
+      source,
+      target,
+      place,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      create: { options: opts.options ?? {}, compress: opts.compress, codecs: pool?.codecs ?? nodeCodecs },
+    });
+    return result;
   } catch (e) {
-    await fs.rm(tmp, { force: true });
-    for (const f of resolver.created) await fs.rm(f, { force: true });
+    await place.discard();
     throw e;
   } finally {
     await pool?.close();

@@ -58,7 +58,7 @@ export async function replaceImage(plan: RewritePlan): Promise<void> {
   await syncDir(dir);
 }
 
-/** fsync by name (a writer may close its sink itself in finish()). */
+/** fsync by name, once the sink that wrote the file is closed. */
 export async function syncFile(file: string): Promise<void> {
   const fh = await fs.open(file, constants.O_RDONLY);
   try {

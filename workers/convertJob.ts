@@ -3,17 +3,14 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { findDriver, openImage } from '../src-core/image/open.ts';
 import type { BlockDevice, CreateOptions, FormatDriver } from '../src-core/image/types.ts';
 import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
-import { assertNotAborted, InvalidArgumentError } from '../src-core/io/errors.ts';
+import { InvalidArgumentError } from '../src-core/io/errors.ts';
 import { NullSink } from '../src-core/io/nullSink.ts';
-import { convert } from '../src-core/pipeline/convert.ts';
 import { estimateOutput } from '../src-core/pipeline/estimate.ts';
+import { runConversionJob } from '../src-core/pipeline/job.ts';
 import { FileSetResolver } from './io/fileSet.ts';
-import { OpfsSink } from './io/opfsSink.ts';
-import { WritableSink } from './io/writableSink.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
-import { OpfsOutputResolver } from './io/outputFiles.ts';
-import { verifyWritten } from './verifyJob.ts';
-import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, OutputTarget, PlanCheck, ProgressReport } from './protocol.ts';
+import { WorkerOutputPlace } from './io/outputPlace.ts';
+import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, PlanCheck, ProgressReport } from './protocol.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
 const OUTPUT_SECRET = 'sec0';
@@ -30,11 +27,10 @@ interface OpenedPlan {
   resolver: FileSetResolver;
 }
 
-async function openPlan(plan: ConvertPlan, codecs: Codecs, signal?: AbortSignal): Promise<OpenedPlan> {
+async function openPlan(plan: ConvertPlan, codecs: Codecs, signal?: AbortSignal, resolver = new FileSetResolver(plan.files)): Promise<OpenedPlan> {
   const target = findDriver(drivers, plan.target);
   if (!target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${target.name} images`);
   if (plan.compress && !target.compression) throw new InvalidArgumentError(`${target.label} cannot be compressed; untick Compress`);
-  const resolver = new FileSetResolver(plan.files);
   const source = await openImage(resolver.source(plan.path), drivers, {
     resolver,
     codecs,
@@ -123,84 +119,46 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
   const started = performance.now();
   const codecs = chooseCodecs();
   let source: BlockDevice | undefined;
-  let sink: WritableSink | OpfsSink | undefined;
-  let outputs: OpfsOutputResolver | undefined;
-  let committed = false;
+  const input = new FileSetResolver(req.files);
+  const place = new WorkerOutputPlace(req.output, req.outputName, input);
   try {
     onProgress({ done: 0, total: 0, rate: 0, phase: 'opening' });
-    const plan = await openPlan(req, codecs, signal);
+    let plan: OpenedPlan;
+    try {
+      plan = await openPlan(req, codecs, signal, input);
+    } catch (e) {
+      // Nothing is written yet, but a file the save dialog created must not stay behind.
+      await place.discard();
+      throw e;
+    }
     source = plan.source;
-    outputs = req.output.kind === 'opfs' ? new OpfsOutputResolver(plan.resolver, req.output.prefix) : undefined;
-    assertNotAborted(signal);
-    sink = req.output.kind === 'fsa' ? await WritableSink.open(req.output.handle) : await OpfsSink.create(req.output.name, req.outputName);
-    const result = await convert({
+    const { result, committed } = await runConversionJob({
       source,
       target: plan.target,
-      sink,
+      place,
       signal,
       batchSize: READ_WINDOW,
       onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
-      create: { ...plan.create, resolver: outputs ?? plan.resolver },
+      // Chromium hashes the whole staged file in close() before it appears: "finalizing".
+      onClosing: () => onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' }),
+      create: plan.create,
+      verify: req.verify ? { codecs, password: req.outputPassword ? enc(req.outputPassword) : undefined } : undefined,
     });
-    assertNotAborted(signal);
-    // Chromium hashes the whole staged file in close() before it appears: "finalizing".
-    onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' });
-    const file = sink instanceof OpfsSink ? await sink.file() : (await sink.close(), undefined);
-    const extraFiles: { name: string; file: File }[] = [];
-    for (const c of outputs?.created ?? []) extraFiles.push({ name: c.name, file: await c.sink.file() });
-    if (req.verify) {
-      const written = file ?? (await (req.output as { handle: FileSystemFileHandle }).handle.getFile());
-      const password = req.outputPassword ? enc(req.outputPassword) : undefined;
-      await verifyWritten(source, plan.target.name, [{ name: req.outputName, file: written }, ...extraFiles], codecs, password, signal, onProgress);
-    }
-    committed = true;
     return {
       outputName: req.outputName,
-      size: (file?.size ?? sink.size) + extraFiles.reduce((n, f) => n + f.file.size, 0),
+      size: committed.size,
       virtualSize: result.virtualSize,
       dataBytes: result.dataBytes,
       seconds: (performance.now() - started) / 1000,
       warnings: result.warnings,
       verified: req.verify,
-      file,
-      extraFiles: extraFiles.length ? extraFiles : undefined,
+      file: committed.file,
+      extraFiles: committed.extraFiles.length ? committed.extraFiles : undefined,
     };
   } finally {
     await source?.close().catch(() => {});
     releaseCodecs(codecs);
-    if (!committed) {
-      await discard(sink, req.output);
-      await outputs?.removeAll();
-    }
   }
 }
 
-/**
- * Nothing half-written survives: the staged FSA write is aborted (the file keeps what it had),
- * the OPFS file is deleted, and a file the save dialog created for us is removed — on every
- * path, also when the job failed before it opened its sink.
- */
-async function discard(sink: WritableSink | OpfsSink | undefined, output: OutputTarget): Promise<void> {
-  if (sink instanceof OpfsSink) return sink.remove();
-  // After a failed verification the stream is already closed: aborting it then fails harmlessly.
-  await sink?.abort().catch(() => {});
-  if (output.kind === 'fsa' && output.createdByDialog) await removeCreatedFile(output.handle);
-}
-
-/**
- * Removes a file the save dialog created. FileSystemHandle.remove() (Chromium 110+) is in
- * neither TypeScript lib yet. Right after an abort the file can still be locked by the closing
- * stream (seen under load), so try a few times.
- */
-export async function removeCreatedFile(handle: FileSystemFileHandle): Promise<void> {
-  const h = handle as { remove?(): Promise<void> };
-  for (let attempt = 0; attempt < 6 && h.remove; attempt++) {
-    try {
-      await h.remove();
-      return;
-    } catch (e) {
-      if ((e as DOMException).name === 'NotFoundError') return;
-      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-    }
-  }
-}
+export { removeCreatedFile } from './io/outputPlace.ts';

@@ -1,17 +1,17 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BlockDevice, Extent, FormatDriver } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
-import { convert } from '../../src-core/pipeline/convert.ts';
+import { runConversionJob } from '../../src-core/pipeline/job.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
-import { NodeFileSink, NodeFileSource, NodeResolver } from '../nodeFiles.ts';
+import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
+import { CliOutputPlace } from '../outputPlace.ts';
 import { QemuProgress } from '../progress.ts';
 import type { CliCodecs } from '../pool/cliCodecs.ts';
-import { RateLimitedSink, salvagingDevice } from '../sinks.ts';
+import { salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
 
 /** qemu-img convert's -S: a multiple of 512 up to 16 MiB (MAX_BUF_SECTORS). */
@@ -93,56 +93,36 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   let backing: BlockDevice | undefined;
   // -c: clusters are compressed on a pool of worker threads (cli/pool/), loaded only for -c.
   let pool: CliCodecs | undefined;
-  const tmp = opts.noCreate ? dst : path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
-  // Creates companion files (split or flat extents) beside the destination.
-  const outputResolver = new NodeResolver([path.dirname(path.resolve(dst))], true);
+  // A temporary file beside the destination, renamed over it when complete; -n writes in place.
+  const place = new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
   let ok = false;
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, common);
-    const fileSink = opts.noCreate ? await NodeFileSink.openExisting(dst) : await NodeFileSink.create(tmp);
-    if (opts.noCreate && fileSink.size < source.virtualSize) {
-      await fileSink.close();
-      throw new InvalidArgumentError('output file is smaller than input file', dst);
-    }
-    const sink = rate ? new RateLimitedSink(fileSink, rate) : fileSink;
     if (opts.compress) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
-    try {
-      const result = await convert({
-        source,
-        target,
-        sink,
-        backing,
-        signal,
-        onProgress: progress.callback(),
-        // -n without --target-is-zero: the target's old bytes must all be overwritten.
-        minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
-        create: {
-          options,
-          compress: opts.compress,
-          backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
-          codecs: pool?.codecs ?? nodeCodecs,
-          secrets: parseSecrets(common),
-          filename: dst,
-          resolver: outputResolver,
-        },
-      });
-      await sink.close();
-      if (opts.verify) {
-        const { verifyFile } = await import('./verifyFile.ts');
-        await verifyFile(source, tmp, dst, target.name, signal, progress);
-      }
-      if (!opts.noCreate) await fs.rename(tmp, dst);
-      ok = true;
-      if (process.env.DISKFERRY_STATS) process.stderr.write(`diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`);
-      for (const w of result.warnings) warn(w);
-    } finally {
-      await sink.close().catch(() => {});
-    }
+    const { result } = await runConversionJob({
+      source,
+      target,
+      place,
+      backing,
+      signal,
+      onProgress: progress.callback(),
+      // -n without --target-is-zero: the target's old bytes must all be overwritten.
+      minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
+      create: {
+        options,
+        compress: opts.compress,
+        backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
+        codecs: pool?.codecs ?? nodeCodecs,
+        secrets: parseSecrets(common),
+      },
+      verify: opts.verify ? { codecs: nodeCodecs } : undefined,
+    });
+    ok = true;
+    if (process.env.DISKFERRY_STATS) process.stderr.write(`diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`);
+    for (const w of result.warnings) warn(w);
   } catch (e) {
-    // Nothing half-written survives: the temporary main file and any extents made so far.
-    if (!opts.noCreate) await fs.rm(tmp, { force: true });
-    await outputResolver.closeCreated();
-    for (const f of outputResolver.created) await fs.rm(f, { force: true });
+    // A failure before the job started (the backing file, the codec pool) leaves nothing either.
+    await place.discard();
     throw e;
   } finally {
     if (ok) progress.print(100, 0);

@@ -125,12 +125,20 @@ export interface CreateOptions {
  * Data arrives in whole `granularity` units (the last unit of the disk may be short);
  * ranges not written stay unallocated, and `writeZeroes` marks ranges that must read as zero
  * even over a backing file.
+ *
+ * Sinks: whoever opens a sink closes it. The writer never closes the sink it was given to
+ * `create()`: its caller closes it after finish() (or aborts/discards it on failure). Companion
+ * sinks the writer opened itself through `resolver.create()` are its own, closed in finish().
+ * A writer that buffers writes (SinkBuffer) flushes them before finish() returns.
  */
 export interface ImageWriter {
   readonly granularity: number;
   write(offset: number, data: Uint8Array): Promise<void>;
   writeZeroes?(offset: number, length: number): Promise<void>;
-  /** Writes the metadata and makes the file complete. */
+  /**
+   * Writes the metadata and makes the image complete: everything written reaches the given sink
+   * (which stays open for the caller to close), and companion files are closed.
+   */
   finish(): Promise<void>;
   /** Warnings to show the user (e.g. legacy AES). */
   readonly warnings?: string[];

@@ -17,7 +17,14 @@ export interface ByteSource {
   close?(): Promise<void>;
 }
 
-/** Positioned writes into an output file. */
+/**
+ * Positioned writes into an output file.
+ *
+ * Whoever opens a sink closes it: an ImageWriter never closes the sink it was given (its
+ * caller does, after finish(), or aborts/removes it on failure), and closes in finish() only
+ * the companion sinks it created itself through `FileResolver.create()`. A sink that holds
+ * writes back (SinkBuffer, the page's WritableSink) writes them out in its own close().
+ */
 export interface ByteSink {
   readonly name: string;
   write(offset: number, data: Uint8Array): Promise<void>;
@@ -28,6 +35,7 @@ export interface ByteSink {
   writeOwned?(offset: number, data: Uint8Array): Promise<void>;
   /** Sets the final length (extends with zeros or cuts). */
   truncate?(size: number): Promise<void>;
+  /** Makes the file complete (flushes what is held); called once, by the code that opened the sink. */
   close(): Promise<void>;
 }
 
@@ -35,7 +43,7 @@ export interface ByteSink {
 export interface FileResolver {
   /** `name` is as written in the image; `relativeTo` is the name of the file that referenced it. */
   open(name: string, relativeTo: string): Promise<ByteSource>;
-  /** Creates a sibling output file (split VMDK extents, descriptors). */
+  /** Creates a sibling output file (split VMDK extents, descriptors); the writer that creates one closes it. */
   create?(name: string, relativeTo: string): Promise<ByteSink>;
   /**
    * Names of the files in the folder of `relativeTo`, for formats that find a companion by its

@@ -9,6 +9,7 @@ import { ProgressMeter, type ProgressCallback } from './progress.ts';
 export interface ConvertOptions {
   source: BlockDevice;
   target: FormatDriver;
+  /** The output: left open when convert() returns or throws; the caller that opened it closes it. */
   sink: ByteSink;
   create: Omit<CreateOptions, 'virtualSize'> & { virtualSize?: number };
   /** -B: the opened backing image; output keeps only what differs from it. */

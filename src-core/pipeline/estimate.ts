@@ -87,7 +87,11 @@ async function dryRun(source: BlockDevice, opts: EstimateOptions): Promise<numbe
     open: (name, rel) => (input ? input.open(name, rel) : Promise.reject(new Error(`cannot open ${name}`))),
     create: async (name) => make(name),
   };
-  await convert({ source, target: opts.target, sink: main, signal: opts.signal, onProgress: opts.onProgress, create: { ...opts.create, resolver } });
+  try {
+    await convert({ source, target: opts.target, sink: main, signal: opts.signal, onProgress: opts.onProgress, create: { ...opts.create, resolver } });
+  } finally {
+    await main.close(); // opened here, so closed here (the writer closes only the companions it created)
+  }
   return sinks.reduce((n, s) => n + s.size, 0);
 }
 

@@ -37,7 +37,7 @@ export class WritableSink implements ByteSink {
   private readonly buffer: SinkBuffer;
   /** Highest byte written or truncated to: the final file size. */
   size = 0;
-  /** Writers close their sink in finish(); the job closes it again on its way out. */
+  /** The job that opened the sink closes it once (or aborts it); a second call does nothing. */
   private closed = false;
 
   private constructor(

@@ -97,6 +97,5 @@ export class CloopWriter implements ImageWriter {
     await this.out.write(CLOOP_HEADER_SIZE, index.bytes);
     await this.out.flush();
     if (this.sink.truncate) await this.sink.truncate(this.pos);
-    await this.sink.close();
   }
 }

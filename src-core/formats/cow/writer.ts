@@ -119,6 +119,5 @@ export class CowWriter implements ImageWriter {
     await this.out.write(0, this.header);
     await this.out.flush();
     if (this.sink.truncate) await this.sink.truncate(this.fileEnd);
-    await this.sink.close();
   }
 }

@@ -92,7 +92,6 @@ export class LuksWriter implements ImageWriter {
     await this.fillTo(this.size);
     await this.out.flush();
     if (this.sink.truncate) await this.sink.truncate(this.payload + this.size);
-    await this.sink.close();
   }
 }
 

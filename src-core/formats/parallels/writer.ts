@@ -74,7 +74,6 @@ export class ParallelsWriter implements ImageWriter {
     await this.sink.write(0, meta);
     const end = this.dataOff + this.allocated * cs;
     if (this.sink.truncate) await this.sink.truncate(end);
-    await this.sink.close();
   }
 }
 

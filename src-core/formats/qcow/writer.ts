@@ -168,7 +168,6 @@ export class QcowWriter implements ImageWriter {
     // Whole sectors: QEMU's own files end on a sector (or cluster) after metadata and data.
     const fileEnd = alignUp(this.end, 512);
     if (this.sink.truncate) await this.sink.truncate(fileEnd);
-    await this.sink.close();
   }
 
   private header(): Uint8Array {

@@ -334,7 +334,6 @@ export class Qcow2Writer implements ImageWriter {
     await this.out.flush();
     // The file must reach the end of its last cluster, and compressed data is padded to 512.
     if (this.sink.truncate) await this.sink.truncate(this.fileEnd);
-    await this.sink.close();
   }
 
   /** The file ends on its last byte: a partly used compressed cluster is cut at a sector, as qemu-img leaves it. */

@@ -110,7 +110,6 @@ export class QedWriter implements ImageWriter {
     const header = buildQedHeader({ clusterSize: this.clusterSize, tableSize: this.tableSize, imageSize: this.size, backingRaw: b?.format === 'raw' }, this.backingName);
     await this.sink.write(0, header);
     if (this.sink.truncate) await this.sink.truncate(this.end);
-    await this.sink.close();
   }
 }
 

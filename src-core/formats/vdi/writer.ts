@@ -108,7 +108,6 @@ export class VdiWriter implements ImageWriter {
     const end = this.offData + this.allocated * BLOCK_SIZE;
     if (this.sink.truncate) await this.sink.truncate(end);
     else if (this.isStatic) await this.sink.write(end - 1, new Uint8Array(1));
-    await this.sink.close();
   }
 }
 

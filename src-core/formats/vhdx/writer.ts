@@ -288,7 +288,6 @@ export class VhdxWriter implements ImageWriter {
     const end = Math.max(this.nextFree, this.dataStart);
     if (this.sink.truncate) await this.sink.truncate(end);
     else await this.sink.write(end - 1, new Uint8Array(1));
-    await this.sink.close();
   }
 
   private header(seq: bigint, fileGuid: Uint8Array, dataGuid: Uint8Array): Uint8Array {

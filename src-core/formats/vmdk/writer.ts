@@ -174,6 +174,5 @@ class VmdkWriter implements ImageWriter {
       await this.sink.write(0, this.descriptor);
       if (this.sink.truncate) await this.sink.truncate(this.descriptor.length);
     }
-    await this.sink.close();
   }
 }

@@ -128,7 +128,6 @@ class FixedVpcWriter implements ImageWriter {
     await this.out.flush();
     // Zeros in between stay holes where the platform supports sparse files.
     if (this.sink.truncate) await this.sink.truncate(this.layout.size + FOOTER_SIZE);
-    await this.sink.close();
   }
 }
 
@@ -187,7 +186,6 @@ class DynamicVpcWriter implements ImageWriter {
     await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE));
     await this.sink.write(this.batOffset, batBytes);
     if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
-    await this.sink.close();
   }
 }
 
@@ -359,6 +357,5 @@ class DifferencingVpcWriter implements ImageWriter {
       await this.sink.write(l.dataOffset, space);
     }
     if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
-    await this.sink.close();
   }
 }
