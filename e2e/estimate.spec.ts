@@ -57,3 +57,13 @@ test('the estimate shows before Convert and is within 5 % of the saved file (qco
     await expect(page.getByTestId('result')).toContainText(/MiB → [\d.]+ (KiB|MiB), (−|\+)\d+ %/);
   }
 });
+
+test('a raw disk, whose every byte is "data", gets its real data share from the estimate pass', async ({ page, work }) => {
+  const src = work.file('sparse.img');
+  execFileSync('sh', ['-c', `dd if=/dev/zero of=${src} bs=1M count=0 seek=64 status=none && head -c 5242880 /dev/urandom | dd of=${src} bs=1M seek=20 conv=notrunc status=none`]);
+  await page.goto('/');
+  await page.getByTestId('file-input').setInputFiles(src);
+  await expectPreview(page, 'raw', 64 * MiB);
+  await expect(page.getByTestId('image-info')).toContainText('64 MiB (100% of the disk)');
+  await expect(page.getByTestId('data-share')).toContainText('of its 64 MiB of data, ≈ 5 MiB is not zeros', { timeout: 30_000 });
+});

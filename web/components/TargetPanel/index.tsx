@@ -161,7 +161,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         >
           Convert to {fmt ? formatTitle(formats, fmt.name) : '…'}
         </button>
-        <EstimateLine sourceBytes={image.filesBytes} />
+        <EstimateLine sourceBytes={image.filesBytes} dataBytes={image.map ? image.map.totals.data + image.map.totals.compressed : undefined} />
         <span className="muted">
           {saveMethod === 'picker'
             ? 'You choose where to save; the file is written straight to disk as it is converted.'
@@ -241,7 +241,7 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
  * only lengths, run in the background whenever the choice changes; with the source's files
  * beside it, and the time when the estimate could measure it.
  */
-function EstimateLine({ sourceBytes }: { sourceBytes: number }) {
+function EstimateLine({ sourceBytes, dataBytes }: { sourceBytes: number; dataBytes?: number }) {
   const estimate = useApp((s) => s.estimate);
   if (estimate.state === 'none') return null;
   if (estimate.state === 'failed') {
@@ -270,6 +270,13 @@ function EstimateLine({ sourceBytes }: { sourceBytes: number }) {
         {r.seconds >= 1 && `, about ${duration(r.seconds)} of work`}
         {!r.exact && ', estimated from a sample'}
       </span>
+      {/* Raw-like sources (raw, fixed VHD, flat VMDK) call every byte data; the estimate's pass found the zeros. */}
+      {dataBytes !== undefined && r.nonZeroBytes < dataBytes * 0.9 && (
+        <span className="muted" data-testid="data-share">
+          {' '}
+          · of its {humanSize(dataBytes)} of data, ≈ {humanSize(r.nonZeroBytes)} is not zeros{r.exact ? '' : ' (sampled)'}
+        </span>
+      )}
     </p>
   );
 }
