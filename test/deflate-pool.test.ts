@@ -70,3 +70,30 @@ describe('the compression pool dispatcher', () => {
     await expect(pool.deflateRaw(new Uint8Array([4]), QEMU_DEFLATE)).rejects.toThrow(/closed/);
   });
 });
+
+describe('zlib streams on the pool (VMDK stream grains, cloop blocks)', () => {
+  it('are zlib streams (valid header, the input inflated back) at levels 6 and 9, for text and for incompressible blocks (which fall back to the base codec)', async () => {
+    const { createNodeDeflatePool } = await import('../cli/pool/pool.ts');
+    const { nodeCodecs } = await import('../cli/nodeCodecs.ts');
+    const zlib = await import('node:zlib');
+    const pool = createNodeDeflatePool(nodeCodecs, { engine: 'wasm', workers: 2 });
+    try {
+      const rand = prng(11);
+      const text = new TextEncoder().encode('grain of a virtual disk '.repeat(2731)).subarray(0, 65536);
+      const noise = new Uint8Array(65536).map(() => rand() & 0xff);
+      for (const level of [6, 9]) {
+        for (const data of [text, noise]) {
+          const out = await pool.zlibDeflate(data, level);
+          expect(zlib.inflateSync(out)).toEqual(Buffer.from(data));
+          expect(out[0]).toBe(0x78);
+          expect((out[0]! * 256 + out[1]!) % 31).toBe(0);
+        }
+        const tiny = await pool.zlibDeflate(text, level);
+        expect(tiny.length).toBeLessThan(text.length / 10);
+      }
+      expect(pool.workers).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+});

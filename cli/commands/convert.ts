@@ -91,14 +91,18 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   };
   const source: BlockDevice = opts.salvage ? salvagingDevice(opened.device, warn) : opened.device;
   let backing: BlockDevice | undefined;
-  // -c: clusters are compressed on a pool of worker threads (cli/pool/), loaded only for -c.
+  // Clusters and grains are compressed on a pool of worker threads (cli/pool/), loaded only when the output compresses.
   let pool: CliCodecs | undefined;
   // A temporary file beside the destination, renamed over it when complete; -n writes in place.
   const place = new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
   let ok = false;
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, common);
-    if (opts.compress) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
+    // Every output that compresses goes through the pool: -c, and the formats that always
+    // compress (a streamOptimized VMDK, cloop).
+    const subformat = options.subformat;
+    const alwaysCompressed = target.name === 'cloop' || (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
+    if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
     const { result } = await runConversionJob({
       source,
       target,

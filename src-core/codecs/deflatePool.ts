@@ -1,4 +1,5 @@
 import type { Codecs, DeflateParams } from './types.ts';
+import { adler32, wrapZlib, zlibStreamParams } from './zlibWrap.ts';
 
 /**
  * One compression worker as the dispatcher sees it (a worker_threads Worker in the CLI, a Web
@@ -38,7 +39,9 @@ interface Pending {
  * `batch` to the worker with the fewest batches in flight; at most `depth` per worker are in
  * flight (two keep a worker busy while the next batch is in its post queue), the rest wait
  * here in order. Results resolve their own promises, so callers that await them in cluster
- * order get order-preserving output. Everything else (inflate, zstd) falls through to `base`.
+ * order get order-preserving output. zlib-wrapped deflate (VMDK stream grains, cloop blocks)
+ * runs on the same workers as raw deflate with zlib's own settings, wrapped here. Everything
+ * else (inflate, zstd) falls through to `base`.
  */
 export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]), base: Codecs, depth = 2, batch = 8): PooledCodecs {
   // A factory starts the workers on the first deflate: opening or inspecting images with these
@@ -101,23 +104,32 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
     queueMicrotask(pump);
   };
 
+  function deflateRaw(data: Uint8Array, params: DeflateParams): Promise<Uint8Array> {
+    if (closed) return Promise.reject(new Error('compression pool is closed'));
+    start();
+    // A copy the worker may own: `data` is usually a view into a larger read window, which
+    // must not be detached. This is the only copy a cluster makes on its way to a worker.
+    let job = spares.pop();
+    if (job && job.length === data.length) job.set(data);
+    else job = new Uint8Array(data); // (not .slice(): on a Node Buffer that is a view)
+    return new Promise((resolve, reject) => {
+      waiting.push({ data: job, params, resolve, reject });
+      schedule();
+    });
+  }
+
   return {
     ...base,
     get workers() {
       return bridges.length;
     },
-    deflateRaw(data: Uint8Array, params: DeflateParams): Promise<Uint8Array> {
-      if (closed) return Promise.reject(new Error('compression pool is closed'));
-      start();
-      // A copy the worker may own: `data` is usually a view into a larger read window, which
-      // must not be detached. This is the only copy a cluster makes on its way to a worker.
-      let job = spares.pop();
-      if (job && job.length === data.length) job.set(data);
-      else job = new Uint8Array(data); // (not .slice(): on a Node Buffer that is a view)
-      return new Promise((resolve, reject) => {
-        waiting.push({ data: job, params, resolve, reject });
-        schedule();
-      });
+    deflateRaw,
+    async zlibDeflate(data: Uint8Array, level: number): Promise<Uint8Array> {
+      const sum = adler32(data);
+      const raw = await deflateRaw(data, zlibStreamParams(level));
+      // A block that did not shrink comes back as it went: the base codec writes its stored form.
+      if (raw.length >= data.length) return base.zlibDeflate(data, level);
+      return wrapZlib(raw, sum, level);
     },
     async close() {
       closed = true;
@@ -130,5 +142,8 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
 }
 
 function sameParams(a: DeflateParams, b: DeflateParams): boolean {
-  return a === b || (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel);
+  const sa = a.search;
+  const sb = b.search;
+  const sameSearch = sa === sb || (!!sa && !!sb && sa.good === sb.good && sa.lazy === sb.lazy && sa.nice === sb.nice && sa.chain === sb.chain);
+  return a === b || (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel && sameSearch);
 }
