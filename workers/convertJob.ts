@@ -90,7 +90,11 @@ export async function estimatePlan(plan: ConvertPlan, onProgress: (p: ProgressRe
   const codecs = chooseCodecs();
   let opened: OpenedPlan | undefined;
   try {
-    opened = await openPlan(plan, codecs);
+    // Key derivation takes seconds by design (iter-time) and changes no byte count: skip it here.
+    const options = { ...plan.options };
+    if (options['encrypt.format']) options['encrypt.iter-time'] = '1';
+    if (plan.target === 'luks') options['iter-time'] = '1';
+    opened = await openPlan({ ...plan, options }, codecs);
     const e = await estimateOutput({
       source: opened.source,
       target: opened.target,
