@@ -161,6 +161,11 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         >
           Convert to {fmt ? formatTitle(formats, fmt.name) : '…'}
         </button>
+        {jobState === 'checking' && (
+          <span className="muted" role="status">
+            Checking the disk and the options…
+          </span>
+        )}
         <EstimateLine sourceBytes={image.filesBytes} dataBytes={image.map ? image.map.totals.data + image.map.totals.compressed : undefined} />
         <span className="muted">
           {saveMethod === 'picker'
