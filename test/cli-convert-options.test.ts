@@ -41,6 +41,25 @@ describe('convert -n (--no-create)', () => {
     expect(readFileSync(ours).subarray(0, 8 * MiB).equals(readFileSync(raw))).toBe(true);
   });
 
+  it('writes into a block device (a loop device over a file of junk) without truncating it', async () => {
+    // As root (CI, the dev machines) this is a real block device; elsewhere the same file stands in.
+    const backing = t.file('loop-backing.img');
+    junk(backing, 12 * MiB);
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const dev = isRoot ? runStatus('losetup', ['-f', '--show', backing]).stdout.trim() : backing;
+    try {
+      if (isRoot) expect(dev).toMatch(/^\/dev\/loop\d+$/);
+      const r = await cli('convert', '-n', '-O', 'raw', qcow, dev);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      if (isRoot) runStatus('losetup', ['-d', dev]);
+    }
+    const b = readFileSync(backing);
+    expect(b.length).toBe(12 * MiB);
+    expect(b.subarray(0, 8 * MiB).equals(readFileSync(raw))).toBe(true);
+    expect(b.subarray(8 * MiB).every((x) => x === 0xff)).toBe(true);
+  });
+
   it('--target-is-zero: zero ranges are not written (the old bytes stay, as with qemu-img), data is', async () => {
     const ours = t.file('z-ours.raw');
     const theirs = t.file('z-theirs.raw');
