@@ -2,7 +2,7 @@ import { readPadded, type ByteSource } from '../../io/bytes.ts';
 import { NotThisFormatError } from '../../io/errors.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { dataExtentReads, planReads } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo } from '../../image/types.ts';
 import { COW_MAX_HEADER, COW_SECTOR, cowEndianness, parseCowHeader, type CowHeader } from './layout.ts';
 import { BoundedCache } from '../../io/boundedCache.ts';
@@ -111,10 +111,7 @@ export class CowDevice implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
+    const reads = await dataExtentReads(this.extents(offset, Math.min(offset + length, this.virtualSize)), offset);
     // Sectors past the end of a sparse cow file read as zeros, as the block layer returns them.
     for (const r of reads) {
       if (r.hostOffset + r.length > this.src.size) {

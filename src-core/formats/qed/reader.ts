@@ -5,7 +5,7 @@ import { readBig64Table, utf8Decode } from '../../io/struct.ts';
 import { toSafeNumber } from '../../io/int64.ts';
 import { unitExtents } from '../../image/extents.ts';
 import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import {
   parseQedHeader,
@@ -112,14 +112,8 @@ export class QedDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.src, reads, (r, bytes) => out.set(bytes, r.outPos));
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.src, this.extents(offset, Math.min(offset + length, this.virtualSize)), offset, length);
   }
 
   info(): ImageInfo {

@@ -2,7 +2,7 @@ import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError } from '../../io/errors.ts';
 import { Int64RangeError } from '../../io/int64.ts';
 import { readBig64Table } from '../../io/struct.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { fullBackingName } from '../../image/names.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
@@ -238,17 +238,8 @@ export class VhdxDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const end = Math.min(offset + length, this.virtualSize);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, end)) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.s.source, reads, (r, bytes) => {
-      out.set(bytes, r.outPos);
-    });
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.s.source, this.extents(offset, Math.min(offset + length, this.virtualSize)), offset, length);
   }
 
   /** Fixed when every payload block is allocated and LeaveBlocksAllocated is set. */
