@@ -4,6 +4,7 @@ import { utf8Decode } from '../../io/struct.ts';
 import { openImage } from '../../image/open.ts';
 import { DelegatingDevice } from '../../image/delegatingDevice.ts';
 import type { BlockDevice, FormatDriver, ImageInfo, OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import { isTarHeader, listTar, type TarMember } from './tar.ts';
 
 const MAX_OVF_BYTES = 4 * 1024 * 1024;
@@ -53,10 +54,7 @@ class OvaDevice extends DelegatingDevice {
   /** The container, its disks, and the chosen disk's own info under format-specific. */
   override info(): ImageInfo {
     return {
-      filename: this.src.name,
-      format: 'ova',
-      'virtual-size': this.inner.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'ova', this.inner.virtualSize),
       'format-specific': {
         type: 'ova',
         data: {

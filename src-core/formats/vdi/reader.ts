@@ -2,9 +2,9 @@ import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { UnsupportedError } from '../../io/errors.ts';
 import { guidToString } from '../../io/guid.ts';
 import { readU32Table } from '../../io/struct.ts';
-import { fullBackingName } from '../../image/names.ts';
 import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 import {
   BLOCK_FREE,
   BLOCK_ZERO,
@@ -92,10 +92,7 @@ export class VdiDevice implements BlockDevice {
   info(): ImageInfo {
     const h = this.header;
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'vdi',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'vdi', this.virtualSize),
       'cluster-size': h.blockSize,
       'dirty-flag': false,
     };
@@ -116,9 +113,7 @@ export class VdiDevice implements BlockDevice {
     if (h.comment) extra['vdi-comment'] = h.comment;
     info.extra = extra;
     if (this.parent) {
-      info['backing-filename'] = this.parent.name;
-      info['full-backing-filename'] = fullBackingName(this.src.name, this.parent.name);
-      info['backing-filename-format'] = 'vdi';
+      setBackingInfo(info, this.src.name, this.parent.name, 'vdi');
     }
     return info;
   }
