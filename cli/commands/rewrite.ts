@@ -22,6 +22,18 @@ async function openLayer(file: string, format: string | undefined, opts: CommonO
   return (await openCliImage({ filename: file, format }, opts, { noBacking: true })).device;
 }
 
+/**
+ * The start of rebase and commit: the image named on the command line, the progress bar shown
+ * at 0 (`progressMinSkip` as qemu-img's qemu_progress_init takes it) and the image opened as one layer.
+ */
+async function startRewrite(file: string, opts: Cmd<'rebase' | 'commit'>['opts'], progressMinSkip: number) {
+  const spec = imageSpec(file, opts.imageOpts, opts.format);
+  const progress = new QemuProgress(opts.progress && !opts.quiet, progressMinSkip);
+  progress.print(0, 100);
+  const layer = await openLayer(spec.filename, spec.format, opts);
+  return { spec, progress, layer };
+}
+
 /** A backing file named as an image stores it: relative to that image's folder. */
 function resolveBacking(imageFile: string, name: string): string {
   return path.isAbsolute(name) ? name : path.join(path.dirname(imageFile), name);
@@ -117,10 +129,7 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
   const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
   if (!opts.unsafe && opts.backing === undefined) throw new InvalidArgumentError('Must specify backing file (-b) or use unsafe mode (-u)');
   if (opts.compress) throw new UnsupportedError(file!, 'rebase -c is not supported (the clusters written stay uncompressed)');
-  const spec = imageSpec(file!, opts.imageOpts, opts.format);
-  const progress = new QemuProgress(opts.progress && !opts.quiet, 2);
-  progress.print(0, 100);
-  const layer = await openLayer(spec.filename, spec.format, opts);
+  const { spec, progress, layer } = await startRewrite(file!, opts, 2);
   let oldChain: BlockDevice | undefined;
   let oldTop: BlockDevice | undefined;
   let newBacking: BlockDevice | undefined;
@@ -191,10 +200,7 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
 
 export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<number> {
   const [file] = expectArgs(args, 1, 1, 'Expecting one image file name');
-  const spec = imageSpec(file!, opts.imageOpts, opts.format);
-  const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
-  progress.print(0, 100);
-  const top = await openLayer(spec.filename, spec.format, opts);
+  const { spec, progress, layer: top } = await startRewrite(file!, opts, 1);
   let base: BlockDevice | undefined;
   let topChain: BlockDevice | undefined;
   let baseChain: BlockDevice | undefined;

@@ -1,32 +1,23 @@
 import { clip, extentEnd } from './extents.ts';
-import type { BlockDevice, Extent, ImageInfo } from './types.ts';
+import { DelegatingDevice } from './delegatingDevice.ts';
+import type { BlockDevice, Extent } from './types.ts';
 
 /**
  * A layer composed with its backing file: unallocated ranges of the layer read through to the
  * backing device (itself possibly a chain); past the backing file's end they read as zeros.
  */
-export class ChainDevice implements BlockDevice {
+export class ChainDevice extends DelegatingDevice {
   constructor(
     readonly layer: BlockDevice,
     readonly backing: BlockDevice,
-  ) {}
-  get format(): string {
-    return this.layer.format;
-  }
-  get filename(): string {
-    return this.layer.filename;
-  }
-  get virtualSize(): number {
-    return this.layer.virtualSize;
+  ) {
+    super(layer);
   }
   get backingRef() {
     return this.layer.backingRef;
   }
-  info(): ImageInfo {
-    return this.layer.info();
-  }
 
-  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+  override async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
     for await (const e of this.layer.extents(from, to)) {
       if (e.kind !== 'unallocated') {
         yield { ...e, depth: e.depth ?? 0 };
@@ -46,7 +37,7 @@ export class ChainDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  override async read(offset: number, length: number): Promise<Uint8Array> {
     const out = await this.layer.read(offset, length);
     const end = offset + length;
     for await (const e of this.layer.extents(offset, end)) {
@@ -58,7 +49,7 @@ export class ChainDevice implements BlockDevice {
     return out;
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.layer.close();
     await this.backing.close();
   }

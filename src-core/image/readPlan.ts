@@ -1,4 +1,5 @@
 import { readExact, type ByteSource } from '../io/bytes.ts';
+import type { Extent } from './types.ts';
 
 export interface HostRead {
   hostOffset: number;
@@ -90,4 +91,23 @@ export async function readInto(
     if (cipher) await cipher.decrypt(bytes, r.guestOffset!, r.hostOffset);
     placeRead(out, r, bytes);
   });
+}
+
+/** One host read per data extent, placed relative to `offset` (the guest offset of the caller's buffer). */
+export async function dataExtentReads(extents: AsyncIterable<Extent>, offset: number): Promise<HostRead[]> {
+  const reads: HostRead[] = [];
+  for await (const e of extents) {
+    if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
+  }
+  return reads;
+}
+
+/**
+ * A device read for a driver whose data extents all sit uncompressed in `src`: reads the data
+ * extents of [offset, offset + length), every other byte stays zero.
+ */
+export async function readDataExtents(src: ByteSource, extents: AsyncIterable<Extent>, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await planReads(src, await dataExtentReads(extents, offset), (r, bytes) => out.set(bytes, r.outPos));
+  return out;
 }

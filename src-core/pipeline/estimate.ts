@@ -1,7 +1,8 @@
 import type { ByteSink, FileResolver } from '../io/bytes.ts';
 import { isAllZero } from '../io/struct.ts';
 import { coalesce } from '../image/extents.ts';
-import type { BlockDevice, CreateOptions, Extent, FormatDriver, ImageInfo } from '../image/types.ts';
+import { DelegatingDevice } from '../image/delegatingDevice.ts';
+import type { BlockDevice, CreateOptions, Extent, FormatDriver } from '../image/types.ts';
 import { convert } from './convert.ts';
 import type { ProgressCallback } from './progress.ts';
 
@@ -109,22 +110,9 @@ class CountingSink implements ByteSink {
 }
 
 /** Passes a device through and counts the non-zero bytes of its data, in 64 KiB units, as the converter reads them. */
-class ZeroCountingDevice implements BlockDevice {
+class ZeroCountingDevice extends DelegatingDevice {
   nonZero = 0;
-  constructor(private readonly inner: BlockDevice) {}
-  get format(): string {
-    return this.inner.format;
-  }
-  get filename(): string {
-    return this.inner.filename;
-  }
-  get virtualSize(): number {
-    return this.inner.virtualSize;
-  }
-  extents(from?: number, to?: number): AsyncIterable<Extent> {
-    return this.inner.extents(from, to);
-  }
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  override async read(offset: number, length: number): Promise<Uint8Array> {
     const b = await this.inner.read(offset, length);
     for (let i = 0; i < b.length; i += ZERO_UNIT) {
       const unit = b.subarray(i, i + ZERO_UNIT);
@@ -132,10 +120,8 @@ class ZeroCountingDevice implements BlockDevice {
     }
     return b;
   }
-  info(): ImageInfo {
-    return this.inner.info();
-  }
-  async close(): Promise<void> {}
+  /** The estimate borrows the source; whoever opened it closes it. */
+  override async close(): Promise<void> {}
 }
 
 /**
@@ -143,24 +129,17 @@ class ZeroCountingDevice implements BlockDevice {
  * the same size); the rest reads as unallocated. Windows are whole so that every writer's
  * allocation unit is as full in the sample as in the real thing.
  */
-class SampledDevice implements BlockDevice {
+class SampledDevice extends DelegatingDevice {
   constructor(
-    private readonly inner: BlockDevice,
+    inner: BlockDevice,
     private readonly every: number,
-  ) {}
-  get format(): string {
-    return this.inner.format;
-  }
-  get filename(): string {
-    return this.inner.filename;
-  }
-  get virtualSize(): number {
-    return this.inner.virtualSize;
+  ) {
+    super(inner);
   }
   private kept(offset: number): boolean {
     return this.every > 0 && Math.floor(offset / SAMPLE_WINDOW) % this.every === 0;
   }
-  async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
+  override async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
     for await (const e of this.inner.extents(from, to)) {
       for (let pos = e.offset; pos < e.offset + e.length; ) {
         const end = Math.min(e.offset + e.length, (Math.floor(pos / SAMPLE_WINDOW) + 1) * SAMPLE_WINDOW);
@@ -170,7 +149,7 @@ class SampledDevice implements BlockDevice {
       }
     }
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  override async read(offset: number, length: number): Promise<Uint8Array> {
     // The converter reads only where extents say data, so dropped windows are rarely asked for;
     // when they are, they read as zeros (on a copy: the inner buffer may be a reader's cache).
     let out = await this.inner.read(offset, length);
@@ -186,10 +165,8 @@ class SampledDevice implements BlockDevice {
     }
     return out;
   }
-  info(): ImageInfo {
-    return this.inner.info();
-  }
-  async close(): Promise<void> {}
+  /** The estimate borrows the source; whoever opened it closes it. */
+  override async close(): Promise<void> {}
 }
 
 function now(): number {

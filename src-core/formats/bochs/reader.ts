@@ -4,6 +4,7 @@ import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
 import { readU32Table } from '../../io/struct.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import { BOCHS_HEADER_SIZE, BOCHS_UNALLOCATED, parseBochsHeader, type BochsHeader } from './layout.ts';
 
 const SECTOR = 512;
@@ -125,10 +126,7 @@ export class BochsDevice implements BlockDevice {
   info(): ImageInfo {
     const h = this.header;
     return {
-      filename: this.src.name,
-      format: 'bochs',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'bochs', this.virtualSize),
       extra: { version: h.version === 0x10000 ? 1 : 2, 'extent-size': h.extentSize, 'catalog-entries': h.catalogEntries },
     };
   }

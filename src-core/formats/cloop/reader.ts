@@ -1,6 +1,7 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import {
   CLOOP_HEADER_SIZE,
   CLOOP_MAX_BLOCKS,
@@ -127,10 +128,7 @@ export class CloopDevice implements BlockDevice {
 
   info(): ImageInfo {
     return {
-      filename: this.src.name,
-      format: 'cloop',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'cloop', this.virtualSize),
       extra: { variant: this.index.variant, 'block-size': this.head.blockSize, blocks: this.index.offsets.length - 1 },
     };
   }

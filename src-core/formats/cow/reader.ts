@@ -1,11 +1,11 @@
 import { readPadded, type ByteSource } from '../../io/bytes.ts';
 import { NotThisFormatError } from '../../io/errors.ts';
 import { isAllZero } from '../../io/struct.ts';
-import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { dataExtentReads, planReads } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo } from '../../image/types.ts';
 import { COW_MAX_HEADER, COW_SECTOR, cowEndianness, parseCowHeader, type CowHeader } from './layout.ts';
 import { BoundedCache } from '../../io/boundedCache.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 
 /** Bitmap bytes read at a time: 64 KiB describe 512 Ki sectors (256 MiB of 512-byte sectors). */
 const BITMAP_CHUNK = 64 * 1024;
@@ -111,10 +111,7 @@ export class CowDevice implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
+    const reads = await dataExtentReads(this.extents(offset, Math.min(offset + length, this.virtualSize)), offset);
     // Sectors past the end of a sparse cow file read as zeros, as the block layer returns them.
     for (const r of reads) {
       if (r.hostOffset + r.length > this.src.size) {
@@ -129,15 +126,11 @@ export class CowDevice implements BlockDevice {
   info(): ImageInfo {
     const h = this.header;
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'cow',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'cow', this.virtualSize),
       extra: { layout: h.layout, version: h.version, 'sector-size': h.sectorSize, mtime: h.mtime },
     };
     if (h.backingFile) {
-      info['backing-filename'] = h.backingFile;
-      info['full-backing-filename'] = fullBackingName(this.src.name, h.backingFile);
+      setBackingInfo(info, this.src.name, h.backingFile);
     }
     return info;
   }

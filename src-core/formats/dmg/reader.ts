@@ -4,6 +4,7 @@ import { BoundedCache } from '../../io/boundedCache.ts';
 import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { Struct } from '../../io/struct.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import { adcDecode } from './adc.ts';
 import {
   CHUNK_ADC,
@@ -175,10 +176,7 @@ export class DmgDevice implements BlockDevice {
     const counts: Record<string, number> = {};
     for (const c of this.chunks) counts[describeType(c.type)] = (counts[describeType(c.type)] ?? 0) + 1;
     return {
-      filename: this.src.name,
-      format: 'dmg',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'dmg', this.virtualSize),
       extra: { chunks: this.chunks.length, 'chunk-types': counts, table: this.koly.rsrcLength ? 'resource fork' : 'XML plist' },
     };
   }

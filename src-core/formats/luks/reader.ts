@@ -2,6 +2,7 @@ import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
 import { alignDown, alignUp } from '../../io/int64.ts';
 import type { BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import {
   luksInfo,
   luksSectorCipher,
@@ -82,10 +83,7 @@ export class LuksDevice implements BlockDevice {
 
   info(): ImageInfo {
     return {
-      filename: this.src.name,
-      format: 'luks',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'luks', this.virtualSize),
       // The qcow2 `encrypt` object without its `format` key, as qemu-img prints it for luks.
       'format-specific': { type: 'luks', data: withoutFormat(luksInfo(this.header)) },
       encrypted: true,

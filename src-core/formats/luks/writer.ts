@@ -3,35 +3,22 @@ import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { checkOptions } from '../../image/options.ts';
+import { luksKeySecret, luksOptionSpecs, parseLuksCreateOptions } from '../../image/luksOptions.ts';
 import type { BlockDevice, CreateOptions, CreateOptionSpec, ImageWriter, MeasureResult } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
-import type { HashName } from '../../codecs/types.ts';
 import {
   createLuks,
-  essivSupported,
-  isHashName,
   luksAreaBytes,
-  luksKeyBytes,
   luksSectorCipher,
   pbkdf2Of,
-  LUKS_STRIPES,
   SECTOR,
-  type CipherMode,
-  type IvGenName,
   type LuksCreateOptions,
   type SectorCipher,
 } from '../../codecs/crypto/index.ts';
 
-const HASH_VALUES = ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'ripemd160'];
 /** qemu-img create -f luks options (QCryptoBlockCreateOptionsLUKS without the encrypt. prefix). */
 export const LUKS_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'key-secret', type: 'string', help: 'id of the --object secret holding the password' },
-  { name: 'cipher-alg', type: 'enum', values: ['aes-128', 'aes-192', 'aes-256'], default: 'aes-256', help: 'cipher' },
-  { name: 'cipher-mode', type: 'enum', values: ['xts', 'cbc', 'ecb', 'ctr'], default: 'xts', help: 'cipher mode' },
-  { name: 'ivgen-alg', type: 'enum', values: ['plain64', 'plain', 'essiv'], default: 'plain64', help: 'IV generator' },
-  { name: 'ivgen-hash-alg', type: 'enum', values: HASH_VALUES, help: 'hash for the essiv IV generator (default sha256)' },
-  { name: 'hash-alg', type: 'enum', values: HASH_VALUES, default: 'sha256', help: 'PBKDF2 and anti-forensic hash' },
-  { name: 'iter-time', type: 'number', default: '2000', help: 'milliseconds of PBKDF2 to unlock the key slot' },
+  ...luksOptionSpecs('', false),
   { name: 'preallocation', type: 'enum', values: ['off', 'falloc', 'full'], default: 'off', help: 'accepted; every payload sector is written anyway' },
 ];
 
@@ -97,26 +84,8 @@ export class LuksWriter implements ImageWriter {
 
 /** The LUKS parameters from -o, checked as qemu-img 7.2 checks them. */
 export function parseLuksOptions(opts: CreateOptions): { keySecret: string; luks: LuksCreateOptions } {
-  const o = opts.options;
-  const file = opts.filename;
-  const keySecret = o['key-secret'];
-  if (!keySecret) throw new InvalidArgumentError("Parameter 'key-secret' is required for cipher", file);
-  const hash = (o['hash-alg'] ?? 'sha256') as HashName;
-  const mode = (o['cipher-mode'] ?? 'xts') as CipherMode;
-  const ivgen = (o['ivgen-alg'] ?? 'plain64') as IvGenName;
-  let ivgenHash = o['ivgen-hash-alg'] as HashName | undefined;
-  if (ivgen === 'essiv') ivgenHash ??= 'sha256';
-  if (!isHashName(hash) || (ivgenHash && !isHashName(ivgenHash))) throw new InvalidArgumentError('unknown hash algorithm', file);
-  if (ivgen === 'essiv' && !essivSupported(ivgenHash!)) throw new UnsupportedError(file, `No AES cipher with key size matching ${ivgenHash} for essiv`);
-  const iterText = o['iter-time'] ?? '2000';
-  const iterTimeMs = Number(iterText);
-  if (!/^\d+$/.test(iterText) || iterTimeMs < 1) throw new InvalidArgumentError(`invalid iter-time "${iterText}" (milliseconds, at least 1)`, file);
-  const cipherAlg = o['cipher-alg'] ?? 'aes-256';
-  // Key material that is not whole sectors makes QEMU 7.2 assert when it opens the image.
-  if ((luksKeyBytes(cipherAlg, mode) * LUKS_STRIPES) % SECTOR !== 0) {
-    throw new UnsupportedError(file, `LUKS ${cipherAlg} in ${mode} mode is refused: QEMU cannot open it (key material is not whole sectors)`);
-  }
-  return { keySecret, luks: { cipherAlg, mode, ivgen, ivgenHash, hash, iterTimeMs } };
+  const keySecret = luksKeySecret(opts.options, '', opts.filename);
+  return { keySecret, luks: parseLuksCreateOptions(opts.options, '', opts.filename) };
 }
 
 export async function createLuksWriter(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {

@@ -2,7 +2,9 @@ import { baseName, joinRelative, readExact, SliceSource, type ByteSource, type F
 import { InvalidArgumentError, MissingFileError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import { utf8Decode } from '../../io/struct.ts';
 import { openImage } from '../../image/open.ts';
-import type { BlockDevice, Extent, FormatDriver, ImageInfo, OpenContext } from '../../image/types.ts';
+import { DelegatingDevice } from '../../image/delegatingDevice.ts';
+import type { BlockDevice, FormatDriver, ImageInfo, OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import { isTarHeader, listTar, type TarMember } from './tar.ts';
 
 const MAX_OVF_BYTES = 4 * 1024 * 1024;
@@ -34,33 +36,25 @@ export function disksFromOvf(ovf: string | undefined, members: TarMember[], comp
 }
 
 /** Member of an OVA opened as an image: its name inside the archive and the opened device. */
-class OvaDevice implements BlockDevice {
-  readonly format = 'ova';
+class OvaDevice extends DelegatingDevice {
   constructor(
     private readonly src: ByteSource,
-    private readonly inner: BlockDevice,
+    inner: BlockDevice,
     private readonly disks: { name: string; size: number }[],
     private readonly selected: string,
-  ) {}
-  get filename(): string {
+  ) {
+    super(inner);
+  }
+  override get format(): string {
+    return 'ova';
+  }
+  override get filename(): string {
     return this.src.name;
   }
-  get virtualSize(): number {
-    return this.inner.virtualSize;
-  }
-  extents(from?: number, to?: number): AsyncIterable<Extent> {
-    return this.inner.extents(from, to);
-  }
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.inner.read(offset, length);
-  }
   /** The container, its disks, and the chosen disk's own info under format-specific. */
-  info(): ImageInfo {
+  override info(): ImageInfo {
     return {
-      filename: this.src.name,
-      format: 'ova',
-      'virtual-size': this.inner.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'ova', this.inner.virtualSize),
       'format-specific': {
         type: 'ova',
         data: {
@@ -73,7 +67,7 @@ class OvaDevice implements BlockDevice {
       'dirty-flag': false,
     };
   }
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.inner.close();
     await this.src.close?.();
   }

@@ -4,6 +4,7 @@ import { readU32Table } from '../../io/struct.ts';
 import { unitExtents } from '../../image/extents.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics } from '../../image/info.ts';
 import { readPrlExtension, type PrlBitmap } from './ext.ts';
 import { INUSE_MAGIC, parsePrlHeader, PRL_HEADER_BYTES, prlOffMultiplier, type PrlHeader } from './header.ts';
 
@@ -89,10 +90,7 @@ export class ParallelsDevice implements BlockDevice {
   info(): ImageInfo {
     const h = this.header;
     return {
-      filename: this.src.name,
-      format: 'parallels',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'parallels', this.virtualSize),
       extra: {
         'parallels-magic': h.ext ? 'WithouFreSpacExt' : 'WithoutFreeSpace',
         'parallels-cluster-size': this.clusterSize,

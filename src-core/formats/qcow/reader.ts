@@ -2,12 +2,12 @@ import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, NeedsPasswordError } from '../../io/errors.ts';
 import { MAX_SAFE_OFFSET } from '../../io/int64.ts';
 import { readBig64Table, utf8Decode } from '../../io/struct.ts';
-import { fullBackingName } from '../../image/names.ts';
 import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openQcowCipher, type QcowCipher } from './crypto.ts';
 import { decodeQcowCompressed, parseQcowHeader, QCOW_HEADER_SIZE, QCOW_OFLAG_COMPRESSED, type QcowHeader } from './header.ts';
 import { BoundedCache } from '../../io/boundedCache.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 
 /** L2 tables kept in memory, bounded in bytes whatever l2_bits says. */
 const L2_CACHE_BYTES = 16 * 1024 * 1024;
@@ -215,16 +215,12 @@ export class QcowDevice implements BlockDevice {
 
   info(): ImageInfo {
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'qcow',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'qcow', this.virtualSize),
       'cluster-size': this.header.clusterSize,
       'dirty-flag': false,
     };
     if (this.backingFile) {
-      info['backing-filename'] = this.backingFile;
-      info['full-backing-filename'] = fullBackingName(this.src.name, this.backingFile);
+      setBackingInfo(info, this.src.name, this.backingFile);
     }
     if (this.header.cryptMethod) info.encrypted = true;
     return info;

@@ -16,6 +16,7 @@ import {
   QCOW_MAX_BACKING_NAME,
   QCOW_VERSION,
 } from './header.ts';
+import { OpenTable } from '../../image/openTable.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 /** qemu-img offers no cluster options for qcow: only the backing file and encryption. */
@@ -43,7 +44,7 @@ export class QcowWriter implements ImageWriter {
   private readonly out: SinkBuffer;
   /** End of file so far. */
   private end: number;
-  private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
+  private readonly l2: OpenTable;
   private readonly order: WriteOrder;
 
   private constructor(
@@ -71,6 +72,7 @@ export class QcowWriter implements ImageWriter {
     // qcow_co_create writes the L1 table as whole zero sectors.
     this.end = this.l1Offset + alignUp(l1Size * 8, 512);
     this.out = new SinkBuffer(sink);
+    this.l2 = new OpenTable(this.out);
     this.order = new WriteOrder('qcow', this.cs, alignUp(this.size, this.cs));
   }
 
@@ -85,20 +87,13 @@ export class QcowWriter implements ImageWriter {
 
   private async l2For(clusterIndex: number): Promise<{ table: BigUint64Array; i: number }> {
     const l2Index = Math.floor(clusterIndex / this.l2Entries);
-    if (this.l2?.index !== l2Index) {
-      await this.flushL2();
+    const table = await this.l2.get(l2Index, () => {
       const offset = alignUp(this.end, this.cs);
       this.end = offset + this.l2Entries * 8;
-      this.l2 = { index: l2Index, offset, table: new BigUint64Array(this.l2Entries) };
       this.l1[l2Index] = BigInt(offset);
-    }
-    return { table: this.l2!.table, i: clusterIndex % this.l2Entries };
-  }
-
-  private async flushL2(): Promise<void> {
-    if (!this.l2) return;
-    await this.out.write(this.l2.offset, writeBig64Table(this.l2.table));
-    this.l2 = undefined;
+      return { offset, table: new BigUint64Array(this.l2Entries) };
+    });
+    return { table, i: clusterIndex % this.l2Entries };
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -161,7 +156,7 @@ export class QcowWriter implements ImageWriter {
   }
 
   async finish(): Promise<void> {
-    await this.flushL2();
+    await this.l2.flush();
     await this.out.write(0, this.header());
     if (this.l1.length) await this.out.write(this.l1Offset, writeBig64Table(this.l1));
     await this.out.flush();

@@ -1,5 +1,4 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
-import { fullBackingName } from '../../image/names.ts';
 import { CorruptImageError, InvalidArgumentError, NeedsPasswordError, NotThisFormatError } from '../../io/errors.ts';
 import { readBig64Table } from '../../io/struct.ts';
 import { CodecError } from '../../codecs/portable.ts';
@@ -18,6 +17,7 @@ import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } fro
 import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import { pushMerged } from '../../image/extents.ts';
 import { BoundedCache } from '../../io/boundedCache.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 
 /** A sector-widened host read of encrypted data: `keep` bytes from `skip` are the caller's. */
 /** How much L2 table data to keep cached: bounded in bytes, whatever the cluster size. */
@@ -305,19 +305,14 @@ export class Qcow2Device implements BlockDevice {
       data['extended-l2'] = h.extendedL2;
     }
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'qcow2',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'qcow2', this.virtualSize),
       'cluster-size': this.clusterSize,
       'format-specific': { type: 'qcow2', data },
       'dirty-flag': !!(h.incompatible & INCOMPAT_DIRTY),
     };
     if (this.snapshots.length) info.snapshots = this.snapshots.map(snapshotInfo);
     if (h.backingFile) {
-      info['backing-filename'] = h.backingFile;
-      info['full-backing-filename'] = fullBackingName(this.src.name, h.backingFile);
-      if (h.backingFormat) info['backing-filename-format'] = h.backingFormat;
+      setBackingInfo(info, this.src.name, h.backingFile, h.backingFormat);
     }
     if (h.cryptMethod) info.encrypted = true;
     return info;

@@ -9,16 +9,18 @@ export function entriesPerRefblock(clusterSize: number, bits: number): number {
   return (clusterSize * 8) / bits;
 }
 
+/** Where a 1-, 2- or 4-bit entry sits: its byte, its shift (LSB-first) and its mask before shifting. */
+function packedSlot(index: number, bits: number): { byteIndex: number; shift: number; mask: number } | undefined {
+  if (bits !== 1 && bits !== 2 && bits !== 4) return undefined;
+  const perByte = 8 / bits;
+  return { byteIndex: Math.floor(index / perByte), shift: (index % perByte) * bits, mask: (1 << bits) - 1 };
+}
+
 export function getRefcount(block: Uint8Array, index: number, bits: number): number {
+  const packed = packedSlot(index, bits);
+  if (packed) return (block[packed.byteIndex]! >> packed.shift) & packed.mask;
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   switch (bits) {
-    case 1:
-    case 2:
-    case 4: {
-      const perByte = 8 / bits;
-      const byte = block[Math.floor(index / perByte)]!;
-      return (byte >> ((index % perByte) * bits)) & ((1 << bits) - 1);
-    }
     case 8:
       return block[index]!;
     case 16:
@@ -35,18 +37,14 @@ export function getRefcount(block: Uint8Array, index: number, bits: number): num
 }
 
 export function setRefcount(block: Uint8Array, index: number, bits: number, value: number): void {
+  const packed = packedSlot(index, bits);
+  if (packed) {
+    const mask = packed.mask << packed.shift;
+    block[packed.byteIndex] = (block[packed.byteIndex]! & ~mask) | ((value << packed.shift) & mask);
+    return;
+  }
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   switch (bits) {
-    case 1:
-    case 2:
-    case 4: {
-      const perByte = 8 / bits;
-      const byteIndex = Math.floor(index / perByte);
-      const shift = (index % perByte) * bits;
-      const mask = ((1 << bits) - 1) << shift;
-      block[byteIndex] = (block[byteIndex]! & ~mask) | ((value << shift) & mask);
-      return;
-    }
     case 8:
       block[index] = value;
       return;

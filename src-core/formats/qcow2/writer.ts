@@ -22,6 +22,7 @@ import {
 } from './header.ts';
 import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './writeEncryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
+import { OpenTable } from '../../image/openTable.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
@@ -113,7 +114,7 @@ export class Qcow2Writer implements ImageWriter {
   private end: number;
   /** Where the next compressed stream may go: inside a partly used cluster, or 0 when there is none. */
   private cursor = 0;
-  private l2: { index: number; offset: number; table: BigUint64Array } | undefined;
+  private readonly l2: OpenTable;
   private readonly order: WriteOrder;
   private luksOffset = 0;
   /** Clusters handed to write() but not yet placed, in guest order (compressions in flight). */
@@ -136,6 +137,7 @@ export class Qcow2Writer implements ImageWriter {
     const l1Size = Math.ceil(this.size / (this.cs * this.l2Entries));
     this.l1 = new BigUint64Array(l1Size);
     this.out = new SinkBuffer(sink);
+    this.l2 = new OpenTable(this.out);
     this.order = new WriteOrder('qcow2', this.cs, alignUp(this.size, this.cs));
     this.perRefblock = entriesPerRefblock(this.cs, cfg.refcountBits);
     const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / this.cs));
@@ -222,19 +224,12 @@ export class Qcow2Writer implements ImageWriter {
 
   private async l2For(clusterIndex: number): Promise<{ table: BigUint64Array; i: number }> {
     const l2Index = Math.floor(clusterIndex / this.l2Entries);
-    if (this.l2?.index !== l2Index) {
-      await this.flushL2();
+    const table = await this.l2.get(l2Index, () => {
       const offset = this.allocCluster();
-      this.l2 = { index: l2Index, offset, table: new BigUint64Array(this.l2Entries * this.entryWords) };
       this.l1[l2Index] = BigInt(offset) | OFLAG_COPIED;
-    }
-    return { table: this.l2!.table, i: (clusterIndex % this.l2Entries) * this.entryWords };
-  }
-
-  private async flushL2(): Promise<void> {
-    if (!this.l2) return;
-    await this.out.write(this.l2.offset, writeBig64Table(this.l2.table));
-    this.l2 = undefined;
+      return { offset, table: new BigUint64Array(this.l2Entries * this.entryWords) };
+    });
+    return { table, i: (clusterIndex % this.l2Entries) * this.entryWords };
   }
 
   /**
@@ -326,7 +321,7 @@ export class Qcow2Writer implements ImageWriter {
 
   async finish(): Promise<void> {
     await this.drain(0);
-    await this.flushL2();
+    await this.l2.flush();
     await this.out.write(this.l1Offset, writeBig64Table(this.l1));
     if (this.enc?.luks) await this.out.write(this.luksOffset, this.enc.luks.bytes);
     const reftable = await this.writeRefcounts();

@@ -4,9 +4,9 @@ import { BoundedCache } from '../../io/boundedCache.ts';
 import { readBig64Table, utf8Decode } from '../../io/struct.ts';
 import { toSafeNumber } from '../../io/int64.ts';
 import { unitExtents } from '../../image/extents.ts';
-import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 import {
   parseQedHeader,
   qedFileEnd,
@@ -112,29 +112,18 @@ export class QedDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.src, reads, (r, bytes) => out.set(bytes, r.outPos));
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.src, this.extents(offset, Math.min(offset + length, this.virtualSize)), offset, length);
   }
 
   info(): ImageInfo {
     const h = this.header;
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'qed',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'qed', this.virtualSize),
       'cluster-size': h.clusterSize,
     };
     if (this.backingRef) {
-      info['backing-filename'] = this.backingRef.name;
-      info['full-backing-filename'] = fullBackingName(this.src.name, this.backingRef.name);
-      if (this.backingRef.format) info['backing-filename-format'] = this.backingRef.format;
+      setBackingInfo(info, this.src.name, this.backingRef.name, this.backingRef.format);
     }
     // qemu-img 7.2 prints false even when the need-check feature is set (it opens read-only).
     info['dirty-flag'] = false;

@@ -2,6 +2,7 @@ import { readPadded, type ByteSink, type ByteSource } from '../../io/bytes.ts';
 import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, Extent, FormatDriver, ImageInfo, ImageWriter } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
+import { infoBasics } from '../../image/info.ts';
 
 /** QEMU reads a raw file as a disk of its size rounded up to 512, the tail as zeros. */
 export const SECTOR = 512;
@@ -24,10 +25,7 @@ class RawDevice implements BlockDevice {
   }
   info(): ImageInfo {
     return {
-      filename: this.src.name,
-      format: 'raw',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'raw', this.virtualSize),
       'dirty-flag': false,
     };
   }

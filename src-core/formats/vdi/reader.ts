@@ -2,9 +2,9 @@ import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { UnsupportedError } from '../../io/errors.ts';
 import { guidToString } from '../../io/guid.ts';
 import { readU32Table } from '../../io/struct.ts';
-import { fullBackingName } from '../../image/names.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 import {
   BLOCK_FREE,
   BLOCK_ZERO,
@@ -85,23 +85,14 @@ export class VdiDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, Math.min(offset + length, this.virtualSize))) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.src, reads, (r, bytes) => out.set(bytes, r.outPos));
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.src, this.extents(offset, Math.min(offset + length, this.virtualSize)), offset, length);
   }
 
   info(): ImageInfo {
     const h = this.header;
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'vdi',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'vdi', this.virtualSize),
       'cluster-size': h.blockSize,
       'dirty-flag': false,
     };
@@ -122,9 +113,7 @@ export class VdiDevice implements BlockDevice {
     if (h.comment) extra['vdi-comment'] = h.comment;
     info.extra = extra;
     if (this.parent) {
-      info['backing-filename'] = this.parent.name;
-      info['full-backing-filename'] = fullBackingName(this.src.name, this.parent.name);
-      info['backing-filename-format'] = 'vdi';
+      setBackingInfo(info, this.src.name, this.parent.name, 'vdi');
     }
     return info;
   }

@@ -2,8 +2,8 @@ import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError } from '../../io/errors.ts';
 import { Int64RangeError } from '../../io/int64.ts';
 import { readBig64Table } from '../../io/struct.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
-import { fullBackingName } from '../../image/names.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
 import { guidToString } from '../../io/guid.ts';
@@ -238,17 +238,8 @@ export class VhdxDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const end = Math.min(offset + length, this.virtualSize);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, end)) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.s.source, reads, (r, bytes) => {
-      out.set(bytes, r.outPos);
-    });
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.s.source, this.extents(offset, Math.min(offset + length, this.virtualSize)), offset, length);
   }
 
   /** Fixed when every payload block is allocated and LeaveBlocksAllocated is set. */
@@ -260,10 +251,7 @@ export class VhdxDevice implements BlockDevice {
   info(): ImageInfo {
     const s = this.s;
     const info: ImageInfo = {
-      filename: this.file.name,
-      format: 'vhdx',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.file.allocatedSize ?? this.file.size,
+      ...infoBasics(this.file, 'vhdx', this.virtualSize),
       'cluster-size': s.metadata.blockSize,
       'dirty-flag': false,
       extra: {
@@ -286,9 +274,7 @@ export class VhdxDevice implements BlockDevice {
       info.extra!['parent-locator'] = s.metadata.parent.entries;
       if (this.parent?.linkage) info.extra!['parent-linkage'] = this.parent.linkage === 'matches' ? 'matches the parent\'s DataWriteGuid' : `MISMATCH: the parent's DataWriteGuid is ${this.parent.parentDataWriteGuid}; it changed after this differencing disk was made (Hyper-V refuses such a chain)`;
       if (this.backingRef) {
-        info['backing-filename'] = this.backingRef.name;
-        info['full-backing-filename'] = fullBackingName(this.file.name, this.backingRef.name);
-        info['backing-filename-format'] = 'vhdx';
+        setBackingInfo(info, this.file.name, this.backingRef.name, 'vhdx');
       }
     }
     return info;

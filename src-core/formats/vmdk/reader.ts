@@ -1,6 +1,5 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, MissingFileError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
-import { fullBackingName } from '../../image/names.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { decodeDescriptor, looksLikeDescriptor, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID, parseDescriptor, type Descriptor, type ExtentLine } from './descriptor.ts';
 import { FlatExtent, ZeroExtent, type ExtentInfo, type VmdkExtent } from './extent.ts';
@@ -8,6 +7,8 @@ import { SparseExtent } from './sparseExtent.ts';
 import { COWD, isSparseMagic, KDMV, SECTOR } from './sparseHeader.ts';
 import { Struct } from '../../io/struct.ts';
 import { Int64RangeError } from '../../io/int64.ts';
+import { setBackingInfo } from '../../image/info.ts';
+import { fullBackingName } from '../../image/names.ts';
 import { openCowdExtent } from './cowd.ts';
 import { SeSparseExtent, isSeSparseMagic } from './seSparse.ts';
 import { hasOwnDescriptor, standaloneExtentError } from './standalone.ts';
@@ -238,9 +239,7 @@ export class VmdkDevice implements BlockDevice {
     }
     const b = this.backingRef;
     if (b) {
-      info['backing-filename'] = b.name;
-      info['full-backing-filename'] = fullBackingName(this.src.name, b.name);
-      info['backing-filename-format'] = 'vmdk';
+      setBackingInfo(info, this.src.name, b.name, 'vmdk');
     }
     return info;
   }

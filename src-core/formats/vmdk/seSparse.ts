@@ -1,7 +1,7 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
 import { readBig64Table, Struct } from '../../io/struct.ts';
-import { planReads, type HostRead } from '../../image/readPlan.ts';
+import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type Extent, type Limits } from '../../image/types.ts';
 import type { ExtentInfo, VmdkExtent } from './extent.ts';
 import { MAX_CAPACITY_SECTORS, SECTOR } from './sparseHeader.ts';
@@ -125,14 +125,8 @@ export class SeSparseExtent implements VmdkExtent {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    const reads: HostRead[] = [];
-    for await (const e of this.extents(offset, offset + length)) {
-      if (e.kind === 'data') reads.push({ hostOffset: e.hostOffset!, length: e.length, outPos: e.offset - offset });
-    }
-    await planReads(this.src, reads, (r, b) => out.set(b, r.outPos));
-    return out;
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return readDataExtents(this.src, this.extents(offset, offset + length), offset, length);
   }
 
   /** The first guest byte whose grain lies at or past the end of the file (vmdk_co_check), if any. */

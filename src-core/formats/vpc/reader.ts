@@ -2,7 +2,6 @@ import { readExact, readPadded, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import { readU32Table } from '../../io/struct.ts';
 import { uuidToString } from '../../io/guid.ts';
-import { fullBackingName } from '../../image/names.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { BAT_UNUSED, bitmapBytes, DYNAMIC_HEADER_SIZE, parseDynamicHeader, type DynamicHeader } from './dynamicHeader.ts';
@@ -22,6 +21,7 @@ import {
 } from './footer.ts';
 import { findParent } from './parent.ts';
 import { BoundedCache } from '../../io/boundedCache.ts';
+import { infoBasics, setBackingInfo } from '../../image/info.ts';
 
 /** Sector bitmaps kept in memory (512 B each for 2 MiB blocks). */
 const BITMAP_CACHE_ENTRIES = 4096;
@@ -224,10 +224,7 @@ export class VpcDevice implements BlockDevice {
   info(): ImageInfo {
     const f = this.footer;
     const info: ImageInfo = {
-      filename: this.src.name,
-      format: 'vpc',
-      'virtual-size': this.virtualSize,
-      'actual-size': this.src.allocatedSize ?? this.src.size,
+      ...infoBasics(this.src, 'vpc', this.virtualSize),
       'dirty-flag': false,
     };
     if (this.dyn) info['cluster-size'] = this.dyn.header.blockSize;
@@ -251,9 +248,7 @@ export class VpcDevice implements BlockDevice {
     }
     info.extra = extra;
     if (this.backingRef) {
-      info['backing-filename'] = this.backingRef.name;
-      info['full-backing-filename'] = fullBackingName(this.src.name, this.backingRef.name);
-      info['backing-filename-format'] = 'vpc';
+      setBackingInfo(info, this.src.name, this.backingRef.name, 'vpc');
     }
     return info;
   }

@@ -132,29 +132,73 @@ class FixedVpcWriter implements ImageWriter {
 }
 
 /**
+ * What the dynamic and differencing writers share: the layout up to the blocks (footer copy at 0,
+ * dynamic header at 512, BAT at 1536), blocks appended at the end, the tables written last.
+ */
+abstract class BlockTableVpcWriter implements ImageWriter {
+  readonly warnings: string[];
+  protected readonly out: SinkBuffer;
+  protected readonly bat: Uint32Array;
+  protected readonly batOffset = FOOTER_SIZE + DYNAMIC_HEADER_SIZE;
+  protected readonly bitmapSize = bitmapBytes(BLOCK_SIZE);
+  /** Where the next block goes: past the BAT (and whatever a subclass reserves after it). */
+  protected end: number;
+  protected readonly order: WriteOrder;
+
+  constructor(
+    protected readonly sink: ByteSink,
+    protected readonly layout: VpcLayout,
+    readonly granularity: number,
+    orderedSize: number,
+  ) {
+    this.warnings = layout.warnings;
+    this.out = new SinkBuffer(sink);
+    this.order = new WriteOrder('vpc', granularity, orderedSize);
+    const entries = Math.ceil(layout.size / BLOCK_SIZE);
+    this.bat = new Uint32Array(entries).fill(BAT_UNUSED);
+    this.end = this.batOffset + alignUp(entries * 4, 512);
+  }
+
+  abstract write(offset: number, data: Uint8Array): Promise<void>;
+  abstract writeZeroes(offset: number, length: number): Promise<void>;
+  abstract finish(): Promise<void>;
+
+  /** Appends block `index` (sector bitmap, then data) at the end and points its BAT entry there. */
+  protected async appendBlock(index: number, bitmap: Uint8Array, block: Uint8Array): Promise<void> {
+    this.bat[index] = this.end / 512;
+    await this.out.write(this.end, bitmap);
+    await this.out.write(this.end + this.bitmapSize, block);
+    // Every block is whole in the file: QEMU refuses a file whose last block is cut short.
+    if (block.length < BLOCK_SIZE) await this.out.write(this.end + this.bitmapSize + block.length, new Uint8Array(BLOCK_SIZE - block.length));
+    this.end += this.bitmapSize + BLOCK_SIZE;
+  }
+
+  /** The footer after the last block, then the footer copy, dynamic header and BAT at the start. */
+  protected async writeTables(diskType: number, parent?: ParentFields): Promise<void> {
+    const footer = footerFor(this.layout, diskType, FOOTER_SIZE, randomUuidBigEndian());
+    const batBytes = new Uint8Array(alignUp(this.bat.length * 4, 512)).fill(0xff);
+    const v = new DataView(batBytes.buffer);
+    for (let i = 0; i < this.bat.length; i++) v.setUint32(i * 4, this.bat[i]!);
+    await this.out.write(this.end, footer);
+    await this.out.flush();
+    await this.sink.write(0, footer);
+    await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE, parent));
+    await this.sink.write(this.batOffset, batBytes);
+  }
+
+  protected async truncateAfterFooter(): Promise<void> {
+    if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
+  }
+}
+
+/**
  * Dynamic, in QEMU's layout (create_dynamic_disk): footer copy at 0, dynamic header at 512, BAT
  * at 1536, then each block (all-ones sector bitmap, then data) in guest order, footer last.
  * The BAT size is known up front, so blocks can be written as they arrive and the BAT at the end.
  */
-class DynamicVpcWriter implements ImageWriter {
-  readonly granularity = BLOCK_SIZE;
-  readonly warnings: string[];
-  private readonly out: SinkBuffer;
-  private readonly bat: Uint32Array;
-  private readonly batOffset = FOOTER_SIZE + DYNAMIC_HEADER_SIZE;
-  private readonly bitmapSize = bitmapBytes(BLOCK_SIZE);
-  private end: number;
-  private readonly order: WriteOrder;
-  constructor(
-    private readonly sink: ByteSink,
-    private readonly layout: VpcLayout,
-  ) {
-    this.warnings = layout.warnings;
-    this.out = new SinkBuffer(sink);
-    this.order = new WriteOrder('vpc', BLOCK_SIZE, alignUp(layout.size, BLOCK_SIZE));
-    const entries = Math.ceil(layout.size / BLOCK_SIZE);
-    this.bat = new Uint32Array(entries).fill(BAT_UNUSED);
-    this.end = this.batOffset + alignUp(entries * 4, 512);
+class DynamicVpcWriter extends BlockTableVpcWriter {
+  constructor(sink: ByteSink, layout: VpcLayout) {
+    super(sink, layout, BLOCK_SIZE, alignUp(layout.size, BLOCK_SIZE));
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -163,29 +207,15 @@ class DynamicVpcWriter implements ImageWriter {
     for (let pos = 0; pos < data.length; pos += BLOCK_SIZE) {
       const block = data.subarray(pos, pos + BLOCK_SIZE);
       if (isAllZero(block)) continue; // an unallocated block reads as zeros
-      const index = (offset + pos) / BLOCK_SIZE;
-      this.bat[index] = this.end / 512;
-      await this.out.write(this.end, bitmap);
-      await this.out.write(this.end + this.bitmapSize, block);
-      // Every block is whole in the file: QEMU refuses a file whose last block is cut short.
-      if (block.length < BLOCK_SIZE) await this.out.write(this.end + this.bitmapSize + block.length, new Uint8Array(BLOCK_SIZE - block.length));
-      this.end += this.bitmapSize + BLOCK_SIZE;
+      await this.appendBlock((offset + pos) / BLOCK_SIZE, bitmap, block);
     }
   }
 
   async writeZeroes(): Promise<void> {}
 
   async finish(): Promise<void> {
-    const footer = footerFor(this.layout, DISK_DYNAMIC, FOOTER_SIZE, randomUuidBigEndian());
-    const batBytes = new Uint8Array(alignUp(this.bat.length * 4, 512)).fill(0xff);
-    const v = new DataView(batBytes.buffer);
-    for (let i = 0; i < this.bat.length; i++) v.setUint32(i * 4, this.bat[i]!);
-    await this.out.write(this.end, footer);
-    await this.out.flush();
-    await this.sink.write(0, footer);
-    await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE));
-    await this.sink.write(this.batOffset, batBytes);
-    if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
+    await this.writeTables(DISK_DYNAMIC);
+    await this.truncateAfterFooter();
   }
 }
 
@@ -271,33 +301,20 @@ const PAGE = 4096;
  * and its bitmap marks exactly the sectors of the pages the child holds (every other sector reads
  * from the parent; its bytes here stay zero). Zeros over the parent are held like any data.
  */
-class DifferencingVpcWriter implements ImageWriter {
-  readonly granularity = PAGE;
-  readonly warnings: string[];
-  private readonly out: SinkBuffer;
-  private readonly bat: Uint32Array;
-  private readonly batOffset = FOOTER_SIZE + DYNAMIC_HEADER_SIZE;
-  private readonly bitmapSize = bitmapBytes(BLOCK_SIZE);
-  private end: number;
-  private readonly order: WriteOrder;
+class DifferencingVpcWriter extends BlockTableVpcWriter {
   /** The block being filled: its index, sector bitmap and data. */
   private cur: { index: number; bitmap: Uint8Array; data: Uint8Array } | undefined;
   constructor(
-    private readonly sink: ByteSink,
-    private readonly layout: VpcLayout,
+    sink: ByteSink,
+    layout: VpcLayout,
     private readonly parent: ParentLink,
   ) {
-    this.warnings = layout.warnings;
-    this.out = new SinkBuffer(sink);
-    this.order = new WriteOrder('vpc', PAGE, layout.size);
-    const entries = Math.ceil(layout.size / BLOCK_SIZE);
-    this.bat = new Uint32Array(entries).fill(BAT_UNUSED);
-    let at = this.batOffset + alignUp(entries * 4, 512);
+    super(sink, layout, PAGE, layout.size);
+    // The locators' paths sit between the BAT and the first block.
     for (const l of parent.fields.locators) {
-      l.dataOffset = at;
-      at += l.dataSpace;
+      l.dataOffset = this.end;
+      this.end += l.dataSpace;
     }
-    this.end = at;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -333,29 +350,18 @@ class DifferencingVpcWriter implements ImageWriter {
     const c = this.cur;
     if (!c) return;
     this.cur = undefined;
-    this.bat[c.index] = this.end / 512;
-    await this.out.write(this.end, c.bitmap);
-    await this.out.write(this.end + this.bitmapSize, c.data);
-    this.end += this.bitmapSize + BLOCK_SIZE;
+    await this.appendBlock(c.index, c.bitmap, c.data);
   }
 
   async finish(): Promise<void> {
     await this.flushBlock();
-    const footer = footerFor(this.layout, DISK_DIFFERENCING, FOOTER_SIZE, randomUuidBigEndian());
-    const batBytes = new Uint8Array(alignUp(this.bat.length * 4, 512)).fill(0xff);
-    const v = new DataView(batBytes.buffer);
-    for (let i = 0; i < this.bat.length; i++) v.setUint32(i * 4, this.bat[i]!);
-    await this.out.write(this.end, footer);
-    await this.out.flush();
-    await this.sink.write(0, footer);
-    await this.sink.write(FOOTER_SIZE, buildDynamicHeader(this.batOffset, this.bat.length, BLOCK_SIZE, this.parent.fields));
-    await this.sink.write(this.batOffset, batBytes);
+    await this.writeTables(DISK_DIFFERENCING, this.parent.fields);
     for (let i = 0; i < this.parent.paths.length; i++) {
       const l = this.parent.fields.locators[i]!;
       const space = new Uint8Array(l.dataSpace);
       space.set(this.parent.paths[i]!);
       await this.sink.write(l.dataOffset, space);
     }
-    if (this.sink.truncate) await this.sink.truncate(this.end + FOOTER_SIZE);
+    await this.truncateAfterFooter();
   }
 }
