@@ -26,10 +26,13 @@ export interface AppliedTarget {
  */
 export function applyTarget(opts: OptsOf<'convert'>, options: Record<string, string>): AppliedTarget {
   const name = opts.target!;
-  if (opts.noCreate || opts.targetImageOpts) throw new InvalidArgumentError(`--target=${name} makes a new file; it cannot be combined with -n or --target-image-opts`);
-  if (opts.backing || options.backing_file) throw new InvalidArgumentError(`--target=${name} makes a standalone disk; it cannot have a backing file (-b)`);
+  if (opts.noCreate || opts.targetImageOpts)
+    throw new InvalidArgumentError(`--target=${name} makes a new file; it cannot be combined with -n or --target-image-opts`);
+  if (opts.backing || options.backing_file)
+    throw new InvalidArgumentError(`--target=${name} makes a standalone disk; it cannot have a backing file (-b)`);
   const r = resolveTarget(name, { format: opts.targetFormat, options, compress: opts.compress });
-  if (r.target.packaging === 'gcp-tar' && opts.verify) throw new InvalidArgumentError(`--verify cannot re-read a tarball (--target=${name}); tar -xzf it and compare disk.raw instead`);
+  if (r.target.packaging === 'gcp-tar' && opts.verify)
+    throw new InvalidArgumentError(`--verify cannot re-read a tarball (--target=${name}); tar -xzf it and compare disk.raw instead`);
   opts.targetFormat = r.format;
   opts.compress = r.compress;
   for (const k of Object.keys(options)) delete options[k];

@@ -136,7 +136,8 @@ class GcpTarWriter implements ImageWriter {
   async write(offset: number, data: Uint8Array): Promise<void> {
     await this.start();
     if (offset < this.pos) throw new InvalidArgumentError(`the tarball is written in order: ${offset} comes after ${this.pos}`);
-    if (offset + data.length > this.size) throw new InvalidArgumentError(`write past the end of ${GCP_MEMBER}: ${offset + data.length} > ${this.size}`);
+    if (offset + data.length > this.size)
+      throw new InvalidArgumentError(`write past the end of ${GCP_MEMBER}: ${offset + data.length} > ${this.size}`);
     await this.zerosTo(offset);
     await this.out.write(data);
     this.pos += data.length;

@@ -87,7 +87,8 @@ export const TARGETS: readonly Target[] = [
     compress: false,
     packaging: 'none',
     description: 'ESXi datastore: a descriptor and its flat extent, uploaded side by side and attached to a VM.',
-    notYet: 'the datastore pair (createType "vmfs") is not written yet; -O vmdk -o subformat=monolithicFlat makes a pair to run through vmkfstools -i',
+    notYet:
+      'the datastore pair (createType "vmfs") is not written yet; -O vmdk -o subformat=monolithicFlat makes a pair to run through vmkfstools -i',
   },
   {
     name: 'hyperv',
@@ -164,10 +165,12 @@ export function resolveTarget(name: string, given: ExplicitSettings = {}): Resol
   const options: Record<string, string> = { ...target.options };
   for (const [k, v] of Object.entries(given.options ?? {})) {
     const want = target.options[k];
-    if (want !== undefined && want !== v) throw new InvalidArgumentError(`--target=${name} sets -o ${k}=${want}, but -o ${k}=${v} was given`);
+    if (want !== undefined && want !== v)
+      throw new InvalidArgumentError(`--target=${name} sets -o ${k}=${want}, but -o ${k}=${v} was given`);
     options[k] = v;
   }
-  if (given.compress && !target.compress) throw new InvalidArgumentError(`--target=${name} writes ${target.format} without -c, but -c was given`);
+  if (given.compress && !target.compress)
+    throw new InvalidArgumentError(`--target=${name} writes ${target.format} without -c, but -c was given`);
   return { target, format: target.format, options, compress: target.compress };
 }
 
@@ -191,10 +194,14 @@ export function targetVirtualSize(target: Target, sourceSize: number): number {
   if (!rule) return sourceSize;
   const size = alignUp(sourceSize, rule.multiple);
   if (rule.min !== undefined && size < rule.min) {
-    throw new InvalidArgumentError(`--target=${target.name}: the disk is ${sourceSize} bytes (${sizeText(size)} rounded), but ${rule.why}: at least ${sizeText(rule.min)} (${rule.min} bytes)`);
+    throw new InvalidArgumentError(
+      `--target=${target.name}: the disk is ${sourceSize} bytes (${sizeText(size)} rounded), but ${rule.why}: at least ${sizeText(rule.min)} (${rule.min} bytes)`,
+    );
   }
   if (rule.max !== undefined && size > rule.max) {
-    throw new InvalidArgumentError(`--target=${target.name}: the disk is ${sourceSize} bytes (${sizeText(size)} rounded), but ${rule.why}: at most ${sizeText(rule.max)} (${rule.max} bytes)`);
+    throw new InvalidArgumentError(
+      `--target=${target.name}: the disk is ${sourceSize} bytes (${sizeText(size)} rounded), but ${rule.why}: at most ${sizeText(rule.max)} (${rule.max} bytes)`,
+    );
   }
   return size;
 }
