@@ -258,12 +258,13 @@ describe('the core tarball writer (CompressionStream gzip)', () => {
     disk[disk.length - 1] = 0x5a;
     const source = await openImage(new MemorySource(disk, 'mem.raw'), drivers, { format: 'raw', codecs: nodeCodecs });
     const sink = new MemorySink('mem.tar.gz');
-    await convert({
+    const r = await convert({
       source,
       target: gcpTarDriver(),
       sink,
       create: { virtualSize: 4 * MiB, options: {}, codecs: nodeCodecs, filename: 'mem.tar.gz' },
     });
+    expect(r.warnings).toEqual([]);
     const gz = sink.bytes;
     const tarball = t.file('mem.tar.gz');
     writeFileSync(tarball, gz);
@@ -275,6 +276,17 @@ describe('the core tarball writer (CompressionStream gzip)', () => {
     expect(Buffer.compare(member.subarray(0, disk.length), Buffer.from(disk))).toBe(0);
     expect(member.subarray(disk.length).every((b) => b === 0)).toBe(true);
     expect(tar.subarray(512 + 4 * MiB).every((b) => b === 0)).toBe(true);
+  });
+
+  it('warns when the name would not be imported (not .tar.gz)', async () => {
+    const source = await openImage(new MemorySource(new Uint8Array(4096), 'tiny.raw'), drivers, { format: 'raw', codecs: nodeCodecs });
+    const r = await convert({
+      source,
+      target: gcpTarDriver(),
+      sink: new MemorySink('x'),
+      create: { options: {}, codecs: nodeCodecs, filename: 'image.tgz' },
+    });
+    expect(r.warnings).toEqual(['Google Cloud imports a tarball only by a name ending in .tar.gz; image.tgz does not']);
   });
 
   it('writes sizes past 8 GiB in base-256, as GNU tar and tarfile read them', () => {

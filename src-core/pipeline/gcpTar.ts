@@ -110,6 +110,7 @@ export function compressionStreamGzip(sink: ByteSink): StreamOut {
 /** Receives the disk in order and streams it as the tar member; the gaps become zeros. */
 class GcpTarWriter implements ImageWriter {
   readonly granularity = 64 * 1024;
+  readonly warnings: string[] = [];
   private pos = 0;
   private started = false;
 
@@ -175,7 +176,11 @@ export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime = 
       if (opts.backing) throw new UnsupportedError(opts.filename, 'a Google Cloud tarball cannot have a backing file');
       const keys = Object.keys(opts.options);
       if (keys.length) throw new InvalidArgumentError(`a Google Cloud tarball takes no -o options (${keys.join(', ')})`, opts.filename);
-      return new GcpTarWriter(gzip(sink), opts.virtualSize, mtime);
+      const w = new GcpTarWriter(gzip(sink), opts.virtualSize, mtime);
+      // gcloud compute images create --source-uri takes only a name ending in .tar.gz.
+      if (!/\.tar\.gz$/i.test(opts.filename))
+        w.warnings.push(`Google Cloud imports a tarball only by a name ending in .tar.gz; ${opts.filename} does not`);
+      return w;
     },
   };
 }
