@@ -36,7 +36,7 @@ export function applyTarget(opts: OptsOf<'convert'>, options: Record<string, str
   opts.targetFormat = r.format;
   opts.compress = r.compress;
   for (const k of Object.keys(options)) delete options[k];
-  Object.assign(options, r.target.packaging === 'gcp-tar' ? {} : r.options);
+  Object.assign(options, r.options);
   return {
     target: r.target,
     driver: r.target.packaging === 'gcp-tar' ? gcpTarDriver(nodeGzip) : undefined,

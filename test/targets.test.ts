@@ -245,6 +245,8 @@ describe('convert --target=gcp', () => {
     expect(a.stderr).toContain('--target=gcp writes raw, but -O qcow2 was given');
     const b = await cli('convert', '--target=gcp', '-c', t.file('g.raw'), t.file('y.tar.gz'));
     expect(b.stderr).toContain('--target=gcp writes raw without -c, but -c was given');
+    const o = await cli('convert', '--target=gcp', '-o', 'preallocation=full', t.file('g.raw'), t.file('y.tar.gz'));
+    expect(o.stderr).toContain('a Google Cloud tarball takes no -o options (preallocation)');
     const c = await cli('convert', '--target=gcp', '--verify', t.file('g.raw'), t.file('y.tar.gz'));
     expect(c.stderr).toContain('--verify cannot re-read a tarball');
     expect(existsSync(t.file('y.tar.gz'))).toBe(false);
