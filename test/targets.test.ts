@@ -151,6 +151,22 @@ describe('convert --target=azure', () => {
     expect(statSync(t.file('agree.vhd')).size).toBe(41 * MiB + 512);
   });
 
+  it.each([
+    ['aws', 'vmdk', 'streamOptimized'],
+    ['hyperv', 'vhdx', undefined],
+    ['virtualbox', 'vdi', undefined],
+    ['openstack', 'qcow2', undefined],
+    ['xcp-ng', 'vpc', undefined],
+  ])('--target=%s writes %s that qemu-img reads back identically', async (name, format, createType) => {
+    const out = t.file(`row-${name}.img`);
+    await cliOk('convert', `--target=${name}`, t.file('az.raw'), out);
+    const info = JSON.parse(qemuImg('info', '--output=json', '-f', format, out));
+    expect(info.format).toBe(format);
+    expect(info['virtual-size']).toBe(SRC_SIZE);
+    if (createType) expect(info['format-specific'].data['create-type']).toBe(createType);
+    expect(qemuCompare(t.file('az.raw'), out, '-f', 'raw', '-F', format)).toBe(0);
+  });
+
   it('other destinations apply their row: proxmox is compressed qcow2', async () => {
     const out = t.file('pve.qcow2');
     await cliOk('convert', '--target=proxmox', t.file('az.raw'), out);
