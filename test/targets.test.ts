@@ -9,6 +9,7 @@ import { convert } from '../src-core/pipeline/convert.ts';
 import { gcpTarDriver, oldGnuHeader } from '../src-core/pipeline/gcpTar.ts';
 import { resolveTarget, TARGETS, targetVirtualSize, findTarget } from '../src-core/pipeline/targets.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
+import { nodeGzip } from '../cli/target.ts';
 import { PRESETS } from '../web/state/presets.ts';
 import { cli, cliOk } from './helpers/cli.ts';
 import { qemuCompare, qemuImg, run, runStatus, tempDir, writePatternedRaw } from './helpers/sys.ts';
@@ -305,6 +306,29 @@ describe('the core tarball writer (CompressionStream gzip)', () => {
       create: { options: {}, codecs: nodeCodecs, filename: 'image.tgz' },
     });
     expect(r.warnings).toEqual(['Google Cloud imports a tarball only by a name ending in .tar.gz; image.tgz does not']);
+  });
+
+  it.each([
+    ['CompressionStream', undefined],
+    ['zlib', nodeGzip],
+  ])('a sink that fails stops the conversion with its error (%s), without hanging', async (_name, gzip) => {
+    const disk = new Uint8Array(2 * MiB).map((_, i) => (i * 7919) & 0xff);
+    const source = await openImage(new MemorySource(disk, 'fail.raw'), drivers, { format: 'raw', codecs: nodeCodecs });
+    let writes = 0;
+    const sink = {
+      name: 'full.tar.gz',
+      write: async () => {
+        if (++writes > 1) throw new Error('disk full');
+      },
+      close: async () => {},
+    };
+    const run = convert({
+      source,
+      target: gcpTarDriver(gzip),
+      sink,
+      create: { virtualSize: 64 * MiB, options: {}, codecs: nodeCodecs, filename: 'full.tar.gz' },
+    });
+    await expect(run).rejects.toThrow('disk full');
   });
 
   it('writes sizes past 8 GiB in base-256, as GNU tar and tarfile read them', () => {
