@@ -4,7 +4,7 @@
  * tarball through Node's zlib).
  */
 import { once } from 'node:events';
-import { createGzip } from 'node:zlib';
+import { constants, createGzip, type ZlibParams } from 'node:zlib';
 import type { ByteSink } from '../src-core/io/bytes.ts';
 import { InvalidArgumentError } from '../src-core/io/errors.ts';
 import type { FormatDriver } from '../src-core/image/types.ts';
@@ -63,6 +63,16 @@ export function nodeGzip(sink: ByteSink): StreamOut {
     async write(data) {
       if (failure) throw failure;
       if (!gz.write(data)) await Promise.race([once(gz, 'drain'), pump]);
+      if (failure) throw failure;
+    },
+    // Zeros through zlib's run-length strategy compress as small and about three times faster.
+    async hint(kind) {
+      if (failure) throw failure;
+      const strategy = kind === 'zeros' ? constants.Z_RLE : constants.Z_DEFAULT_STRATEGY;
+      await Promise.race([
+        new Promise<void>((resolve) => (gz as unknown as ZlibParams).params(constants.Z_DEFAULT_COMPRESSION, strategy, () => resolve())),
+        pump,
+      ]);
       if (failure) throw failure;
     },
     async end() {

@@ -14,6 +14,11 @@ export interface StreamOut {
   write(data: Uint8Array): Promise<void>;
   /** Flushes the rest and resolves once every byte is in the sink. */
   end(): Promise<void>;
+  /**
+   * Optional: what the next bytes are, so the compressor can pick a faster way for long runs
+   * of zeros (zlib's run-length strategy) and go back for data. Output stays valid gzip.
+   */
+  hint?(kind: 'zeros' | 'data'): Promise<void>;
 }
 
 /** Makes a gzip stream that writes its output from offset 0 of `sink`. */
@@ -127,11 +132,15 @@ class GcpTarWriter implements ImageWriter {
   }
 
   private async zerosTo(end: number): Promise<void> {
+    // Holes of a MiB or more are worth telling the compressor about (one flush each way).
+    const long = end - this.pos >= ZEROS.length && this.out.hint;
+    if (long) await this.out.hint!('zeros');
     while (this.pos < end) {
       const n = Math.min(ZEROS.length, end - this.pos);
       await this.out.write(ZEROS.subarray(0, n));
       this.pos += n;
     }
+    if (long) await this.out.hint!('data');
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
