@@ -63,7 +63,7 @@ const info = {
 
 const convert = {
   syntax:
-    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] SRC_FILE TGT_FILE',
+    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] SRC_FILE TGT_FILE',
   description: 'Convert an image into another format (or copy it)',
   options: {
     format: { short: 'f', long: 'source-format', arg: true, meta: 'SRC_FMT', help: 'specify format of SRC_FILE explicitly (default: probing is used)' },
@@ -93,6 +93,12 @@ const convert = {
     object,
     verify: { long: 'verify', help: 're-read the finished output and compare it with the source before renaming it into place' },
     disk: { long: 'disk', arg: true, meta: 'N|NAME', help: 'which disk of an OVA to convert' },
+    target: {
+      long: 'target',
+      arg: true,
+      meta: 'NAME',
+      help: 'write what this destination accepts (-O, -o, -c and its size rule): aws, azure, gcp, esxi, esxi-datastore, hyperv, virtualbox, proxmox, openstack, xcp-ng',
+    },
     allowOutside: outside,
   },
   args: [

@@ -64,7 +64,9 @@ describe('parser', () => {
     expect(() => parse('info', '--nonsense', 'x')).toThrow(/unrecognized option '--nonsense'/);
     expect(() => parse('convert', '-O')).toThrow(/requires an argument -- 'O'/);
     expect(() => parse('convert', '--compress=yes', 'a', 'b')).toThrow(/doesn't allow an argument/);
-    expect(() => parse('convert', '--target', 'raw', 'a', 'b')).toThrow(/ambiguous/);
+    // --target is DiskFerry's own (destinations); the --target-… prefixes stay ambiguous as in qemu-img.
+    expect(() => parse('convert', '--target-', 'raw', 'a', 'b')).toThrow(/ambiguous/);
+    expect(parse('convert', '--target', 'azure', 'a', 'b')).toMatchObject({ opts: { target: 'azure' } });
     expect(() => parse('frobnicate')).toThrow(/unknown command/);
   });
 

@@ -13,6 +13,7 @@ import { QemuProgress } from '../progress.ts';
 import type { CliCodecs } from '../pool/cliCodecs.ts';
 import { salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
+import { applyTarget } from '../target.ts';
 
 /** qemu-img convert's -S: a multiple of 512 up to 16 MiB (MAX_BUF_SECTORS). */
 function sparseSize(text: string): number {
@@ -39,6 +40,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   if (opts.compress && opts.copyRange) throw new InvalidArgumentError('Cannot enable copy offloading when -c is used');
   const options: Record<string, string> = {};
   for (const o of opts.options) Object.assign(options, parseOptionString(o));
+  // --target=NAME: the destinations table sets -O, -o, -c and the size (cli/target.ts).
+  const dest = opts.target !== undefined ? applyTarget(opts, options) : undefined;
   let targetName = opts.targetFormat ?? 'raw';
   // SRC_FILE [SRC_FILE2...] TGT_FILE: several sources are concatenated.
   let dstArg = args.length >= 2 ? args[args.length - 1] : undefined;
@@ -48,7 +51,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     if (!dstArg) throw new InvalidArgumentError(`--target-image-opts "${args[args.length - 1]}" has no file.filename`);
     targetName = o.driver ?? targetName;
   }
-  const target = findDriver(drivers, targetName);
+  const target = dest?.driver ?? findDriver(drivers, targetName);
   if ('help' in options || '?' in options) {
     process.stdout.write(optionHelp(target));
     return 0;
@@ -113,6 +116,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       // -n without --target-is-zero: the target's old bytes must all be overwritten.
       minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
       create: {
+        ...(dest && { virtualSize: dest.virtualSize(source.virtualSize) }),
         options,
         compress: opts.compress,
         backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,

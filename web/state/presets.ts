@@ -1,6 +1,12 @@
+import { findTarget, type TargetName } from '../../src-core/pipeline/targets.ts';
+
+export const MiB = 1024 * 1024;
+
 /**
  * Destinations a newcomer is likely to have in mind, and the qemu-img settings each one wants.
  * They only set the target form; the form still shows (and lets the user change) every value.
+ * Format, options and -c come from the destinations table (src-core/pipeline/targets.ts), the
+ * same one `diskferry convert --target=NAME` applies.
  */
 export interface Preset {
   id: string;
@@ -14,55 +20,48 @@ export interface Preset {
   needsWholeMiB?: boolean;
 }
 
+/** A destination's settings from the table; Azure's size rule shows as needsWholeMiB. */
+function fromTable(name: TargetName): Pick<Preset, 'target' | 'options' | 'compress' | 'needsWholeMiB'> {
+  const t = findTarget(name);
+  return { target: t.format, options: { ...t.options }, compress: t.compress, ...(t.size?.multiple === MiB && { needsWholeMiB: true }) };
+}
+
 export const PRESETS: readonly Preset[] = [
   {
     id: 'proxmox',
     title: 'Proxmox / KVM',
     blurb: 'qcow2 with zlib compression: small, and what QEMU-based hosts use natively.',
-    target: 'qcow2',
-    options: { compression_type: 'zlib' },
-    compress: true,
+    ...fromTable('proxmox'),
   },
   {
     id: 'aws',
     title: 'AWS import',
     blurb: 'Stream-optimized VMDK, the format VM Import/Export expects.',
-    target: 'vmdk',
-    options: { subformat: 'streamOptimized' },
-    compress: false,
+    ...fromTable('aws'),
   },
   {
     id: 'azure',
     title: 'Azure',
     blurb: 'Fixed-size VHD; Azure requires a virtual size that is a whole number of MiB.',
-    target: 'vpc',
-    options: { subformat: 'fixed', force_size: 'on' },
-    compress: false,
-    needsWholeMiB: true,
+    ...fromTable('azure'),
   },
   {
     id: 'hyperv',
     title: 'Hyper-V',
     blurb: 'Dynamic VHDX, the native disk of Hyper-V (Windows Server 2012 and later).',
-    target: 'vhdx',
-    options: { subformat: 'dynamic' },
-    compress: false,
+    ...fromTable('hyperv'),
   },
   {
     id: 'esxi',
     title: 'VMware ESXi',
     blurb: 'Stream-optimized VMDK: what an OVF/OVA import into ESXi or vCenter carries (a datastore runs it only after that import).',
-    target: 'vmdk',
-    options: { subformat: 'streamOptimized' },
-    compress: false,
+    ...fromTable('esxi'),
   },
   {
     id: 'virtualbox',
     title: 'VirtualBox',
     blurb: 'Dynamic VDI, VirtualBox’s own format.',
-    target: 'vdi',
-    options: {},
-    compress: false,
+    ...fromTable('virtualbox'),
   },
   {
     id: 'raw',
@@ -73,5 +72,3 @@ export const PRESETS: readonly Preset[] = [
     compress: false,
   },
 ];
-
-export const MiB = 1024 * 1024;
