@@ -7,6 +7,7 @@ import { errorLine, isDiskFerryError } from '../src-core/io/errors.ts';
 import { commandHelp, parseCommandLine, type ParsedCommand } from './parse.ts';
 import { COMMANDS, type CommandName } from './spec.ts';
 import { UsageError } from './commands/types.ts';
+import { setCliSignal } from './cancel.ts';
 
 type Runner<N extends CommandName> = (cmd: Extract<ParsedCommand, { name: N }>, signal: AbortSignal) => Promise<number>;
 type Loaders = { [N in CommandName]: () => Promise<Runner<N>> };
@@ -64,9 +65,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
+  // SIGINT (Ctrl-C) and SIGTERM (kill, docker stop, Kubernetes) both cancel: the command stops,
+  // removes what it was writing and exits 130 or 143 (128 + the signal's number).
+  let signalled = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = sig === 'SIGTERM' ? 143 : 130;
+    abort.abort();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  setCliSignal(abort.signal);
   try {
     const run = (await RUNNERS[cmd.name]()) as Runner<CommandName>;
     return await run(cmd as never, abort.signal);
@@ -75,8 +83,9 @@ export async function main(argv: string[]): Promise<number> {
     if (!isDiskFerryError(e) && process.env.DISKFERRY_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     // compare reports errors as 2, everything else as 1 (qemu-img); a bad command line is 1.
     if (e instanceof UsageError) return 1;
-    return cmd.name === 'compare' ? 2 : abort.signal.aborted ? 130 : 1;
+    return cmd.name === 'compare' ? 2 : abort.signal.aborted ? signalled || 130 : 1;
   } finally {
+    setCliSignal(undefined);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
