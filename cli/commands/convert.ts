@@ -10,6 +10,7 @@ import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../conte
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSink, NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { QemuProgress } from '../progress.ts';
+import { jsonProgress } from '../progressJson.ts';
 import type { CliCodecs } from '../pool/cliCodecs.ts';
 import { RateLimitedSink, salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
@@ -113,7 +114,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
         sink,
         backing,
         signal,
-        onProgress: progress.callback(),
+        onProgress: jsonProgress(opts) ?? progress.callback(),
         // -n without --target-is-zero: the target's old bytes must all be overwritten.
         minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
         create: {
