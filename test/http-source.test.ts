@@ -46,7 +46,12 @@ afterEach(() => {
 function normalInfo(json: string, base: string): unknown {
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'actual-size').map(([k, x]) => [k, strip(x)]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([k]) => k !== 'actual-size')
+          .map(([k, x]) => [k, strip(x)]),
+      );
     return v;
   };
   return strip(JSON.parse(json.split(base).join('<dir>')));
@@ -106,7 +111,8 @@ describe('reads only what it needs', () => {
     const src = await HttpSource.open(url('disk.raw'), { fetch: fetchLike });
     const local = readFileSync(t.file('disk.raw'));
     // Small reads in one block: one request (made by open), widened to 1 MiB.
-    for (let off = 0; off < MiB - 4096; off += 4096) expect(Buffer.from(await src.read(off, 512)).equals(local.subarray(off, off + 512))).toBe(true);
+    for (let off = 0; off < MiB - 4096; off += 4096)
+      expect(Buffer.from(await src.read(off, 512)).equals(local.subarray(off, off + 512))).toBe(true);
     expect(src.stats.requests).toBe(1);
     // A read across blocks, and past the end.
     expect(Buffer.from(await src.read(3 * MiB - 100, 2 * MiB)).equals(local.subarray(3 * MiB - 100, 5 * MiB - 100))).toBe(true);
@@ -124,7 +130,9 @@ describe('an unreliable server', () => {
       await expectSameConvert('top.qcow2', `drop${n}-top`);
       await expectSameConvert('split.vmdk', `drop${n}-split`);
       // A cut-off response is continued: the next request for that file asks for the rest only.
-      const cuts = server.log.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 206 && r.bytesSent > 0 && r.range && r.bytesSent < rangeLength(r.range));
+      const cuts = server.log
+        .map((r, i) => ({ r, i }))
+        .filter(({ r }) => r.status === 206 && r.bytesSent > 0 && r.range && r.bytesSent < rangeLength(r.range));
       expect(cuts.length).toBeGreaterThan(0);
       for (const { r, i } of cuts) {
         const next = server.log.slice(i + 1).find((x) => x.path === r.path);

@@ -22,7 +22,10 @@ export interface FetchResponse {
   } | null;
 }
 
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; signal?: AbortSignal }) => Promise<FetchResponse>;
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; signal?: AbortSignal },
+) => Promise<FetchResponse>;
 
 /** What went over the wire, for tests and progress displays. */
 export interface HttpStats {
@@ -210,7 +213,11 @@ export class HttpSource implements ByteSource {
           const cr = parseContentRange(res.headers.get('content-range'));
           if (!cr || cr.start !== from) {
             await cancelBody(res);
-            throw new DiskFerryError(ErrorCode.Io, this.name, `server answered a request for bytes ${from}-${end - 1} with "${res.headers.get('content-range') ?? 'no Content-Range'}"`);
+            throw new DiskFerryError(
+              ErrorCode.Io,
+              this.name,
+              `server answered a request for bytes ${from}-${end - 1} with "${res.headers.get('content-range') ?? 'no Content-Range'}"`,
+            );
           }
         } else if (res.status === 200) {
           await cancelBody(res);
@@ -254,7 +261,11 @@ export class HttpResolver implements FileResolver {
       throw new DiskFerryError(ErrorCode.Unsafe, relativeTo, `refers to "${name}", which is not an http(s) URL; refused`);
     }
     if (!this.opts.allowOtherOrigins && url.origin !== this.origin) {
-      throw new DiskFerryError(ErrorCode.Unsafe, relativeTo, `refers to "${name}", on another server than the image; refused (allow with --allow-outside-paths)`);
+      throw new DiskFerryError(
+        ErrorCode.Unsafe,
+        relativeTo,
+        `refers to "${name}", on another server than the image; refused (allow with --allow-outside-paths)`,
+      );
     }
     try {
       return await HttpSource.open(url.href, { ...this.opts, stats: this.stats, name: undefined });
@@ -315,13 +326,17 @@ async function readBody(
 }
 
 async function cancelBody(res: FetchResponse): Promise<void> {
-  await res.body?.getReader().cancel().catch(() => {});
+  await res.body
+    ?.getReader()
+    .cancel()
+    .catch(() => {});
 }
 
 function statusError(res: FetchResponse, name: string): Error {
   const text = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
   if (res.status >= 500 || res.status === 408 || res.status === 429) return new TransientError(text);
-  if (res.status === 404 || res.status === 410) return new DiskFerryError(ErrorCode.MissingFile, name, `${text}: no such file on the server`);
+  if (res.status === 404 || res.status === 410)
+    return new DiskFerryError(ErrorCode.MissingFile, name, `${text}: no such file on the server`);
   return new DiskFerryError(ErrorCode.Io, name, text);
 }
 
