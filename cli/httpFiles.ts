@@ -2,7 +2,15 @@
  * Images named by an http:// or https:// URL: read with ranged GETs through Node's global
  * fetch (src-core/io/httpSource.ts); backing files and extents are fetched relative to the URL.
  */
-import { HttpResolver, HttpSource, newHttpStats, type FetchLike, type FetchResponse, type HttpStats } from '../src-core/io/httpSource.ts';
+import {
+  HttpBlockCache,
+  HttpResolver,
+  HttpSource,
+  newHttpStats,
+  type FetchLike,
+  type FetchResponse,
+  type HttpStats,
+} from '../src-core/io/httpSource.ts';
 import { cliSignal } from './cancel.ts';
 
 export const nodeFetch: FetchLike = (url, init) => fetch(url, init as RequestInit) as Promise<FetchResponse>;
@@ -11,7 +19,8 @@ export const nodeFetch: FetchLike = (url, init) => fetch(url, init as RequestIni
 export const httpStats: HttpStats = newHttpStats();
 
 export async function openUrl(url: string, allowOutside: boolean): Promise<{ file: HttpSource; resolver: HttpResolver }> {
-  const opts = { fetch: nodeFetch, signal: cliSignal(), stats: httpStats };
+  // One cache of 64 MiB for the image and all its companions (backing files, extents).
+  const opts = { fetch: nodeFetch, signal: cliSignal(), stats: httpStats, cache: new HttpBlockCache(64) };
   const file = await HttpSource.open(url, opts);
   return { file, resolver: new HttpResolver(url, { ...opts, allowOtherOrigins: allowOutside }) };
 }

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCommandLine } from '../cli/parse.ts';
 import { cli } from './helpers/cli.ts';
 import { startServer, type TestServer } from './helpers/httpServer.ts';
 import { qemuCompare, qemuImg, qemuIo, tempDir } from './helpers/sys.ts';
@@ -69,6 +70,17 @@ describe('convert --progress=json', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('    (100.00/100%)\r');
     expect(r.stderr).toBe('');
+  });
+
+  it('the option table: --progress=json sets progressFormat, -p and --progress the flag', () => {
+    const j = parseCommandLine(['convert', '--progress=json', 'a', 'b']);
+    const p = parseCommandLine(['convert', '-p', 'a', 'b']);
+    const l = parseCommandLine(['convert', '--progress', 'a', 'b']);
+    expect(j.name === 'convert' && [j.opts.progress, j.opts.progressFormat]).toEqual([false, 'json']);
+    expect(p.name === 'convert' && [p.opts.progress, p.opts.progressFormat]).toEqual([true, undefined]);
+    expect(l).toEqual(p);
+    // Other commands' -p takes no value.
+    expect(() => parseCommandLine(['compare', '--progress=json', 'a', 'b'])).toThrow(/doesn't allow an argument/);
   });
 
   it('--progress takes json only', async () => {

@@ -1,6 +1,13 @@
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HttpResolver, HttpSource, NO_RANGE_DETAIL, type FetchLike, type FetchResponse } from '../src-core/io/httpSource.ts';
+import {
+  HttpBlockCache,
+  HttpResolver,
+  HttpSource,
+  NO_RANGE_DETAIL,
+  type FetchLike,
+  type FetchResponse,
+} from '../src-core/io/httpSource.ts';
 import { CancelledError, DiskFerryError } from '../src-core/io/errors.ts';
 import { cli } from './helpers/cli.ts';
 import { startServer, type TestServer } from './helpers/httpServer.ts';
@@ -120,6 +127,21 @@ describe('reads only what it needs', () => {
     expect(src.stats.bytesFetched).toBe(server.bytesSent());
     expect(src.stats.bytesFetched).toBeLessThan(6 * MiB);
     await src.close();
+  });
+
+  it('sources sharing a cache keep their own blocks, within one bound', async () => {
+    const cache = new HttpBlockCache(3);
+    const a = await HttpSource.open(url('disk.raw'), { fetch: fetchLike, cache });
+    const b = await HttpSource.open(url('disk.vhdx'), { fetch: fetchLike, cache });
+    const rawBytes = readFileSync(t.file('disk.raw'));
+    const vhdxBytes = readFileSync(t.file('disk.vhdx'));
+    for (const off of [0, 2 * MiB, 0]) {
+      expect(Buffer.from(await a.read(off, 4096)).equals(rawBytes.subarray(off, off + 4096))).toBe(true);
+      expect(Buffer.from(await b.read(off, 4096)).equals(vhdxBytes.subarray(off, off + 4096))).toBe(true);
+    }
+    // Four blocks in all went through a cache of three: block 0 of one of them was fetched again.
+    expect(a.stats.requests + b.stats.requests).toBeGreaterThan(4);
+    expect(a.stats.requests + b.stats.requests).toBeLessThanOrEqual(6);
   });
 });
 

@@ -40,8 +40,10 @@ export interface HttpSourceOptions {
   signal?: AbortSignal;
   /** Reads are widened to whole blocks of this size (read-ahead); default 1 MiB. */
   blockSize?: number;
-  /** Blocks kept (least recently used go first); default 32. */
+  /** Blocks kept (least recently used go first) when no shared `cache` is given; default 32. */
   cacheBlocks?: number;
+  /** One bound for the blocks of several sources (a resolver shares its own with every companion). */
+  cache?: HttpBlockCache;
   /** Attempts after the first for one range without any progress; default 5. */
   retries?: number;
   /** First pause before a retry, doubled each time; default 250 ms. */
@@ -61,13 +63,40 @@ export function isHttpUrl(s: string): boolean {
 /** A failure worth another attempt: network errors, 5xx, 408/429, a body cut short. */
 class TransientError extends Error {}
 
+/**
+ * Blocks of several sources under one bound: an image of hundreds of extents keeps at most
+ * `maxBlocks` blocks in memory in all, not that many per extent.
+ */
+export class HttpBlockCache {
+  private readonly lru: BoundedCache<Uint8Array>;
+  private sources = 0;
+  constructor(maxBlocks = 64) {
+    this.lru = new BoundedCache(Math.max(2, maxBlocks));
+  }
+  /** A key space of its own for one source (2^32 blocks each). */
+  register(): number {
+    return this.sources++ * 2 ** 32;
+  }
+  get(key: number): Uint8Array | undefined {
+    return this.lru.get(key);
+  }
+  has(key: number): boolean {
+    return this.lru.has(key);
+  }
+  set(key: number, block: Uint8Array): void {
+    this.lru.set(key, block);
+  }
+}
+
 export function newHttpStats(): HttpStats {
   return { bytesFetched: 0, requests: 0, retries: 0 };
 }
 
 export class HttpSource implements ByteSource {
   readonly stats: HttpStats;
-  private readonly cache: BoundedCache<Uint8Array>;
+  private readonly cache: HttpBlockCache;
+  /** This source's key space in the cache. */
+  private readonly keyBase: number;
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
   private readonly blockSize: number;
   private closed = false;
@@ -80,7 +109,8 @@ export class HttpSource implements ByteSource {
   ) {
     this.stats = opts.stats ?? newHttpStats();
     this.blockSize = opts.blockSize ?? 1 << 20;
-    this.cache = new BoundedCache(Math.max(2, opts.cacheBlocks ?? 32));
+    this.cache = opts.cache ?? new HttpBlockCache(opts.cacheBlocks ?? 32);
+    this.keyBase = this.cache.register();
   }
 
   /**
@@ -130,7 +160,7 @@ export class HttpSource implements ByteSource {
       throw statusError(res, name);
     });
     const src = new HttpSource(url, name, first.size, o);
-    if (first.size) src.cache.set(0, first.data);
+    if (first.size) src.cache.set(src.keyBase, first.data);
     return src;
   }
 
@@ -160,13 +190,13 @@ export class HttpSource implements ByteSource {
   }
 
   async close(): Promise<void> {
+    // Its blocks in a shared cache age out with the others.
     this.closed = true;
-    this.cache.clear();
   }
 
   /** A cached or in-flight block (schedule() has started every missing one). */
   private block(b: number): Promise<Uint8Array> {
-    const hit = this.cache.get(b);
+    const hit = this.cache.get(this.keyBase + b);
     if (hit) return Promise.resolve(hit);
     const pending = this.inflight.get(b);
     if (pending) return pending;
@@ -178,12 +208,12 @@ export class HttpSource implements ByteSource {
   private schedule(first: number, last: number): void {
     let b = first;
     while (b <= last) {
-      if (this.cache.has(b) || this.inflight.has(b)) {
+      if (this.cache.has(this.keyBase + b) || this.inflight.has(b)) {
         b++;
         continue;
       }
       let e = b;
-      while (e + 1 <= last && !this.cache.has(e + 1) && !this.inflight.has(e + 1)) e++;
+      while (e + 1 <= last && !this.cache.has(this.keyBase + e + 1) && !this.inflight.has(e + 1)) e++;
       const runStart = b * this.blockSize;
       const runEnd = Math.min(this.size, (e + 1) * this.blockSize);
       const run = this.fetchRange(runStart, runEnd);
@@ -191,7 +221,7 @@ export class HttpSource implements ByteSource {
         const off = (k - b) * this.blockSize;
         const p = run.then((data) => {
           const block = data.slice(off, Math.min(data.length, off + this.blockSize));
-          this.cache.set(k, block);
+          this.cache.set(this.keyBase + k, block);
           return block;
         });
         p.catch(() => {}).finally(() => this.inflight.delete(k));
@@ -246,7 +276,9 @@ export class HttpResolver implements FileResolver {
   ) {
     this.origin = new URL(top).origin;
     this.stats = opts.stats ?? newHttpStats();
+    this.cache = opts.cache ?? new HttpBlockCache(opts.cacheBlocks);
   }
+  private readonly cache: HttpBlockCache;
   resolve(name: string, relativeTo: string): string {
     return new URL(name, relativeTo).href;
   }
@@ -268,7 +300,7 @@ export class HttpResolver implements FileResolver {
       );
     }
     try {
-      return await HttpSource.open(url.href, { ...this.opts, stats: this.stats, name: undefined });
+      return await HttpSource.open(url.href, { ...this.opts, stats: this.stats, cache: this.cache, name: undefined });
     } catch (e) {
       if (e instanceof DiskFerryError && e.code === ErrorCode.MissingFile) throw new MissingFileError(relativeTo, name);
       throw e;
