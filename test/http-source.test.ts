@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   HttpBlockCache,
@@ -191,6 +191,22 @@ describe('an unreliable server', () => {
     const c = await cli('convert', '-O', 'raw', url('disk.vhdx'), t.file('norange.raw'));
     expect(c.code).toBe(1);
     expect(c.stderr).toContain(NO_RANGE_DETAIL);
+  });
+
+  it('a file that changes on the server while it is read is an error, not a mix of two files', async () => {
+    const file = t.file('changing.raw');
+    writeFileSync(file, Buffer.alloc(3 * MiB, 1));
+    utimesSync(file, new Date(1_000_000_000_000), new Date(1_000_000_000_000));
+    const src = await HttpSource.open(url('changing.raw'), { fetch: fetchLike });
+    expect((await src.read(0, 10))[0]).toBe(1);
+    writeFileSync(file, Buffer.alloc(3 * MiB, 2));
+    utimesSync(file, new Date(1_100_000_000_000), new Date(1_100_000_000_000));
+    await expect(src.read(2 * MiB, 10)).rejects.toThrow(
+      /changing\.raw: file changed on the server while it was being read \(ETag ".*" → ".*"\)$/,
+    );
+    // A different size is caught too.
+    writeFileSync(file, Buffer.alloc(4 * MiB, 3));
+    await expect(src.read(MiB, 10)).rejects.toThrow(/file changed on the server while it was being read \(size 3145728 → 4194304\)/);
   });
 
   it('a missing file is named', async () => {

@@ -100,6 +100,8 @@ export class HttpSource implements ByteSource {
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
   private readonly blockSize: number;
   private closed = false;
+  /** ETag and Last-Modified of the first answer: every later one must match (the file did not change). */
+  private version?: Version;
 
   private constructor(
     readonly url: string,
@@ -122,7 +124,7 @@ export class HttpSource implements ByteSource {
     const blockSize = opts.blockSize ?? 1 << 20;
     const stats = opts.stats ?? newHttpStats();
     const o = { ...opts, stats, blockSize };
-    const first = await withRetries(name, o, async (progressed): Promise<{ size: number; data: Uint8Array }> => {
+    const first = await withRetries(name, o, async (progressed): Promise<{ size: number; data: Uint8Array; version?: Version }> => {
       const res = await get(o, url, 0, blockSize - 1);
       if (res.status === 206) {
         const cr = parseContentRange(res.headers.get('content-range'));
@@ -134,7 +136,7 @@ export class HttpSource implements ByteSource {
         const data = new Uint8Array(want);
         const got = await readBody(res, data, 0, stats, progressed);
         if (got < want) throw new TransientError(`response ended after ${got} of ${want} bytes`);
-        return { size: cr.size, data };
+        return { size: cr.size, data, version: versionOf(res) };
       }
       if (res.status === 416) {
         // Nothing at offset 0: an empty file.
@@ -160,6 +162,7 @@ export class HttpSource implements ByteSource {
       throw statusError(res, name);
     });
     const src = new HttpSource(url, name, first.size, o);
+    src.version = first.version;
     if (first.size) src.cache.set(src.keyBase, first.data);
     return src;
   }
@@ -249,6 +252,11 @@ export class HttpSource implements ByteSource {
               `server answered a request for bytes ${from}-${end - 1} with "${res.headers.get('content-range') ?? 'no Content-Range'}"`,
             );
           }
+          const changed = changeOf(this.version, versionOf(res), this.size, cr.size);
+          if (changed) {
+            await cancelBody(res);
+            throw new DiskFerryError(ErrorCode.Io, this.name, `file changed on the server while it was being read (${changed})`);
+          }
         } else if (res.status === 200) {
           await cancelBody(res);
           throw new UnsupportedError(this.name, NO_RANGE_DETAIL);
@@ -306,6 +314,25 @@ export class HttpResolver implements FileResolver {
       throw e;
     }
   }
+}
+
+/** What identifies one version of a file on a server. */
+interface Version {
+  etag?: string;
+  lastModified?: string;
+}
+
+function versionOf(res: FetchResponse): Version {
+  return { etag: res.headers.get('etag') ?? undefined, lastModified: res.headers.get('last-modified') ?? undefined };
+}
+
+/** How `now` differs from `first`, or undefined when nothing says the file changed. */
+function changeOf(first: Version | undefined, now: Version, size: number, nowSize: number | undefined): string | undefined {
+  if (nowSize !== undefined && nowSize !== size) return `size ${size} → ${nowSize}`;
+  if (first?.etag && now.etag && first.etag !== now.etag) return `ETag ${first.etag} → ${now.etag}`;
+  if (first?.lastModified && now.lastModified && first.lastModified !== now.lastModified)
+    return `Last-Modified ${first.lastModified} → ${now.lastModified}`;
+  return undefined;
 }
 
 function get(opts: HttpSourceOptions, url: string, first: number, last: number): Promise<FetchResponse> {

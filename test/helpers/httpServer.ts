@@ -84,7 +84,12 @@ export async function startServer(root: string): Promise<TestServer> {
       status = 206;
     }
     const length = end - start + 1;
-    const headers: Record<string, string | number> = { 'Content-Length': length, 'Accept-Ranges': state.ignoreRange ? 'none' : 'bytes' };
+    const headers: Record<string, string | number> = {
+      'Content-Length': length,
+      'Accept-Ranges': state.ignoreRange ? 'none' : 'bytes',
+      ETag: `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`,
+      'Last-Modified': st.mtime.toUTCString(),
+    };
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${end}/${st.size}`;
     reply(status, headers);
     if (req.method === 'HEAD' || length === 0) {
