@@ -27,3 +27,7 @@ declare class URL {
   readonly pathname: string;
   toString(): string;
 }
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}

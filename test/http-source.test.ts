@@ -46,6 +46,7 @@ afterEach(() => {
   server.ignoreRange = false;
   server.dropEvery = 0;
   server.failEvery = 0;
+  server.stallEvery = 0;
   server.log.length = 0;
 });
 
@@ -164,6 +165,17 @@ describe('an unreliable server', () => {
       }
       server.log.length = 0;
     }
+  });
+
+  it('a response that stalls halfway is abandoned after timeoutMs and the rest asked for again', async () => {
+    server.stallEvery = 2;
+    const src = await HttpSource.open(url('disk.raw'), { fetch: fetchLike, timeoutMs: 300 });
+    const local = readFileSync(t.file('disk.raw'));
+    const started = performance.now();
+    expect(Buffer.from(await src.read(0, local.length)).equals(local)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(src.stats.retries).toBeGreaterThan(0);
+    expect(server.log.filter((r) => r.path === '/disk.raw').length).toBeGreaterThan(2);
   });
 
   it('503 answers are retried', async () => {

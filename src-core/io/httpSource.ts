@@ -48,6 +48,8 @@ export interface HttpSourceOptions {
   retries?: number;
   /** First pause before a retry, doubled each time; default 250 ms. */
   backoffMs?: number;
+  /** A request that brings no bytes for this long is abandoned and retried; default 30 s (0: never). */
+  timeoutMs?: number;
   /** Shared counters (a resolver passes one to every companion file). */
   stats?: HttpStats;
   /** Name in error messages; default the URL. */
@@ -124,43 +126,46 @@ export class HttpSource implements ByteSource {
     const blockSize = opts.blockSize ?? 1 << 20;
     const stats = opts.stats ?? newHttpStats();
     const o = { ...opts, stats, blockSize };
-    const first = await withRetries(name, o, async (progressed): Promise<{ size: number; data: Uint8Array; version?: Version }> => {
-      const res = await get(o, url, 0, blockSize - 1);
-      if (res.status === 206) {
-        const cr = parseContentRange(res.headers.get('content-range'));
-        if (!cr || cr.start !== 0 || cr.size === undefined) {
+    type First = { size: number; data: Uint8Array; version?: Version };
+    const first = await withRetries(name, o, (progressed) =>
+      request(o, async (wd): Promise<First> => {
+        const res = await get(o, url, 0, blockSize - 1, wd);
+        if (res.status === 206) {
+          const cr = parseContentRange(res.headers.get('content-range'));
+          if (!cr || cr.start !== 0 || cr.size === undefined) {
+            await cancelBody(res);
+            throw new DiskFerryError(ErrorCode.Io, name, `bad Content-Range "${res.headers.get('content-range') ?? ''}" in a 206 response`);
+          }
+          const want = Math.min(blockSize, cr.size);
+          const data = new Uint8Array(want);
+          const got = await readBody(res, data, 0, stats, wd, progressed);
+          if (got < want) throw new TransientError(`response ended after ${got} of ${want} bytes`);
+          return { size: cr.size, data, version: versionOf(res) };
+        }
+        if (res.status === 416) {
+          // Nothing at offset 0: an empty file.
+          const cr = parseContentRange(res.headers.get('content-range'));
           await cancelBody(res);
-          throw new DiskFerryError(ErrorCode.Io, name, `bad Content-Range "${res.headers.get('content-range') ?? ''}" in a 206 response`);
+          if (cr?.size === 0) return { size: 0, data: new Uint8Array(0) };
+          throw new DiskFerryError(ErrorCode.Io, name, 'HTTP 416 (range not satisfiable) for the first bytes of the file');
         }
-        const want = Math.min(blockSize, cr.size);
-        const data = new Uint8Array(want);
-        const got = await readBody(res, data, 0, stats, progressed);
-        if (got < want) throw new TransientError(`response ended after ${got} of ${want} bytes`);
-        return { size: cr.size, data, version: versionOf(res) };
-      }
-      if (res.status === 416) {
-        // Nothing at offset 0: an empty file.
-        const cr = parseContentRange(res.headers.get('content-range'));
-        await cancelBody(res);
-        if (cr?.size === 0) return { size: 0, data: new Uint8Array(0) };
-        throw new DiskFerryError(ErrorCode.Io, name, 'HTTP 416 (range not satisfiable) for the first bytes of the file');
-      }
-      if (res.status === 200) {
-        // A server that ignores Range sends the whole file. One that fits in the first block
-        // is simply kept; anything bigger would have to be downloaded for every read.
-        const len = Number(res.headers.get('content-length') ?? NaN);
-        if (Number.isFinite(len) && len <= blockSize) {
-          const data = new Uint8Array(len);
-          const got = await readBody(res, data, 0, stats);
-          if (got < len) throw new TransientError(`response ended after ${got} of ${len} bytes`);
-          return { size: len, data };
+        if (res.status === 200) {
+          // A server that ignores Range sends the whole file. One that fits in the first block
+          // is simply kept; anything bigger would have to be downloaded for every read.
+          const len = Number(res.headers.get('content-length') ?? NaN);
+          if (Number.isFinite(len) && len <= blockSize) {
+            const data = new Uint8Array(len);
+            const got = await readBody(res, data, 0, stats, wd);
+            if (got < len) throw new TransientError(`response ended after ${got} of ${len} bytes`);
+            return { size: len, data };
+          }
+          await cancelBody(res);
+          throw new UnsupportedError(name, NO_RANGE_DETAIL);
         }
         await cancelBody(res);
-        throw new UnsupportedError(name, NO_RANGE_DETAIL);
-      }
-      await cancelBody(res);
-      throw statusError(res, name);
-    });
+        throw statusError(res, name);
+      }),
+    );
     const src = new HttpSource(url, name, first.size, o);
     src.version = first.version;
     if (first.size) src.cache.set(src.keyBase, first.data);
@@ -240,33 +245,35 @@ export class HttpSource implements ByteSource {
     let got = 0;
     await withRetries(this.name, this.opts, async (progressed) => {
       while (got < out.length) {
-        const from = start + got;
-        const res = await get(this.opts, this.url, from, end - 1);
-        if (res.status === 206) {
-          const cr = parseContentRange(res.headers.get('content-range'));
-          if (!cr || cr.start !== from) {
+        await request(this.opts, async (wd) => {
+          const from = start + got;
+          const res = await get(this.opts, this.url, from, end - 1, wd);
+          if (res.status === 206) {
+            const cr = parseContentRange(res.headers.get('content-range'));
+            if (!cr || cr.start !== from) {
+              await cancelBody(res);
+              throw new DiskFerryError(
+                ErrorCode.Io,
+                this.name,
+                `server answered a request for bytes ${from}-${end - 1} with "${res.headers.get('content-range') ?? 'no Content-Range'}"`,
+              );
+            }
+            const changed = changeOf(this.version, versionOf(res), this.size, cr.size);
+            if (changed) {
+              await cancelBody(res);
+              throw new DiskFerryError(ErrorCode.Io, this.name, `file changed on the server while it was being read (${changed})`);
+            }
+          } else if (res.status === 200) {
             await cancelBody(res);
-            throw new DiskFerryError(
-              ErrorCode.Io,
-              this.name,
-              `server answered a request for bytes ${from}-${end - 1} with "${res.headers.get('content-range') ?? 'no Content-Range'}"`,
-            );
-          }
-          const changed = changeOf(this.version, versionOf(res), this.size, cr.size);
-          if (changed) {
+            throw new UnsupportedError(this.name, NO_RANGE_DETAIL);
+          } else {
             await cancelBody(res);
-            throw new DiskFerryError(ErrorCode.Io, this.name, `file changed on the server while it was being read (${changed})`);
+            throw statusError(res, this.name);
           }
-        } else if (res.status === 200) {
-          await cancelBody(res);
-          throw new UnsupportedError(this.name, NO_RANGE_DETAIL);
-        } else {
-          await cancelBody(res);
-          throw statusError(res, this.name);
-        }
-        const before = got;
-        got = await readBody(res, out, got, this.stats, progressed, (n) => (got = n));
-        if (got < out.length) throw new TransientError(`response ended after ${got - before} of ${end - from} bytes`);
+          const before = got;
+          got = await readBody(res, out, got, this.stats, wd, progressed, (n) => (got = n));
+          if (got < out.length) throw new TransientError(`response ended after ${got - before} of ${end - from} bytes`);
+        });
       }
     });
     return out;
@@ -335,14 +342,60 @@ function changeOf(first: Version | undefined, now: Version, size: number, nowSiz
   return undefined;
 }
 
-function get(opts: HttpSourceOptions, url: string, first: number, last: number): Promise<FetchResponse> {
+/**
+ * One request's own abort: fired by the caller's signal, or by the watchdog when no bytes came
+ * for `timeoutMs` (a server that accepts and then stalls), which makes it a transient failure.
+ */
+class Watchdog {
+  private readonly ac = new AbortController();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  timedOut = false;
+  private readonly onOuter = () => this.ac.abort();
+  constructor(
+    readonly ms: number,
+    private readonly outer?: AbortSignal,
+  ) {
+    outer?.addEventListener('abort', this.onOuter, { once: true });
+    this.kick();
+  }
+  get signal(): AbortSignal {
+    return this.ac.signal;
+  }
+  /** Bytes arrived: the clock starts again. */
+  kick(): void {
+    if (!this.ms) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.ac.abort();
+    }, this.ms);
+  }
+  done(): void {
+    clearTimeout(this.timer);
+    this.outer?.removeEventListener('abort', this.onOuter);
+  }
+}
+
+async function request<T>(opts: HttpSourceOptions, fn: (wd: Watchdog) => Promise<T>): Promise<T> {
+  const wd = new Watchdog(opts.timeoutMs ?? 30_000, opts.signal);
+  try {
+    return await fn(wd);
+  } catch (e) {
+    if (wd.timedOut && !opts.signal?.aborted && !(e instanceof TransientError)) throw new TransientError(`no data for ${wd.ms / 1000} s`);
+    throw e;
+  } finally {
+    wd.done();
+  }
+}
+
+function get(opts: HttpSourceOptions, url: string, first: number, last: number, wd: Watchdog): Promise<FetchResponse> {
   assertNotAborted(opts.signal);
   opts.stats!.requests++;
   return opts.fetch(url, {
     method: 'GET',
     // identity: a compressed body would make the byte offsets meaningless.
     headers: { Range: `bytes=${first}-${last}`, 'Accept-Encoding': 'identity' },
-    signal: opts.signal,
+    signal: wd.signal,
   });
 }
 
@@ -352,6 +405,7 @@ async function readBody(
   out: Uint8Array,
   at: number,
   stats: HttpStats,
+  wd: Watchdog,
   /** Called once bytes arrived (a retry after a cut continues at once). */
   progressed?: () => void,
   /** The fill level after every chunk, so a cut keeps what arrived. */
@@ -364,6 +418,7 @@ async function readBody(
     for (;;) {
       const { done, value } = await reader.read();
       if (done || !value) break;
+      wd.kick();
       stats.bytesFetched += value.length;
       const n = Math.min(value.length, out.length - pos);
       out.set(value.subarray(0, n), pos);

@@ -22,6 +22,8 @@ export interface TestServer {
   dropEvery: number;
   /** Answer with 503 on every Nth request (0: never). */
   failEvery: number;
+  /** Send half the body of every Nth request, then nothing more, keeping the connection open (0: never). */
+  stallEvery: number;
   bytesSent(filter?: (r: RequestLog) => boolean): number;
   close(): Promise<void>;
 }
@@ -38,6 +40,7 @@ export async function startServer(root: string): Promise<TestServer> {
     ignoreRange: false,
     dropEvery: 0,
     failEvery: 0,
+    stallEvery: 0,
     bytesSent: (f) => state.log.filter(f ?? (() => true)).reduce((n, r) => n + r.bytesSent, 0),
     close: async () => {
       server.closeAllConnections();
@@ -97,7 +100,8 @@ export async function startServer(root: string): Promise<TestServer> {
       return;
     }
     const drop = state.dropEvery > 0 && n % state.dropEvery === 0;
-    const limit = drop ? Math.max(1, Math.floor(length / 2)) : length;
+    const stall = state.stallEvery > 0 && n % state.stallEvery === 0;
+    const limit = drop || stall ? Math.max(1, Math.floor(length / 2)) : length;
     const stream = createReadStream(file, { start, end: start + limit - 1 });
     stream.on('data', (chunk) => {
       entry.bytesSent += chunk.length;
@@ -105,7 +109,7 @@ export async function startServer(root: string): Promise<TestServer> {
     });
     stream.on('end', () => {
       if (drop) res.socket?.destroy();
-      else res.end();
+      else if (!stall) res.end();
     });
     stream.on('error', () => res.socket?.destroy());
     res.on('close', () => stream.destroy());
