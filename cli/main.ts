@@ -41,6 +41,9 @@ ova:       --disk N|NAME picks a disk of an OVA (default: the first in the OVF)
 secrets:   --object secret,id=ID,data=PASSWORD  or  --object secret,id=ID,file=PATH
 safety:    names inside images (backing files, extents) may not leave the image's folder
            unless --allow-outside-paths is given.
+urls:      an image may be an http:// or https:// URL (read with range requests); its
+           backing files and extents come from the same server.
+signals:   SIGINT and SIGTERM cancel and remove the unfinished output (exit 130, 143).
 formats:   ${drivers.map((d) => d.name).join(' ')}
 `;
 }
