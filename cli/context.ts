@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ByteSource } from '../src-core/io/bytes.ts';
+import type { ByteSource, FileResolver } from '../src-core/io/bytes.ts';
+import { isHttpUrl } from '../src-core/io/httpSource.ts';
 import { InvalidArgumentError } from '../src-core/io/errors.ts';
 import { utf8Encode } from '../src-core/io/struct.ts';
 import { parseOptionString } from '../src-core/image/options.ts';
@@ -78,8 +79,10 @@ export async function openCliImage(
     if (!password) throw new InvalidArgumentError(`no secret with id "${spec.keySecret}" (give it with --object secret,id=…)`);
   }
   const allowOutside = !!p.allowOutside;
-  const resolver = new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside);
-  const file = await NodeFileSource.open(spec.filename);
+  // http(s):// URLs are read with ranged GETs; their companions are fetched relative to the URL.
+  const { file, resolver }: { file: ByteSource; resolver: FileResolver } = isHttpUrl(spec.filename)
+    ? await (await import('./httpFiles.ts')).openUrl(spec.filename, allowOutside)
+    : { file: await NodeFileSource.open(spec.filename), resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside) };
   // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
   const onProgress = p.progress && !p.quiet ? unpackProgress(spec.filename) : undefined;
   const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: !!p.verify, onProgress });

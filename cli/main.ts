@@ -7,6 +7,7 @@ import { errorLine, isDiskFerryError } from '../src-core/io/errors.ts';
 import { commandHelp, parseCommandLine, type ParsedCommand } from './parse.ts';
 import { COMMANDS, type CommandName } from './spec.ts';
 import { UsageError } from './commands/types.ts';
+import { setCliSignal } from './cancel.ts';
 
 type Runner<N extends CommandName> = (cmd: Extract<ParsedCommand, { name: N }>, signal: AbortSignal) => Promise<number>;
 type Loaders = { [N in CommandName]: () => Promise<Runner<N>> };
@@ -40,6 +41,9 @@ ova:       --disk N|NAME picks a disk of an OVA (default: the first in the OVF)
 secrets:   --object secret,id=ID,data=PASSWORD  or  --object secret,id=ID,file=PATH
 safety:    names inside images (backing files, extents) may not leave the image's folder
            unless --allow-outside-paths is given.
+urls:      an image may be an http:// or https:// URL (read with range requests); its
+           backing files and extents come from the same server.
+signals:   SIGINT and SIGTERM cancel and remove the unfinished output (exit 130, 143).
 formats:   ${drivers.map((d) => d.name).join(' ')}
 `;
 }
@@ -64,9 +68,16 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
+  // SIGINT (Ctrl-C) and SIGTERM (kill, docker stop, Kubernetes) both cancel: the command stops,
+  // removes what it was writing and exits 130 or 143 (128 + the signal's number).
+  let signalled = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = sig === 'SIGTERM' ? 143 : 130;
+    abort.abort();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  setCliSignal(abort.signal);
   try {
     const run = (await RUNNERS[cmd.name]()) as Runner<CommandName>;
     return await run(cmd as never, abort.signal);
@@ -75,8 +86,9 @@ export async function main(argv: string[]): Promise<number> {
     if (!isDiskFerryError(e) && process.env.DISKFERRY_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     // compare reports errors as 2, everything else as 1 (qemu-img); a bad command line is 1.
     if (e instanceof UsageError) return 1;
-    return cmd.name === 'compare' ? 2 : abort.signal.aborted ? 130 : 1;
+    return cmd.name === 'compare' ? 2 : abort.signal.aborted ? signalled || 130 : 1;
   } finally {
+    setCliSignal(undefined);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

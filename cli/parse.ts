@@ -69,6 +69,12 @@ export function parseOptions<S extends OptSpec>(argv: readonly string[], spec: S
         hit = byLong.get(cands[0]!)!;
       }
       const [key, def] = hit;
+      if (!def.arg && eq >= 0 && def.valueTo) {
+        const value = a.slice(eq + 1);
+        if (!def.valueTo.values.includes(value)) throw new InvalidArgumentError(`option '--${name}' takes no value or ${def.valueTo.values.map((v) => `=${v}`).join(', ')}, not "${value}"`);
+        opts[def.valueTo.key] = value;
+        continue;
+      }
       if (!def.arg) {
         if (eq >= 0) throw new InvalidArgumentError(`option '--${name}' doesn't allow an argument`);
         set(key, def, undefined);
@@ -108,6 +114,7 @@ export function commandHelp(name: CommandName): string {
   const c = COMMANDS[name];
   const lines = ['Usage:', `  diskferry ${name} ${c.syntax}`, `${c.description}.`, '', 'Arguments:', '  -h, --help', '     print this help and exit'];
   for (const def of Object.values(c.options) as OptDef[]) {
+    if (def.short === undefined && def.long === undefined) continue;
     const names = [...asList(def.short).map((s) => `-${s}`), ...asList(def.long).map((l) => `--${l}`)].join(', ');
     lines.push(`  ${names}${def.arg ? ` ${def.meta ?? 'VALUE'}` : ''}`, `     ${def.help}`);
   }

@@ -16,6 +16,11 @@ export interface OptDef {
   multi?: boolean;
   /** Value's name in --help. */
   meta?: string;
+  /**
+   * A flag whose long spelling may also take a value (`--progress=json`): the value is stored
+   * under `key` (an option of its own, usually without spellings) instead of setting the flag.
+   */
+  valueTo?: { readonly key: string; readonly values: readonly string[] };
   help: string;
 }
 
@@ -39,6 +44,13 @@ const imageOpts = { long: 'image-opts', help: 'treat FILE as an option string (k
 const forceShare = { short: 'U', long: 'force-share', help: 'open images in shared mode (accepted; DiskFerry never locks)' } as const;
 const quiet = { short: 'q', long: 'quiet', help: 'quiet mode (produce only error messages if any)' } as const;
 const progress = { short: 'p', long: 'progress', help: 'display progress information' } as const;
+/** convert's -p, which also takes --progress=json: one JSON object a line on stderr, for programs. */
+const convertProgress = {
+  ...progress,
+  help: 'display progress information (--progress=json: one {"done","total","rate","phase"} object per line on stderr instead)',
+  valueTo: { key: 'progressFormat', values: ['json'] },
+} as const;
+const progressFormat = { arg: true, meta: 'json', help: 'set by --progress=json' } as const;
 const output = { long: 'output', arg: true, meta: 'human|json', help: 'output format (default: human)' } as const;
 const format = { short: 'f', long: 'format', arg: true, meta: 'FMT', help: 'specify FILE image format explicitly (default: probing is used)' } as const;
 const outside = { long: 'allow-outside-paths', help: 'let names inside images (backing files, extents) lead outside the image folder' } as const;
@@ -88,7 +100,8 @@ const convert = {
     parallel: { short: 'm', long: 'parallel', arg: true, meta: 'NUM_PARALLEL', help: 'accepted (1-16); DiskFerry reads ahead one window and compresses on a worker per core' },
     oobWrites: { short: 'W', long: 'oob-writes', help: 'accepted; DiskFerry writes in order' },
     copyRange: { short: 'C', long: 'copy-range-offloading', help: 'accepted and ignored' },
-    progress,
+    progress: convertProgress,
+    progressFormat,
     quiet,
     object,
     verify: { long: 'verify', help: 're-read the finished output and compare it with the source before renaming it into place' },

@@ -18,3 +18,16 @@ declare function setTimeout(fn: () => void, ms?: number): unknown;
 declare function queueMicrotask(fn: () => void): void;
 declare const performance: { now(): number };
 declare const crypto: { getRandomValues<T extends Uint8Array>(a: T): T };
+declare function clearTimeout(id: unknown): void;
+declare class URL {
+  constructor(url: string, base?: string);
+  readonly href: string;
+  readonly origin: string;
+  readonly protocol: string;
+  readonly pathname: string;
+  toString(): string;
+}
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}

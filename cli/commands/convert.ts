@@ -10,6 +10,7 @@ import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { CliOutputPlace } from '../outputPlace.ts';
 import { QemuProgress } from '../progress.ts';
+import { jsonProgress } from '../progressJson.ts';
 import type { CliCodecs } from '../pool/cliCodecs.ts';
 import { salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
@@ -112,7 +113,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       place,
       backing,
       signal,
-      onProgress: progress.callback(),
+      onProgress: jsonProgress(opts) ?? progress.callback(),
       // -n without --target-is-zero: the target's old bytes must all be overwritten.
       minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
       create: {
