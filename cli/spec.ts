@@ -54,14 +54,18 @@ const progressFormat = { arg: true, meta: 'json', help: 'set by --progress=json'
 const output = { long: 'output', arg: true, meta: 'human|json', help: 'output format (default: human)' } as const;
 const format = { short: 'f', long: 'format', arg: true, meta: 'FMT', help: 'specify FILE image format explicitly (default: probing is used)' } as const;
 const outside = { long: 'allow-outside-paths', help: 'let names inside images (backing files, extents) lead outside the image folder' } as const;
+/** The image argument's own options, shared by every command that opens an image. */
+const imageInput = { format, imageOpts } as const;
+/** -q and --object, which every command takes. */
+const quietWithSecrets = { quiet, object } as const;
+const FILE_TO_OPERATE_ON = ['FILE', 'name of the image file to operate on'] as const;
 const cache = (s: string) => ({ short: s, long: 'cache', arg: true, meta: 'CACHE_MODE', help: 'cache mode (accepted; DiskFerry always uses the page cache)' }) as const;
 
 const info = {
   syntax: '[-f FMT | --image-opts] [--backing-chain] [-U] [--output human|json] [--object OBJDEF] [--disk N|NAME] FILE',
   description: 'Display information about an image',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     backingChain: { long: 'backing-chain', help: 'display information about the backing chain for copy-on-write overlays' },
     forceShare,
     output,
@@ -102,8 +106,7 @@ const convert = {
     copyRange: { short: 'C', long: 'copy-range-offloading', help: 'accepted and ignored' },
     progress: convertProgress,
     progressFormat,
-    quiet,
-    object,
+    ...quietWithSecrets,
     verify: { long: 'verify', help: 're-read the finished output and compare it with the source before renaming it into place' },
     disk: { long: 'disk', arg: true, meta: 'N|NAME', help: 'which disk of an OVA to convert' },
     target: {
@@ -129,8 +132,7 @@ const create = {
     backing: { short: 'b', long: 'backing', arg: true, meta: 'BACKING_FILE', help: 'create target image to be a CoW on top of BACKING_FILE' },
     backingFormat: { short: ['B', 'F'], long: 'backing-format', arg: true, meta: 'BACKING_FMT', help: 'specifies the format of BACKING_FILE (-F in <= 10.0)' },
     backingUnsafe: { short: 'u', long: 'backing-unsafe', help: 'do not fail if BACKING_FILE can not be read' },
-    quiet,
-    object,
+    ...quietWithSecrets,
     allowOutside: outside,
   },
   args: [
@@ -143,14 +145,12 @@ const check = {
   syntax: '[-f FMT | --image-opts] [-T CACHE_MODE] [-r leaks|all] [-U] [--output human|json] [-q] [--object OBJDEF] FILE',
   description: 'Check basic image integrity',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     cache: cache('T'),
     repair: { short: 'r', long: 'repair', arg: true, meta: 'leaks|all', help: 'repair errors of the given category (the image is rewritten beside itself and renamed over it)' },
     forceShare,
     output,
-    quiet,
-    object,
+    ...quietWithSecrets,
     allowOutside: outside,
   },
   args: [['FILE', 'name of the image file, or option string (key=value,..) with --image-opts']],
@@ -167,8 +167,7 @@ const compare = {
     cache: cache('T'),
     forceShare,
     progress,
-    quiet,
-    object,
+    ...quietWithSecrets,
     allowOutside: outside,
   },
   args: [['FILE1, FILE2', 'names of the image files, or option strings with --image-opts']],
@@ -178,8 +177,7 @@ const map = {
   syntax: '[-f FMT | --image-opts] [--start-offset OFFSET] [--max-length LENGTH] [--output human|json] [-U] [--object OBJDEF] FILE',
   description: 'Dump image metadata',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     startOffset: { short: 's', long: 'start-offset', arg: true, meta: 'OFFSET', help: 'start at the given OFFSET in the image' },
     maxLength: { short: 'l', long: 'max-length', arg: true, meta: 'LENGTH', help: 'process at most LENGTH bytes' },
     forceShare,
@@ -212,15 +210,13 @@ const snapshot = {
   syntax: '[-f FMT | --image-opts] [-l | -a|-c|-d SNAPSHOT] [-U] [-q] [--object OBJDEF] FILE',
   description: 'List or manipulate snapshots in an image',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     list: { short: 'l', long: 'list', help: 'list snapshots in FILE (default action if no -l|-c|-a|-d is given)' },
     create: { short: 'c', long: 'create', arg: true, meta: 'SNAPSHOT', help: 'create named snapshot' },
     apply: { short: 'a', long: 'apply', arg: true, meta: 'SNAPSHOT', help: 'apply named snapshot to the base' },
     delete: { short: 'd', long: 'delete', arg: true, meta: 'SNAPSHOT', help: 'delete named snapshot' },
     forceShare,
-    quiet,
-    object,
+    ...quietWithSecrets,
   },
   args: [['FILE', 'name of the image file']],
 } as const satisfies CommandDef;
@@ -229,8 +225,7 @@ const rebase = {
   syntax: '[-f FMT | --image-opts] [-t CACHE] [-b BACKING_FILE [-B BACKING_FMT] [-T BACKING_CACHE]] [-u] [-c] [-U] [-p] [-q] [--object OBJDEF] FILE',
   description: 'Change the backing file of an image',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     cache: cache('t'),
     compress: { short: 'c', long: 'compress', help: 'compress the clusters written (when the image supports this)' },
     backing: { short: 'b', long: 'backing', arg: true, meta: 'BACKING_FILE', help: 'rebase onto this file (specify empty name for no backing file)' },
@@ -239,23 +234,20 @@ const rebase = {
     unsafe: { short: 'u', long: 'backing-unsafe', help: 'only change the name: do not compare old and new backing file' },
     forceShare,
     progress,
-    quiet,
-    object,
+    ...quietWithSecrets,
     allowOutside: outside,
   },
-  args: [['FILE', 'name of the image file to operate on']],
+  args: [FILE_TO_OPERATE_ON],
 } as const satisfies CommandDef;
 
 const resize = {
   syntax: '[-f FMT | --image-opts] [--preallocation PREALLOC] [--shrink] [-q] [--object OBJDEF] FILE [+-]SIZE[bkKMGTPE]',
   description: 'Resize an image',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     preallocation: { long: 'preallocation', arg: true, meta: 'PREALLOC', help: 'preallocation of the new area: off, falloc, full (raw); off (qcow2)' },
     shrink: { long: 'shrink', help: 'allow operation when the new size is smaller than the original' },
-    quiet,
-    object,
+    ...quietWithSecrets,
   },
   args: [
     ['FILE', 'name of the image file to operate on'],
@@ -268,33 +260,29 @@ const amend = {
   description: 'Change options of an existing disk image',
   options: {
     options: { short: 'o', long: 'options', arg: true, multi: true, meta: 'FMT_OPTS', help: 'FMT-specific format options (required)' },
-    format,
-    imageOpts,
+    ...imageInput,
     cache: cache('t'),
     force: { long: 'force', help: 'allow certain unsafe operations' },
     progress,
-    quiet,
-    object,
+    ...quietWithSecrets,
   },
-  args: [['FILE', 'name of the image file to operate on']],
+  args: [FILE_TO_OPERATE_ON],
 } as const satisfies CommandDef;
 
 const commit = {
   syntax: '[-f FMT | --image-opts] [-t CACHE_MODE] [-b BASE_IMG] [-d] [-r RATE] [-p] [-q] [--object OBJDEF] FILE',
   description: 'Commit image to its backing file',
   options: {
-    format,
-    imageOpts,
+    ...imageInput,
     cache: cache('t'),
     drop: { short: 'd', long: 'drop', help: 'skip emptying FILE on completion' },
     base: { short: 'b', long: 'base', arg: true, meta: 'BASE_IMG', help: 'image in the backing chain to commit change to (only the immediate backing file)' },
     rateLimit: { short: 'r', long: 'rate-limit', arg: true, meta: 'RATE', help: 'I/O rate limit, in bytes per second' },
     progress,
-    quiet,
-    object,
+    ...quietWithSecrets,
     allowOutside: outside,
   },
-  args: [['FILE', 'name of the image file to operate on']],
+  args: [FILE_TO_OPERATE_ON],
 } as const satisfies CommandDef;
 
 const dd = {
