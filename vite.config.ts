@@ -34,7 +34,9 @@ function precacheManifest(): Plugin {
       const files = [
         ...new Set([
           '/index.html',
-          ...Object.keys(bundle).filter((f) => f !== 'sw.js' && PRECACHE_EXT.test(f)).map((f) => `/${f}`),
+          ...Object.keys(bundle)
+            .filter((f) => f !== 'sw.js' && PRECACHE_EXT.test(f))
+            .map((f) => `/${f}`),
           ...publicFiles('public').filter((f) => PRECACHE_EXT.test(f)),
         ]),
       ].sort();

@@ -129,7 +129,8 @@ export class BrowserBench {
     await this.page.goto(this.server.url);
     await this.page.evaluate(async () => {
       const root = await navigator.storage.getDirectory();
-      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) await root.removeEntry(name, { recursive: true });
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys())
+        await root.removeEntry(name, { recursive: true });
     });
   }
 
@@ -187,18 +188,21 @@ export class BrowserBench {
       document.body.append(input);
     });
     await p.setInputFiles('#bench-floor', file);
-    return p.evaluate(async ({ total, FLOOR_WORKER }) => {
-      const url = URL.createObjectURL(new Blob([FLOOR_WORKER], { type: 'text/javascript' }));
-      const w = new Worker(url);
-      const file = (document.getElementById('bench-floor') as HTMLInputElement).files![0]!;
-      const r = await new Promise<{ readS: number; writeS: number; syncWriteS: number }>((resolve, reject) => {
-        w.onmessage = (e) => resolve(e.data);
-        w.onerror = (e) => reject(new Error(e.message));
-        w.postMessage({ file, total });
-      });
-      w.terminate();
-      return r;
-    }, { total: outBytes, FLOOR_WORKER });
+    return p.evaluate(
+      async ({ total, FLOOR_WORKER }) => {
+        const url = URL.createObjectURL(new Blob([FLOOR_WORKER], { type: 'text/javascript' }));
+        const w = new Worker(url);
+        const file = (document.getElementById('bench-floor') as HTMLInputElement).files![0]!;
+        const r = await new Promise<{ readS: number; writeS: number; syncWriteS: number }>((resolve, reject) => {
+          w.onmessage = (e) => resolve(e.data);
+          w.onerror = (e) => reject(new Error(e.message));
+          w.postMessage({ file, total });
+        });
+        w.terminate();
+        return r;
+      },
+      { total: outBytes, FLOOR_WORKER },
+    );
   }
 
   async close(): Promise<void> {

@@ -18,9 +18,17 @@ export interface Sample {
  * time of the command and everything it waited for, and the peak RSS of the largest process.
  * Worker threads share their process, so the CLI's peak includes every worker's heap.
  */
-export async function timeCommand(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Sample & { stdout: string }> {
+export async function timeCommand(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Sample & { stdout: string }> {
   const tf = path.join(os.tmpdir(), `diskferry-bench-time-${process.pid}-${Date.now()}.txt`);
-  const child = spawn('/usr/bin/time', ['-o', tf, '-f', '%e %U %S %M', cmd, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-o', tf, '-f', '%e %U %S %M', cmd, ...args], {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -86,7 +94,10 @@ export function treeUsage(pids: number[]): { cpuS: number; rssMB: number } {
  * Polls a process tree (Chromium: browser, renderer with its workers, GPU and utility
  * processes) every 100 ms while `work` runs: CPU time used and the peak of the summed RSS.
  */
-export async function measureTree<T>(root: number, work: () => Promise<T>): Promise<{ result: T; wallS: number; cpuS: number; peakMB: number }> {
+export async function measureTree<T>(
+  root: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; wallS: number; cpuS: number; peakMB: number }> {
   let pids = processTree(root);
   const before = treeUsage(pids);
   let peak = before.rssMB;

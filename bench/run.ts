@@ -128,12 +128,31 @@ async function main(): Promise<void> {
   if (!vmdkDriver) log('bench: no vmdk driver registered: the source is the same disk as qcow2');
   const canVhdx = drivers.some((d) => d.name === 'vhdx' && d.create);
   const cases: Case[] = [
-    { name: 'convert -c -O qcow2', args: ['convert', '-c', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: true, ext: 'qcow2' },
+    {
+      name: 'convert -c -O qcow2',
+      args: ['convert', '-c', '-O', 'qcow2', source, 'OUT'],
+      source,
+      target: 'qcow2',
+      compress: true,
+      ext: 'qcow2',
+    },
     { name: 'convert -O qcow2', args: ['convert', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: false, ext: 'qcow2' },
-    ...(canVhdx ? [{ name: 'convert -O vhdx', args: ['convert', '-O', 'vhdx', source, 'OUT'], source, target: 'vhdx', compress: false, ext: 'vhdx' }] : []),
-    { name: 'info (sparse 100 GiB qcow2)', args: ['info', path.join(CACHE, 'sparse100g.qcow2')], source: path.join(CACHE, 'sparse100g.qcow2') },
+    ...(canVhdx
+      ? [{ name: 'convert -O vhdx', args: ['convert', '-O', 'vhdx', source, 'OUT'], source, target: 'vhdx', compress: false, ext: 'vhdx' }]
+      : []),
+    {
+      name: 'info (sparse 100 GiB qcow2)',
+      args: ['info', path.join(CACHE, 'sparse100g.qcow2')],
+      source: path.join(CACHE, 'sparse100g.qcow2'),
+    },
     // Start-up: the installed command's `info` on a small qcow2, beside qemu-img and a bare node.
-    { name: 'info start-up (small qcow2)', args: ['info', path.join(CACHE, 'small.qcow2')], source: path.join(CACHE, 'small.qcow2'), minRepeat: 15, needsImage: false },
+    {
+      name: 'info start-up (small qcow2)',
+      args: ['info', path.join(CACHE, 'small.qcow2')],
+      source: path.join(CACHE, 'small.qcow2'),
+      minRepeat: 15,
+      needsImage: false,
+    },
   ];
   const only = process.env.BENCH_CASES?.split(',').map((s) => s.trim());
   const selected = only ? cases.filter((c) => only.some((o) => c.name.startsWith(o))) : cases;
@@ -168,13 +187,32 @@ async function main(): Promise<void> {
     const by: Record<Tool, Row> = {
       'qemu-img': { case: c.name, tool: 'qemu-img', status: 'ok', samples: [] },
       cli: { case: c.name, tool: 'cli', status: 'ok', samples: [] },
-      'cli-native': { case: c.name, tool: 'cli-native', status: c.compress ? 'ok' : 'not run', note: c.compress ? undefined : 'only differs from cli with -c', samples: [] },
-      chromium: { case: c.name, tool: 'chromium', status: browser && !c.minRepeat ? 'ok' : 'not run', note: browser ? undefined : browserNote, samples: [] },
-      node: { case: c.name, tool: 'node', status: c.minRepeat ? 'ok' : 'not run', note: c.minRepeat ? 'node -e 0' : undefined, samples: [] },
+      'cli-native': {
+        case: c.name,
+        tool: 'cli-native',
+        status: c.compress ? 'ok' : 'not run',
+        note: c.compress ? undefined : 'only differs from cli with -c',
+        samples: [],
+      },
+      chromium: {
+        case: c.name,
+        tool: 'chromium',
+        status: browser && !c.minRepeat ? 'ok' : 'not run',
+        note: browser ? undefined : browserNote,
+        samples: [],
+      },
+      node: {
+        case: c.name,
+        tool: 'node',
+        status: c.minRepeat ? 'ok' : 'not run',
+        note: c.minRepeat ? 'node -e 0' : undefined,
+        samples: [],
+      },
     };
     for (let rep = 0; rep < Math.max(REPEAT, c.minRepeat ?? 0); rep++) {
       // Alternate the order so a neighbour's load or a warm cache favours no one.
-      const order: Tool[] = rep % 2 ? ['node', 'chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium', 'node'];
+      const order: Tool[] =
+        rep % 2 ? ['node', 'chromium', 'cli-native', 'cli', 'qemu-img'] : ['qemu-img', 'cli', 'cli-native', 'chromium', 'node'];
       for (const tool of order) {
         const row = by[tool];
         if (row.status !== 'ok' || (tools && !tools.includes(tool))) continue;
@@ -186,11 +224,14 @@ async function main(): Promise<void> {
           if (tool === 'qemu-img') s = await timeCommand('qemu-img', args);
           else if (tool === 'node') s = await timeCommand(process.execPath, ['-e', '0']);
           else if (tool === 'cli') s = c.minRepeat ? await timeCommand(cli, args) : await timeCommand(process.execPath, [cli, ...args]);
-          else if (tool === 'cli-native') s = await timeCommand(process.execPath, [cli, ...args], { env: { ...process.env, DISKFERRY_DEFLATE: 'native' } });
+          else if (tool === 'cli-native')
+            s = await timeCommand(process.execPath, [cli, ...args], { env: { ...process.env, DISKFERRY_DEFLATE: 'native' } });
           else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress) : await browser!.info(c.source);
           if (c.ext && tool !== 'chromium') s.outBytes = statSync(out).size;
           row.samples.push(s);
-          log(`  ${c.name} · ${tool} · run ${rep + 1}: ${s.wallS.toFixed(2)} s wall, ${s.cpuS.toFixed(1)} s CPU, ${s.peakMB.toFixed(0)} MB${s.outBytes ? `, ${s.outBytes} bytes` : ''}`);
+          log(
+            `  ${c.name} · ${tool} · run ${rep + 1}: ${s.wallS.toFixed(2)} s wall, ${s.cpuS.toFixed(1)} s CPU, ${s.peakMB.toFixed(0)} MB${s.outBytes ? `, ${s.outBytes} bytes` : ''}`,
+          );
         } catch (e) {
           row.status = 'failed';
           row.note = (e as Error).message.split('\n')[0];
@@ -290,7 +331,12 @@ function printTable(rows: Row[], source: string): void {
   );
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (l: string[]) => `| ${l.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\nsource: ${path.relative(ROOT, source)} (${existsSync(source) ? statSync(source).size : 'not built'} bytes), ${REPEAT} runs each, medians; load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(
+    `\nsource: ${path.relative(ROOT, source)} (${existsSync(source) ? statSync(source).size : 'not built'} bytes), ${REPEAT} runs each, medians; load average now ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
   console.log(fmt(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const l of lines) console.log(fmt(l));

@@ -55,8 +55,14 @@ export function imageSpec(arg: string, imageOpts: boolean, format: string | unde
   const filename = o['file.filename'] ?? o.filename;
   if (!filename) throw new InvalidArgumentError(`--image-opts "${arg}" has no file.filename`);
   const driverOptions: Record<string, string> = {};
-  for (const [k, v] of Object.entries(o)) if (k !== 'driver' && k !== 'filename' && !k.startsWith('file.') && !k.startsWith('encrypt.')) driverOptions[k] = v;
-  return { filename, format: o.driver, keySecret: o['encrypt.key-secret'] ?? (o.driver === 'luks' ? o['key-secret'] : undefined), driverOptions };
+  for (const [k, v] of Object.entries(o))
+    if (k !== 'driver' && k !== 'filename' && !k.startsWith('file.') && !k.startsWith('encrypt.')) driverOptions[k] = v;
+  return {
+    filename,
+    format: o.driver,
+    keySecret: o['encrypt.key-secret'] ?? (o.driver === 'luks' ? o['key-secret'] : undefined),
+    driverOptions,
+  };
 }
 
 export interface OpenedImage {
@@ -82,10 +88,16 @@ export async function openCliImage(
   // http(s):// URLs are read with ranged GETs; their companions are fetched relative to the URL.
   const { file, resolver }: { file: ByteSource; resolver: FileResolver } = isHttpUrl(spec.filename)
     ? await (await import('./httpFiles.ts')).openUrl(spec.filename, allowOutside)
-    : { file: await NodeFileSource.open(spec.filename), resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside) };
+    : {
+        file: await NodeFileSource.open(spec.filename),
+        resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside),
+      };
   // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
   const onProgress = p.progress && !p.quiet ? unpackProgress(spec.filename) : undefined;
-  const source = spec.format === 'raw' ? file : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: !!p.verify, onProgress });
+  const source =
+    spec.format === 'raw'
+      ? file
+      : await unwrapContainer(file, { drivers, scratch: nodeScratch(scratchDir), randomAccess: !!p.verify, onProgress });
   const snapshotArg = p.snapshot;
   try {
     const device = await openImage(source, drivers, {

@@ -33,7 +33,9 @@ export const nodeCodecs: Codecs = {
   // OpenSSL's PBKDF2 on libuv's thread pool: ~10× @noble/hashes, and it does not block the loop.
   pbkdf2: (hash, password, salt, iterations, length) =>
     new Promise((resolve, reject) =>
-      crypto().pbkdf2(password, salt, iterations, length, hash, (err, key) => (err ? reject(err) : resolve(new Uint8Array(key.buffer, key.byteOffset, key.length)))),
+      crypto().pbkdf2(password, salt, iterations, length, hash, (err, key) =>
+        err ? reject(err) : resolve(new Uint8Array(key.buffer, key.byteOffset, key.length)),
+      ),
     ),
   // OpenSSL's AES (AES-NI): about 6× @noble/ciphers here; the disk modes are built on it in JS.
   aesEcb(key, data, decrypt) {

@@ -84,7 +84,8 @@ export class NodeFileSink implements ByteSink {
       const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done).catch((e) => {
         throw ioError(this.name, e);
       });
-      if (!bytesWritten) throw new DiskFerryError(ErrorCode.Io, this.name, `write at offset ${offset + done} made no progress (disk full?)`);
+      if (!bytesWritten)
+        throw new DiskFerryError(ErrorCode.Io, this.name, `write at offset ${offset + done} made no progress (disk full?)`);
       done += bytesWritten;
     }
   }
@@ -103,10 +104,15 @@ export class NodeFileSink implements ByteSink {
 export function ioError(file: string, e: unknown): DiskFerryError {
   const err = e as NodeJS.ErrnoException;
   const reason =
-    err.code === 'ENOENT' ? 'no such file' :
-    err.code === 'EACCES' ? 'permission denied' :
-    err.code === 'ENOSPC' ? 'no space left on the device' :
-    err.code === 'EISDIR' ? 'is a folder' : err.message;
+    err.code === 'ENOENT'
+      ? 'no such file'
+      : err.code === 'EACCES'
+        ? 'permission denied'
+        : err.code === 'ENOSPC'
+          ? 'no space left on the device'
+          : err.code === 'EISDIR'
+            ? 'is a folder'
+            : err.message;
   return new DiskFerryError(err.code === 'ENOENT' ? ErrorCode.MissingFile : ErrorCode.Io, file, reason);
 }
 

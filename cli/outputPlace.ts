@@ -50,7 +50,13 @@ export class CliOutputPlace implements OutputPlace<void> {
   /** What was written (still under its temporary name); companions resolve from the final name. */
   async reopen(): Promise<{ source: ByteSource; resolver: FileResolver }> {
     const src = await NodeFileSource.open(this.file, this.name);
-    const source: ByteSource = { name: this.name, size: src.size, allocatedSize: src.allocatedSize, read: (o, l) => src.read(o, l), close: () => src.close() };
+    const source: ByteSource = {
+      name: this.name,
+      size: src.size,
+      allocatedSize: src.allocatedSize,
+      read: (o, l) => src.read(o, l),
+      close: () => src.close(),
+    };
     return { source, resolver: new NodeResolver([path.dirname(path.resolve(this.name))], true) };
   }
 

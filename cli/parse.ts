@@ -71,7 +71,10 @@ export function parseOptions<S extends OptSpec>(argv: readonly string[], spec: S
       const [key, def] = hit;
       if (!def.arg && eq >= 0 && def.valueTo) {
         const value = a.slice(eq + 1);
-        if (!def.valueTo.values.includes(value)) throw new InvalidArgumentError(`option '--${name}' takes no value or ${def.valueTo.values.map((v) => `=${v}`).join(', ')}, not "${value}"`);
+        if (!def.valueTo.values.includes(value))
+          throw new InvalidArgumentError(
+            `option '--${name}' takes no value or ${def.valueTo.values.map((v) => `=${v}`).join(', ')}, not "${value}"`,
+          );
         opts[def.valueTo.key] = value;
         continue;
       }
@@ -112,7 +115,15 @@ export function parseOptions<S extends OptSpec>(argv: readonly string[], spec: S
 /** A command's --help, laid out as qemu-img 10.1's cmd_help(). */
 export function commandHelp(name: CommandName): string {
   const c = COMMANDS[name];
-  const lines = ['Usage:', `  diskferry ${name} ${c.syntax}`, `${c.description}.`, '', 'Arguments:', '  -h, --help', '     print this help and exit'];
+  const lines = [
+    'Usage:',
+    `  diskferry ${name} ${c.syntax}`,
+    `${c.description}.`,
+    '',
+    'Arguments:',
+    '  -h, --help',
+    '     print this help and exit',
+  ];
   for (const def of Object.values(c.options) as OptDef[]) {
     if (def.short === undefined && def.long === undefined) continue;
     const names = [...asList(def.short).map((s) => `-${s}`), ...asList(def.long).map((l) => `--${l}`)].join(', ');

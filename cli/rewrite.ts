@@ -79,13 +79,16 @@ export async function syncDir(dir: string): Promise<void> {
 /** The creation options that rebuild an image like this one (raw and qcow2). */
 export function rewritableOptions(layer: BlockDevice): { format: FormatDriver; options: Record<string, string> } {
   const info = layer.info();
-  if (info.snapshots?.length) throw new UnsupportedError(layer.filename, 'has internal snapshots, which DiskFerry cannot rewrite (they would be lost)');
+  if (info.snapshots?.length)
+    throw new UnsupportedError(layer.filename, 'has internal snapshots, which DiskFerry cannot rewrite (they would be lost)');
   if (info.encrypted) throw new UnsupportedError(layer.filename, 'is encrypted; DiskFerry does not rewrite encrypted images');
   if (layer.format === 'raw') return { format: findDriver(drivers, 'raw'), options: {} };
-  if (layer.format !== 'qcow2') throw new UnsupportedError(layer.filename, `DiskFerry changes only raw and qcow2 images in place, not ${layer.format}`);
+  if (layer.format !== 'qcow2')
+    throw new UnsupportedError(layer.filename, `DiskFerry changes only raw and qcow2 images in place, not ${layer.format}`);
   const d = (info['format-specific']?.data ?? {}) as Record<string, unknown>;
   if (d['data-file']) throw new UnsupportedError(layer.filename, 'has an external data file; DiskFerry does not rewrite those');
-  if (Array.isArray(d.bitmaps) && d.bitmaps.length) throw new UnsupportedError(layer.filename, 'has persistent bitmaps, which DiskFerry cannot rewrite (they would be lost)');
+  if (Array.isArray(d.bitmaps) && d.bitmaps.length)
+    throw new UnsupportedError(layer.filename, 'has persistent bitmaps, which DiskFerry cannot rewrite (they would be lost)');
   const options: Record<string, string> = {};
   if (info['cluster-size']) options.cluster_size = String(info['cluster-size']);
   if (typeof d.compat === 'string') options.compat = d.compat;
@@ -211,7 +214,11 @@ export async function layerWindow(
   return (off, len) => {
     if (off >= layer.virtualSize) return { kind: 'skip' };
     if (mayMix && unitMixed(ext, off, Math.min(len, layer.virtualSize - off))) {
-      if (!fill) throw new UnsupportedError(layer.filename, 'partly allocated clusters over a backing file (extended_l2 subclusters): the backing file is needed to rewrite them');
+      if (!fill)
+        throw new UnsupportedError(
+          layer.filename,
+          'partly allocated clusters over a backing file (extended_l2 subclusters): the backing file is needed to rewrite them',
+        );
       const slice = fill.subarray(off - pos, off - pos + len);
       return { kind: 'data', bytes: slice.length === len ? slice : padTo(slice, len) };
     }

@@ -39,8 +39,17 @@ export interface CommandDef<S extends OptSpec = OptSpec> {
   args: readonly (readonly [string, string])[];
 }
 
-const object = { long: 'object', arg: true, multi: true, meta: 'OBJDEF', help: 'defines a secret: secret,id=ID,data=PASSWORD or secret,id=ID,file=PATH' } as const;
-const imageOpts = { long: 'image-opts', help: 'treat FILE as an option string (key=value,..), not a file name (incompatible with -f|--format)' } as const;
+const object = {
+  long: 'object',
+  arg: true,
+  multi: true,
+  meta: 'OBJDEF',
+  help: 'defines a secret: secret,id=ID,data=PASSWORD or secret,id=ID,file=PATH',
+} as const;
+const imageOpts = {
+  long: 'image-opts',
+  help: 'treat FILE as an option string (key=value,..), not a file name (incompatible with -f|--format)',
+} as const;
 const forceShare = { short: 'U', long: 'force-share', help: 'open images in shared mode (accepted; DiskFerry never locks)' } as const;
 const quiet = { short: 'q', long: 'quiet', help: 'quiet mode (produce only error messages if any)' } as const;
 const progress = { short: 'p', long: 'progress', help: 'display progress information' } as const;
@@ -52,14 +61,30 @@ const convertProgress = {
 } as const;
 const progressFormat = { arg: true, meta: 'json', help: 'set by --progress=json' } as const;
 const output = { long: 'output', arg: true, meta: 'human|json', help: 'output format (default: human)' } as const;
-const format = { short: 'f', long: 'format', arg: true, meta: 'FMT', help: 'specify FILE image format explicitly (default: probing is used)' } as const;
-const outside = { long: 'allow-outside-paths', help: 'let names inside images (backing files, extents) lead outside the image folder' } as const;
+const format = {
+  short: 'f',
+  long: 'format',
+  arg: true,
+  meta: 'FMT',
+  help: 'specify FILE image format explicitly (default: probing is used)',
+} as const;
+const outside = {
+  long: 'allow-outside-paths',
+  help: 'let names inside images (backing files, extents) lead outside the image folder',
+} as const;
 /** The image argument's own options, shared by every command that opens an image. */
 const imageInput = { format, imageOpts } as const;
 /** -q and --object, which every command takes. */
 const quietWithSecrets = { quiet, object } as const;
 const FILE_TO_OPERATE_ON = ['FILE', 'name of the image file to operate on'] as const;
-const cache = (s: string) => ({ short: s, long: 'cache', arg: true, meta: 'CACHE_MODE', help: 'cache mode (accepted; DiskFerry always uses the page cache)' }) as const;
+const cache = (s: string) =>
+  ({
+    short: s,
+    long: 'cache',
+    arg: true,
+    meta: 'CACHE_MODE',
+    help: 'cache mode (accepted; DiskFerry always uses the page cache)',
+  }) as const;
 
 const info = {
   syntax: '[-f FMT | --image-opts] [--backing-chain] [-U] [--output human|json] [--object OBJDEF] [--disk N|NAME] FILE',
@@ -82,26 +107,73 @@ const convert = {
     '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] SRC_FILE TGT_FILE',
   description: 'Convert an image into another format (or copy it)',
   options: {
-    format: { short: 'f', long: 'source-format', arg: true, meta: 'SRC_FMT', help: 'specify format of SRC_FILE explicitly (default: probing is used)' },
+    format: {
+      short: 'f',
+      long: 'source-format',
+      arg: true,
+      meta: 'SRC_FMT',
+      help: 'specify format of SRC_FILE explicitly (default: probing is used)',
+    },
     imageOpts: { long: ['image-opts', 'source-image-opts'], help: 'treat SRC_FILE as an option string (key=value,...), not a file name' },
     sourceCache: { short: 'T', long: 'source-cache', arg: true, meta: 'SRC_CACHE', help: 'accepted and ignored' },
-    snapshot: { short: 'l', long: 'snapshot', arg: true, meta: 'SNAPSHOT', help: 'convert this internal snapshot: NAME, snapshot.name=NAME or snapshot.id=ID' },
+    snapshot: {
+      short: 'l',
+      long: 'snapshot',
+      arg: true,
+      meta: 'SNAPSHOT',
+      help: 'convert this internal snapshot: NAME, snapshot.name=NAME or snapshot.id=ID',
+    },
     bitmaps: { long: 'bitmaps', help: 'copy persistent bitmaps (refused: DiskFerry does not copy bitmaps)' },
     skipBrokenBitmaps: { long: 'skip-broken-bitmaps', help: 'with --bitmaps (refused)' },
     salvage: { long: 'salvage', help: 'ignore errors on input (unreadable areas become zeros, with a warning per range)' },
     targetFormat: { short: 'O', long: 'target-format', arg: true, meta: 'TGT_FMT', help: 'specify TGT_FILE image format (default: raw)' },
     targetImageOpts: { long: 'target-image-opts', help: 'treat TGT_FILE as an option string (requires -n)' },
-    options: { short: 'o', long: ['target-format-options', 'options'], arg: true, multi: true, meta: 'TGT_FMT_OPTS', help: 'TGT_FMT-specific options (-o help lists them)' },
+    options: {
+      short: 'o',
+      long: ['target-format-options', 'options'],
+      arg: true,
+      multi: true,
+      meta: 'TGT_FMT_OPTS',
+      help: 'TGT_FMT-specific options (-o help lists them)',
+    },
     targetCache: { short: 't', long: 'target-cache', arg: true, meta: 'TGT_CACHE', help: 'accepted and ignored' },
-    backing: { short: ['b', 'B'], long: 'backing', arg: true, meta: 'BACKING_FILE', help: 'create target image to be a CoW on top of BACKING_FILE (-B in <= 10.0)' },
-    backingFormat: { short: 'F', long: 'backing-format', arg: true, meta: 'BACKING_FMT', help: 'specify BACKING_FILE image format explicitly' },
-    sparseSize: { short: 'S', long: 'sparse-size', arg: true, meta: 'SPARSE_SIZE', help: 'consecutive zero bytes to treat as a gap on output (multiple of 512; 0 = fully allocated)' },
-    noCreate: { short: 'n', long: 'no-create', help: 'write into the existing TGT_FILE (file or block device) without creating or truncating it' },
+    backing: {
+      short: ['b', 'B'],
+      long: 'backing',
+      arg: true,
+      meta: 'BACKING_FILE',
+      help: 'create target image to be a CoW on top of BACKING_FILE (-B in <= 10.0)',
+    },
+    backingFormat: {
+      short: 'F',
+      long: 'backing-format',
+      arg: true,
+      meta: 'BACKING_FMT',
+      help: 'specify BACKING_FILE image format explicitly',
+    },
+    sparseSize: {
+      short: 'S',
+      long: 'sparse-size',
+      arg: true,
+      meta: 'SPARSE_SIZE',
+      help: 'consecutive zero bytes to treat as a gap on output (multiple of 512; 0 = fully allocated)',
+    },
+    noCreate: {
+      short: 'n',
+      long: 'no-create',
+      help: 'write into the existing TGT_FILE (file or block device) without creating or truncating it',
+    },
     targetIsZero: { long: 'target-is-zero', help: 'the target is pre-zeroed: zero ranges are not written (requires -n)' },
     compress: { short: 'c', long: 'compress', help: 'create compressed output image (qcow, qcow2; vmdk streamOptimized)' },
     forceShare,
     rateLimit: { short: 'r', long: 'rate-limit', arg: true, meta: 'RATE', help: 'I/O rate limit, in bytes per second' },
-    parallel: { short: 'm', long: 'parallel', arg: true, meta: 'NUM_PARALLEL', help: 'accepted (1-16); DiskFerry reads ahead one window and compresses on a worker per core' },
+    parallel: {
+      short: 'm',
+      long: 'parallel',
+      arg: true,
+      meta: 'NUM_PARALLEL',
+      help: 'accepted (1-16); DiskFerry reads ahead one window and compresses on a worker per core',
+    },
     oobWrites: { short: 'W', long: 'oob-writes', help: 'accepted; DiskFerry writes in order' },
     copyRange: { short: 'C', long: 'copy-range-offloading', help: 'accepted and ignored' },
     progress: convertProgress,
@@ -128,9 +200,28 @@ const create = {
   description: 'Create and format a new image file',
   options: {
     format: { short: 'f', long: 'format', arg: true, meta: 'FMT', help: 'specifies the format of the new image (default: raw)' },
-    options: { short: 'o', long: 'options', arg: true, multi: true, meta: 'FMT_OPTS', help: "format-specific options (specify '-o help' for help)" },
-    backing: { short: 'b', long: 'backing', arg: true, meta: 'BACKING_FILE', help: 'create target image to be a CoW on top of BACKING_FILE' },
-    backingFormat: { short: ['B', 'F'], long: 'backing-format', arg: true, meta: 'BACKING_FMT', help: 'specifies the format of BACKING_FILE (-F in <= 10.0)' },
+    options: {
+      short: 'o',
+      long: 'options',
+      arg: true,
+      multi: true,
+      meta: 'FMT_OPTS',
+      help: "format-specific options (specify '-o help' for help)",
+    },
+    backing: {
+      short: 'b',
+      long: 'backing',
+      arg: true,
+      meta: 'BACKING_FILE',
+      help: 'create target image to be a CoW on top of BACKING_FILE',
+    },
+    backingFormat: {
+      short: ['B', 'F'],
+      long: 'backing-format',
+      arg: true,
+      meta: 'BACKING_FMT',
+      help: 'specifies the format of BACKING_FILE (-F in <= 10.0)',
+    },
     backingUnsafe: { short: 'u', long: 'backing-unsafe', help: 'do not fail if BACKING_FILE can not be read' },
     ...quietWithSecrets,
     allowOutside: outside,
@@ -147,7 +238,13 @@ const check = {
   options: {
     ...imageInput,
     cache: cache('T'),
-    repair: { short: 'r', long: 'repair', arg: true, meta: 'leaks|all', help: 'repair errors of the given category (the image is rewritten beside itself and renamed over it)' },
+    repair: {
+      short: 'r',
+      long: 'repair',
+      arg: true,
+      meta: 'leaks|all',
+      help: 'repair errors of the given category (the image is rewritten beside itself and renamed over it)',
+    },
     forceShare,
     output,
     ...quietWithSecrets,
@@ -189,14 +286,28 @@ const map = {
 } as const satisfies CommandDef;
 
 const measure = {
-  syntax: '[-f FMT|--image-opts] [-l SNAPSHOT] [-O TARGET_FMT] [-o TARGET_FMT_OPTS] [--output human|json] [--object OBJDEF] (--size SIZE | FILE)',
+  syntax:
+    '[-f FMT|--image-opts] [-l SNAPSHOT] [-O TARGET_FMT] [-o TARGET_FMT_OPTS] [--output human|json] [--object OBJDEF] (--size SIZE | FILE)',
   description: 'Calculate the file size required for a new image',
   options: {
     format: { short: 'f', long: ['format', 'source-format'], arg: true, meta: 'FMT', help: 'specify format of FILE explicitly' },
     imageOpts: { long: ['image-opts', 'source-image-opts'], help: 'FILE is an option string' },
     snapshot: { short: 'l', long: 'snapshot', arg: true, meta: 'SNAPSHOT', help: 'use this snapshot in FILE as source' },
-    targetFormat: { short: 'O', long: 'target-format', arg: true, meta: 'TARGET_FMT', help: 'desired target/output image format (default: raw)' },
-    options: { short: 'o', long: ['options', 'target-format-options'], arg: true, multi: true, meta: 'TARGET_FMT_OPTS', help: 'options specific to TARGET_FMT' },
+    targetFormat: {
+      short: 'O',
+      long: 'target-format',
+      arg: true,
+      meta: 'TARGET_FMT',
+      help: 'desired target/output image format (default: raw)',
+    },
+    options: {
+      short: 'o',
+      long: ['options', 'target-format-options'],
+      arg: true,
+      multi: true,
+      meta: 'TARGET_FMT_OPTS',
+      help: 'options specific to TARGET_FMT',
+    },
     forceShare,
     output,
     object,
@@ -222,14 +333,27 @@ const snapshot = {
 } as const satisfies CommandDef;
 
 const rebase = {
-  syntax: '[-f FMT | --image-opts] [-t CACHE] [-b BACKING_FILE [-B BACKING_FMT] [-T BACKING_CACHE]] [-u] [-c] [-U] [-p] [-q] [--object OBJDEF] FILE',
+  syntax:
+    '[-f FMT | --image-opts] [-t CACHE] [-b BACKING_FILE [-B BACKING_FMT] [-T BACKING_CACHE]] [-u] [-c] [-U] [-p] [-q] [--object OBJDEF] FILE',
   description: 'Change the backing file of an image',
   options: {
     ...imageInput,
     cache: cache('t'),
     compress: { short: 'c', long: 'compress', help: 'compress the clusters written (when the image supports this)' },
-    backing: { short: 'b', long: 'backing', arg: true, meta: 'BACKING_FILE', help: 'rebase onto this file (specify empty name for no backing file)' },
-    backingFormat: { short: ['B', 'F'], long: 'backing-format', arg: true, meta: 'BACKING_FMT', help: 'specify format for BACKING_FILE explicitly (-F in <= 10.0)' },
+    backing: {
+      short: 'b',
+      long: 'backing',
+      arg: true,
+      meta: 'BACKING_FILE',
+      help: 'rebase onto this file (specify empty name for no backing file)',
+    },
+    backingFormat: {
+      short: ['B', 'F'],
+      long: 'backing-format',
+      arg: true,
+      meta: 'BACKING_FMT',
+      help: 'specify format for BACKING_FILE explicitly (-F in <= 10.0)',
+    },
     backingCache: { short: 'T', long: 'backing-cache', arg: true, meta: 'CACHE', help: 'accepted and ignored' },
     unsafe: { short: 'u', long: 'backing-unsafe', help: 'only change the name: do not compare old and new backing file' },
     forceShare,
@@ -245,7 +369,12 @@ const resize = {
   description: 'Resize an image',
   options: {
     ...imageInput,
-    preallocation: { long: 'preallocation', arg: true, meta: 'PREALLOC', help: 'preallocation of the new area: off, falloc, full (raw); off (qcow2)' },
+    preallocation: {
+      long: 'preallocation',
+      arg: true,
+      meta: 'PREALLOC',
+      help: 'preallocation of the new area: off, falloc, full (raw); off (qcow2)',
+    },
     shrink: { long: 'shrink', help: 'allow operation when the new size is smaller than the original' },
     ...quietWithSecrets,
   },
@@ -276,7 +405,13 @@ const commit = {
     ...imageInput,
     cache: cache('t'),
     drop: { short: 'd', long: 'drop', help: 'skip emptying FILE on completion' },
-    base: { short: 'b', long: 'base', arg: true, meta: 'BASE_IMG', help: 'image in the backing chain to commit change to (only the immediate backing file)' },
+    base: {
+      short: 'b',
+      long: 'base',
+      arg: true,
+      meta: 'BASE_IMG',
+      help: 'image in the backing chain to commit change to (only the immediate backing file)',
+    },
     rateLimit: { short: 'r', long: 'rate-limit', arg: true, meta: 'RATE', help: 'I/O rate limit, in bytes per second' },
     progress,
     ...quietWithSecrets,

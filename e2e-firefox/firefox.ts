@@ -135,7 +135,8 @@ export async function dropFiles(page: Page, ...files: string[]): Promise<void> {
       for (const f of Array.from(input.files ?? [])) dt.items.add(f);
       input.remove();
       const zone = document.querySelector(target)!;
-      for (const type of ['dragenter', 'dragover', 'drop']) zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
     },
     stash,
     sel('drop-zone'),
@@ -200,7 +201,8 @@ export async function waitForDownload(s: Session, name: string, timeout = 120_00
       if (size > 0 && size === last) return file;
       last = size;
     }
-    if (Date.now() > deadline) throw new Error(`download ${name} did not finish in ${timeout} ms; folder holds: ${names.join(', ') || 'nothing'}`);
+    if (Date.now() > deadline)
+      throw new Error(`download ${name} did not finish in ${timeout} ms; folder holds: ${names.join(', ') || 'nothing'}`);
     await new Promise((r) => setTimeout(r, 300));
   }
 }

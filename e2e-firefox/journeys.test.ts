@@ -62,7 +62,9 @@ test('drop a monolithicSparse vmdk, preview it, convert to compressed qcow2, the
   await page.screenshot({ path: 'artifacts/firefox-result.png', fullPage: true });
   const out = await waitForDownload(ff, 'disk.qcow2');
   expectValidCopy(src, out, 'qcow2');
-  const json = JSON.parse(execFileSync('qemu-img', ['check', '--output=json', out], { encoding: 'utf8' })) as { 'compressed-clusters'?: number };
+  const json = JSON.parse(execFileSync('qemu-img', ['check', '--output=json', out], { encoding: 'utf8' })) as {
+    'compressed-clusters'?: number;
+  };
   expect(json['compressed-clusters'] ?? 0).toBeGreaterThan(0);
 });
 
@@ -77,13 +79,16 @@ test('cancel in mid-conversion: "Cancelled. Nothing was saved.", no download, no
   await openFiles(page, src);
   await expectPreview(page, 'qcow2', 96 * MiB);
   await startConversion(page, 'qcow2', true);
-  const progressNow = () => page.evaluate(() => Number(document.querySelector('[data-testid="progress"]')?.getAttribute('aria-valuenow') ?? -1));
+  const progressNow = () =>
+    page.evaluate(() => Number(document.querySelector('[data-testid="progress"]')?.getAttribute('aria-valuenow') ?? -1));
   // Wait until real work is under way, then cancel well before the end.
   await expect.poll(progressNow, { timeout: 60_000, interval: 100 }).toBeGreaterThan(0);
   expect(await progressNow()).toBeLessThan(60);
   expect(await count(page, 'result')).toBe(0);
   await page.click('[data-testid="cancel"]');
-  await expect.poll(() => page.evaluate(() => document.body.innerText.includes('Cancelled. Nothing was saved.')), { timeout: 15_000 }).toBe(true);
+  await expect
+    .poll(() => page.evaluate(() => document.body.innerText.includes('Cancelled. Nothing was saved.')), { timeout: 15_000 })
+    .toBe(true);
   expect(await count(page, 'progress')).toBe(0);
   expect(await count(page, 'result')).toBe(0);
   expect(await textOf(page, 'error')).toBeNull();
@@ -139,7 +144,14 @@ test('after the first visit the app reloads and converts with the server gone', 
 
     await preview.stop();
     // The server really is gone: anything the service worker did not cache fails.
-    expect(await page.evaluate(() => fetch(`/not-cached-${Date.now()}`).then(() => 'fetched', () => 'failed'))).toBe('failed');
+    expect(
+      await page.evaluate(() =>
+        fetch(`/not-cached-${Date.now()}`).then(
+          () => 'fetched',
+          () => 'failed',
+        ),
+      ),
+    ).toBe('failed');
     await page.reload();
     await waitVisible(page, ['drop-zone']);
     await openFiles(page, src);
@@ -152,4 +164,3 @@ test('after the first visit the app reloads and converts with the server gone', 
     await preview.stop();
   }
 });
-

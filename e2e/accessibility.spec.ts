@@ -91,7 +91,10 @@ for (const [width, height] of [
   });
 }
 
-test('form details: force_size can return to unset, Verify keeps the preset, focus follows the job, sizes compare', async ({ page, work }) => {
+test('form details: force_size can return to unset, Verify keeps the preset, focus follows the job, sizes compare', async ({
+  page,
+  work,
+}) => {
   const disk = work.file('small.vmdk');
   qemuImg('create', '-q', '-f', 'vmdk', disk, String(64 * MiB));
   fillPattern(disk, 'vmdk', 0, 9 * MiB, MiB, 4);

@@ -13,7 +13,10 @@ const WRAP: [string, (file: string) => string][] = [
   ['zip', (f) => (execFileSync('zip', ['-q', '-j', `${f}.zip`, f]), `${f}.zip`)],
 ];
 
-test('a compressed download (.gz .xz .zst .bz2 .zip) around raw and around qcow2 converts to the same bytes as the image inside', async ({ page, work }) => {
+test('a compressed download (.gz .xz .zst .bz2 .zip) around raw and around qcow2 converts to the same bytes as the image inside', async ({
+  page,
+  work,
+}) => {
   test.setTimeout(300_000);
   const qcow2 = work.file('cloud.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', qcow2, String(32 * MiB));

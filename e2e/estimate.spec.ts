@@ -16,7 +16,10 @@ function parseSize(text: string): number {
 /** A VMDK with data that looks like a real disk's: text and random pages (dd from a mixed source). */
 function makeRealisticVmdk(file: string): void {
   const raw = `${file}.raw`;
-  execFileSync('sh', ['-c', `dd if=/dev/zero of=${raw} bs=1M count=0 seek=256 status=none && (for i in $(seq 1 40); do base64 -w0 /dev/urandom | head -c 262144; head -c 131072 /dev/urandom; done) | dd of=${raw} bs=1M seek=8 conv=notrunc status=none`]);
+  execFileSync('sh', [
+    '-c',
+    `dd if=/dev/zero of=${raw} bs=1M count=0 seek=256 status=none && (for i in $(seq 1 40); do base64 -w0 /dev/urandom | head -c 262144; head -c 131072 /dev/urandom; done) | dd of=${raw} bs=1M seek=8 conv=notrunc status=none`,
+  ]);
   qemuImg('convert', '-q', '-f', 'raw', '-O', 'vmdk', raw, file);
 }
 
@@ -38,7 +41,15 @@ test('the estimate shows before Convert and is within 5 % of the saved file (qco
         await page.getByTestId('compress').check();
       },
     },
-    { name: 'vhdx', format: 'vhdx', choose: () => page.getByTestId('target-format').selectOption('vhdx').then(() => undefined) },
+    {
+      name: 'vhdx',
+      format: 'vhdx',
+      choose: () =>
+        page
+          .getByTestId('target-format')
+          .selectOption('vhdx')
+          .then(() => undefined),
+    },
     { name: 'stream vmdk', format: 'vmdk', choose: () => page.getByRole('button', { name: /AWS import/ }).click() },
   ];
   for (const c of cases) {
@@ -60,7 +71,10 @@ test('the estimate shows before Convert and is within 5 % of the saved file (qco
 
 test('a raw disk, whose every byte is "data", gets its real data share from the estimate pass', async ({ page, work }) => {
   const src = work.file('sparse.img');
-  execFileSync('sh', ['-c', `dd if=/dev/zero of=${src} bs=1M count=0 seek=64 status=none && head -c 5242880 /dev/urandom | dd of=${src} bs=1M seek=20 conv=notrunc status=none`]);
+  execFileSync('sh', [
+    '-c',
+    `dd if=/dev/zero of=${src} bs=1M count=0 seek=64 status=none && head -c 5242880 /dev/urandom | dd of=${src} bs=1M seek=20 conv=notrunc status=none`,
+  ]);
   await page.goto('/');
   await page.getByTestId('file-input').setInputFiles(src);
   await expectPreview(page, 'raw', 64 * MiB);

@@ -65,7 +65,8 @@ export class HeapProbe {
   }
 
   private onMessage(path: string[], msg: CdpMessage): void {
-    if (msg.method === 'Target.attachedToTarget' && msg.params?.sessionId) this.onAttached(path, msg.params.sessionId, msg.params.targetInfo?.type ?? '');
+    if (msg.method === 'Target.attachedToTarget' && msg.params?.sessionId)
+      this.onAttached(path, msg.params.sessionId, msg.params.targetInfo?.type ?? '');
     else if (msg.method === 'Target.detachedFromTarget' && msg.params?.sessionId) this.workers.delete(msg.params.sessionId);
     else if (msg.method === 'Target.receivedMessageFromTarget' && msg.params?.sessionId && msg.params.message) {
       this.onMessage([...path, msg.params.sessionId], JSON.parse(msg.params.message) as CdpMessage);

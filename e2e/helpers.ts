@@ -30,7 +30,14 @@ export async function startConversion(page: Page, target: string, compress: bool
  * Converts and fetches the output into `dest`: in download mode from the browser download; in
  * picker mode from the OPFS file the stubbed picker handed out, exported through a download.
  */
-export async function convertAndSave(page: Page, mode: 'picker' | 'download', target: string, compress: boolean, dest: string, timeout = 120_000): Promise<void> {
+export async function convertAndSave(
+  page: Page,
+  mode: 'picker' | 'download',
+  target: string,
+  compress: boolean,
+  dest: string,
+  timeout = 120_000,
+): Promise<void> {
   const download = mode === 'download' ? page.waitForEvent('download', { timeout }) : undefined;
   await startConversion(page, target, compress);
   // Either outcome ends the wait; a failure then shows its text in the assertion message.

@@ -24,11 +24,16 @@ test('the manifest is valid, installable, and lists the disk file handlers', asy
   expect(m.url).toMatch(/manifest\.webmanifest$/);
   expect(m.errors).toEqual([]);
   // The structured manifest omits file_handlers, so read the raw JSON (docs/browser.md, Offline and install).
-  const data = JSON.parse(m.data) as { name: string; icons: unknown[]; file_handlers: { action: string; accept: Record<string, string[]> }[] };
+  const data = JSON.parse(m.data) as {
+    name: string;
+    icons: unknown[];
+    file_handlers: { action: string; accept: Record<string, string[]> }[];
+  };
   expect(data.name).toContain('DiskFerry');
   expect(data.icons.length).toBeGreaterThan(0);
   const exts = data.file_handlers.flatMap((h) => Object.values(h.accept).flat());
-  for (const ext of ['.vmdk', '.vdi', '.vhd', '.vhdx', '.qcow', '.qcow2', '.cow', '.cloop', '.img', '.raw', '.ova']) expect(exts).toContain(ext);
+  for (const ext of ['.vmdk', '.vdi', '.vhd', '.vhdx', '.qcow', '.qcow2', '.cow', '.cloop', '.img', '.raw', '.ova'])
+    expect(exts).toContain(ext);
   const inst = (await cdp.send('Page.getInstallabilityErrors')) as { installabilityErrors: unknown[] };
   expect(inst.installabilityErrors).toEqual([]);
   expect(await page.evaluate(() => 'launchQueue' in window)).toBe(true);
@@ -41,7 +46,14 @@ test('after the first visit the app reloads and converts with the network off', 
   await loadControlled(page);
   await context.setOffline(true);
   // Offline really is offline: anything the service worker did not cache fails.
-  expect(await page.evaluate(() => fetch(`/not-cached-${Date.now()}`).then(() => 'fetched', () => 'failed'))).toBe('failed');
+  expect(
+    await page.evaluate(() =>
+      fetch(`/not-cached-${Date.now()}`).then(
+        () => 'fetched',
+        () => 'failed',
+      ),
+    ),
+  ).toBe('failed');
   await page.reload();
   await expect(page.getByTestId('target-format').or(page.getByTestId('drop-zone')).first()).toBeVisible();
   await page.getByTestId('drop-zone').drop({ files: [src] });

@@ -7,7 +7,11 @@ const MiB = 1024 * 1024;
 test('the start page explains itself and lists every format by its CLI name', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
-  const values = await page.getByTestId('target-format').locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)).catch(() => []);
+  const values = await page
+    .getByTestId('target-format')
+    .locator('option')
+    .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))
+    .catch(() => []);
   // No image yet: the target form is not shown, but the glossary is.
   expect(values).toEqual([]);
   await expect(page.getByText('Which format is which?')).toBeVisible();
@@ -47,7 +51,9 @@ test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and
   await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 60_000 });
   await expect(page.getByTestId('error')).toHaveCount(0);
   await (await download).saveAs(out);
-  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })) as { 'format-specific': { data: { 'create-type': string } } };
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })) as {
+    'format-specific': { data: { 'create-type': string } };
+  };
   expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
   expectValidCopy(src, out, 'vmdk');
 });
@@ -60,13 +66,27 @@ test('an encrypted (LUKS) qcow2 asks for its password, then converts', async ({ 
   // accurate CPU usage"): that is qemu's calibration, not the image, so try again.
   for (let attempt = 1; ; attempt++) {
     try {
-      qemuImg('create', '-q', ...secret, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', src, String(16 * MiB));
+      qemuImg(
+        'create',
+        '-q',
+        ...secret,
+        '-f',
+        'qcow2',
+        '-o',
+        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
+        src,
+        String(16 * MiB),
+      );
       break;
     } catch (e) {
       if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
     }
   }
-  execFileSync('qemu-io', [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x5a 1M 2M'], { stdio: 'ignore' });
+  execFileSync(
+    'qemu-io',
+    [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x5a 1M 2M'],
+    { stdio: 'ignore' },
+  );
   const plain = work.file('secret-plain.raw');
   qemuImg('convert', ...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-O', 'raw', plain);
 
@@ -112,7 +132,17 @@ test('an encrypted qcow2 output (LUKS) opens in qemu-img with the password given
   const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', out], { encoding: 'utf8' })) as { encrypted?: boolean };
   expect(info.encrypted).toBe(true);
   execFileSync('qemu-img', ['check', ...secret, '--image-opts', `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`]);
-  const cmp = execFileSync('qemu-img', ['compare', ...secret, '--image-opts', `driver=qcow2,file.filename=${src}`, `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`], { encoding: 'utf8' });
+  const cmp = execFileSync(
+    'qemu-img',
+    [
+      'compare',
+      ...secret,
+      '--image-opts',
+      `driver=qcow2,file.filename=${src}`,
+      `driver=qcow2,file.filename=${out},encrypt.key-secret=sec0`,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(cmp).toContain('identical');
 });
 

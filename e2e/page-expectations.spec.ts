@@ -4,7 +4,10 @@ import { expectPreview, screenshot } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
-test('formats by the names users know, in order of use; next steps and "convert again" after a result; a new drop clears the old result', async ({ page, work }) => {
+test('formats by the names users know, in order of use; next steps and "convert again" after a result; a new drop clears the old result', async ({
+  page,
+  work,
+}) => {
   const src = work.file('web-server.vmdk');
   qemuImg('create', '-q', '-f', 'vmdk', src, String(48 * MiB));
   fillPattern(src, 'vmdk', 0, 5 * MiB, MiB, 5);
@@ -57,13 +60,27 @@ test('an encrypted source says when its output would not be encrypted, and keeps
   const secret = ['--object', 'secret,id=sec0,data=open-sesame'];
   for (let attempt = 1; ; attempt++) {
     try {
-      qemuImg('create', '-q', ...secret, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', src, String(16 * MiB));
+      qemuImg(
+        'create',
+        '-q',
+        ...secret,
+        '-f',
+        'qcow2',
+        '-o',
+        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
+        src,
+        String(16 * MiB),
+      );
       break;
     } catch (e) {
       if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
     }
   }
-  execFileSync('qemu-io', [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x42 0 1M'], { stdio: 'ignore' });
+  execFileSync(
+    'qemu-io',
+    [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x42 0 1M'],
+    { stdio: 'ignore' },
+  );
   await page.goto('/');
   await page.getByTestId('file-input').setInputFiles(src);
   await expect(page.getByTestId('image-info')).toContainText('yes — a password is needed');

@@ -85,7 +85,18 @@ function makeBadL1Qcow2(file: string): void {
 function makeLuksQcow2(file: string, password: string): void {
   for (let attempt = 1; ; attempt++) {
     try {
-      qemuImg('create', '-q', '--object', `secret,id=sec0,data=${password}`, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', file, String(16 * MiB));
+      qemuImg(
+        'create',
+        '-q',
+        '--object',
+        `secret,id=sec0,data=${password}`,
+        '-f',
+        'qcow2',
+        '-o',
+        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
+        file,
+        String(16 * MiB),
+      );
       return;
     } catch (e) {
       if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
@@ -277,7 +288,9 @@ test('a truncated VMDK shows the incomplete-file warning in the preview', async 
   truncateSync(src, 10 * MiB);
   await page.goto('/');
   await page.getByTestId('file-input').setInputFiles(src);
-  await expect(page.getByTestId('incomplete')).toContainText(/This file is incomplete \(10 MiB of ~124(\.\d)? MiB\) — was the copy interrupted\?/);
+  await expect(page.getByTestId('incomplete')).toContainText(
+    /This file is incomplete \(10 MiB of ~124(\.\d)? MiB\) — was the copy interrupted\?/,
+  );
 });
 
 test.describe('drops', () => {
@@ -348,7 +361,9 @@ test.describe('leaving mid-conversion', () => {
     await again.goto('/');
     const sizes = await again.evaluate(async () => {
       const out: number[] = [];
-      for await (const [n, h] of (await navigator.storage.getDirectory() as unknown as { entries(): AsyncIterable<[string, FileSystemFileHandle]> }).entries()) {
+      for await (const [n, h] of (
+        (await navigator.storage.getDirectory()) as unknown as { entries(): AsyncIterable<[string, FileSystemFileHandle]> }
+      ).entries()) {
         if (n.startsWith('picked-long')) out.push((await h.getFile()).size);
       }
       return out;

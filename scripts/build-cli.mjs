@@ -60,5 +60,8 @@ copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/LICENSE.zlib'), path.joi
 
 if (outdir === OUT && !process.env.DISKFERRY_NO_TYPES) {
   rmSync(TYPES, { recursive: true, force: true });
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.lib.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.lib.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
 }

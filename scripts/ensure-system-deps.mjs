@@ -40,7 +40,9 @@ if (missing.size === 0) process.exit(0);
 const pkgs = [...missing].sort();
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 if (!isRoot) {
-  console.error(`The tests need these Debian packages: ${pkgs.join(' ')}\nInstall them with:\n  sudo apt-get update && sudo apt-get install -y ${pkgs.join(' ')}`);
+  console.error(
+    `The tests need these Debian packages: ${pkgs.join(' ')}\nInstall them with:\n  sudo apt-get update && sudo apt-get install -y ${pkgs.join(' ')}`,
+  );
   process.exit(1);
 }
 console.log(`Installing test dependencies: ${pkgs.join(' ')}`);

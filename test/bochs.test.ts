@@ -59,7 +59,13 @@ describe('bochs images read byte-identically to qemu-img', () => {
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.record({ sectors: fc.integer({ min: 1, max: 8 * 2048 }), seed: seedArb, regions: sparseRegions(900_000), extentSize: fc.constantFrom(512, 4096, 32768, 1 << 20), version: fc.constantFrom(1 as const, 2 as const) }),
+        fc.record({
+          sectors: fc.integer({ min: 1, max: 8 * 2048 }),
+          seed: seedArb,
+          regions: sparseRegions(900_000),
+          extentSize: fc.constantFrom(512, 4096, 32768, 1 << 20),
+          version: fc.constantFrom(1 as const, 2 as const),
+        }),
         async (d) => {
           const { raw } = writeSectorDisk(t.file(`p${++n}.raw`), d);
           const img = `${raw}.bochs`;

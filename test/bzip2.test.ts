@@ -5,7 +5,8 @@ import { Bzip2Error, bunzip2Stream, bunzip2Sync } from '../src-core/codecs/bzip2
 
 // The bzip2 decoder (src-core/codecs/bzip2.ts) against the bzip2 tool, on data of every kind:
 // text, random bytes, long runs (the run-length stages), and streams bzip2 -1 … -9 write.
-const bzip2 = (data: Uint8Array, level = 9) => new Uint8Array(execFileSync('bzip2', [`-${level}`, '-c'], { input: data, maxBuffer: 1 << 28 }));
+const bzip2 = (data: Uint8Array, level = 9) =>
+  new Uint8Array(execFileSync('bzip2', [`-${level}`, '-c'], { input: data, maxBuffer: 1 << 28 }));
 
 function sample(len: number, seed: number): Uint8Array {
   const out = patternChunk(len, prng(seed));

@@ -53,7 +53,9 @@ describe('check with a missing backing file', () => {
     renameSync(parent, t.file('vx-moved.vhdx'));
     const r = await cli('check', child);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`diskferry check: Could not open '${child}': Could not open backing file: Could not open '${parent}': No such file or directory\n`);
+    expect(r.stderr).toBe(
+      `diskferry check: Could not open '${child}': Could not open backing file: Could not open '${parent}': No such file or directory\n`,
+    );
   });
 });
 

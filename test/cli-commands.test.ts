@@ -189,7 +189,7 @@ describe('rebase', () => {
 });
 
 describe('commit', () => {
-  it('the base gets the overlay\'s data, the overlay is emptied; -d keeps it; like qemu-img commit', async () => {
+  it("the base gets the overlay's data, the overlay is emptied; -d keeps it; like qemu-img commit", async () => {
     for (const drop of [false, true]) {
       const dir = `commit${drop ? '-d' : ''}`;
       const ours = { base: t.file(`${dir}-base-o.qcow2`), top: t.file(`${dir}-top-o.qcow2`) };
@@ -240,7 +240,9 @@ describe('amend', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     const rawFile = t.file('amend.raw');
     qemuImg('create', '-q', '-f', 'raw', rawFile, '1M');
-    expect((await cli('amend', '-f', 'raw', '-o', 'size=2M', rawFile)).code).toBe(runStatus('qemu-img', ['amend', '-f', 'raw', '-o', 'size=2M', rawFile]).status);
+    expect((await cli('amend', '-f', 'raw', '-o', 'size=2M', rawFile)).code).toBe(
+      runStatus('qemu-img', ['amend', '-f', 'raw', '-o', 'size=2M', rawFile]).status,
+    );
   });
 });
 
@@ -277,20 +279,30 @@ describe('check -r', () => {
 });
 
 describe('-p on the commands that change images', () => {
-  it('commit, rebase and amend print qemu-img\'s progress lines, from 0 to 100, as qemu-img does', async () => {
+  it("commit, rebase and amend print qemu-img's progress lines, from 0 to 100, as qemu-img does", async () => {
     const shape = /^( {4}\(\d{1,3}\.\d\d\/100%\)\r)+\n(Image committed\.\n)?$/;
-    for (const args of [['rebase', '-p', '-b', 'other.qcow2', '-F', 'qcow2', 'X'], ['amend', '-p', '-o', 'compat=0.10', 'X'], ['commit', '-p', 'X']]) {
+    for (const args of [
+      ['rebase', '-p', '-b', 'other.qcow2', '-F', 'qcow2', 'X'],
+      ['amend', '-p', '-o', 'compat=0.10', 'X'],
+      ['commit', '-p', 'X'],
+    ]) {
       const [a, b] = pair(top, `p-${args[0]}`);
       if (args[0] === 'commit') {
         // Each overlay on a base of its own.
-        for (const [f, baseName] of [[a, 'p-base-o.qcow2'], [b, 'p-base-q.qcow2']] as const) {
+        for (const [f, baseName] of [
+          [a, 'p-base-o.qcow2'],
+          [b, 'p-base-q.qcow2'],
+        ] as const) {
           copyFileSync(base, t.file(baseName));
           qemuImg('create', '-q', '-f', 'qcow2', '-b', baseName, '-F', 'qcow2', f);
           qemuIo('-c', 'write -P 0x33 4M 8M', f);
         }
       }
       const r = await cli(...args.map((x) => (x === 'X' ? a : x)));
-      const q = runStatus('qemu-img', args.map((x) => (x === 'X' ? b : x)));
+      const q = runStatus(
+        'qemu-img',
+        args.map((x) => (x === 'X' ? b : x)),
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(q.stdout, `qemu-img ${args[0]}`).toMatch(shape);
       expect(r.stdout, args[0]).toMatch(shape);
@@ -307,7 +319,11 @@ describe('subclusters (extended_l2) over a backing file', () => {
     const xl = t.file('xl.qcow2');
     qemuImg('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-b', 'base.qcow2', '-F', 'qcow2', xl);
     qemuIo('-c', 'write -P 0x55 4k 4k', '-c', 'write -P 0x56 1M 8k', '-c', 'write -z 2M 4k', xl);
-    for (const args of [['resize', 'X', '+1M'], ['amend', '-o', 'lazy_refcounts=on', 'X'], ['rebase', '-b', 'other.qcow2', '-F', 'qcow2', 'X']]) {
+    for (const args of [
+      ['resize', 'X', '+1M'],
+      ['amend', '-o', 'lazy_refcounts=on', 'X'],
+      ['rebase', '-b', 'other.qcow2', '-F', 'qcow2', 'X'],
+    ]) {
       const [a] = pair(xl, 'xl');
       const r = await cli(...args.map((x) => (x === 'X' ? a : x)));
       expect(r.code, `${args[0]}: ${r.stderr}`).toBe(0);

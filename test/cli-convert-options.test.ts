@@ -38,7 +38,11 @@ describe('convert -n (--no-create)', () => {
     expect(statSync(ours).ino).toBe(ino);
     expect(statSync(ours).size).toBe(9 * MiB);
     expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
-    expect(readFileSync(ours).subarray(0, 8 * MiB).equals(readFileSync(raw))).toBe(true);
+    expect(
+      readFileSync(ours)
+        .subarray(0, 8 * MiB)
+        .equals(readFileSync(raw)),
+    ).toBe(true);
   });
 
   it('writes into a block device (a loop device over a file of junk) without truncating it', async () => {
@@ -94,7 +98,9 @@ describe('convert -n (--no-create)', () => {
 
 /** The allocation of an image as qemu-img map reports it (offsets left out). */
 function allocation(file: string): { start: number; length: number; data: boolean; zero: boolean }[] {
-  return (JSON.parse(qemuImg('map', '--output=json', file)) as { start: number; length: number; data: boolean; zero: boolean }[]).map(({ start, length, data, zero }) => ({ start, length, data, zero }));
+  return (JSON.parse(qemuImg('map', '--output=json', file)) as { start: number; length: number; data: boolean; zero: boolean }[]).map(
+    ({ start, length, data, zero }) => ({ start, length, data, zero }),
+  );
 }
 
 describe('convert -S (--sparse-size)', () => {
@@ -120,7 +126,17 @@ describe('convert -S (--sparse-size)', () => {
     // 0x5a, 512 KiB of zeros stored as data, 0x5a, a 1 MiB hole, 0x5a.
     const src = t.file('zeros-in-data.qcow2');
     qemuImg('create', '-q', '-f', 'qcow2', src, `${4 * MiB}`);
-    qemuIo('-c', `write -P 0x5a 0 ${MiB}`, '-c', `write -P 0 ${MiB} ${MiB / 2}`, '-c', `write -P 0x5a ${1.5 * MiB} ${MiB / 2}`, '-c', `write -P 0x5a ${3 * MiB} ${MiB}`, src);
+    qemuIo(
+      '-c',
+      `write -P 0x5a 0 ${MiB}`,
+      '-c',
+      `write -P 0 ${MiB} ${MiB / 2}`,
+      '-c',
+      `write -P 0x5a ${1.5 * MiB} ${MiB / 2}`,
+      '-c',
+      `write -P 0x5a ${3 * MiB} ${MiB}`,
+      src,
+    );
     for (const S of ['1M', '4k']) {
       const ours = t.file(`s${S}-ours.raw`);
       const theirs = t.file(`s${S}-theirs.raw`);
@@ -183,7 +199,9 @@ describe('convert --salvage', () => {
     const a = readFileSync(ours);
     const b = readFileSync(theirs);
     expect(a.length).toBe(b.length);
-    const bad = warnings.map((w) => /offset (\d+) \((\d+) bytes\)/.exec(w)!).map((m) => [Number(m[1]), Number(m[1]) + Number(m[2])] as const);
+    const bad = warnings
+      .map((w) => /offset (\d+) \((\d+) bytes\)/.exec(w)!)
+      .map((m) => [Number(m[1]), Number(m[1]) + Number(m[2])] as const);
     let pos = 0;
     for (const [s, e] of bad) {
       expect(a.subarray(pos, s).equals(b.subarray(pos, s))).toBe(true);
@@ -207,6 +225,8 @@ describe('convert SRC1 SRC2 … TGT', () => {
     expect(JSON.parse(qemuImg('info', '--output=json', ours))['virtual-size']).toBe(24 * MiB);
     expect(qemuCompare(ours, theirs)).toBe(0);
     const b = await cli('convert', '-O', 'qcow2', '-b', 'src.qcow2', '-F', 'qcow2', raw, qcow, t.file('cat-b.qcow2'));
-    expect(b.code).toBe(runStatus('qemu-img', ['convert', '-O', 'qcow2', '-b', 'src.qcow2', '-F', 'qcow2', raw, qcow, t.file('cat-bq.qcow2')]).status);
+    expect(b.code).toBe(
+      runStatus('qemu-img', ['convert', '-O', 'qcow2', '-b', 'src.qcow2', '-F', 'qcow2', raw, qcow, t.file('cat-bq.qcow2')]).status,
+    );
   });
 });

@@ -23,7 +23,10 @@ beforeAll(() => {
   qemuImg('create', '-q', '-f', 'qcow2', path.join(FIX, 'other.qcow2'), '4G');
   qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', path.join(FIX, 'top.qcow2'));
   const w = (file: string, pattern: number, shift: number) =>
-    qemuIo(...Array.from({ length: 12 }, (_, i) => ['-c', `write -P ${pattern} ${i * 320 * 2 ** 20 + shift} 4M`]).flat(), path.join(FIX, file));
+    qemuIo(
+      ...Array.from({ length: 12 }, (_, i) => ['-c', `write -P ${pattern} ${i * 320 * 2 ** 20 + shift} 4M`]).flat(),
+      path.join(FIX, file),
+    );
   w('base.qcow2', 0x11, 0);
   w('other.qcow2', 0x22, 2 * 2 ** 20);
   w('top.qcow2', 0x33, 1 * 2 ** 20);
@@ -56,7 +59,12 @@ const CASES: Case[] = [
   { name: 'rebase', args: ['rebase', '-b', 'other.qcow2', '-F', 'qcow2', 'top.qcow2'], files: ['top.qcow2'] },
   { name: 'rebase -u', args: ['rebase', '-u', '-b', 'other.qcow2', '-F', 'qcow2', 'top.qcow2'], files: ['top.qcow2'] },
   { name: 'amend', args: ['amend', '-o', 'compat=0.10', 'top.qcow2'], files: ['top.qcow2'] },
-  { name: 'check -r all', args: ['check', '-r', 'all', 'top.qcow2'], files: ['top.qcow2'], prepare: (dir) => addQcow2Leak(path.join(dir, 'top.qcow2')) },
+  {
+    name: 'check -r all',
+    args: ['check', '-r', 'all', 'top.qcow2'],
+    files: ['top.qcow2'],
+    prepare: (dir) => addQcow2Leak(path.join(dir, 'top.qcow2')),
+  },
   { name: 'commit', args: ['commit', 'top.qcow2'], files: ['base.qcow2', 'top.qcow2'] },
 ];
 
@@ -94,14 +102,16 @@ describe('a kill at any moment leaves the image before or after, check clean', (
       let interrupted = 0;
       for (const seed of SEEDS) {
         const dir = fresh(`${c.name}-${seed}`, c);
-        const delay = ((rand() ^ seed) % 1000) / 1000 * full.ms * 1.1;
+        const delay = (((rand() ^ seed) % 1000) / 1000) * full.ms * 1.1;
         const r = await runCli(dir, c.args, delay);
         if (r.code !== 0) interrupted++;
         c.files.forEach((f, i) => {
           const file = path.join(dir, f);
           // Clean, or (check -r killed before its rename) the leak it started with: the state says which.
           const check = runStatus('qemu-img', ['check', file]);
-          expect([0, c.prepare ? 3 : 0], `${c.name} killed after ${delay.toFixed(0)} ms: ${f}: ${check.stdout}${check.stderr}`).toContain(check.status);
+          expect([0, c.prepare ? 3 : 0], `${c.name} killed after ${delay.toFixed(0)} ms: ${f}: ${check.stdout}${check.stderr}`).toContain(
+            check.status,
+          );
           const now = state(file);
           expect([states[i]!.before, states[i]!.after], `${c.name} killed after ${delay.toFixed(0)} ms: ${f}`).toContain(now);
           // The content, read through the chain, is one of the two as well.

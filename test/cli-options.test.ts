@@ -20,14 +20,59 @@ const parse = (...argv: string[]) => parseCommandLine(argv);
 
 describe('parser', () => {
   it('long and short spellings give the same command object', () => {
-    const a = parse('convert', '-f', 'raw', '-O', 'qcow2', '-c', '-p', '-q', '-n', '-S', '0', '-r', '1M', '-o', 'cluster_size=4k', '-l', 'snap', 'a', 'b');
+    const a = parse(
+      'convert',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      '-c',
+      '-p',
+      '-q',
+      '-n',
+      '-S',
+      '0',
+      '-r',
+      '1M',
+      '-o',
+      'cluster_size=4k',
+      '-l',
+      'snap',
+      'a',
+      'b',
+    );
     const b = parse(
-      'convert', '--source-format=raw', '--target-format', 'qcow2', '--compress', '--progress', '--quiet', '--no-create',
-      '--sparse-size=0', '--rate-limit', '1M', '--target-format-options', 'cluster_size=4k', '--snapshot=snap', 'a', 'b',
+      'convert',
+      '--source-format=raw',
+      '--target-format',
+      'qcow2',
+      '--compress',
+      '--progress',
+      '--quiet',
+      '--no-create',
+      '--sparse-size=0',
+      '--rate-limit',
+      '1M',
+      '--target-format-options',
+      'cluster_size=4k',
+      '--snapshot=snap',
+      'a',
+      'b',
     );
     expect(a).toEqual(b);
     if (a.name !== 'convert') throw new Error('not convert');
-    expect(a.opts).toMatchObject({ format: 'raw', targetFormat: 'qcow2', compress: true, progress: true, quiet: true, noCreate: true, sparseSize: '0', rateLimit: '1M', options: ['cluster_size=4k'], snapshot: 'snap' });
+    expect(a.opts).toMatchObject({
+      format: 'raw',
+      targetFormat: 'qcow2',
+      compress: true,
+      progress: true,
+      quiet: true,
+      noCreate: true,
+      sparseSize: '0',
+      rateLimit: '1M',
+      options: ['cluster_size=4k'],
+      snapshot: 'snap',
+    });
     expect(a.args).toEqual(['a', 'b']);
   });
 
@@ -113,7 +158,16 @@ describe('bad command lines exit as qemu-img does', () => {
   ];
   for (const [what, args] of cases) {
     it(what, async () => {
-      const sub = (a: string) => (a === 'SRC' ? qcow : a === 'MISSING' ? t.file('missing.qcow2') : a === 'X' ? t.file('x.out') : a === 'NEW' ? t.file('new.qcow2') : a.replace('SRC', qcow).replace('=X', `=${t.file('x.out')}`));
+      const sub = (a: string) =>
+        a === 'SRC'
+          ? qcow
+          : a === 'MISSING'
+            ? t.file('missing.qcow2')
+            : a === 'X'
+              ? t.file('x.out')
+              : a === 'NEW'
+                ? t.file('new.qcow2')
+                : a.replace('SRC', qcow).replace('=X', `=${t.file('x.out')}`);
       const argv = args.map(sub);
       const q = runStatus('qemu-img', argv);
       const r = await cli(...argv);
@@ -137,7 +191,12 @@ describe('-q', () => {
       const r = await cli(...argv);
       expect(r.code, argv.join(' ')).toBe(0);
       expect(r.stdout + r.stderr, argv.join(' ')).toBe('');
-      expect(runStatus('qemu-img', argv.map((a) => (a === t.file('q.raw') ? t.file('qq.raw') : a === img ? img : a))).stdout).toBe('');
+      expect(
+        runStatus(
+          'qemu-img',
+          argv.map((a) => (a === t.file('q.raw') ? t.file('qq.raw') : a === img ? img : a)),
+        ).stdout,
+      ).toBe('');
     }
     const bad = await cli('check', '-q', path.join(t.dir, 'nope.qcow2'));
     expect(bad.code).toBe(1);

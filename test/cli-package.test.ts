@@ -22,9 +22,16 @@ function df(...args: string[]) {
 
 beforeAll(() => {
   mkdirSync(work);
-  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', t.dir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', t.dir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const tgz = path.join(t.dir, out.trim().split('\n').pop()!);
-  execFileSync('npm', ['install', '-g', '--offline', '--no-audit', '--no-fund', '--prefix', prefix, tgz], { cwd: t.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync('npm', ['install', '-g', '--offline', '--no-audit', '--no-fund', '--prefix', prefix, tgz], {
+    cwd: t.dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   standardRaw(raw, 24 << 20, 5);
   qemuImg('convert', '-O', 'qcow2', raw, qcow);
 }, 300_000);
@@ -44,7 +51,7 @@ describe('npm package', () => {
     expect(r.stdout).toMatch(/^diskferry version \d+\.\d+\.\d+/);
   });
 
-  it('info --output=json gives qemu-img\'s fields', () => {
+  it("info --output=json gives qemu-img's fields", () => {
     const r = df('info', '--output=json', 'src.qcow2');
     expect(r.code).toBe(0);
     const ours = JSON.parse(r.stdout);
@@ -98,7 +105,10 @@ console.log(JSON.stringify({ format: info.format, size: info['virtual-size'], wr
     expect(qemuCompare(raw, path.join(work, 'lib.vmdk'))).toBe(0);
     writeFileSync(
       path.join(app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: [] }, files: ['main.ts'] }),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: [] },
+        files: ['main.ts'],
+      }),
     );
     const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { encoding: 'utf8' });
     expect(tsc.stdout + tsc.stderr).toBe('');

@@ -30,7 +30,15 @@ const heavy = (list: string[]) => list.filter((m) => /NativeModule (crypto|zlib|
 
 describe('start-up', () => {
   it('info, check, map, --help and --version load no crypto, no zlib, no worker threads', () => {
-    for (const args of [['info', img], ['info', '--output=json', img], ['check', img], ['map', img], ['--help'], ['--version'], ['convert', '--help']]) {
+    for (const args of [
+      ['info', img],
+      ['info', '--output=json', img],
+      ['check', img],
+      ['map', img],
+      ['--help'],
+      ['--version'],
+      ['convert', '--help'],
+    ]) {
       expect(heavy(loaded(...args)), args.join(' ')).toEqual([]);
     }
   });

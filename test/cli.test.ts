@@ -95,10 +95,14 @@ describe('CLI', () => {
     // 400 MiB of data to compress: several seconds of work.
     writePatternedRaw(big, 400 << 20, [{ offset: 0, length: 400 << 20 }], 3);
     const dst = t.file('big.qcow2');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'convert', '-p', '-c', '-O', 'qcow2', big, dst], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'convert', '-p', '-c', '-O', 'qcow2', big, dst],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));

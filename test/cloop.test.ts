@@ -93,7 +93,8 @@ describe('cloop we write (V2.0)', () => {
 // ——— Layouts no tool here writes, built from the notes' table ———
 
 const BS = 4096;
-const PREAMBLE = (version: string) => `#!/bin/sh\n#${version} Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\nexit $?\n`;
+const PREAMBLE = (version: string) =>
+  `#!/bin/sh\n#${version} Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\nexit $?\n`;
 
 /** A small disk of distinct blocks, one of them all zero. */
 function blocks(n: number): Uint8Array[] {
@@ -212,8 +213,16 @@ describe('cloop probing and hostile headers', () => {
     ['block_size 1000', (v: DataView) => v.setUint32(128, 1000), /block_size 1000 must be a multiple of 512/],
     ['block_size 0', (v: DataView) => v.setUint32(128, 0), /block_size cannot be zero/],
     ['decreasing offsets', (v: DataView) => v.setBigUint64(136 + 8 * 3, 200n), /offsets not monotonically increasing|overlaps/],
-    ['a block past the end', (v: DataView, b: Uint8Array) => v.setBigUint64(136 + 8 * v.getUint32(132), BigInt(b.length + 1000)), /past the end of the file/],
-    ['a damaged block', (v: DataView, b: Uint8Array) => b.fill(0x55, Number(v.getBigUint64(136)), Number(v.getBigUint64(136)) + 32), /cloop block 0 cannot be decompressed|inflates to/],
+    [
+      'a block past the end',
+      (v: DataView, b: Uint8Array) => v.setBigUint64(136 + 8 * v.getUint32(132), BigInt(b.length + 1000)),
+      /past the end of the file/,
+    ],
+    [
+      'a damaged block',
+      (v: DataView, b: Uint8Array) => b.fill(0x55, Number(v.getBigUint64(136)), Number(v.getBigUint64(136)) + 32),
+      /cloop block 0 cannot be decompressed|inflates to/,
+    ],
   ])('%s gives a one-line typed error', async (name, edit, message) => {
     const f = t.file(`bad-${name.replace(/\W+/g, '-')}.cloop`);
     writeFileSync(f, mutated(edit));
@@ -229,7 +238,9 @@ describe('cloop random reads through the core (portable codecs, in-memory source
     const rand = prng(5);
     for (const name of ['B16k', 'B128k-stored']) {
       const bs = name === 'B16k' ? 16384 : 131072;
-      const dev = await openImage(new MemorySource(new Uint8Array(readFileSync(t.file(`${name}.cloop`))), name), drivers, { codecs: portableCodecs });
+      const dev = await openImage(new MemorySource(new Uint8Array(readFileSync(t.file(`${name}.cloop`))), name), drivers, {
+        codecs: portableCodecs,
+      });
       const want = padded(src, bs);
       expect(dev.virtualSize).toBe(want.length);
       for (let i = 0; i < 80; i++) {

@@ -20,7 +20,10 @@ const PACK: Record<string, (file: string) => string> = {
   xz: (f) => (run('xz', ['-kf', '-T1', '-3', f]), `${f}.xz`),
   'xz-blocks': (f) => (run('xz', ['-kf', '-T1', '--block-size=1MiB', '-S', '.b.xz', f]), `${f}.b.xz`),
   zst: (f) => (run('zstd', ['-qkf', f]), `${f}.zst`),
-  'zst-nosize': (f) => (writeFileSync(`${f}.n.zst`, spawnSync('sh', ['-c', `cat "${f}" | zstd -q -c`], { maxBuffer: 1 << 30 }).stdout), `${f}.n.zst`),
+  'zst-nosize': (f) => (
+    writeFileSync(`${f}.n.zst`, spawnSync('sh', ['-c', `cat "${f}" | zstd -q -c`], { maxBuffer: 1 << 30 }).stdout),
+    `${f}.n.zst`
+  ),
   bz2: (f) => (run('bzip2', ['-kf', f]), `${f}.bz2`),
   // Two members, frames or streams back to back (pigz, zstd -T, xz of split input, cat a b).
   'gz-members': (f) => concatHalves(f, 'gzip', '.m.gz'),
@@ -112,7 +115,11 @@ describe('container API (src-core)', () => {
     const xzRaw = new Uint8Array(readFileSync(PACK.xz!(t.file('disk.raw'))));
     const { used, factory } = counting();
     const phases = new Set<string>();
-    const src = await unwrapContainer(new MemorySource(xzRaw, 'disk.raw.xz'), { drivers, scratch: factory, onProgress: (p) => phases.add(p.phase) });
+    const src = await unwrapContainer(new MemorySource(xzRaw, 'disk.raw.xz'), {
+      drivers,
+      scratch: factory,
+      onProgress: (p) => phases.add(p.phase),
+    });
     expect(src).toBeInstanceOf(StreamingSource);
     expect(src.size).toBe(SIZE);
     const want = readFileSync(t.file('disk.raw'));
@@ -122,11 +129,17 @@ describe('container API (src-core)', () => {
     expect([...phases].sort()).toEqual(['measure', 'stream']);
     // An xz of several blocks (or a stored zip) gives its tail without the measuring pass.
     phases.clear();
-    const blocks = await unwrapContainer(new MemorySource(new Uint8Array(readFileSync(PACK['xz-blocks']!(t.file('disk.raw')))), 'disk.raw.b.xz'), { drivers, scratch: factory, onProgress: (p) => phases.add(p.phase) });
+    const blocks = await unwrapContainer(
+      new MemorySource(new Uint8Array(readFileSync(PACK['xz-blocks']!(t.file('disk.raw')))), 'disk.raw.b.xz'),
+      { drivers, scratch: factory, onProgress: (p) => phases.add(p.phase) },
+    );
     expect(blocks).toBeInstanceOf(StreamingSource);
     for (let o = 0; o < SIZE; o += 1 << 20) expect(Buffer.compare(await blocks.read(o, 1 << 20), want.subarray(o, o + (1 << 20)))).toBe(0);
     expect([...phases]).toEqual(['stream']);
-    const q = await unwrapContainer(new MemorySource(new Uint8Array(readFileSync(PACK.zst!(t.file('disk.qcow2')))), 'disk.qcow2.zst'), { drivers, scratch: factory });
+    const q = await unwrapContainer(new MemorySource(new Uint8Array(readFileSync(PACK.zst!(t.file('disk.qcow2')))), 'disk.qcow2.zst'), {
+      drivers,
+      scratch: factory,
+    });
     expect(used.n).toBe(1);
     expect(Buffer.compare(await q.read(0, 4), Buffer.from('QFI\xfb', 'latin1'))).toBe(0);
     // Not a container: the same source back.
@@ -138,7 +151,9 @@ describe('container API (src-core)', () => {
     const ac = new AbortController();
     const xzQcow = new Uint8Array(readFileSync(PACK.xz!(t.file('disk.qcow2'))));
     ac.abort();
-    await expect(unwrapContainer(new MemorySource(xzQcow, 'disk.qcow2.xz'), { drivers, scratch: counting().factory, signal: ac.signal })).rejects.toThrow(/cancelled/);
+    await expect(
+      unwrapContainer(new MemorySource(xzQcow, 'disk.qcow2.xz'), { drivers, scratch: counting().factory, signal: ac.signal }),
+    ).rejects.toThrow(/cancelled/);
   });
 });
 
@@ -147,7 +162,9 @@ describe('what a container holds is probed whole, and damage is reported', () =>
     const vhd = t.file('fixed.vhd');
     qemuImg('convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=fixed,force_size=on', t.file('disk.raw'), vhd);
     const packed = PACK[kind]!(vhd);
-    expect(JSON.parse(await cliOk('info', '--output=json', packed)).format).toBe(JSON.parse(await cliOk('info', '--output=json', vhd)).format);
+    expect(JSON.parse(await cliOk('info', '--output=json', packed)).format).toBe(
+      JSON.parse(await cliOk('info', '--output=json', vhd)).format,
+    );
     await cliOk('convert', '-O', 'raw', packed, t.file('fixed.out'));
     await cliOk('convert', '-O', 'raw', vhd, t.file('fixed.ref'));
     run('cmp', [t.file('fixed.out'), t.file('fixed.ref')]);
@@ -169,7 +186,7 @@ describe('what a container holds is probed whole, and damage is reported', () =>
         writeFileSync(bad, b.subarray(0, Math.floor(b.length * 0.6)));
         const r = await cli('convert', '-O', 'raw', bad, t.file('bad.raw'));
         expect(r.code, `${kind}/${inner}: ${r.stdout}`).toBe(1);
-        expect(r.stderr.trim().split("\n"), `${kind}/${inner}: ${r.stderr}`).toHaveLength(1);
+        expect(r.stderr.trim().split('\n'), `${kind}/${inner}: ${r.stderr}`).toHaveLength(1);
         expect(r.stderr, `${kind}/${inner}`).toMatch(/truncated|cannot be unpacked|ends|end of central directory|past the end/);
       }
     }
@@ -193,14 +210,23 @@ describe('memory stays flat', () => {
   it('a 2 GiB mostly-zero raw in a .xz converts to qcow2 with peak RSS under 400 MB', async () => {
     const big = t.file('big.raw');
     const size = 2 * 1024 * 1024 * 1024;
-    writePatternedRaw(big, size, [
-      { offset: 0, length: 3 << 20 },
-      { offset: 1 << 30, length: 2 << 20 },
-      { offset: size - (1 << 20), length: 1 << 20 },
-    ], 5);
+    writePatternedRaw(
+      big,
+      size,
+      [
+        { offset: 0, length: 3 << 20 },
+        { offset: 1 << 30, length: 2 << 20 },
+        { offset: size - (1 << 20), length: 1 << 20 },
+      ],
+      5,
+    );
     run('xz', ['-kf', '-T2', '-0', big]);
     const dst = t.file('big.qcow2');
-    const r = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, '--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'convert', '-O', 'qcow2', `${big}.xz`, dst], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(
+      '/usr/bin/time',
+      ['-f', 'maxrss=%M', process.execPath, '--import', 'tsx', path.join(ROOT, 'cli/main.ts'), 'convert', '-O', 'qcow2', `${big}.xz`, dst],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const kb = Number(/maxrss=(\d+)/.exec(r.stderr)?.[1]);
     expect(kb).toBeGreaterThan(0);

@@ -77,7 +77,7 @@ function buildCow(layout: Layout, f: Fixture): Uint8Array {
   if (layout === 'uml-v3-broken') v.setUint32(12, 0xdeadbeef);
   for (let s = 0; s < sectors; s++) {
     if (!f.present[s]) continue;
-    out[bitmapOff + Math.floor(s / 8)]! |= 1 << s % 8; // least significant bit first
+    out[bitmapOff + Math.floor(s / 8)]! |= 1 << (s % 8); // least significant bit first
     out.set(f.data.subarray(s * SECTOR, (s + 1) * SECTOR), dataOff + s * SECTOR);
   }
   return out;
@@ -128,9 +128,11 @@ async function expectReads(name: string, layout: Layout, f: Fixture, withBase: b
 }
 
 describe('cow fixtures built from the layout notes read identically', () => {
-  it('QEMU version 2 (x86-64 layout) over a raw backing file', () => expectReads('qemu-v2', 'qemu-v2', overlayFixture('base.raw', 1), true));
+  it('QEMU version 2 (x86-64 layout) over a raw backing file', () =>
+    expectReads('qemu-v2', 'qemu-v2', overlayFixture('base.raw', 1), true));
   it('QEMU version 2 without a backing file', () => expectReads('qemu-v2-nob', 'qemu-v2', overlayFixture('', 2), false));
-  it('QEMU version 2 from a 32-bit build (size at 1036)', () => expectReads('qemu-v2-32', 'qemu-v2-32', overlayFixture('base.raw', 3), true));
+  it('QEMU version 2 from a 32-bit build (size at 1036)', () =>
+    expectReads('qemu-v2-32', 'qemu-v2-32', overlayFixture('base.raw', 3), true));
   it('UML version 3 with an absolute backing path, 4 KiB alignment', () => expectReads('uml-v3', 'uml-v3', overlayFixture(base, 4), true));
   it('UML version 3 with 512-byte alignment', () => expectReads('uml-v3-512', 'uml-v3', { ...overlayFixture(base, 5), align: 512 }, true));
   it('UML version 3, the "broken" 64-bit variant', () => expectReads('uml-v3-broken', 'uml-v3-broken', overlayFixture(base, 6), true));
@@ -198,7 +200,8 @@ describe('cow we write (QEMU version 2) reads back through an independent reader
     run('cmp', [t.file('wb.back.raw'), changed]);
     const baseBytes = readFileSync(base);
     let differ = 0;
-    for (let s = 0; s < SIZE / 512; s++) if (Buffer.compare(baseBytes.subarray(s * 512, s * 512 + 512), bytes.subarray(s * 512, s * 512 + 512))) differ++;
+    for (let s = 0; s < SIZE / 512; s++)
+      if (Buffer.compare(baseBytes.subarray(s * 512, s * 512 + 512), bytes.subarray(s * 512, s * 512 + 512))) differ++;
     expect(r.sectorsStored).toBe(differ);
     // And our own reader agrees, through the backing chain.
     await cliOk('convert', '-O', 'raw', out, t.file('wb.ours.raw'));
@@ -286,7 +289,10 @@ describe('cow random reads through the core (in-memory source, backing through t
   it('unaligned reads of a UML v3 overlay equal the expected disk', async () => {
     const f = overlayFixture(base, 41);
     const files = new Map([[base, new MemorySource(new Uint8Array(readFileSync(base)), base)]]);
-    const dev = await openImage(new MemorySource(buildCow('uml-v3', f), 'ov.cow'), drivers, { codecs: portableCodecs, resolver: new MapResolver(files) });
+    const dev = await openImage(new MemorySource(buildCow('uml-v3', f), 'ov.cow'), drivers, {
+      codecs: portableCodecs,
+      resolver: new MapResolver(files),
+    });
     const want = expectedDisk(f, new Uint8Array(readFileSync(base)));
     const rand = prng(3);
     for (let i = 0; i < 100; i++) {

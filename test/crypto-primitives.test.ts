@@ -22,7 +22,14 @@ const le64 = (n: bigint) => {
 };
 
 /** Encrypts `data` sector by sector with OpenSSL, IV per sector from `iv(sector)`. */
-function opensslSectors(alg: string, key: Uint8Array, data: Uint8Array, first: bigint, iv: (s: bigint) => Buffer | null, decrypt = false): Buffer {
+function opensslSectors(
+  alg: string,
+  key: Uint8Array,
+  data: Uint8Array,
+  first: bigint,
+  iv: (s: bigint) => Buffer | null,
+  decrypt = false,
+): Buffer {
   const out: Buffer[] = [];
   for (let i = 0; i < data.length / SECTOR; i++) {
     const c = (decrypt ? createDecipheriv : createCipheriv)(alg, key, iv(first + BigInt(i)));
@@ -39,15 +46,54 @@ const essivIv = (key: Uint8Array, hash: string, ecbAlg: string) => (s: bigint) =
   return Buffer.concat([c.update(le64(s)), c.final()]);
 };
 
-const CASES: { name: string; mode: 'xts' | 'cbc' | 'ecb' | 'ctr'; ivgen: 'plain' | 'plain64' | 'essiv'; keyLen: number; openssl: string; iv: (key: Uint8Array) => (s: bigint) => Buffer | null; essivHash?: HashName }[] = [
+const CASES: {
+  name: string;
+  mode: 'xts' | 'cbc' | 'ecb' | 'ctr';
+  ivgen: 'plain' | 'plain64' | 'essiv';
+  keyLen: number;
+  openssl: string;
+  iv: (key: Uint8Array) => (s: bigint) => Buffer | null;
+  essivHash?: HashName;
+}[] = [
   { name: 'aes-256-xts-plain64', mode: 'xts', ivgen: 'plain64', keyLen: 64, openssl: 'aes-256-xts', iv: () => le64 },
   { name: 'aes-128-xts-plain64', mode: 'xts', ivgen: 'plain64', keyLen: 32, openssl: 'aes-128-xts', iv: () => le64 },
-  { name: 'aes-256-xts-plain (32-bit sector)', mode: 'xts', ivgen: 'plain', keyLen: 64, openssl: 'aes-256-xts', iv: () => (s) => le64(s & 0xffffffffn) },
+  {
+    name: 'aes-256-xts-plain (32-bit sector)',
+    mode: 'xts',
+    ivgen: 'plain',
+    keyLen: 64,
+    openssl: 'aes-256-xts',
+    iv: () => (s) => le64(s & 0xffffffffn),
+  },
   { name: 'aes-128-cbc-plain64 (legacy qcow AES)', mode: 'cbc', ivgen: 'plain64', keyLen: 16, openssl: 'aes-128-cbc', iv: () => le64 },
   { name: 'aes-192-cbc-plain64', mode: 'cbc', ivgen: 'plain64', keyLen: 24, openssl: 'aes-192-cbc', iv: () => le64 },
-  { name: 'aes-128-cbc-essiv:sha256 (AES-256 ESSIV)', mode: 'cbc', ivgen: 'essiv', essivHash: 'sha256', keyLen: 16, openssl: 'aes-128-cbc', iv: (k) => essivIv(k, 'sha256', 'aes-256-ecb') },
-  { name: 'aes-256-cbc-essiv:md5 (AES-128 ESSIV)', mode: 'cbc', ivgen: 'essiv', essivHash: 'md5', keyLen: 32, openssl: 'aes-256-cbc', iv: (k) => essivIv(k, 'md5', 'aes-128-ecb') },
-  { name: 'aes-256-xts-essiv:sha256', mode: 'xts', ivgen: 'essiv', essivHash: 'sha256', keyLen: 64, openssl: 'aes-256-xts', iv: (k) => essivIv(k, 'sha256', 'aes-256-ecb') },
+  {
+    name: 'aes-128-cbc-essiv:sha256 (AES-256 ESSIV)',
+    mode: 'cbc',
+    ivgen: 'essiv',
+    essivHash: 'sha256',
+    keyLen: 16,
+    openssl: 'aes-128-cbc',
+    iv: (k) => essivIv(k, 'sha256', 'aes-256-ecb'),
+  },
+  {
+    name: 'aes-256-cbc-essiv:md5 (AES-128 ESSIV)',
+    mode: 'cbc',
+    ivgen: 'essiv',
+    essivHash: 'md5',
+    keyLen: 32,
+    openssl: 'aes-256-cbc',
+    iv: (k) => essivIv(k, 'md5', 'aes-128-ecb'),
+  },
+  {
+    name: 'aes-256-xts-essiv:sha256',
+    mode: 'xts',
+    ivgen: 'essiv',
+    essivHash: 'sha256',
+    keyLen: 64,
+    openssl: 'aes-256-xts',
+    iv: (k) => essivIv(k, 'sha256', 'aes-256-ecb'),
+  },
   { name: 'aes-256-ecb', mode: 'ecb', ivgen: 'plain64', keyLen: 32, openssl: 'aes-256-ecb', iv: () => () => null },
   { name: 'aes-256-ctr-plain64', mode: 'ctr', ivgen: 'plain64', keyLen: 32, openssl: 'aes-256-ctr', iv: () => le64 },
 ];
@@ -110,7 +156,11 @@ function referenceMerge(hash: string, keyLen: number, stripes: number, material:
       const piece = d.subarray(j * dl, Math.min(keyLen, (j + 1) * dl));
       const iv = Buffer.alloc(4);
       iv.writeUInt32BE(j);
-      createHash(hash).update(iv).update(piece).digest().copy(next, j * dl, 0, piece.length);
+      createHash(hash)
+        .update(iv)
+        .update(piece)
+        .digest()
+        .copy(next, j * dl, 0, piece.length);
     }
     d = next;
   }
@@ -118,7 +168,12 @@ function referenceMerge(hash: string, keyLen: number, stripes: number, material:
 }
 
 describe('anti-forensic split and merge', () => {
-  it.each([['sha1', 64], ['sha256', 64], ['sha512', 48], ['md5', 32]] as [HashName, number][])('%s, %d-byte key', (h, keyLen) => {
+  it.each([
+    ['sha1', 64],
+    ['sha256', 64],
+    ['sha512', 48],
+    ['md5', 32],
+  ] as [HashName, number][])('%s, %d-byte key', (h, keyLen) => {
     const key = new Uint8Array(nodeRandom(keyLen));
     const split = afSplit(h, key, 40, (n) => new Uint8Array(nodeRandom(n)));
     expect(split.length).toBe(keyLen * 40);
@@ -129,7 +184,13 @@ describe('anti-forensic split and merge', () => {
 
 describe('LUKS header checks', () => {
   const make = async () =>
-    (await createLuks(new TextEncoder().encode('pw'), { cipherAlg: 'aes-256', mode: 'xts', ivgen: 'plain64', hash: 'sha256', iterTimeMs: 1 }, nodeCodecs.pbkdf2!)).bytes;
+    (
+      await createLuks(
+        new TextEncoder().encode('pw'),
+        { cipherAlg: 'aes-256', mode: 'xts', ivgen: 'plain64', hash: 'sha256', iterTimeMs: 1 },
+        nodeCodecs.pbkdf2!,
+      )
+    ).bytes;
 
   it('a header we create parses to the qemu-img default layout', async () => {
     const h = parseLuksHeader('x', await make());
@@ -173,7 +234,9 @@ describe('LUKS header checks', () => {
     const h = parseLuksHeader('v', bytes);
     expect(h.cipherAlg).toBe('serpent-256');
     const read = async (o: number, l: number) => bytes.slice(o, o + l);
-    await expect(unlockLuks('v', h, read, new TextEncoder().encode('pw'), nodeCodecs.pbkdf2!)).rejects.toThrow(/serpent-256 is not supported/);
+    await expect(unlockLuks('v', h, read, new TextEncoder().encode('pw'), nodeCodecs.pbkdf2!)).rejects.toThrow(
+      /serpent-256 is not supported/,
+    );
   });
 
   it('unlocks with the right password and refuses a wrong one', async () => {

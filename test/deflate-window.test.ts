@@ -48,7 +48,8 @@ function sampleClusters(): Uint8Array[] {
 function stockZlibDeflate(data: Uint8Array): Uint8Array {
   const f = t.file('stock-in.bin');
   writeFileSync(f, data);
-  const py = 'import sys,zlib;c=zlib.compressobj(6,zlib.DEFLATED,-12,9);d=open(sys.argv[1],"rb").read();sys.stdout.buffer.write(c.compress(d)+c.flush())';
+  const py =
+    'import sys,zlib;c=zlib.compressobj(6,zlib.DEFLATED,-12,9);d=open(sys.argv[1],"rb").read();sys.stdout.buffer.write(c.compress(d)+c.flush())';
   const r = spawnSync('/usr/bin/python3', ['-c', py, f], { maxBuffer: 64 << 20 });
   expect(r.status).toBe(0);
   return new Uint8Array(r.stdout);
@@ -82,7 +83,7 @@ describe('zlib.wasm (stock zlib 1.2.13 + SIMD slide_hash)', () => {
     }
   });
 
-  it('with QCOW_DEFLATE\'s shorter match search: other bytes, same 4 KiB window, at most 1 % larger', async () => {
+  it("with QCOW_DEFLATE's shorter match search: other bytes, same 4 KiB window, at most 1 % larger", async () => {
     const z = await WasmDeflater.create(WASM);
     let stock = 0;
     let tuned = 0;

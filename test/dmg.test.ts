@@ -89,7 +89,9 @@ describe('chunk types qemu-img cannot read here', () => {
     const r = await cli('convert', '-O', 'raw', f, t.file('lzfse.raw'));
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/dmg chunk 0 \(lzfse \(type 0x80000007\), sectors 0\+128\) is lzfse-compressed, which DiskFerry cannot decode yet/);
+    expect(r.stderr).toMatch(
+      /dmg chunk 0 \(lzfse \(type 0x80000007\), sectors 0\+128\) is lzfse-compressed, which DiskFerry cannot decode yet/,
+    );
   });
 });
 
@@ -113,13 +115,29 @@ describe('dmg hostile metadata', () => {
     ['sector count beyond 2^53', (b: Uint8Array) => (koly(b).setBigUint64(0x1ec, 1n << 60n), b), /beyond the 2\^53 limit/],
     ['XML past the trailer', (b: Uint8Array) => (koly(b).setBigUint64(0xd8, BigInt(b.length)), b), /XML plist lies outside/],
     ['no table at all', (b: Uint8Array) => (koly(b).setBigUint64(0xe0, 0n), b), /neither a resource fork nor an XML plist/],
-    ['data fork past the trailer', (b: Uint8Array) => (koly(b).setBigUint64(0x18, BigInt(b.length)), b), /data fork offset .* past the trailer/],
-    ['chunk of 2^40 sectors', (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 16, 1n << 40n)), /sector count 1099511627776 is larger than the maximum/],
-    ['chunk length 1 GiB', (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 32, 1n << 30n)), /length 1073741824 is larger than the maximum/],
+    [
+      'data fork past the trailer',
+      (b: Uint8Array) => (koly(b).setBigUint64(0x18, BigInt(b.length)), b),
+      /data fork offset .* past the trailer/,
+    ],
+    [
+      'chunk of 2^40 sectors',
+      (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 16, 1n << 40n)),
+      /sector count 1099511627776 is larger than the maximum/,
+    ],
+    [
+      'chunk length 1 GiB',
+      (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 32, 1n << 30n)),
+      /length 1073741824 is larger than the maximum/,
+    ],
     ['chunk past the end of the file', (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 24, 1n << 35n)), /truncated file/],
     ['damaged zlib chunk', (b: Uint8Array) => (b.fill(0x55, 0, 40), b), /cannot be decompressed|decompresses to/],
     ['a gap no chunk covers', (b: Uint8Array) => withMish(b, (m) => m.setBigUint64(204 + 8, 10n)), /no chunk holds sector 0/],
-    ['unclosed <data>', (b: Uint8Array) => new Uint8Array(Buffer.from(Buffer.from(b).toString('latin1').replace('</data>', '</date>'), 'latin1')), /<data> element is not closed/],
+    [
+      'unclosed <data>',
+      (b: Uint8Array) => new Uint8Array(Buffer.from(Buffer.from(b).toString('latin1').replace('</data>', '</date>'), 'latin1')),
+      /<data> element is not closed/,
+    ],
   ])('%s gives a one-line typed error', async (name, edit, message) => {
     const f = t.file(`bad-${slug(name)}.dmg`);
     writeFileSync(f, edit(base()));

@@ -31,7 +31,13 @@ function makeSource(file: string, size: number, places: number): void {
 async function estimateFor(file: string, target: string, options: Record<string, string>, compress: boolean, wholeUpTo?: number) {
   const source = await openImage(await NodeFileSource.open(file), drivers, { codecs: nodeCodecs });
   try {
-    return await estimateOutput({ source, target: findDriver(drivers, target), create: { options, compress, codecs: nodeCodecs, filename: 'out' }, wholeUpTo, sampleBytes: 32 * MiB });
+    return await estimateOutput({
+      source,
+      target: findDriver(drivers, target),
+      create: { options, compress, codecs: nodeCodecs, filename: 'out' },
+      wholeUpTo,
+      sampleBytes: 32 * MiB,
+    });
   } finally {
     await source.close();
   }

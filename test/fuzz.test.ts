@@ -59,7 +59,8 @@ describe('fuzzing every format', () => {
     const imgs = seeds.get(format)!;
     expect(imgs.length).toBeGreaterThan(0);
     // The seed images themselves must open cleanly, or the mutations prove nothing.
-    for (const img of imgs) expect(await exercise(new PatchedBytes(img.bytes), `fuzz.${format}`, format), `${format}/${img.variant}`).toEqual({ ok: true });
+    for (const img of imgs)
+      expect(await exercise(new PatchedBytes(img.bytes), `fuzz.${format}`, format), `${format}/${img.variant}`).toEqual({ ok: true });
     const failures: Failure[] = [];
     for (let i = 0; i < CASES && failures.length < 5; i++) {
       const f = await runCase(format, imgs[i % imgs.length]!, SEED_BASE + i);
@@ -71,7 +72,9 @@ describe('fuzzing every format', () => {
   it.each(CORPUS.map((c) => [`${c.format}/${c.variant}#${c.seed}`, c] as const))('regression %s', async (_n, c) => {
     const img = seeds.get(c.format)?.find((s) => s.variant === c.variant);
     expect(img, `seed image ${c.format}/${c.variant}`).toBeDefined();
-    expect(`${mutate(img!.bytes, c.seed, img!.hot).mutation.kind} ${mutate(img!.bytes, c.seed, img!.hot).mutation.detail}`).toBe(c.mutation);
+    expect(`${mutate(img!.bytes, c.seed, img!.hot).mutation.kind} ${mutate(img!.bytes, c.seed, img!.hot).mutation.detail}`).toBe(
+      c.mutation,
+    );
     expect(await runCase(c.format, img!, c.seed)).toBeUndefined();
   });
 });

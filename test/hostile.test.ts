@@ -51,7 +51,10 @@ beforeAll(async () => {
 afterAll(() => t.cleanup());
 
 async function expectOneLineError(format: string, file: string): Promise<void> {
-  for (const args of [['info', '-f', format, file], ['convert', '-f', format, '-O', 'raw', file, `${file}.out`]]) {
+  for (const args of [
+    ['info', '-f', format, file],
+    ['convert', '-f', format, '-O', 'raw', file, `${file}.out`],
+  ]) {
     const r = await cli(...args);
     expect(r.code, `${args[0]} ${format}: ${r.stderr}`).toBe(1);
     const lines = r.stderr.trim().split('\n');

@@ -29,7 +29,10 @@ class MemoryPlace implements OutputPlace<Uint8Array> {
     this.steps.push('create');
     if (this.failCreate) throw new Error('disk full');
     this.sink = new (class extends MemorySink {
-      constructor(private readonly log: string[], name: string) {
+      constructor(
+        private readonly log: string[],
+        name: string,
+      ) {
         super(name);
       }
       override async close(): Promise<void> {
@@ -69,7 +72,13 @@ describe('runConversionJob', () => {
     const source = await rawSource();
     const place = new MemoryPlace('out.qcow2');
     const target = drivers.find((d) => d.name === 'qcow2')!;
-    const { result, committed } = await runConversionJob({ source, target, place, create: { options: {}, codecs: nodeCodecs }, verify: { codecs: nodeCodecs } });
+    const { result, committed } = await runConversionJob({
+      source,
+      target,
+      place,
+      create: { options: {}, codecs: nodeCodecs },
+      verify: { codecs: nodeCodecs },
+    });
     expect(place.steps).toEqual(['create', 'close', 'reopen', 'commit']);
     expect(result.virtualSize).toBe(1 << 20);
     expect(committed.length).toBeGreaterThan(0);
@@ -79,7 +88,13 @@ describe('runConversionJob', () => {
     const source = await rawSource();
     const place = new MemoryPlace('out.vmdk');
     const target = drivers.find((d) => d.name === 'vmdk')!;
-    await runConversionJob({ source, target, place, create: { options: { subformat: 'monolithicFlat' }, codecs: nodeCodecs }, verify: { codecs: nodeCodecs } });
+    await runConversionJob({
+      source,
+      target,
+      place,
+      create: { options: { subformat: 'monolithicFlat' }, codecs: nodeCodecs },
+      verify: { codecs: nodeCodecs },
+    });
     expect([...place.companions.keys()]).toEqual(['out-flat.vmdk']);
     expect(place.companions.get('out-flat.vmdk')!.closed).toBe(true);
   });
@@ -87,18 +102,36 @@ describe('runConversionJob', () => {
   it('discards when the output cannot be created', async () => {
     const place = new MemoryPlace('out.raw', true);
     const target = drivers.find((d) => d.name === 'raw')!;
-    await expect(runConversionJob({ source: await rawSource(), target, place, create: { options: {}, codecs: nodeCodecs } })).rejects.toThrow('disk full');
+    await expect(
+      runConversionJob({ source: await rawSource(), target, place, create: { options: {}, codecs: nodeCodecs } }),
+    ).rejects.toThrow('disk full');
     expect(place.steps).toEqual(['create', 'discard']);
   });
 
   it('discards, without closing or committing, when cancelled before or during the conversion', async () => {
     const target = drivers.find((d) => d.name === 'raw')!;
     const early = new MemoryPlace('a.raw');
-    await expect(runConversionJob({ source: await rawSource(), target, place: early, signal: AbortSignal.abort(), create: { options: {}, codecs: nodeCodecs } })).rejects.toThrow();
+    await expect(
+      runConversionJob({
+        source: await rawSource(),
+        target,
+        place: early,
+        signal: AbortSignal.abort(),
+        create: { options: {}, codecs: nodeCodecs },
+      }),
+    ).rejects.toThrow();
     expect(early.steps).toEqual(['discard']);
     const ac = new AbortController();
     const late = new MemoryPlace('b.raw');
-    const job = runConversionJob({ source: await rawSource(8 << 20), target, place: late, signal: ac.signal, batchSize: 1 << 20, onProgress: () => ac.abort(), create: { options: {}, codecs: nodeCodecs } });
+    const job = runConversionJob({
+      source: await rawSource(8 << 20),
+      target,
+      place: late,
+      signal: ac.signal,
+      batchSize: 1 << 20,
+      onProgress: () => ac.abort(),
+      create: { options: {}, codecs: nodeCodecs },
+    });
     await expect(job).rejects.toThrow();
     expect(late.steps).toEqual(['create', 'discard']);
   });
@@ -108,7 +141,9 @@ describe('runConversionJob', () => {
     const place = new MemoryPlace('out.raw');
     place.reopen = async () => ({ source: new MemorySource(new Uint8Array(1 << 20), 'out.raw'), resolver: place.resolver });
     const target = drivers.find((d) => d.name === 'raw')!;
-    await expect(runConversionJob({ source, target, place, create: { options: {}, codecs: nodeCodecs }, verify: { codecs: nodeCodecs } })).rejects.toThrow(/verification failed/);
+    await expect(
+      runConversionJob({ source, target, place, create: { options: {}, codecs: nodeCodecs }, verify: { codecs: nodeCodecs } }),
+    ).rejects.toThrow(/verification failed/);
     expect(place.steps).toEqual(['create', 'close', 'discard']);
   });
 });

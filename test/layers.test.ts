@@ -44,7 +44,8 @@ function imports(): Import[] {
   for (const top of ['src-core', 'cli', 'workers', 'web']) {
     for (const file of sourceFiles(path.join(ROOT, top))) {
       const text = readFileSync(file, 'utf8');
-      const re = /(?:^|\n)\s*(import|export)\s+(type\s+)?[^;'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|new URL\(\s*['"]([^'"]+)['"]/g;
+      const re =
+        /(?:^|\n)\s*(import|export)\s+(type\s+)?[^;'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|new URL\(\s*['"]([^'"]+)['"]/g;
       for (const m of text.matchAll(re)) {
         const spec = m[3] ?? m[4] ?? m[5]!;
         if (!spec.startsWith('.')) continue;
@@ -76,12 +77,18 @@ describe('layers point one way', () => {
   });
 
   it('no file outside web/ imports from web/, and web/ takes only types from workers/', () => {
-    const bad = all.filter((i) => (i.to.startsWith('web/') && !i.from.startsWith('web/')) || (i.from.startsWith('web/') && i.to.startsWith('workers/') && !i.typeOnly));
+    const bad = all.filter(
+      (i) =>
+        (i.to.startsWith('web/') && !i.from.startsWith('web/')) ||
+        (i.from.startsWith('web/') && i.to.startsWith('workers/') && !i.typeOnly),
+    );
     expect(bad.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
   });
 
   it('cli/ and workers/ do not import each other', () => {
-    const bad = all.filter((i) => (i.from.startsWith('cli/') && i.to.startsWith('workers/')) || (i.from.startsWith('workers/') && i.to.startsWith('cli/')));
+    const bad = all.filter(
+      (i) => (i.from.startsWith('cli/') && i.to.startsWith('workers/')) || (i.from.startsWith('workers/') && i.to.startsWith('cli/')),
+    );
     expect(bad.map((i) => `${i.from} → ${i.to}`)).toEqual([]);
   });
 

@@ -46,7 +46,16 @@ const QEMU_CASES: [string, string][] = [
 ];
 
 beforeAll(() => {
-  writePatternedRaw(src, SIZE, [{ offset: 0, length: MiB + 4321 }, { offset: 3 * MiB, length: 300000 }, { offset: SIZE - 7000, length: 7000 }], 41);
+  writePatternedRaw(
+    src,
+    SIZE,
+    [
+      { offset: 0, length: MiB + 4321 },
+      { offset: 3 * MiB, length: 300000 },
+      { offset: SIZE - 7000, length: 7000 },
+    ],
+    41,
+  );
   for (const [name, o] of QEMU_CASES) {
     const f = t.file(`${name}.luks`);
     qemuRetry(['convert', ...SECRET, '-f', 'raw', '-O', 'luks', '-o', `${o},key-secret=s`, src, f]);
@@ -81,7 +90,9 @@ describe('luks images made by qemu-img', () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/default\.luks: .*password/);
-    await expect(openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs, password: new TextEncoder().encode('nope') })).rejects.toBeInstanceOf(WrongPasswordError);
+    await expect(
+      openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs, password: new TextEncoder().encode('nope') }),
+    ).rejects.toBeInstanceOf(WrongPasswordError);
     const locked = await openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs });
     try {
       await expect(locked.read(0, 512)).rejects.toBeInstanceOf(NeedsPasswordError);
@@ -167,7 +178,16 @@ describe('measure', () => {
     ['a source', ['-f', 'raw', 'SRC'], 'cipher-alg=aes-128,cipher-mode=cbc'],
     ['ecb sha512', ['--size', '10M'], 'cipher-mode=ecb,hash-alg=sha512'],
   ] as [string, string[], string][])('%s: equals qemu-img measure', async (_n, what, o) => {
-    const args = ['measure', ...SECRET, '--output=json', '-O', 'luks', '-o', `key-secret=s,${o}`, ...what.map((a) => (a === 'SRC' ? src : a))];
+    const args = [
+      'measure',
+      ...SECRET,
+      '--output=json',
+      '-O',
+      'luks',
+      '-o',
+      `key-secret=s,${o}`,
+      ...what.map((a) => (a === 'SRC' ? src : a)),
+    ];
     expect(JSON.parse(await cliOk(...args))).toEqual(JSON.parse(qemuRetry(args)));
   });
   it('without key-secret, refused as by qemu-img', async () => {

@@ -13,7 +13,10 @@ const raw2 = t.file('two.raw');
 function ovf(disks: { href: string; id: string; capacity: number }[]): string {
   const files = disks.map((d) => `    <File ovf:href="${d.href}" ovf:id="${d.id}" ovf:size="1"/>`).join('\n');
   const section = disks
-    .map((d, i) => `    <Disk ovf:capacity="${d.capacity}" ovf:diskId="vmdisk${i + 1}" ovf:fileRef="${d.id}" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>`)
+    .map(
+      (d, i) =>
+        `    <Disk ovf:capacity="${d.capacity}" ovf:diskId="vmdisk${i + 1}" ovf:fileRef="${d.id}" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>`,
+    )
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
@@ -38,7 +41,9 @@ beforeAll(() => {
   const desc = ovf([
     { href: 'app-disk2.vmdk', id: 'file2', capacity: 5 * 1024 * 1024 + 512 },
     { href: 'app-disk1.vmdk', id: 'file1', capacity: 9 * 1024 * 1024 },
-  ]).replace(/(<Disk [^>]*vmdisk1[^>]*fileRef=")file2/, '$1file1').replace(/(<Disk [^>]*vmdisk2[^>]*fileRef=")file1/, '$1file2');
+  ])
+    .replace(/(<Disk [^>]*vmdisk1[^>]*fileRef=")file2/, '$1file1')
+    .replace(/(<Disk [^>]*vmdisk2[^>]*fileRef=")file1/, '$1file2');
   writeFileSync(t.file('app.ovf'), desc);
   writeFileSync(t.file('app.mf'), 'SHA256(app.ovf)= 00\n');
   run('tar', ['--format=ustar', '-cf', t.file('app.ova'), '-C', t.dir, 'app.ovf', 'app-disk2.vmdk', 'app-disk1.vmdk', 'app.mf']);
@@ -93,7 +98,10 @@ describe('OVA input', () => {
 
   it('a gzip-compressed disk (ovf:compression) is refused, not read as raw', async () => {
     run('sh', ['-c', `gzip -c '${t.file('app-disk2.vmdk')}' > '${t.file('gz.vmdk')}'`]);
-    writeFileSync(t.file('gz.ovf'), ovf([{ href: 'gz.vmdk', id: 'f1', capacity: 1 }]).replace('ovf:size="1"', 'ovf:size="1" ovf:compression="gzip"'));
+    writeFileSync(
+      t.file('gz.ovf'),
+      ovf([{ href: 'gz.vmdk', id: 'f1', capacity: 1 }]).replace('ovf:size="1"', 'ovf:size="1" ovf:compression="gzip"'),
+    );
     run('tar', ['--format=ustar', '-cf', t.file('gz.ova'), '-C', t.dir, 'gz.ovf', 'gz.vmdk']);
     const r = await cli('convert', '-O', 'raw', t.file('gz.ova'), t.file('gz.raw'));
     expect(r.code).not.toBe(0);

@@ -81,7 +81,10 @@ describe('inspectFiles, as the page sees a drop', () => {
     const notes = tmp.file('notes.txt');
     writeFileSync(notes, 'root password is in the safe, not here\n');
     const fake = tmp.file('random.vmdk');
-    writeFileSync(fake, new Uint8Array(65536).map((_, i) => (i * 7919 + 13) & 0xff));
+    writeFileSync(
+      fake,
+      new Uint8Array(65536).map((_, i) => (i * 7919 + 13) & 0xff),
+    );
     const files = [picked(empty), picked(notes), picked(fake)];
     const r = await inspectFiles(files, {});
     expect(r.images).toEqual([]);
@@ -132,7 +135,9 @@ describe('checkPlan: what fails before the save dialog', () => {
     const files = [picked(top), picked(base)];
     await expect(checkPlan(plan(files), true)).resolves.toMatchObject({ requiredBytes: expect.any(Number) });
     await expect(checkPlan(plan(files, { options: { compat: '0.10', compression_type: 'zstd' } }), true)).rejects.toThrow(/compat=1.1/);
-    await expect(checkPlan(plan(files, { target: 'vhdx', compress: true, outputName: 'o.vhdx' }), true)).rejects.toThrow(/cannot be compressed/);
+    await expect(checkPlan(plan(files, { target: 'vhdx', compress: true, outputName: 'o.vhdx' }), true)).rejects.toThrow(
+      /cannot be compressed/,
+    );
     // A multi-file output can only go where its siblings can be created.
     const split = { target: 'vmdk', options: { subformat: 'twoGbMaxExtentSparse' }, outputName: 'o.vmdk' };
     await expect(checkPlan(plan(files, split), true)).resolves.toBeDefined();
@@ -143,7 +148,12 @@ describe('checkPlan: what fails before the save dialog', () => {
 describe('sameFileAsSource: the page refuses to write over a dropped file', () => {
   /** A stand-in handle; handles with the same `entry` are the same file on disk. */
   const handle = (file: File, entry: string = Math.random().toString()) =>
-    ({ name: file.name, entry, getFile: async () => file, isSameEntry: async (o: { entry: string }) => o.entry === entry }) as unknown as FileSystemFileHandle;
+    ({
+      name: file.name,
+      entry,
+      getFile: async () => file,
+      isSameEntry: async (o: { entry: string }) => o.entry === entry,
+    }) as unknown as FileSystemFileHandle;
   it('knows a handle that is the same entry as a source handle', async () => {
     const { sameFileAsSource } = await import('../web/adapters/pickOutput.ts');
     const src = new File(['disk bytes'], 'disk.vmdk', { lastModified: 1000 });
@@ -157,7 +167,9 @@ describe('sameFileAsSource: the page refuses to write over a dropped file', () =
     const { sameFileAsSource } = await import('../web/adapters/pickOutput.ts');
     const src = new File(['disk bytes'], 'disk.qcow2', { lastModified: 5000 });
     const files = [{ file: src, path: 'vm/disk.qcow2' }];
-    expect((await sameFileAsSource(handle(new File(['disk bytes'], 'disk.qcow2', { lastModified: 5000 })), files))?.path).toBe('vm/disk.qcow2');
+    expect((await sameFileAsSource(handle(new File(['disk bytes'], 'disk.qcow2', { lastModified: 5000 })), files))?.path).toBe(
+      'vm/disk.qcow2',
+    );
     expect(await sameFileAsSource(handle(new File(['disk bytes'], 'disk.qcow2', { lastModified: 6000 })), files)).toBeUndefined();
     expect(await sameFileAsSource(handle(new File([], 'disk.qcow2', { lastModified: 5000 })), files)).toBeUndefined();
   });

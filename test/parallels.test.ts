@@ -17,7 +17,16 @@ const SIZE = 13 * MiB + 1536;
 const src = t.file('src.raw');
 
 beforeAll(() => {
-  writePatternedRaw(src, SIZE, [{ offset: 0, length: 2 * MiB + 4321 }, { offset: 6 * MiB + 512, length: 1500000 }, { offset: SIZE - 70000, length: 70000 }], 23);
+  writePatternedRaw(
+    src,
+    SIZE,
+    [
+      { offset: 0, length: 2 * MiB + 4321 },
+      { offset: 6 * MiB + 512, length: 1500000 },
+      { offset: SIZE - 70000, length: 70000 },
+    ],
+    23,
+  );
 });
 
 /** Header fields, read here from the documented layout (not through our driver). */
@@ -38,7 +47,21 @@ describe('images made by qemu-img read byte-identically, with the same info and 
     const f = t.file(`io-${prealloc}.hdd`);
     qemuImg('create', '-f', 'parallels', '-o', `preallocation=${prealloc},cluster_size=64k`, f, '7M');
     // Out of guest order, partial clusters, one run across a cluster boundary, a rewrite.
-    qemuIo('-f', 'parallels', '-c', 'write -P 0xa5 5M 4k', '-c', 'write -P 0x11 0 512', '-c', 'write -P 0x22 130560 3k', '-c', 'write -P 0x33 5M 1k', '-c', 'write -P 0x44 7338496 1k', f);
+    qemuIo(
+      '-f',
+      'parallels',
+      '-c',
+      'write -P 0xa5 5M 4k',
+      '-c',
+      'write -P 0x11 0 512',
+      '-c',
+      'write -P 0x22 130560 3k',
+      '-c',
+      'write -P 0x33 5M 1k',
+      '-c',
+      'write -P 0x44 7338496 1k',
+      f,
+    );
     await expectSameExport(f, t.file, `io-${prealloc}`);
     await expectInfoMatches(f);
   });
@@ -154,7 +177,11 @@ describe('check gives qemu-img 7.2 check --output=json and its exit code', () =>
   it.each([
     ['clean', 0, (_b: Buffer) => {}],
     ['BAT entry outside the image', 2, (b: Buffer) => b.writeUInt32LE(100000, entry(b, 3))],
-    ['BAT entry at the end of the file (not outside)', 0, (b: Buffer) => b.writeUInt32LE(b.length / (hdr(b).tracks * 512), entry(b, free(b)))],
+    [
+      'BAT entry at the end of the file (not outside)',
+      0,
+      (b: Buffer) => b.writeUInt32LE(b.length / (hdr(b).tracks * 512), entry(b, free(b))),
+    ],
     ['in-use (dirty) header', 2, (b: Buffer) => b.writeUInt32LE(0x746f6e59, 44)],
     ['a cluster used twice (7.2 does not look)', 0, (b: Buffer) => b.writeUInt32LE(b.readUInt32LE(entry(b, 0)), entry(b, free(b)))],
     ['space leaked at the end', 3, () => 'grow'],
@@ -191,9 +218,12 @@ describe('hostile headers give typed one-line errors', () => {
     expect(r.stderr).toMatch(what);
   };
   it('zero sectors per cluster', () => expectTyped('zero-tracks.hds', (b) => b.writeUInt32LE(0, 28), /zero sectors per track/));
-  it('a BAT past the end of the file', () => expectTyped('big-bat.hds', (b) => b.writeUInt32LE(0x3fffffff, 32), /BAT of \d+ entries is larger|truncated/));
-  it('a huge cluster size', () => expectTyped('huge-cluster.hds', (b) => b.writeUInt32LE(0x7fffffff, 28), /cluster of \d+ sectors is too big/));
-  it('an ext_off past the end', () => expectTyped('ext-far.hds', (b) => b.writeBigUInt64LE(1n << 40n, 56), /format extension at \d+ ends past the end/));
+  it('a BAT past the end of the file', () =>
+    expectTyped('big-bat.hds', (b) => b.writeUInt32LE(0x3fffffff, 32), /BAT of \d+ entries is larger|truncated/));
+  it('a huge cluster size', () =>
+    expectTyped('huge-cluster.hds', (b) => b.writeUInt32LE(0x7fffffff, 28), /cluster of \d+ sectors is too big/));
+  it('an ext_off past the end', () =>
+    expectTyped('ext-far.hds', (b) => b.writeBigUInt64LE(1n << 40n, 56), /format extension at \d+ ends past the end/));
 });
 
 describe('property tests', () => {

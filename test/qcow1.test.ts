@@ -17,7 +17,10 @@ const SIZE = 11 * 1024 * 1024 + 1536; // not a cluster multiple, and more than o
 type MapEntry = { start: number; length: number; data: boolean; offset?: number; depth: number };
 const qemuMap = (file: string): MapEntry[] => JSON.parse(qemuImg('map', '--output=json', file));
 /** qcow's block status gives compressed clusters no host offset: that is how a map shows them. */
-const compressedBytes = (file: string) => qemuMap(file).filter((e) => e.data && e.offset === undefined).reduce((n, e) => n + e.length, 0);
+const compressedBytes = (file: string) =>
+  qemuMap(file)
+    .filter((e) => e.data && e.offset === undefined)
+    .reduce((n, e) => n + e.length, 0);
 
 beforeAll(() => {
   standardRaw(src, SIZE, 5);
@@ -53,12 +56,18 @@ describe('qcow v1 images made by qemu-img read byte-identically', () => {
     const ov = t.file('overlay.qcow');
     qemuImg('create', '-f', 'qcow', '-b', 'base.raw', '-F', 'raw', ov, String(7 << 20)); // larger than its base
     qemuIo(
-      '-f', 'qcow',
-      '-c', 'write -P 0x5a 1000k 3k', // partial clusters: 512-byte clusters with a backing file
-      '-c', 'write -z 2M 64k', // zeros over the base must read as zeros
-      '-c', 'write -c -P 0x6b 3M 512', // compressed clusters (one cluster per write) among plain ones
-      '-c', 'write -c -P 0x6c 3073k 512',
-      '-c', 'write -P 0x7c 6655k 64k', // past the end of the base
+      '-f',
+      'qcow',
+      '-c',
+      'write -P 0x5a 1000k 3k', // partial clusters: 512-byte clusters with a backing file
+      '-c',
+      'write -z 2M 64k', // zeros over the base must read as zeros
+      '-c',
+      'write -c -P 0x6b 3M 512', // compressed clusters (one cluster per write) among plain ones
+      '-c',
+      'write -c -P 0x6c 3073k 512',
+      '-c',
+      'write -P 0x7c 6655k 64k', // past the end of the base
       ov,
     );
     expect(compressedBytes(ov)).toBe(1024);
@@ -76,7 +85,14 @@ describe('qcow v1 images made by qemu-img read byte-identically', () => {
   it('an encrypted image reports encrypted and refuses to read without the password', async () => {
     const f = t.file('enc.qcow');
     qemuImg('create', '--object', 'secret,id=s,data=pw', '-f', 'qcow', '-o', 'encrypt.format=aes,encrypt.key-secret=s', f, '4M');
-    run('qemu-io', ['--object', 'secret,id=s,data=pw', '--image-opts', '-c', 'write -P 0x55 0 64k', `driver=qcow,file.filename=${f},encrypt.key-secret=s`]);
+    run('qemu-io', [
+      '--object',
+      'secret,id=s,data=pw',
+      '--image-opts',
+      '-c',
+      'write -P 0x55 0 64k',
+      `driver=qcow,file.filename=${f},encrypt.key-secret=s`,
+    ]);
     await expectInfoMatches(f);
     const r = await cli('convert', '-O', 'raw', f, t.file('enc.raw'));
     expect(r.code).toBe(1);
@@ -90,7 +106,9 @@ describe('qcow v1 we write', () => {
     const out = t.file('ours.qcow');
     await cliOk('convert', '-O', 'qcow', src, out);
     expect(qemuCompare(src, out)).toBe(0);
-    expect(pickInfo(JSON.parse(await cliOk('info', '--output=json', out)))).toEqual(pickInfo(JSON.parse(qemuImg('info', '--output=json', out))));
+    expect(pickInfo(JSON.parse(await cliOk('info', '--output=json', out)))).toEqual(
+      pickInfo(JSON.parse(qemuImg('info', '--output=json', out))),
+    );
     // QEMU's layout exactly (header, L1 after it, each L2 table appended just before the first
     // cluster it maps): the file is byte for byte the one qemu-img convert writes.
     expect(Buffer.compare(readFileSync(out), readFileSync(t.file('plain.qcow')))).toBe(0);
@@ -140,7 +158,18 @@ describe('qcow v1 we write', () => {
 
   it('compression with encryption is refused with a one-line error and no output file', async () => {
     const out = t.file('enc-out.qcow');
-    const r = await cli('convert', '--object', 'secret,id=s,data=pw', '-O', 'qcow', '-o', 'encrypt.format=aes,encrypt.key-secret=s', '-c', src, out);
+    const r = await cli(
+      'convert',
+      '--object',
+      'secret,id=s,data=pw',
+      '-O',
+      'qcow',
+      '-o',
+      'encrypt.format=aes,encrypt.key-secret=s',
+      '-c',
+      src,
+      out,
+    );
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(runStatus('test', ['-e', out]).status).not.toBe(0);
@@ -192,17 +221,34 @@ describe('qcow v1 random reads through the core (portable codecs, in-memory sour
   it('unaligned reads of a compressed image, a partly written one and a backing overlay equal the raw bytes', async () => {
     standardRaw(t.file('rr-base.raw'), 3 << 20, 17);
     qemuImg('create', '-f', 'qcow', '-b', 'rr-base.raw', '-F', 'raw', t.file('rr-overlay.qcow'));
-    qemuIo('-f', 'qcow', '-c', 'write -P 0x21 5000 70000', '-c', 'write -z 1M 100k', '-c', 'write -c -P 0x22 2M 512', t.file('rr-overlay.qcow'));
+    qemuIo(
+      '-f',
+      'qcow',
+      '-c',
+      'write -P 0x21 5000 70000',
+      '-c',
+      'write -z 1M 100k',
+      '-c',
+      'write -c -P 0x22 2M 512',
+      t.file('rr-overlay.qcow'),
+    );
     const cases: [string, string, Map<string, ByteSource>][] = [
       ['compressed.qcow', src, new Map()],
       ['tiny.qcow', t.file('tiny.qemu.raw'), new Map()],
-      ['rr-overlay.qcow', t.file('rr-overlay.qemu.raw'), new Map([['rr-base.raw', new MemorySource(new Uint8Array(readFileSync(t.file('rr-base.raw'))), 'rr-base.raw')]])],
+      [
+        'rr-overlay.qcow',
+        t.file('rr-overlay.qemu.raw'),
+        new Map([['rr-base.raw', new MemorySource(new Uint8Array(readFileSync(t.file('rr-base.raw'))), 'rr-base.raw')]]),
+      ],
     ];
     qemuImg('convert', '-O', 'raw', t.file('tiny.qcow'), t.file('tiny.qemu.raw'));
     qemuImg('convert', '-O', 'raw', t.file('rr-overlay.qcow'), t.file('rr-overlay.qemu.raw'));
     const rand = prng(77);
     for (const [name, rawFile, files] of cases) {
-      const dev = await openImage(new MemorySource(new Uint8Array(readFileSync(t.file(name))), name), drivers, { codecs: portableCodecs, resolver: new MapResolver(files) });
+      const dev = await openImage(new MemorySource(new Uint8Array(readFileSync(t.file(name))), name), drivers, {
+        codecs: portableCodecs,
+        resolver: new MapResolver(files),
+      });
       const raw = new Uint8Array(readFileSync(rawFile));
       for (let i = 0; i < 60; i++) {
         const off = rand() % dev.virtualSize;

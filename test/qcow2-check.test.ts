@@ -36,7 +36,16 @@ async function expectSameCheck(file: string, expectedCode: number): Promise<void
   expect(ours.code).toBe(expectedCode);
   const a = JSON.parse(ours.stdout);
   const b = JSON.parse(theirs.stdout);
-  for (const k of ['check-errors', 'leaks', 'corruptions', 'image-end-offset', 'total-clusters', 'allocated-clusters', 'fragmented-clusters', 'compressed-clusters']) {
+  for (const k of [
+    'check-errors',
+    'leaks',
+    'corruptions',
+    'image-end-offset',
+    'total-clusters',
+    'allocated-clusters',
+    'fragmented-clusters',
+    'compressed-clusters',
+  ]) {
     expect([k, a[k]]).toEqual([k, b[k]]);
   }
 }

@@ -44,10 +44,16 @@ function makeQemuImage(name: string, o: string, driver = 'qcow2'): string {
 const QEMU_CASES: [string, string][] = [
   ['aes', 'encrypt.format=aes'],
   ['luks-default', 'encrypt.format=luks,encrypt.iter-time=10'],
-  ['luks-aes128-cbc-essiv-sha1', 'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1'],
+  [
+    'luks-aes128-cbc-essiv-sha1',
+    'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1',
+  ],
   // Everything else in one image (each qemu-img LUKS creation spends seconds calibrating PBKDF2):
   // AES-192-XTS (48-byte key), ESSIV on XTS, SHA-512 for PBKDF2/AF, 4 KiB clusters, version 2.
-  ['luks-aes192-xts-essiv-sha512-4k-v2', 'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-192,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha512,cluster_size=4k,compat=0.10'],
+  [
+    'luks-aes192-xts-essiv-sha512-4k-v2',
+    'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-192,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha512,cluster_size=4k,compat=0.10',
+  ],
 ];
 
 beforeAll(() => {
@@ -80,7 +86,12 @@ describe('encrypted qcow2 made by qemu-img reads identically given the password'
     const whole = readFileSync(ref);
     const dev = await openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs, password: new TextEncoder().encode(PW) });
     try {
-      for (const [off, len] of [[1000, 5000], [1024 * 1024 - 700, 1400], [3000 * 1024 + 1, 511], [SIZE - 3000, 3000]] as const) {
+      for (const [off, len] of [
+        [1000, 5000],
+        [1024 * 1024 - 700, 1400],
+        [3000 * 1024 + 1, 511],
+        [SIZE - 3000, 3000],
+      ] as const) {
         const got = await dev.read(off, len);
         expect(Buffer.from(got).equals(whole.subarray(off, off + len))).toBe(true);
       }
@@ -105,7 +116,11 @@ describe('encrypted qcow2 made by qemu-img reads identically given the password'
     const whole = readFileSync(t.file('qcow1-aes.qemu.raw'));
     const dev = await openImage(await NodeFileSource.open(f), drivers, { codecs: nodeCodecs, password: new TextEncoder().encode(PW) });
     try {
-      for (const [off, len] of [[1000, 5000], [1024 * 1024 - 700, 1400], [3000 * 1024 + 1, 511]] as const) {
+      for (const [off, len] of [
+        [1000, 5000],
+        [1024 * 1024 - 700, 1400],
+        [3000 * 1024 + 1, 511],
+      ] as const) {
         expect(Buffer.from(await dev.read(off, len)).equals(whole.subarray(off, off + len))).toBe(true);
       }
     } finally {
@@ -117,7 +132,16 @@ describe('encrypted qcow2 made by qemu-img reads identically given the password'
 describe('wrong or missing passwords', () => {
   it('a wrong LUKS password stops with one line and leaves no output file', async () => {
     const out = t.file('wrong.raw');
-    const r = await cli('convert', '--object', 'secret,id=s,data=not-it', '--image-opts', opts(t.file('luks-default.qcow2')), '-O', 'qcow2', out);
+    const r = await cli(
+      'convert',
+      '--object',
+      'secret,id=s,data=not-it',
+      '--image-opts',
+      opts(t.file('luks-default.qcow2')),
+      '-O',
+      'qcow2',
+      out,
+    );
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/luks-default\.qcow2: wrong password/);
@@ -139,7 +163,15 @@ describe('wrong or missing passwords', () => {
   });
 
   it('a secret id that does not exist is refused', async () => {
-    const r = await cli('convert', ...SECRET, '--image-opts', 'driver=qcow2,file.filename=' + t.file('aes.qcow2') + ',encrypt.key-secret=zz', '-O', 'raw', t.file('x.raw'));
+    const r = await cli(
+      'convert',
+      ...SECRET,
+      '--image-opts',
+      'driver=qcow2,file.filename=' + t.file('aes.qcow2') + ',encrypt.key-secret=zz',
+      '-O',
+      'raw',
+      t.file('x.raw'),
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no secret with id "zz"/);
   });
@@ -197,7 +229,10 @@ describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
   const WRITE_CASES: [string, string][] = [
     ['luks', 'encrypt.format=luks,encrypt.iter-time=10'],
     ['aes', 'encrypt.format=aes'],
-    ['luks-cbc-essiv-sha1', 'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1'],
+    [
+      'luks-cbc-essiv-sha1',
+      'encrypt.format=luks,encrypt.iter-time=10,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1',
+    ],
     ['luks-4k-v2', 'encrypt.format=luks,encrypt.iter-time=10,cluster_size=4k,compat=0.10'],
   ];
   it.each(WRITE_CASES)('%s', async (name, o) => {
@@ -215,10 +250,17 @@ describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
     await expectInfoMatches(out);
   });
 
-  it('the default LUKS layout is qemu-img\'s: aes-256-xts-plain64, sha256, slot 0 of 8', async () => {
+  it("the default LUKS layout is qemu-img's: aes-256-xts-plain64, sha256, slot 0 of 8", async () => {
     const out = t.file('ours-luks.qcow2');
     const enc = JSON.parse(qemuImg('info', '--output=json', out))['format-specific'].data.encrypt;
-    expect(enc).toMatchObject({ format: 'luks', 'cipher-alg': 'aes-256', 'cipher-mode': 'xts', 'ivgen-alg': 'plain64', 'hash-alg': 'sha256', 'payload-offset': 2068480 });
+    expect(enc).toMatchObject({
+      format: 'luks',
+      'cipher-alg': 'aes-256',
+      'cipher-mode': 'xts',
+      'ivgen-alg': 'plain64',
+      'hash-alg': 'sha256',
+      'payload-offset': 2068480,
+    });
     expect(enc.slots.map((s: { active: boolean }) => s.active)).toEqual([true, false, false, false, false, false, false, false]);
     expect(enc.slots[0].iters).toBeGreaterThanOrEqual(1000);
   });
@@ -227,7 +269,20 @@ describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
     const base = t.file('base.raw');
     standardRaw(base, SIZE, 12);
     const out = t.file('ours-overlay.qcow2');
-    await cliOk('convert', ...SECRET, '-O', 'qcow2', '-o', 'encrypt.format=luks,encrypt.iter-time=10,encrypt.key-secret=s', '-B', 'base.raw', '-F', 'raw', src, out);
+    await cliOk(
+      'convert',
+      ...SECRET,
+      '-O',
+      'qcow2',
+      '-o',
+      'encrypt.format=luks,encrypt.iter-time=10,encrypt.key-secret=s',
+      '-B',
+      'base.raw',
+      '-F',
+      'raw',
+      src,
+      out,
+    );
     expect(runStatus('qemu-img', ['check', ...SECRET, '--image-opts', opts(out)]).status).toBe(0);
     expect(runStatus('qemu-img', ['compare', ...SECRET, '--image-opts', opts(out), `driver=raw,file.filename=${src}`]).status).toBe(0);
   });
@@ -235,7 +290,9 @@ describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
   it('qcow v1 with AES we write passes qemu-img compare', async () => {
     const out = t.file('ours.qcow');
     await cliOk('convert', ...SECRET, '-O', 'qcow', '-o', 'encrypt.format=aes,encrypt.key-secret=s', src, out);
-    expect(runStatus('qemu-img', ['compare', ...SECRET, '--image-opts', opts(out, 'qcow'), `driver=raw,file.filename=${src}`]).status).toBe(0);
+    expect(runStatus('qemu-img', ['compare', ...SECRET, '--image-opts', opts(out, 'qcow'), `driver=raw,file.filename=${src}`]).status).toBe(
+      0,
+    );
   });
 
   it.each([
@@ -246,19 +303,37 @@ describe('encrypted qcow2 we write passes qemu-img check and compare', () => {
     const ours = JSON.parse(await cliOk('measure', ...SECRET, '--output=json', '-O', 'qcow2', '-o', o, '--size', '100M'));
     let theirs = '';
     for (let i = 0; i < 6 && !theirs; i++) {
-      const r = runStatus('qemu-img', ['measure', ...SECRET, '--output=json', '-O', 'qcow2', '-o', `${o},encrypt.iter-time=10`, '--size', '100M']);
+      const r = runStatus('qemu-img', [
+        'measure',
+        ...SECRET,
+        '--output=json',
+        '-O',
+        'qcow2',
+        '-o',
+        `${o},encrypt.iter-time=10`,
+        '--size',
+        '100M',
+      ]);
       if (r.status === 0) theirs = r.stdout;
     }
     expect(ours).toEqual(JSON.parse(theirs));
   });
 
   const REFUSED: [string, string[], RegExp][] = [
-    ['compression with encryption', ['-c', '-o', 'encrypt.format=luks,encrypt.key-secret=s'], /Compression and encryption not supported at the same time/],
+    [
+      'compression with encryption',
+      ['-c', '-o', 'encrypt.format=luks,encrypt.key-secret=s'],
+      /Compression and encryption not supported at the same time/,
+    ],
     ['no key-secret', ['-o', 'encrypt.format=luks'], /encrypt\.key-secret' is required/],
     ['an unknown secret', ['-o', 'encrypt.format=aes,encrypt.key-secret=nope'], /No secret with id 'nope'/],
     ['key-secret without format', ['-o', 'encrypt.key-secret=s'], /encrypt\.format' is missing/],
     ['LUKS options with aes', ['-o', 'encrypt.format=aes,encrypt.key-secret=s,encrypt.cipher-alg=aes-128'], /cipher-alg/],
-    ['aes-192-cbc, which makes qemu-img 7.2 abort', ['-o', 'encrypt.format=luks,encrypt.key-secret=s,encrypt.cipher-alg=aes-192,encrypt.cipher-mode=cbc'], /QEMU cannot open it/],
+    [
+      'aes-192-cbc, which makes qemu-img 7.2 abort',
+      ['-o', 'encrypt.format=luks,encrypt.key-secret=s,encrypt.cipher-alg=aes-192,encrypt.cipher-mode=cbc'],
+      /QEMU cannot open it/,
+    ],
   ];
   it.each(REFUSED)('%s is refused in one line, no file', async (_n, args, msg) => {
     const out = t.file('refused.qcow2');

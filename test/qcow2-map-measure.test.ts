@@ -12,7 +12,19 @@ beforeAll(() => {
   qemuImg('convert', '-c', '-O', 'qcow2', raw, t.file('compressed.qcow2'));
   qemuImg('convert', '-O', 'qcow2', raw, t.file('base.qcow2'));
   qemuImg('create', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', t.file('top.qcow2'));
-  qemuIo('-c', 'write -P 0x10 0 256k', '-c', 'write -z 1M 64k', '-c', 'write -z -u 2M 64k', '-c', 'write -P 3 6M 64k', '-c', 'write -z 6M 64k', t.file('top.qcow2'));
+  qemuIo(
+    '-c',
+    'write -P 0x10 0 256k',
+    '-c',
+    'write -z 1M 64k',
+    '-c',
+    'write -z -u 2M 64k',
+    '-c',
+    'write -P 3 6M 64k',
+    '-c',
+    'write -z 6M 64k',
+    t.file('top.qcow2'),
+  );
 });
 afterAll(() => t.cleanup());
 

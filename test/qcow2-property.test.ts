@@ -47,7 +47,18 @@ describe('qcow2 property tests', () => {
         const img = `${raw}.ours.qcow2`;
         const args = d.compress ? ['-c'] : [];
         const rb = d.compat === '0.10' ? '16' : refcountBits;
-        await cliOk('convert', '-f', 'raw', ...args, '-o', `cluster_size=${d.clusterSize},compat=${d.compat},refcount_bits=${rb}`, '-O', 'qcow2', raw, img);
+        await cliOk(
+          'convert',
+          '-f',
+          'raw',
+          ...args,
+          '-o',
+          `cluster_size=${d.clusterSize},compat=${d.compat},refcount_bits=${rb}`,
+          '-O',
+          'qcow2',
+          raw,
+          img,
+        );
         const check = runStatus('qemu-img', ['check', img]);
         expect(check.stdout + check.stderr).toContain('No errors were found');
         expect(check.status).toBe(0);

@@ -43,14 +43,22 @@ describe('qcow2 images made by qemu-img read byte-identically', () => {
     const ov = t.file('overlay.qcow2');
     qemuImg('create', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', ov);
     qemuIo(
-      '-f', 'qcow2',
-      '-c', 'write -P 0x5a 64k 192k', // data
-      '-c', 'write -z 1M 128k', // plain zero
-      '-c', 'write -P 0x33 2M 128k',
-      '-c', 'write -z 2M 64k', // zero over allocated data: preallocated zero
-      '-c', 'write -P 0x44 3M 256k',
-      '-c', 'discard 3M 128k', // discarded
-      '-c', 'write -z -u 4M 64k',
+      '-f',
+      'qcow2',
+      '-c',
+      'write -P 0x5a 64k 192k', // data
+      '-c',
+      'write -z 1M 128k', // plain zero
+      '-c',
+      'write -P 0x33 2M 128k',
+      '-c',
+      'write -z 2M 64k', // zero over allocated data: preallocated zero
+      '-c',
+      'write -P 0x44 3M 256k',
+      '-c',
+      'discard 3M 128k', // discarded
+      '-c',
+      'write -z -u 4M 64k',
       ov,
     );
     const map = JSON.parse(qemuImg('map', '--output=json', ov)) as { zero: boolean; offset?: number; depth: number }[];

@@ -16,7 +16,16 @@ const src = t.file('src.raw');
 const base = t.file('base.raw');
 
 beforeAll(() => {
-  writePatternedRaw(src, SIZE, [{ offset: 0, length: 2 * MiB + 4321 }, { offset: 6 * MiB + 512, length: 1500000 }, { offset: SIZE - 70000, length: 70000 }], 29);
+  writePatternedRaw(
+    src,
+    SIZE,
+    [
+      { offset: 0, length: 2 * MiB + 4321 },
+      { offset: 6 * MiB + 512, length: 1500000 },
+      { offset: SIZE - 70000, length: 70000 },
+    ],
+    29,
+  );
   writePatternedRaw(base, SIZE, [{ offset: 0, length: SIZE }], 30);
 });
 
@@ -42,7 +51,21 @@ describe('images made by qemu-img read byte-identically, with the same info and 
   it('sparse qemu-io writes and zero clusters (write -z), preallocation=full', async () => {
     const f = t.file('io.qed');
     qemuImg('create', '-f', 'qed', '-o', 'cluster_size=16k,preallocation=full', f, '9M');
-    qemuIo('-f', 'qed', '-c', 'write -P 0xa5 5M 4k', '-c', 'write -P 0x11 0 512', '-c', 'write -P 0x22 32256 3k', '-c', 'write -z 5M 16k', '-c', 'write -P 0x44 9436160 1k', f);
+    qemuIo(
+      '-f',
+      'qed',
+      '-c',
+      'write -P 0xa5 5M 4k',
+      '-c',
+      'write -P 0x11 0 512',
+      '-c',
+      'write -P 0x22 32256 3k',
+      '-c',
+      'write -z 5M 16k',
+      '-c',
+      'write -P 0x44 9436160 1k',
+      f,
+    );
     await expectSameExport(f, t.file, 'io');
     await expectInfoMatches(f);
     expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
@@ -103,7 +126,13 @@ describe('images we write', () => {
     const info = JSON.parse(qemuImg('info', '--output=json', out));
     expect(info['backing-filename']).toBe('base.raw');
     expect(info['backing-filename-format']).toBe('raw');
-    const map = JSON.parse(qemuImg('map', '--output=json', out)) as { start: number; length: number; depth: number; zero: boolean; data: boolean }[];
+    const map = JSON.parse(qemuImg('map', '--output=json', out)) as {
+      start: number;
+      length: number;
+      depth: number;
+      zero: boolean;
+      data: boolean;
+    }[];
     const own = map.filter((m) => m.depth === 0);
     expect(own.filter((m) => m.data).reduce((n, m) => n + m.length, 0)).toBe(64 * 1024); // one cluster of changed data
     expect(own.filter((m) => m.zero && !m.data).reduce((n, m) => n + m.length, 0)).toBe(MiB);
@@ -157,15 +186,22 @@ describe('hostile headers and tables give typed one-line errors', () => {
   };
   it('a cluster size that is not a power of two', () => expectTyped('cs.qed', (b) => b.writeUInt32LE(3 * 4096, 4), /cluster size 12288/));
   it('a table size of 64 clusters', () => expectTyped('ts.qed', (b) => b.writeUInt32LE(64, 8), /table size 64/));
-  it('an image size beyond what the tables map', () => expectTyped('big.qed', (b) => b.writeBigUInt64LE(1n << 50n, 48), /image size \d+ is not a multiple of 512 or too large/));
+  it('an image size beyond what the tables map', () =>
+    expectTyped('big.qed', (b) => b.writeBigUInt64LE(1n << 50n, 48), /image size \d+ is not a multiple of 512 or too large/));
   it('an L1 table past the end of the file', () => expectTyped('l1.qed', (b) => b.writeBigUInt64LE(1n << 40n, 40), /L1 table offset/));
   it('unknown features', () => expectTyped('feat.qed', (b) => b.writeBigUInt64LE(0x100n, 16), /unsupported QED features 0x100/));
-  it('a backing file name outside the header', () => expectTyped('bf.qed', (b) => {
-    b.writeBigUInt64LE(1n, 16);
-    b.writeUInt32LE(0xfffffff0, 56);
-    b.writeUInt32LE(100, 60);
-  }, /backing file name lies outside the header/));
-  it('an L2 entry past the end of the file', () => expectTyped('l2e.qed', (b) => b.writeBigUInt64LE(1n << 45n, Number(b.readBigUInt64LE(hdr(b).l1))), /invalid offset/));
+  it('a backing file name outside the header', () =>
+    expectTyped(
+      'bf.qed',
+      (b) => {
+        b.writeBigUInt64LE(1n, 16);
+        b.writeUInt32LE(0xfffffff0, 56);
+        b.writeUInt32LE(100, 60);
+      },
+      /backing file name lies outside the header/,
+    ));
+  it('an L2 entry past the end of the file', () =>
+    expectTyped('l2e.qed', (b) => b.writeBigUInt64LE(1n << 45n, Number(b.readBigUInt64LE(hdr(b).l1))), /invalid offset/));
 });
 
 describe('property tests', () => {

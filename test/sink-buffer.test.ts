@@ -71,7 +71,9 @@ describe('SinkBuffer', () => {
       const buffer = new SinkBuffer(sink, 32 * 1024, inFlight);
       await scenario(buffer, expected, 11);
       // Every byte written matches; gaps stay zero.
-      const wrong = sink.calls.filter((c) => !Buffer.from(sink.file.subarray(c.offset, c.offset + c.length)).equals(expected.subarray(c.offset, c.offset + c.length)));
+      const wrong = sink.calls.filter(
+        (c) => !Buffer.from(sink.file.subarray(c.offset, c.offset + c.length)).equals(expected.subarray(c.offset, c.offset + c.length)),
+      );
       expect(wrong).toEqual([]);
       expect(sink.outstanding).toBe(0);
       expect(sink.maxOutstanding).toBeLessThanOrEqual(inFlight);

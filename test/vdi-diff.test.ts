@@ -19,7 +19,16 @@ const FREE = 0xffffffff;
 const ZERO = 0xfffffffe;
 
 beforeAll(() => {
-  writePatternedRaw(base, SIZE, [{ offset: 0, length: 400000 }, { offset: 2 * MiB, length: 500000 }, { offset: 4 * MiB, length: 300000 }], 8);
+  writePatternedRaw(
+    base,
+    SIZE,
+    [
+      { offset: 0, length: 400000 },
+      { offset: 2 * MiB, length: 500000 },
+      { offset: 4 * MiB, length: 300000 },
+    ],
+    8,
+  );
   const b = Buffer.from(readFileSync(base));
   b.fill(0x5a, 10, 20); // block 0: a few bytes differ
   b.fill(0, 2 * MiB, 3 * MiB); // block 2: zeros over the parent's data
@@ -38,7 +47,11 @@ function parse(file: string): Vdi {
   const bytes = readFileSync(file);
   const blocks = bytes.readUInt32LE(0x180);
   const offBlocks = bytes.readUInt32LE(0x154);
-  return { bytes, offData: bytes.readUInt32LE(0x158), map: Array.from({ length: blocks }, (_, i) => bytes.readUInt32LE(offBlocks + i * 4)) };
+  return {
+    bytes,
+    offData: bytes.readUInt32LE(0x158),
+    map: Array.from({ length: blocks }, (_, i) => bytes.readUInt32LE(offBlocks + i * 4)),
+  };
 }
 
 /** VirtualBox's read rule for a differencing image over a normal one (VDICore: FREE falls through, ZERO is zeros). */
@@ -65,7 +78,7 @@ async function makeChild(name: string): Promise<{ parent: string; child: string 
 }
 
 describe('differencing VDI (convert -O vdi -B)', () => {
-  it('reads as the source through its parent, by VirtualBox\'s rule and by our reader', async () => {
+  it("reads as the source through its parent, by VirtualBox's rule and by our reader", async () => {
     const { parent, child } = await makeChild('r');
     expect(readThrough(parse(child), parse(parent), SIZE).equals(readFileSync(changed))).toBe(true);
     const back = t.file('r.back.raw');
@@ -97,7 +110,8 @@ describe('differencing VDI (convert -O vdi -B)', () => {
     qemuImg('convert', '-f', 'vdi', '-O', 'raw', plainFile, q);
     const qb = readFileSync(q);
     const src = readFileSync(changed);
-    for (const i of [0, 2, 3, 6]) expect(qb.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)).equals(src.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)))).toBe(true);
+    for (const i of [0, 2, 3, 6])
+      expect(qb.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)).equals(src.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)))).toBe(true);
   });
 
   it('header fields as VBoxManage writes a snapshot image: type 4, 0x190 header, linkage and parent-modification UUIDs', async () => {

@@ -16,7 +16,16 @@ const SIZE = 29 * MiB + 1536;
 const src = t.file('src.raw');
 
 const patterned = (file: string, size: number, seed: number) =>
-  writePatternedRaw(file, size, [{ offset: 0, length: 2 * MiB + 4321 }, { offset: 6 * MiB + 512, length: 1500000 }, { offset: size - 70000, length: 70000 }], seed);
+  writePatternedRaw(
+    file,
+    size,
+    [
+      { offset: 0, length: 2 * MiB + 4321 },
+      { offset: 6 * MiB + 512, length: 1500000 },
+      { offset: size - 70000, length: 70000 },
+    ],
+    seed,
+  );
 
 beforeAll(() => {
   patterned(src, SIZE, 17);
@@ -27,7 +36,12 @@ afterAll(() => t.cleanup());
 
 /** The block map of a VDI, from the header fields (written here from the VirtualBox layout, not from our driver). */
 function vdiLayout(b: Buffer) {
-  return { offBlocks: b.readUInt32LE(0x154), offData: b.readUInt32LE(0x158), blocks: b.readUInt32LE(0x180), blockSize: b.readUInt32LE(0x178) };
+  return {
+    offBlocks: b.readUInt32LE(0x154),
+    offData: b.readUInt32LE(0x158),
+    blocks: b.readUInt32LE(0x180),
+    blockSize: b.readUInt32LE(0x178),
+  };
 }
 
 describe('VDIs made by qemu-img read byte-identically', () => {
@@ -48,7 +62,11 @@ describe('VDIs made by qemu-img read byte-identically', () => {
     await expectSameExport(f, t.file, 'zero-block');
     const got = readFileSync(t.file('zero-block.ours.raw'));
     expect(got.subarray(MiB, 2 * MiB).every((x) => x === 0)).toBe(true);
-    expect(readFileSync(src).subarray(MiB, 2 * MiB).some((x) => x !== 0)).toBe(true);
+    expect(
+      readFileSync(src)
+        .subarray(MiB, 2 * MiB)
+        .some((x) => x !== 0),
+    ).toBe(true);
   });
 
   it('honours offData and block extra (bytes before each block, which QEMU ignores)', async () => {
@@ -56,7 +74,12 @@ describe('VDIs made by qemu-img read byte-identically', () => {
     const { offBlocks, offData, blocks, blockSize } = vdiLayout(q);
     const EXTRA = 1024;
     const newOffData = 3 * MiB; // not where qemu puts it
-    const slots = Math.max(0, ...Array.from({ length: blocks }, (_, i) => q.readUInt32LE(offBlocks + 4 * i)).filter((e) => e < 0xfffffffe).map((e) => e + 1));
+    const slots = Math.max(
+      0,
+      ...Array.from({ length: blocks }, (_, i) => q.readUInt32LE(offBlocks + 4 * i))
+        .filter((e) => e < 0xfffffffe)
+        .map((e) => e + 1),
+    );
     const out = Buffer.alloc(newOffData + slots * (blockSize + EXTRA));
     q.copy(out, 0, 0, offData);
     out.writeUInt32LE(newOffData, 0x158);
@@ -76,7 +99,6 @@ describe('VDIs made by qemu-img read byte-identically', () => {
     const f = t.file('dynamic.vdi');
     expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
   });
-
 });
 
 describe('differencing VDI', () => {
@@ -101,7 +123,15 @@ describe('differencing VDI', () => {
       // A decoy with another UUID: picking a parent by name or by order would take it.
       qemuImg('convert', '-f', 'raw', '-O', 'vdi', baseRaw, dir.file('another.vdi'));
       const childRaw = dir.file('child.raw');
-      writePatternedRaw(childRaw, DSIZE, [{ offset: MiB, length: 1000 }, { offset: 5 * MiB, length: 2 * MiB }], 4);
+      writePatternedRaw(
+        childRaw,
+        DSIZE,
+        [
+          { offset: MiB, length: 1000 },
+          { offset: 5 * MiB, length: 2 * MiB },
+        ],
+        4,
+      );
       const child = dir.file('child.vdi');
       qemuImg('convert', '-f', 'raw', '-O', 'vdi', childRaw, child);
       linkChild(child, dir.file('Base Disk.vdi'));
@@ -132,7 +162,8 @@ describe('differencing VDI', () => {
 
       // The page's path: dropped files in memory, the parent found through FileResolver.list.
       const files = new Map<string, MemorySource>();
-      for (const n of ['child.vdi', 'Base Disk.vdi', 'another.vdi']) files.set(`vm/${n}`, new MemorySource(new Uint8Array(readFileSync(dir.file(n))), `vm/${n}`));
+      for (const n of ['child.vdi', 'Base Disk.vdi', 'another.vdi'])
+        files.set(`vm/${n}`, new MemorySource(new Uint8Array(readFileSync(dir.file(n))), `vm/${n}`));
       const dev = await openImage(files.get('vm/child.vdi')!, drivers, { codecs: nodeCodecs, resolver: new MapResolver(files) });
       try {
         expect(Buffer.from(await dev.read(0, DSIZE)).equals(want)).toBe(true);
@@ -209,7 +240,13 @@ describe('hostile headers and maps give typed one-line errors', () => {
     await expectTyped(f, /truncated file/);
   });
   it('a disk size larger than its blocks, and a block size QEMU cannot read', async () => {
-    await expectTyped(patched('too-big.vdi', (b) => b.writeBigUInt64LE(BigInt(SIZE) * 4n, 0x170)), /disk size \d+ is larger than its \d+ blocks/);
-    await expectTyped(patched('odd-block.vdi', (b) => b.writeUInt32LE(1000, 0x178)), /block size 1000 is not a multiple of 512/);
+    await expectTyped(
+      patched('too-big.vdi', (b) => b.writeBigUInt64LE(BigInt(SIZE) * 4n, 0x170)),
+      /disk size \d+ is larger than its \d+ blocks/,
+    );
+    await expectTyped(
+      patched('odd-block.vdi', (b) => b.writeUInt32LE(1000, 0x178)),
+      /block size 1000 is not a multiple of 512/,
+    );
   });
 });

@@ -13,7 +13,16 @@ const SIZES: [string, number][] = [
 
 beforeAll(() => {
   for (const [name, size] of SIZES) {
-    writePatternedRaw(t.file(`${name}.raw`), size, [{ offset: 0, length: 2 * MiB + 777 }, { offset: 7 * MiB, length: 300000 }, { offset: size - 70000, length: 70000 }], 31);
+    writePatternedRaw(
+      t.file(`${name}.raw`),
+      size,
+      [
+        { offset: 0, length: 2 * MiB + 777 },
+        { offset: 7 * MiB, length: 300000 },
+        { offset: size - 70000, length: 70000 },
+      ],
+      31,
+    );
   }
 });
 afterAll(() => t.cleanup());

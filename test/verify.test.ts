@@ -43,7 +43,10 @@ function brokenQcow2(flipAtWrite: number): FormatDriver {
 }
 
 async function convertInMemory(target: FormatDriver): Promise<{ source: Awaited<ReturnType<typeof openImage>>; out: Uint8Array }> {
-  const source = await openImage(new MemorySource(new Uint8Array(readFileSync(raw)), 'src.raw'), drivers, { codecs: nodeCodecs, format: 'raw' });
+  const source = await openImage(new MemorySource(new Uint8Array(readFileSync(raw)), 'src.raw'), drivers, {
+    codecs: nodeCodecs,
+    format: 'raw',
+  });
   const sink = new MemorySink('out.qcow2');
   await convert({ source, target, sink, create: { options: {}, codecs: nodeCodecs, filename: 'out.qcow2' } });
   return { source, out: sink.bytes.slice() };
@@ -61,7 +64,10 @@ describe('convert --verify', () => {
   it('catches a writer that corrupts data (fault injected), naming the offset', async () => {
     const { source, out } = await convertInMemory(brokenQcow2(1));
     const written = await openImage(new MemorySource(out, 'out.qcow2'), drivers, { codecs: nodeCodecs });
-    const err = await verifyOutput(source, written).then(() => undefined, (e: unknown) => e);
+    const err = await verifyOutput(source, written).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(DiskFerryError);
     expect((err as Error).message).toMatch(/^out\.qcow2: verification failed: the output differs from the source at offset \d+$/);
   });

@@ -17,11 +17,28 @@ const parent = t.file('parent.vhdx');
 
 const BLOCKS: ChildBlock[] = [
   { block: 2, state: 'full', fill: 0xa2 },
-  { block: 5, state: 'partial', fill: 0xa5, sectors: [[0, 8], [100, 300], [2047, 2048]] },
+  {
+    block: 5,
+    state: 'partial',
+    fill: 0xa5,
+    sectors: [
+      [0, 8],
+      [100, 300],
+      [2047, 2048],
+    ],
+  },
   { block: 7, state: 'zero' },
   { block: 8, state: 'unmapped' },
   { block: 9, state: 'undefined' },
-  { block: 23, state: 'partial', fill: 0x33, sectors: [[1, 2], [1000, 2048]] },
+  {
+    block: 23,
+    state: 'partial',
+    fill: 0x33,
+    sectors: [
+      [1, 2],
+      [1000, 2048],
+    ],
+  },
 ];
 
 beforeAll(() => {
@@ -81,11 +98,14 @@ describe('differencing VHDX', () => {
     expect((await cli('info', child)).stdout).toMatch(/parent-linkage: MISMATCH/);
   });
 
-  it('falls back to the absolute path\'s file name beside the child when the relative path does not resolve', async () => {
+  it("falls back to the absolute path's file name beside the child when the relative path does not resolve", async () => {
     const dir = t.file('sub');
     mkdirSync(dir);
     const child = `${dir}/child.vhdx`;
-    makeDifferencing(parent, child, SIZE, BLOCKS, { relative_path: '..\\nowhere\\parent-x.vhdx', absolute_win32_path: 'D:\\Hyper-V\\base.vhdx' });
+    makeDifferencing(parent, child, SIZE, BLOCKS, {
+      relative_path: '..\\nowhere\\parent-x.vhdx',
+      absolute_win32_path: 'D:\\Hyper-V\\base.vhdx',
+    });
     run('cp', [parent, `${dir}/base.vhdx`]);
     const mine = t.file('sub.ours.raw');
     const r = await cli('convert', '-O', 'raw', child, mine);

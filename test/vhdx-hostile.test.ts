@@ -23,7 +23,19 @@ beforeAll(() => {
   qemuImg('create', '-q', '-f', 'vhdx', '-o', 'block_size=1M', d, '12M');
   qemuIo('-f', 'vhdx', '-c', 'write -P 7 0 2M', d);
   const { offset, bytes } = batSector(d, 0);
-  makeDirty(d, [{ sequence: 9n, ops: [{ data: new Uint8Array(bytes), offset }, { zero: 8192, offset: 5 * MiB }] }], 0);
+  makeDirty(
+    d,
+    [
+      {
+        sequence: 9n,
+        ops: [
+          { data: new Uint8Array(bytes), offset },
+          { zero: 8192, offset: 5 * MiB },
+        ],
+      },
+    ],
+    0,
+  );
   dirty = new Uint8Array(readFileSync(d));
 });
 afterAll(() => t.cleanup());
@@ -68,7 +80,7 @@ describe('hostile VHDX input', () => {
       const [start, len] = HOT[rand() % HOT.length]!;
       const at = start + (rand() % len);
       const kind = rand() % 3;
-      if (kind === 0) b[at] ^= 1 << rand() % 8;
+      if (kind === 0) b[at] ^= 1 << (rand() % 8);
       else if (kind === 1) b.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f].slice(0, 1 + (rand() % 8)), at);
       else b[at] = rand() & 0xff;
       outcomes[await exercise(b)]++;

@@ -23,25 +23,30 @@ const disk = fc.record({
 let n = 0;
 const subformat = (fixed: boolean) => (fixed ? 'subformat=fixed' : 'subformat=dynamic');
 
-const makeRaw = (d: { sectors: number; seed: number; regions: { at: number; length: number }[] }) => writeSectorDisk(t.file(`p${++n}.raw`), d);
+const makeRaw = (d: { sectors: number; seed: number; regions: { at: number; length: number }[] }) =>
+  writeSectorDisk(t.file(`p${++n}.raw`), d);
 
 describe('vhdx property tests', () => {
   it('what we write, qemu-img checks clean, sizes exactly and reads to the same bytes; unaligned reads agree', async () => {
     await fc.assert(
-      fc.asyncProperty(disk, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 3_000_000 })), { minLength: 3, maxLength: 6 }), async (d, reads) => {
-        const { raw, size } = makeRaw(d);
-        const img = `${raw}.vhdx`;
-        await cliOk('convert', '-O', 'vhdx', '-o', `${subformat(d.fixed)},block_size=${d.blockMiB}M`, raw, img);
-        expectQemuReadsAsRaw(img, 'vhdx', raw, size, true);
-        // Unaligned reads straight through the core, against the raw bytes.
-        const bytes = readFileSync(raw);
-        const dev = await VhdxDevice.open(new MemorySource(new Uint8Array(readFileSync(img)), img), { codecs: nodeCodecs });
-        for (const [at, len] of reads) {
-          const off = at % size;
-          const l = Math.min(len, size - off);
-          expect(Buffer.from(await dev.read(off, l)).equals(bytes.subarray(off, off + l))).toBe(true);
-        }
-      }),
+      fc.asyncProperty(
+        disk,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 3_000_000 })), { minLength: 3, maxLength: 6 }),
+        async (d, reads) => {
+          const { raw, size } = makeRaw(d);
+          const img = `${raw}.vhdx`;
+          await cliOk('convert', '-O', 'vhdx', '-o', `${subformat(d.fixed)},block_size=${d.blockMiB}M`, raw, img);
+          expectQemuReadsAsRaw(img, 'vhdx', raw, size, true);
+          // Unaligned reads straight through the core, against the raw bytes.
+          const bytes = readFileSync(raw);
+          const dev = await VhdxDevice.open(new MemorySource(new Uint8Array(readFileSync(img)), img), { codecs: nodeCodecs });
+          for (const [at, len] of reads) {
+            const off = at % size;
+            const l = Math.min(len, size - off);
+            expect(Buffer.from(await dev.read(off, l)).equals(bytes.subarray(off, off + l))).toBe(true);
+          }
+        },
+      ),
       { numRuns: 10, seed: 20261125 },
     );
   });

@@ -51,7 +51,9 @@ for spec in sys.argv[2:]:
     off, n = map(int, spec.split(':'))
     print(hashlib.sha256(f.read_buffer_at_offset(n, off)).hexdigest())
 `;
-  return run('/usr/bin/python3', ['-c', py, file, ...RANGES.map(([o, n]) => `${o}:${n}`)]).trim().split('\n');
+  return run('/usr/bin/python3', ['-c', py, file, ...RANGES.map(([o, n]) => `${o}:${n}`)])
+    .trim()
+    .split('\n');
 }
 
 describe('VHDX with 4 KiB logical sectors', () => {
@@ -67,7 +69,12 @@ describe('VHDX with 4 KiB logical sectors', () => {
     try {
       expect(dev.virtualSize).toBe(5 * GiB);
       const ours: string[] = [];
-      for (const [o, n] of RANGES) ours.push(createHash('sha256').update(await dev.read(o, n)).digest('hex'));
+      for (const [o, n] of RANGES)
+        ours.push(
+          createHash('sha256')
+            .update(await dev.read(o, n))
+            .digest('hex'),
+        );
       expect(ours).toEqual(pyvhdiDigests(img));
       // With 4 KiB sectors index 4097 is payload block 4097: the 0x11 bytes now read at 4 GiB + 1 MiB.
       const moved = await dev.read(4 * GiB + MiB, 4096);

@@ -84,12 +84,22 @@ describe('VHDX images we write', () => {
   it('dynamic stays sparse: all-zero blocks are not allocated', async () => {
     const sparse = t.file('sparse.raw');
     // 64 MiB with data in only two places.
-    writePatternedRaw(sparse, 64 << 20, [{ offset: 1 << 20, length: 4096 }, { offset: 50 << 20, length: 100000 }], 3);
+    writePatternedRaw(
+      sparse,
+      64 << 20,
+      [
+        { offset: 1 << 20, length: 4096 },
+        { offset: 50 << 20, length: 100000 },
+      ],
+      3,
+    );
     const out = t.file('sparse.vhdx');
     expect((await cli('convert', '-O', 'vhdx', '-o', 'block_size=1M', sparse, out)).code).toBe(0);
     expect(qemuCompare(sparse, out, '-f', 'raw', '-F', 'vhdx')).toBe(0);
     const s = await readStructure(new MemorySource(readFileSync(out), out), {});
-    const present = Array.from({ length: s.geometry.payloadBlocks }, (_, b) => entryState(s.bat[payloadIndex(s.geometry, b)]!)).filter((x) => x === 6);
+    const present = Array.from({ length: s.geometry.payloadBlocks }, (_, b) => entryState(s.bat[payloadIndex(s.geometry, b)]!)).filter(
+      (x) => x === 6,
+    );
     expect(present).toHaveLength(2);
   });
 
@@ -108,7 +118,11 @@ describe('VHDX images we write', () => {
   it('measure predicts the files we write (qemu-img 7.2 cannot measure vhdx)', async () => {
     const q = t.file('m.qcow2');
     qemuImg('convert', '-O', 'qcow2', src, q);
-    for (const [name, opts] of [['m-dyn', 'block_size=1M'], ['m-fixed', 'subformat=fixed'], ['m-dyn8', '']] as const) {
+    for (const [name, opts] of [
+      ['m-dyn', 'block_size=1M'],
+      ['m-fixed', 'subformat=fixed'],
+      ['m-dyn8', ''],
+    ] as const) {
       const out = t.file(`${name}.vhdx`);
       const o = opts ? ['-o', opts] : [];
       expect((await cli('convert', '-O', 'vhdx', ...o, q, out)).code).toBe(0);

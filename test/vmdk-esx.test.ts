@@ -52,14 +52,22 @@ describe('ESXi extents', () => {
 
   it('vmfsSparse (COWD) delta over a parent', async () => {
     writeFileSync(t.file('cowdchild-delta.vmdk'), buildCowd(changed, 16, differs(8192)));
-    writeFileSync(t.file('cowdchild.vmdk'), esxDescriptor('vmfsSparse', 'VMFSSPARSE', SIZE / 512, 'cowdchild-delta.vmdk', { name: 'parent.vmdk', cid: parentCid }));
+    writeFileSync(
+      t.file('cowdchild.vmdk'),
+      esxDescriptor('vmfsSparse', 'VMFSSPARSE', SIZE / 512, 'cowdchild-delta.vmdk', { name: 'parent.vmdk', cid: parentCid }),
+    );
     await expectSameExport(t.file('cowdchild.vmdk'), t.file, 'cowdchild');
     await expectBytes(t.file('cowdchild.vmdk'), changed, 'cowdchild2');
   });
 
   it('seSparse alone, with zero and unmapped grains, reads as qemu-img reads it', async () => {
     let n = 0;
-    writeFileSync(t.file('se-sesparse.vmdk'), buildSeSparse(base, (_g, c) => (c.every((x) => x === 0) ? (n++ % 3 === 0 ? 'zero' : n % 3 === 1 ? 'unmapped' : 'unallocated') : 'data')));
+    writeFileSync(
+      t.file('se-sesparse.vmdk'),
+      buildSeSparse(base, (_g, c) =>
+        c.every((x) => x === 0) ? (n++ % 3 === 0 ? 'zero' : n % 3 === 1 ? 'unmapped' : 'unallocated') : 'data',
+      ),
+    );
     writeFileSync(t.file('se.vmdk'), esxDescriptor('seSparse', 'SESPARSE', SIZE / 512, 'se-sesparse.vmdk'));
     await expectSameExport(t.file('se.vmdk'), t.file, 'se');
     await expectBytes(t.file('se.vmdk'), base, 'se2');
@@ -73,7 +81,10 @@ describe('ESXi extents', () => {
       t.file('sechild-sesparse.vmdk'),
       buildSeSparse(changed, (g, c) => (!d(g) ? 'unallocated' : c.every((x) => x === 0) ? 'zero' : 'data')),
     );
-    writeFileSync(t.file('sechild.vmdk'), esxDescriptor('seSparse', 'SESPARSE', SIZE / 512, 'sechild-sesparse.vmdk', { name: 'parent.vmdk', cid: parentCid }));
+    writeFileSync(
+      t.file('sechild.vmdk'),
+      esxDescriptor('seSparse', 'SESPARSE', SIZE / 512, 'sechild-sesparse.vmdk', { name: 'parent.vmdk', cid: parentCid }),
+    );
     await expectSameExport(t.file('sechild.vmdk'), t.file, 'sechild');
     await expectBytes(t.file('sechild.vmdk'), changed, 'sechild2');
   });
@@ -101,12 +112,21 @@ describe('descriptor forms', () => {
     const pad = Buffer.alloc(3 * 512, 0xee);
     writeFileSync(t.file('pieces.bin'), Buffer.concat([pad, base.subarray(5 * MiB), base.subarray(0, 5 * MiB)]));
     const text = [
-      '# Disk DescriptorFile', 'version=1', 'CID=fffffffd', 'parentCID=ffffffff', 'createType="monolithicFlat"', '',
+      '# Disk DescriptorFile',
+      'version=1',
+      'CID=fffffffd',
+      'parentCID=ffffffff',
+      'createType="monolithicFlat"',
+      '',
       '# Extent description',
       `RW ${(5 * MiB) / 512} FLAT "pieces.bin" ${3 + (SIZE - 5 * MiB) / 512}`,
       '',
       `RW ${(SIZE - 5 * MiB) / 512} FLAT "pieces.bin" 3`,
-      '', '# The Disk Data Base', '#DDB', 'ddb.adapterType = "ide"', '',
+      '',
+      '# The Disk Data Base',
+      '#DDB',
+      'ddb.adapterType = "ide"',
+      '',
     ].join('\r\n');
     writeFileSync(t.file('pieces.vmdk'), text);
     // QEMU would duplicate the extent after the blank line (docs/formats/vmdk.md, Traps); VMware and we do not.
@@ -116,7 +136,7 @@ describe('descriptor forms', () => {
     expect(info['format-specific'].data.extents).toHaveLength(2);
   });
 
-  it('RDONLY, ZERO and NOACCESS extents keep their place (libvmdk/VMware semantics, not QEMU\'s)', async () => {
+  it("RDONLY, ZERO and NOACCESS extents keep their place (libvmdk/VMware semantics, not QEMU's)", async () => {
     writeFileSync(t.file('part-a.bin'), base.subarray(0, 2 * MiB));
     writeFileSync(t.file('part-c.bin'), base.subarray(3 * MiB, 6 * MiB));
     const text =
@@ -166,7 +186,9 @@ describe('descriptor forms', () => {
 
   it('a sparse header of capacity 0 that only carries a descriptor (vmdk_open_vmdk4)', async () => {
     writeFileSync(t.file('hdr-flat.vmdk'), base);
-    const desc = Buffer.from(`# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\nRW ${SIZE / 512} FLAT "hdr-flat.vmdk" 0\n`);
+    const desc = Buffer.from(
+      `# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\nRW ${SIZE / 512} FLAT "hdr-flat.vmdk" 0\n`,
+    );
     const f = Buffer.alloc(512 * 21);
     f.write('KDMV', 0, 'latin1');
     f.writeUInt32LE(1, 4);

@@ -10,7 +10,9 @@ import { buildCowd } from './helpers/vmdkEsx.ts';
 // Damaged and hostile VMDK/OVA input: every case ends in a typed, one-line error naming the file,
 // quickly and without allocating what the numbers in the file ask for.
 
-function sparseHeader(f: { capacity?: bigint; grain?: bigint; gtes?: number; gd?: bigint; version?: number; flags?: number; compress?: number } = {}): Uint8Array {
+function sparseHeader(
+  f: { capacity?: bigint; grain?: bigint; gtes?: number; gd?: bigint; version?: number; flags?: number; compress?: number } = {},
+): Uint8Array {
   const b = new Uint8Array(512);
   const v = new DataView(b.buffer);
   b.set([0x4b, 0x44, 0x4d, 0x56]);
@@ -85,18 +87,33 @@ describe('hostile VMDK input', () => {
     const raw = new Uint8Array(1 << 20).fill(0x41);
     const good = buildStreamVmdk(raw);
     const first = 128 * 512; // first grain marker
-    for (const patch of [(b: Buffer) => b.writeUInt32LE(0, first + 8), (b: Buffer) => b.writeUInt32LE(0x7fffffff, first + 8), (b: Buffer) => b.fill(0x55, first + 14, first + 40)]) {
+    for (const patch of [
+      (b: Buffer) => b.writeUInt32LE(0, first + 8),
+      (b: Buffer) => b.writeUInt32LE(0x7fffffff, first + 8),
+      (b: Buffer) => b.fill(0x55, first + 14, first + 40),
+    ]) {
       const b = Buffer.from(good);
       patch(b);
       await expectTyped({ 's.vmdk': b }, 's.vmdk', /s\.vmdk: .*grain/);
     }
   });
   it('descriptors: absurd extent sizes, a missing extent, a SPARSE extent that is not sparse', async () => {
-    const d = (line: string) => new TextEncoder().encode(`# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\n${line}\n`);
-    await expectTyped({ 'd.vmdk': d('RW 99999999999999999999 FLAT "x.bin" 0'), 'x.bin': new Uint8Array(512) }, 'd.vmdk', /d\.vmdk: .*range/);
+    const d = (line: string) =>
+      new TextEncoder().encode(
+        `# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n# Extent description\n${line}\n`,
+      );
+    await expectTyped(
+      { 'd.vmdk': d('RW 99999999999999999999 FLAT "x.bin" 0'), 'x.bin': new Uint8Array(512) },
+      'd.vmdk',
+      /d\.vmdk: .*range/,
+    );
     await expectTyped({ 'd.vmdk': d('RW 2048 FLAT "gone.bin" 0') }, 'd.vmdk', /gone\.bin/);
     const half = Math.floor(Number.MAX_SAFE_INTEGER / 512) - 1;
-    await expectTyped({ 'd.vmdk': d(`RW ${half} FLAT "x.bin" 0\nRW ${half} FLAT "x.bin" 0`), 'x.bin': new Uint8Array(512) }, 'd.vmdk', /d\.vmdk: .*add up/);
+    await expectTyped(
+      { 'd.vmdk': d(`RW ${half} FLAT "x.bin" 0\nRW ${half} FLAT "x.bin" 0`), 'x.bin': new Uint8Array(512) },
+      'd.vmdk',
+      /d\.vmdk: .*add up/,
+    );
     await expectTyped({ 'd.vmdk': d('RW 2048 SPARSE "d.vmdk"') }, 'd.vmdk', /d\.vmdk: .*magic/);
     await expectTyped({ 'd.vmdk': d('RW 2048 VMFSRDM "dev.bin"'), 'dev.bin': new Uint8Array(512) }, 'd.vmdk', /raw device/);
   });
@@ -105,11 +122,15 @@ describe('hostile VMDK input', () => {
     b.writeUInt32LE(0xffffffff, 12); // capacity
     b.writeUInt32LE(1, 16); // 1-sector grains
     b.writeUInt32LE(0xffffffff, 24); // GD entries
-    const d = new TextEncoder().encode('# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="vmfsSparse"\n# Extent description\nRW 2048 VMFSSPARSE "c-delta.vmdk"\n');
+    const d = new TextEncoder().encode(
+      '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="vmfsSparse"\n# Extent description\nRW 2048 VMFSSPARSE "c-delta.vmdk"\n',
+    );
     await expectTyped({ 'c.vmdk': d, 'c-delta.vmdk': b }, 'c.vmdk', /c-delta\.vmdk: .*limit/);
   });
   it('a delta disk that names itself as its parent', async () => {
-    const desc = new TextEncoder().encode('# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=1\ncreateType="monolithicFlat"\nparentFileNameHint="loop.vmdk"\n# Extent description\nRW 1 FLAT "loop.bin" 0\n');
+    const desc = new TextEncoder().encode(
+      '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=1\ncreateType="monolithicFlat"\nparentFileNameHint="loop.vmdk"\n# Extent description\nRW 1 FLAT "loop.bin" 0\n',
+    );
     await expectTyped({ 'loop.vmdk': desc, 'loop.bin': new Uint8Array(512) }, 'loop.vmdk', /loop/);
   });
 });
@@ -142,7 +163,9 @@ describe('hostile OVA input', () => {
     await expectTyped({ 'x.ova': b }, 'x.ova', /x\.ova: .*checksum/);
   });
   it('an OVF naming a disk that is not in the archive', async () => {
-    const ovf = new TextEncoder().encode('<Envelope><References><File ovf:href="disk.vmdk" ovf:id="f1"/></References><DiskSection><Disk ovf:fileRef="f1"/></DiskSection></Envelope>');
+    const ovf = new TextEncoder().encode(
+      '<Envelope><References><File ovf:href="disk.vmdk" ovf:id="f1"/></References><DiskSection><Disk ovf:fileRef="f1"/></DiskSection></Envelope>',
+    );
     const b = new Uint8Array(4096);
     b.set(tarHeader('x.ovf', ovf.length));
     b.set(ovf, 512);

@@ -20,7 +20,8 @@ const disk = fc.record({
   regions: sparseRegions(2_000_000),
 });
 
-const opts = (d: { sub: string; zeroed: boolean }) => `subformat=${d.sub}` + (d.zeroed && !d.sub.includes('Flat') && d.sub !== 'streamOptimized' ? ',zeroed_grain=on' : '');
+const opts = (d: { sub: string; zeroed: boolean }) =>
+  `subformat=${d.sub}` + (d.zeroed && !d.sub.includes('Flat') && d.sub !== 'streamOptimized' ? ',zeroed_grain=on' : '');
 let n = 0;
 
 describe('vmdk property tests', () => {
@@ -64,7 +65,12 @@ describe('vmdk property tests', () => {
           },
           close: () => mem.close(),
         };
-        const w = await vmdkDriver.create!(sink, { virtualSize: size, options: { subformat: 'streamOptimized' }, codecs: nodeCodecs, filename: 's.vmdk' });
+        const w = await vmdkDriver.create!(sink, {
+          virtualSize: size,
+          options: { subformat: 'streamOptimized' },
+          codecs: nodeCodecs,
+          filename: 's.vmdk',
+        });
         let x = seed;
         for (let off = 0; off < size; off += w.granularity) {
           const len = Math.min(w.granularity, size - off);

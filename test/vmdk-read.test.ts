@@ -24,7 +24,10 @@ const CASES: [string, string[]][] = [
   ['lsilogic-compat6', ['-o', 'adapter_type=lsilogic,compat6=on']],
 ];
 
-type Info = { 'virtual-size': number; 'format-specific': { data: { 'create-type': string; extents: unknown[]; cid: number; 'parent-cid': number } } };
+type Info = {
+  'virtual-size': number;
+  'format-specific': { data: { 'create-type': string; extents: unknown[]; cid: number; 'parent-cid': number } };
+};
 const infoOf = async (f: string): Promise<Info> => JSON.parse(await cliOk('info', '--output=json', f));
 const qemuInfo = (f: string): Info => JSON.parse(qemuImg('info', '--output=json', f));
 
@@ -49,7 +52,19 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
     for (const sub of ['twoGbMaxExtentSparse', 'twoGbMaxExtentFlat']) {
       const f = t.file(`big-${sub}.vmdk`);
       qemuImg('create', '-f', 'vmdk', '-o', `subformat=${sub}`, f, String(BIG));
-      qemuIo('-f', 'vmdk', '-c', 'write -P 0x61 1M 64k', '-c', 'write -P 0x62 2047M 2M', '-c', 'write -P 0x63 4100M 128k', '-c', `write -P 0x64 ${BIG - 65536} 65536`, f);
+      qemuIo(
+        '-f',
+        'vmdk',
+        '-c',
+        'write -P 0x61 1M 64k',
+        '-c',
+        'write -P 0x62 2047M 2M',
+        '-c',
+        'write -P 0x63 4100M 128k',
+        '-c',
+        `write -P 0x64 ${BIG - 65536} 65536`,
+        f,
+      );
       const ours = await infoOf(f);
       const theirs = qemuInfo(f);
       expect(ours['format-specific'].data['create-type']).toBe(sub);
@@ -59,7 +74,12 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
       // pattern in qemu's view, and our reads must hold the same bytes, with zeros around them.
       const dev = await openImage(await NodeFileSource.open(f), drivers, { resolver: new NodeResolver([t.dir]), codecs: nodeCodecs });
       try {
-        for (const [off, len, byte] of [[1 << 20, 65536, 0x61], [2047 * 2 ** 20, 2 * 2 ** 20, 0x62], [4100 * 2 ** 20, 131072, 0x63], [BIG - 65536, 65536, 0x64]] as const) {
+        for (const [off, len, byte] of [
+          [1 << 20, 65536, 0x61],
+          [2047 * 2 ** 20, 2 * 2 ** 20, 0x62],
+          [4100 * 2 ** 20, 131072, 0x63],
+          [BIG - 65536, 65536, 0x64],
+        ] as const) {
           qemuIo('-f', 'vmdk', '-c', `read -P 0x${byte.toString(16)} ${off} ${len}`, f);
           const bytes = await dev.read(off - 65536, len + 131072);
           expect(bytes.subarray(65536, 65536 + len).every((b) => b === byte)).toBe(true);
@@ -97,7 +117,8 @@ describe('VMDK images made by qemu-img read byte-identically', () => {
     await expectSameExport(child, t.file, 'child');
     const info = JSON.parse(await cliOk('info', '--output=json', child));
     const q = JSON.parse(qemuImg('info', '--output=json', child));
-    for (const k of ['backing-filename', 'full-backing-filename', 'backing-filename-format', 'format-specific', 'virtual-size']) expect(info[k]).toEqual(q[k]);
+    for (const k of ['backing-filename', 'full-backing-filename', 'backing-filename-format', 'format-specific', 'virtual-size'])
+      expect(info[k]).toEqual(q[k]);
     // Writing to the parent gives it a new CID: the child no longer matches it.
     qemuIo('-f', 'vmdk', '-c', 'write -P 0x11 0 64k', base);
     const r = await cli('convert', '-O', 'raw', child, t.file('child-bad.raw'));

@@ -69,7 +69,9 @@ describe('a sparse extent opened without its descriptor', () => {
       },
     };
     const piece = new MemorySource(new Uint8Array(readFileSync(t.file('split-s001.vmdk'))), 'split-s001.vmdk');
-    await expect(openImage(piece, drivers, { codecs: portableCodecs, resolver })).rejects.toThrow(/^split-s001\.vmdk: .*open split\.vmdk instead$/);
+    await expect(openImage(piece, drivers, { codecs: portableCodecs, resolver })).rejects.toThrow(
+      /^split-s001\.vmdk: .*open split\.vmdk instead$/,
+    );
   });
 
   it('a monolithicSparse file whose embedded descriptor is blank', async () => {
@@ -78,13 +80,19 @@ describe('a sparse extent opened without its descriptor', () => {
     const fd = openSync(f, 'r+');
     writeSync(fd, Buffer.alloc(20 * 512), 0, 20 * 512, 512);
     closeSync(fd);
-    await expectBothRefuse(f, /blank\.vmdk: this is a sparse VMDK extent without a descriptor of its own \(no CID\): open the descriptor file that lists it instead/);
+    await expectBothRefuse(
+      f,
+      /blank\.vmdk: this is a sparse VMDK extent without a descriptor of its own \(no CID\): open the descriptor file that lists it instead/,
+    );
   });
 
   it('an embedded descriptor with CID but no parentCID is refused as qemu-img refuses it', async () => {
     const f = t.file('nopcid.vmdk');
     qemuImg('create', '-q', '-f', 'vmdk', f, '64M');
-    const text = readFileSync(f).subarray(512, 512 + 20 * 512).toString('latin1').replace('parentCID', 'parentXID');
+    const text = readFileSync(f)
+      .subarray(512, 512 + 20 * 512)
+      .toString('latin1')
+      .replace('parentCID', 'parentXID');
     const fd = openSync(f, 'r+');
     writeSync(fd, Buffer.from(text, 'latin1'), 0, text.length, 512);
     closeSync(fd);
@@ -112,6 +120,8 @@ describe('the page: dropping a split set, pieces first', () => {
     // A piece dropped alone is an error that names the descriptor to drop.
     const alone = await inspectFiles(files.slice(1, 2), {});
     expect(alone.images).toEqual([]);
-    expect(alone.errors.map((e) => e.message)).toEqual([expect.stringMatching(/vm\/split-s002\.vmdk: .*open its descriptor file \(probably split\.vmdk\) instead/)]);
+    expect(alone.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/vm\/split-s002\.vmdk: .*open its descriptor file \(probably split\.vmdk\) instead/),
+    ]);
   });
 });

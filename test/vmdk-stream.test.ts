@@ -47,7 +47,15 @@ describe('stream-optimized VMDKs from other tools', () => {
   it('compressed grains without markers (GD in place)', async () => {
     const text = t.file('text.raw');
     // Text and zero pages only: QEMU reads marker-less grains only when they compress below a grain.
-    writePatternedRaw(text, 6 * 1024 * 1024, [{ offset: 0, length: 2 * 1024 * 1024 }, { offset: 5 * 1024 * 1024, length: 1024 * 1024 }], 4);
+    writePatternedRaw(
+      text,
+      6 * 1024 * 1024,
+      [
+        { offset: 0, length: 2 * 1024 * 1024 },
+        { offset: 5 * 1024 * 1024, length: 1024 * 1024 },
+      ],
+      4,
+    );
     const raw = readFileSync(text);
     for (let p = 0; p < raw.length; p += 4096) if (raw[p + 1]! > 0x7f) raw.fill(0x20, p, p + 4096); // drop random-looking pages
     writeFileSync(text, raw);

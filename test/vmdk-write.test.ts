@@ -12,7 +12,11 @@ const SIZE = 23 * 1024 * 1024 + 2560; // not a grain multiple
 const SUBFORMATS = ['monolithicSparse', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'streamOptimized'] as const;
 const SPARSE = new Set<string>(['monolithicSparse', 'twoGbMaxExtentSparse', 'streamOptimized']);
 
-type Info = { format: string; 'virtual-size': number; 'format-specific': { data: { 'create-type': string; extents: { filename: string; format: string }[] } } };
+type Info = {
+  format: string;
+  'virtual-size': number;
+  'format-specific': { data: { 'create-type': string; extents: { filename: string; format: string }[] } };
+};
 
 /** Reads a whole disk through python3-libvmdk and returns true when it equals `raw`. */
 function pyvmdkMatches(vmdk: string, raw: string): boolean {
@@ -53,7 +57,8 @@ describe('VMDK images we write', () => {
     expect(q.format).toBe('vmdk');
     expect(q['virtual-size']).toBe(qr['virtual-size']);
     expect(q['format-specific'].data['create-type']).toBe(sub);
-    const shape = (i: Info) => i['format-specific'].data.extents.map((e) => [e.format, e.filename.replace(/.*\//, '').replace(/\.qemu/, '')]);
+    const shape = (i: Info) =>
+      i['format-specific'].data.extents.map((e) => [e.format, e.filename.replace(/.*\//, '').replace(/\.qemu/, '')]);
     expect(shape(q)).toEqual(shape(qr));
     // And our own info agrees with qemu-img's on our file.
     const ours = JSON.parse(await cliOk('info', '--output=json', out)) as Info;
@@ -65,14 +70,26 @@ describe('VMDK images we write', () => {
     const big = t.file('big.qcow2');
     const BIG = 4.5 * 2 ** 30 + 512;
     qemuImg('create', '-f', 'qcow2', big, String(BIG));
-    qemuIo('-c', 'write -P 0x61 1M 64k', '-c', 'write -P 0x62 2047M 2M', '-c', 'write -P 0x63 4100M 128k', '-c', `write -P 0x64 ${BIG - 4608} 4608`, big);
+    qemuIo(
+      '-c',
+      'write -P 0x61 1M 64k',
+      '-c',
+      'write -P 0x62 2047M 2M',
+      '-c',
+      'write -P 0x63 4100M 128k',
+      '-c',
+      `write -P 0x64 ${BIG - 4608} 4608`,
+      big,
+    );
     for (const sub of ['twoGbMaxExtentSparse', 'twoGbMaxExtentFlat']) {
       const out = t.file(`big-${sub}.vmdk`);
       await cliOk('convert', '-O', 'vmdk', '-o', `subformat=${sub}`, big, out);
       const q = JSON.parse(qemuImg('info', '--output=json', out)) as Info;
       expect(q['virtual-size']).toBe(BIG);
       expect(q['format-specific'].data.extents.map((e) => e.filename.replace(/.*\//, ''))).toEqual(
-        sub.endsWith('Sparse') ? ['big-twoGbMaxExtentSparse-s001.vmdk', 'big-twoGbMaxExtentSparse-s002.vmdk', 'big-twoGbMaxExtentSparse-s003.vmdk'] : ['big-twoGbMaxExtentFlat-f001.vmdk', 'big-twoGbMaxExtentFlat-f002.vmdk', 'big-twoGbMaxExtentFlat-f003.vmdk'],
+        sub.endsWith('Sparse')
+          ? ['big-twoGbMaxExtentSparse-s001.vmdk', 'big-twoGbMaxExtentSparse-s002.vmdk', 'big-twoGbMaxExtentSparse-s003.vmdk']
+          : ['big-twoGbMaxExtentFlat-f001.vmdk', 'big-twoGbMaxExtentFlat-f002.vmdk', 'big-twoGbMaxExtentFlat-f003.vmdk'],
       );
       expect(qemuCompare(big, out)).toBe(0);
       if (sub.endsWith('Sparse')) expect(runStatus('qemu-img', ['check', out]).status).toBe(0);
@@ -80,7 +97,7 @@ describe('VMDK images we write', () => {
     }
   });
 
-  it('streamOptimized is version 3, ends with footer marker, footer and EOS, and is no more than 2% larger than qemu-img\'s', async () => {
+  it("streamOptimized is version 3, ends with footer marker, footer and EOS, and is no more than 2% larger than qemu-img's", async () => {
     const out = t.file('streamOptimized.vmdk');
     const ref = t.file('streamOptimized.qemu.vmdk');
     const b = readFileSync(out);

@@ -25,7 +25,16 @@ function differingPages(): Set<number> {
 }
 
 beforeAll(() => {
-  writePatternedRaw(base, SIZE, [{ offset: 0, length: 700000 }, { offset: 3 * MiB, length: 900000 }, { offset: 7 * MiB, length: 600000 }], 3);
+  writePatternedRaw(
+    base,
+    SIZE,
+    [
+      { offset: 0, length: 700000 },
+      { offset: 3 * MiB, length: 900000 },
+      { offset: 7 * MiB, length: 600000 },
+    ],
+    3,
+  );
   const b = Buffer.from(readFileSync(base));
   b.fill(0x11, 100, 612); // two sectors of one page, in block 0
   b.fill(0, 3 * MiB + 4096, 3 * MiB + 12288); // zeros over the parent's data
@@ -119,7 +128,8 @@ describe('differencing VHD (convert -O vpc -B)', () => {
     qemuImg('convert', '-f', 'vpc', '-O', 'raw', child, q);
     const qb = readFileSync(q);
     const src = readFileSync(changed);
-    for (const page of held) expect(qb.subarray(page * 4096, page * 4096 + 4096).equals(src.subarray(page * 4096, page * 4096 + 4096))).toBe(true);
+    for (const page of held)
+      expect(qb.subarray(page * 4096, page * 4096 + 4096).equals(src.subarray(page * 4096, page * 4096 + 4096))).toBe(true);
   });
 
   it('over a fixed parent, and a second level over a differencing parent', async () => {

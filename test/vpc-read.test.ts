@@ -72,7 +72,6 @@ describe('VHDs made by qemu-img read byte-identically', () => {
     const f = t.file('dynamic.vhd');
     expect(JSON.parse(await cliOk('map', '--output=json', f))).toEqual(JSON.parse(qemuImg('map', '--output=json', f)));
   });
-
 });
 
 describe('the creator app decides the size (QEMU vpc_open)', () => {
@@ -234,7 +233,15 @@ describe('differencing VHD', () => {
     const parent = t.file('parent.vhd');
     qemuImg('convert', '-f', 'raw', '-O', 'vpc', '-o', 'force_size=on', base, parent);
     const childRaw = t.file('child.raw');
-    writePatternedRaw(childRaw, DSIZE, [{ offset: 0, length: 1536 * 1024 }, { offset: 4 * MiB + 4096, length: 100000 }], 9);
+    writePatternedRaw(
+      childRaw,
+      DSIZE,
+      [
+        { offset: 0, length: 1536 * 1024 },
+        { offset: 4 * MiB + 4096, length: 100000 },
+      ],
+      9,
+    );
     const child = t.file('child.vhd');
     qemuImg('convert', '-f', 'raw', '-O', 'vpc', '-o', 'force_size=on', childRaw, child);
     makeChild(child, parent, '.\\parent.vhd', 'C:\\Hyper-V\\Disks\\parent.vhd');
@@ -250,7 +257,10 @@ describe('differencing VHD', () => {
     const p = readFileSync(base);
     const c = readFileSync(childRaw);
     const want = Buffer.from(p);
-    const bitmaps = new Map([[0, readBytesAt(child, b0, 512)], [2, readBytesAt(child, b2, 512)]]);
+    const bitmaps = new Map([
+      [0, readBytesAt(child, b0, 512)],
+      [2, readBytesAt(child, b2, 512)],
+    ]);
     for (const [block, bm] of bitmaps) {
       for (let s = 0; s < 4096; s++) {
         if (bm[s >> 3]! & (0x80 >> (s & 7))) {

@@ -15,7 +15,16 @@ const SIZES: [string, number][] = [
 beforeAll(() => {
   // Data in the first and the last block, a hole of several blocks, and a short tail.
   for (const [name, size] of SIZES) {
-    writePatternedRaw(t.file(`${name}.raw`), size, [{ offset: 0, length: 3 * MiB + 777 }, { offset: 8 * MiB, length: 300000 }, { offset: size - 70000, length: 70000 }], 21);
+    writePatternedRaw(
+      t.file(`${name}.raw`),
+      size,
+      [
+        { offset: 0, length: 3 * MiB + 777 },
+        { offset: 8 * MiB, length: 300000 },
+        { offset: size - 70000, length: 70000 },
+      ],
+      21,
+    );
   }
 });
 afterAll(() => t.cleanup());

@@ -13,7 +13,14 @@ const secrets = new Map([['s', new TextEncoder().encode('pw')]]);
 describe('every writer refuses writes out of order, unaligned or past the end', () => {
   for (const d of drivers.filter((x) => x.create)) {
     it(d.name, async () => {
-      const make = () => d.create!(new MemorySink(`w.${d.name}`), { virtualSize: SIZE, options: { ...NEEDS[d.name] }, secrets, codecs: nodeCodecs, filename: `w.${d.name}` });
+      const make = () =>
+        d.create!(new MemorySink(`w.${d.name}`), {
+          virtualSize: SIZE,
+          options: { ...NEEDS[d.name] },
+          secrets,
+          codecs: nodeCodecs,
+          filename: `w.${d.name}`,
+        });
       const w = await make();
       const g = w.granularity;
       await w.write(g, new Uint8Array(g).fill(1));
@@ -44,7 +51,8 @@ function variants(d: (typeof drivers)[number]): { label: string; options: Record
     if (o.name === 'subformat') for (const v of o.values ?? []) out.push({ label: `subformat=${v}`, options: { subformat: v } });
     if (o.name === 'static') out.push({ label: 'static=on', options: { static: 'on' } });
   }
-  if (d.compression) out.push({ label: '-c', options: d.compression.subformat ? { subformat: d.compression.subformat } : {}, compress: true });
+  if (d.compression)
+    out.push({ label: '-c', options: d.compression.subformat ? { subformat: d.compression.subformat } : {}, compress: true });
   return out;
 }
 
@@ -65,7 +73,15 @@ describe('finish() never closes the sink it was given, and closes the companions
             return s;
           },
         };
-        const w = await d.create!(sink, { virtualSize: SIZE, options: { ...NEEDS[d.name], ...v.options }, compress: v.compress, secrets, codecs: nodeCodecs, filename: name, resolver });
+        const w = await d.create!(sink, {
+          virtualSize: SIZE,
+          options: { ...NEEDS[d.name], ...v.options },
+          compress: v.compress,
+          secrets,
+          codecs: nodeCodecs,
+          filename: name,
+          resolver,
+        });
         const g = w.granularity;
         await w.write(0, new Uint8Array(g).fill(1));
         await w.finish();

@@ -27,7 +27,12 @@ interface OpenedPlan {
   resolver: FileSetResolver;
 }
 
-async function openPlan(plan: ConvertPlan, codecs: Codecs, signal?: AbortSignal, resolver = new FileSetResolver(plan.files)): Promise<OpenedPlan> {
+async function openPlan(
+  plan: ConvertPlan,
+  codecs: Codecs,
+  signal?: AbortSignal,
+  resolver = new FileSetResolver(plan.files),
+): Promise<OpenedPlan> {
   const target = findDriver(drivers, plan.target);
   if (!target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${target.name} images`);
   if (plan.compress && !target.compression) throw new InvalidArgumentError(`${target.label} cannot be compressed; untick Compress`);
@@ -119,7 +124,11 @@ async function dataBytesOf(dev: BlockDevice): Promise<number> {
  * write the target straight into its sink (the user's file, or OPFS), commit it, and on any
  * failure or cancel leave no output behind — and never touch a file the user already had.
  */
-export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressReport) => void, signal: AbortSignal): Promise<ConvertOutcome> {
+export async function runConvert(
+  req: ConvertRequest,
+  onProgress: (p: ProgressReport) => void,
+  signal: AbortSignal,
+): Promise<ConvertOutcome> {
   const started = performance.now();
   const codecs = chooseCodecs();
   let source: BlockDevice | undefined;
@@ -142,7 +151,8 @@ export async function runConvert(req: ConvertRequest, onProgress: (p: ProgressRe
       place,
       signal,
       batchSize: READ_WINDOW,
-      onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
+      onProgress: (p) =>
+        onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
       // Chromium hashes the whole staged file in close() before it appears: "finalizing".
       onClosing: () => onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' }),
       create: plan.create,

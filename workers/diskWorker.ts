@@ -30,7 +30,8 @@ const api = {
 
   inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),
 
-  unlock: (files: PickedFile[], path: string, format: string | undefined, password: string) => rethrow(() => unlockImage(files, path, format, password)),
+  unlock: (files: PickedFile[], path: string, format: string | undefined, password: string) =>
+    rethrow(() => unlockImage(files, path, format, password)),
 
   estimate: (plan: ConvertPlan, onProgress: (p: ProgressReport) => void) => rethrow(() => estimatePlan(plan, onProgress)),
 

@@ -61,7 +61,11 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     }
   }
   for (const f of files.slice(MAX_PROBED_FILES)) {
-    ignored.push({ path: normalizePath(f.path), reason: `not looked at: a drop is read up to ${MAX_PROBED_FILES} files`, rawAllowed: false });
+    ignored.push({
+      path: normalizePath(f.path),
+      reason: `not looked at: a drop is read up to ${MAX_PROBED_FILES} files`,
+      rawAllowed: false,
+    });
   }
 
   const images: ImageSummary[] = [];
@@ -116,7 +120,9 @@ async function describe(
     dev = await openImage(src, drivers, { resolver, codecs, password, format, noBacking: true });
     if (!dev.backingRef) throw e;
     missingBacking = e.missing;
-    warnings.push(`The backing file "${e.missing}" was not dropped with this image: add it (or drop the folder that holds both) to read the whole disk.`);
+    warnings.push(
+      `The backing file "${e.missing}" was not dropped with this image: add it (or drop the folder that holds both) to read the whole disk.`,
+    );
   }
   try {
     const info = dev.info();
@@ -175,6 +181,12 @@ export function toInspectError(path: string, e: unknown): InspectError {
 export async function unlockImage(files: PickedFile[], path: string, format: string | undefined, password: string): Promise<void> {
   const codecs = chooseCodecs();
   const resolver = new FileSetResolver(files);
-  const dev = await openImage(resolver.source(path), drivers, { resolver, codecs, format, password: new TextEncoder().encode(password), noBacking: true });
+  const dev = await openImage(resolver.source(path), drivers, {
+    resolver,
+    codecs,
+    format,
+    password: new TextEncoder().encode(password),
+    noBacking: true,
+  });
   await dev.close();
 }

@@ -106,7 +106,8 @@ async function openAsQemuDoes(spec: ImageSpec, opts: CommonOpts, format: string)
 /** An open failure the way qemu-img words it: "Could not open 'FILE': why". */
 function reason(e: unknown): string {
   // qemu-img names a missing file by its path from the current folder.
-  if (e instanceof MissingFileError) return `Could not open '${new NodeResolver([]).resolve(e.missing, e.file)}': No such file or directory`;
+  if (e instanceof MissingFileError)
+    return `Could not open '${new NodeResolver([]).resolve(e.missing, e.file)}': No such file or directory`;
   if (isDiskFerryError(e) && e.file) return `Could not open '${e.file}': ${e.detail}`;
   return errorLine(e);
 }
@@ -116,8 +117,14 @@ function humanCheck(r: CheckResult): string {
   const lines = [...r.messages];
   if (!r.corruptions && !r.leaks && !r['check-errors']) lines.push('No errors were found on the image.');
   else {
-    if (r.corruptions) lines.push('', `${r.corruptions} errors were found on the image.`, 'Data may be corrupted, or further writes to the image may corrupt it.');
-    if (r.leaks) lines.push('', `${r.leaks} leaked clusters were found on the image.`, 'This means waste of disk space, but no harm to data.');
+    if (r.corruptions)
+      lines.push(
+        '',
+        `${r.corruptions} errors were found on the image.`,
+        'Data may be corrupted, or further writes to the image may corrupt it.',
+      );
+    if (r.leaks)
+      lines.push('', `${r.leaks} leaked clusters were found on the image.`, 'This means waste of disk space, but no harm to data.');
     if (r['check-errors']) lines.push('', `${r['check-errors']} internal errors have occurred during the check.`);
   }
   const total = r['total-clusters'] ?? 0;

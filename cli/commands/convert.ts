@@ -29,12 +29,15 @@ function sparseSize(text: string): number {
 
 /** `-o help`: the format's creation options. */
 export function optionHelp(target: FormatDriver): string {
-  const rows = (target.createOptions ?? []).map((o) => `  ${`${o.name}=<${o.type === 'enum' ? (o.values ?? []).join('|') : o.type}>`.padEnd(30)} - ${o.help}`);
+  const rows = (target.createOptions ?? []).map(
+    (o) => `  ${`${o.name}=<${o.type === 'enum' ? (o.values ?? []).join('|') : o.type}>`.padEnd(30)} - ${o.help}`,
+  );
   return `Supported ${target.name} options:\n${rows.join('\n')}${rows.length ? '\n' : ''}`;
 }
 
 export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: AbortSignal): Promise<number> {
-  if (opts.bitmaps || opts.skipBrokenBitmaps) throw new InvalidArgumentError('--bitmaps is not supported: DiskFerry does not copy persistent bitmaps');
+  if (opts.bitmaps || opts.skipBrokenBitmaps)
+    throw new InvalidArgumentError('--bitmaps is not supported: DiskFerry does not copy persistent bitmaps');
   if (opts.targetImageOpts && !opts.noCreate) throw new InvalidArgumentError('--target-image-opts requires use of -n flag');
   if (opts.noCreate && opts.options.length) throw new InvalidArgumentError('-o has no effect when skipping image creation');
   if (opts.targetIsZero && !opts.noCreate) throw new InvalidArgumentError('--target-is-zero requires use of -n flag');
@@ -64,18 +67,26 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   const backingFormat = opts.backingFormat ?? options.backing_fmt;
   delete options.backing_file;
   delete options.backing_fmt;
-  if (opts.targetIsZero && backingName) throw new InvalidArgumentError('Cannot use --target-is-zero when the destination image has a backing file');
-  if (srcArgs.length > 1 && backingName) throw new InvalidArgumentError('Having a backing file for the target makes no sense when concatenating multiple input images');
+  if (opts.targetIsZero && backingName)
+    throw new InvalidArgumentError('Cannot use --target-is-zero when the destination image has a backing file');
+  if (srcArgs.length > 1 && backingName)
+    throw new InvalidArgumentError('Having a backing file for the target makes no sense when concatenating multiple input images');
   const minSparse = opts.sparseSize !== undefined ? sparseSize(opts.sparseSize) : undefined;
   const rate = opts.rateLimit !== undefined ? parseSize(opts.rateLimit, 'rate limit') : 0;
   if (opts.parallel !== undefined) {
     const m = Number(opts.parallel);
-    if (!Number.isInteger(m) || m < 1 || m > 16) throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
+    if (!Number.isInteger(m) || m < 1 || m > 16)
+      throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
   }
   const specs = srcArgs.map((a) => imageSpec(a, opts.imageOpts, opts.format));
-  for (const spec of specs) if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
+  for (const spec of specs)
+    if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
   if (opts.noCreate) {
-    if (target.name !== 'raw') throw new InvalidArgumentError(`-n writes into an existing image only for raw targets (files and block devices), not ${target.name}`, dst);
+    if (target.name !== 'raw')
+      throw new InvalidArgumentError(
+        `-n writes into an existing image only for raw targets (files and block devices), not ${target.name}`,
+        dst,
+      );
     if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
   }
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
@@ -105,7 +116,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     // Every output that compresses goes through the pool: -c, and the formats that always
     // compress (a streamOptimized VMDK, cloop).
     const subformat = options.subformat;
-    const alwaysCompressed = target.name === 'cloop' || (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
+    const alwaysCompressed =
+      target.name === 'cloop' || (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
     if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
     const { result } = await runConversionJob({
       source,
@@ -127,7 +139,10 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       verify: opts.verify ? { codecs: nodeCodecs } : undefined,
     });
     ok = true;
-    if (process.env.DISKFERRY_STATS) process.stderr.write(`diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`);
+    if (process.env.DISKFERRY_STATS)
+      process.stderr.write(
+        `diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`,
+      );
     for (const w of result.warnings) warn(w);
   } catch (e) {
     // A failure before the job started (the backing file, the codec pool) leaves nothing either.
@@ -170,7 +185,8 @@ function concatenated(parts: BlockDevice[]): BlockDevice {
       const s = starts[i]!;
       const e = s + parts[i]!.virtualSize;
       if (e <= from || s >= to) continue;
-      for await (const x of parts[i]!.extents(Math.max(from, s) - s, Math.min(to, e) - s)) yield { ...x, offset: x.offset + s, hostOffset: undefined, hostFile: undefined };
+      for await (const x of parts[i]!.extents(Math.max(from, s) - s, Math.min(to, e) - s))
+        yield { ...x, offset: x.offset + s, hostOffset: undefined, hostFile: undefined };
     }
   }
   async function read(offset: number, length: number): Promise<Uint8Array> {

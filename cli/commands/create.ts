@@ -32,7 +32,8 @@ export async function createCommand({ opts, args }: Cmd<'create'>): Promise<numb
   // raw's preallocation is ours (the writer has none): off, falloc and full all give zeros;
   // falloc and full write them so the blocks are allocated.
   if (target.name === 'raw') {
-    if (prealloc !== undefined && !['off', 'falloc', 'full'].includes(prealloc)) throw new InvalidArgumentError(`Invalid parameter '${prealloc}'`, file);
+    if (prealloc !== undefined && !['off', 'falloc', 'full'].includes(prealloc))
+      throw new InvalidArgumentError(`Invalid parameter '${prealloc}'`, file);
     delete options.preallocation;
   }
   let size = sizeArg !== undefined ? parseSize(sizeArg, 'image size') : undefined;
@@ -92,7 +93,13 @@ function formattingLine(
   const back = backing ? [`backing_file=${backing}`, ...(backingFmt ? [`backing_fmt=${backingFmt}`] : [])] : [];
   if (target.name === 'qcow2') {
     const cs = options.cluster_size ? parseSize(options.cluster_size) : 65536;
-    parts.push(`cluster_size=${cs}`, `extended_l2=${options.extended_l2 ?? 'off'}`, `compression_type=${options.compression_type ?? 'zlib'}`, `size=${size}`, ...back);
+    parts.push(
+      `cluster_size=${cs}`,
+      `extended_l2=${options.extended_l2 ?? 'off'}`,
+      `compression_type=${options.compression_type ?? 'zlib'}`,
+      `size=${size}`,
+      ...back,
+    );
     if (options.compat) parts.push(`compat=${options.compat}`);
     parts.push(`lazy_refcounts=${options.lazy_refcounts ?? 'off'}`, `refcount_bits=${options.refcount_bits ?? '16'}`);
   } else {

@@ -40,7 +40,13 @@ export async function ddCommand({ opts, args }: Cmd<'dd'>, signal: AbortSignal):
     const sink = await NodeFileSink.create(tmp);
     try {
       if (length > 0) {
-        await convert({ source: slice(device, start, length), target, sink, signal, create: { options: {}, codecs: nodeCodecs, filename: dst, resolver } });
+        await convert({
+          source: slice(device, start, length),
+          target,
+          sink,
+          signal,
+          create: { options: {}, codecs: nodeCodecs, filename: dst, resolver },
+        });
       } else {
         const w = await target.create!(sink, { virtualSize: 0, options: {}, codecs: nodeCodecs, filename: dst, resolver });
         await w.finish();

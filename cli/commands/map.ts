@@ -19,9 +19,15 @@ export async function mapCommand({ opts, args }: Cmd<'map'>): Promise<number> {
       const s = Math.max(entry.start, start);
       const e = Math.min(entry.start + entry.length, end);
       if (e <= s) continue;
-      const clipped = { ...entry, start: s, length: e - s, offset: entry.offset !== undefined ? entry.offset + (s - entry.start) : undefined };
+      const clipped = {
+        ...entry,
+        start: s,
+        length: e - s,
+        offset: entry.offset !== undefined ? entry.offset + (s - entry.start) : undefined,
+      };
       if (json) rows.push(mapEntryJson(clipped));
-      else if (clipped.data && clipped.offset !== undefined) rows.push(`${hex(clipped.start)}${hex(clipped.length)}${hex(clipped.offset)}depth ${clipped.depth}`);
+      else if (clipped.data && clipped.offset !== undefined)
+        rows.push(`${hex(clipped.start)}${hex(clipped.length)}${hex(clipped.offset)}depth ${clipped.depth}`);
       else if (clipped.data) rows.push(`${hex(clipped.start)}${hex(clipped.length)}${'(compressed)'.padEnd(16)}depth ${clipped.depth}`);
     }
     process.stdout.write(json ? `[${rows.join(',\n')}]\n` : rows.join('\n') + '\n');

@@ -28,7 +28,11 @@ export async function measureCommand({ opts, args }: Cmd<'measure'>): Promise<nu
       opened?.device,
     );
     if (json) process.stdout.write(JSON.stringify(r, null, 4) + '\n');
-    else process.stdout.write(`required size: ${r.required}\nfully allocated size: ${r['fully-allocated']}\n` + (r.bitmaps !== undefined ? `bitmaps size: ${r.bitmaps}\n` : ''));
+    else
+      process.stdout.write(
+        `required size: ${r.required}\nfully allocated size: ${r['fully-allocated']}\n` +
+          (r.bitmaps !== undefined ? `bitmaps size: ${r.bitmaps}\n` : ''),
+      );
   } finally {
     await opened?.device.close();
   }

@@ -45,7 +45,8 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
         await fh.close();
       }
     } else {
-      if (prealloc !== 'off') throw new InvalidArgumentError(`preallocation=${prealloc} is not supported for ${device.format} images (only off)`);
+      if (prealloc !== 'off')
+        throw new InvalidArgumentError(`preallocation=${prealloc} is not supported for ${device.format} images (only off)`);
       if (device.format === 'qcow2' && total % 512) throw new InvalidArgumentError('The new size must be a multiple of 512');
       const { format, options } = rewritableOptions(device);
       const backing = keptBacking(device);

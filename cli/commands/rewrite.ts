@@ -14,7 +14,16 @@ import { imageSpec, openCliImage, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { QemuProgress } from '../progress.ts';
-import { fillByUnits, keptBacking, layerExtents, layerWindow, replaceImage, rewritableOptions, unitKind, type UnitContent } from '../rewrite.ts';
+import {
+  fillByUnits,
+  keptBacking,
+  layerExtents,
+  layerWindow,
+  replaceImage,
+  rewritableOptions,
+  unitKind,
+  type UnitContent,
+} from '../rewrite.ts';
 import { expectArgs, type Cmd } from './types.ts';
 
 /** An image file as one layer: its own allocation, the backing file not opened. */
@@ -69,7 +78,16 @@ async function readPadded(dev: BlockDevice | undefined, off: number, len: number
 // ---------------------------------------------------------------- amend
 
 const AMENDABLE = new Set(['compat', 'lazy_refcounts', 'refcount_bits', 'size', 'backing_file', 'backing_fmt']);
-const CREATE_ONLY = new Set(['cluster_size', 'compression_type', 'extended_l2', 'preallocation', 'encryption', 'encrypt.format', 'data_file', 'data_file_raw']);
+const CREATE_ONLY = new Set([
+  'cluster_size',
+  'compression_type',
+  'extended_l2',
+  'preallocation',
+  'encryption',
+  'encrypt.format',
+  'data_file',
+  'data_file_raw',
+]);
 
 export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number> {
   if (!opts.options.length) throw new InvalidArgumentError('Must specify options (-o)');
@@ -80,7 +98,8 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
   const layer = await openLayer(spec.filename, spec.format, opts);
   try {
-    if (layer.format !== 'qcow2') throw new UnsupportedError(spec.filename, `Format driver '${layer.format}' does not support option amendment`);
+    if (layer.format !== 'qcow2')
+      throw new UnsupportedError(spec.filename, `Format driver '${layer.format}' does not support option amendment`);
     const { format, options } = rewritableOptions(layer);
     let size = layer.virtualSize;
     let backing: BackingRef | undefined = keptBacking(layer);
@@ -98,7 +117,8 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
     if (size < layer.virtualSize && !opts.force) {
       // qemu-img amend shrinks only what is unallocated at the end; DiskFerry asks for --force.
       const ext = await layerExtents(layer, size, layer.virtualSize);
-      if (ext.some((e) => e.kind !== 'unallocated')) throw new InvalidArgumentError('Cannot shrink: data beyond the new size (use --force to drop it)', spec.filename);
+      if (ext.some((e) => e.kind !== 'unallocated'))
+        throw new InvalidArgumentError('Cannot shrink: data beyond the new size (use --force to drop it)', spec.filename);
     }
     progress.print(0, 0);
     const copyTo = Math.min(size, layer.virtualSize);
@@ -110,7 +130,13 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
         virtualSize: size,
         options,
         backing,
-        fill: (w) => fillByUnits(w, copyTo, (pos, end, g) => layerWindow(layer, pos, end, !!backing, chain, g), (done) => progress.print((100 * done) / copyTo)),
+        fill: (w) =>
+          fillByUnits(
+            w,
+            copyTo,
+            (pos, end, g) => layerWindow(layer, pos, end, !!backing, chain, g),
+            (done) => progress.print((100 * done) / copyTo),
+          ),
       });
     } finally {
       await chain?.close();
@@ -208,7 +234,9 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
     if (!top.backingRef) throw new InvalidArgumentError('Image does not have a backing file', spec.filename);
     const baseFile = resolveBacking(spec.filename, top.backingRef.name);
     if (opts.base !== undefined && path.resolve(opts.base) !== path.resolve(baseFile) && opts.base !== top.backingRef.name) {
-      throw new InvalidArgumentError(`Did not find '${opts.base}' in the backing chain of '${file}' (DiskFerry commits into the immediate backing file only)`);
+      throw new InvalidArgumentError(
+        `Did not find '${opts.base}' in the backing chain of '${file}' (DiskFerry commits into the immediate backing file only)`,
+      );
     }
     const topOpts = rewritableOptions(top);
     base = await openLayer(baseFile, top.backingRef.format, opts);
@@ -271,8 +299,14 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
 // ---------------------------------------------------------------- check -r
 
 /** check -r: the image rewritten as it reads (a fresh image has no leaks). */
-export async function repairImage(file: string, r: CheckResult, mode: 'leaks' | 'all', cmd: Cmd<'check'>): Promise<{ leaks: number; corruptions: number }> {
-  if (mode === 'leaks' && r.corruptions) throw new UnsupportedError(file, 'has corruptions as well as leaks: DiskFerry repairs both at once (-r all) or neither');
+export async function repairImage(
+  file: string,
+  r: CheckResult,
+  mode: 'leaks' | 'all',
+  cmd: Cmd<'check'>,
+): Promise<{ leaks: number; corruptions: number }> {
+  if (mode === 'leaks' && r.corruptions)
+    throw new UnsupportedError(file, 'has corruptions as well as leaks: DiskFerry repairs both at once (-r all) or neither');
   const layer = await openLayer(file, cmd.opts.format, cmd.opts);
   let chain: BlockDevice | undefined;
   try {

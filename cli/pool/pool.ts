@@ -62,7 +62,10 @@ class WorkerBridge implements DeflateBridge {
       this.worker.ref();
       const job: PoolJob = { id, data, params };
       // Transferred, not copied: the dispatcher handed us buffers of our own.
-      this.worker.postMessage(job, data.map((d) => d.buffer as ArrayBuffer));
+      this.worker.postMessage(
+        job,
+        data.map((d) => d.buffer as ArrayBuffer),
+      );
     });
   }
 

@@ -30,7 +30,16 @@ const TABLES: Uint32Array[] = (() => {
  * (`crc32cFinish`), or use `crc32c` for one buffer.
  */
 export function crc32cUpdate(state: number, data: Uint8Array): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   let c = state >>> 0;
   let i = 0;
   const n = data.length;

@@ -76,7 +76,10 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
         waiting[head++] = undefined as unknown as Pending;
       }
       busy[best]!++;
-      bridges[best]!.deflate(jobs.map((j) => j.data), params).then(
+      bridges[best]!.deflate(
+        jobs.map((j) => j.data),
+        params,
+      ).then(
         (replies) => {
           busy[best]!--;
           replies.forEach((r, k) => {
@@ -144,6 +147,7 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
 function sameParams(a: DeflateParams, b: DeflateParams): boolean {
   const sa = a.search;
   const sb = b.search;
-  const sameSearch = sa === sb || (!!sa && !!sb && sa.good === sb.good && sa.lazy === sb.lazy && sa.nice === sb.nice && sa.chain === sb.chain);
+  const sameSearch =
+    sa === sb || (!!sa && !!sb && sa.good === sb.good && sa.lazy === sb.lazy && sa.nice === sb.nice && sa.chain === sb.chain);
   return a === b || (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel && sameSearch);
 }

@@ -1,6 +1,15 @@
 import { InvalidArgumentError, UnsupportedError } from '../io/errors.ts';
 import type { HashName } from '../codecs/types.ts';
-import { essivSupported, isHashName, luksKeyBytes, LUKS_STRIPES, SECTOR, type CipherMode, type IvGenName, type LuksCreateOptions } from '../codecs/crypto/index.ts';
+import {
+  essivSupported,
+  isHashName,
+  luksKeyBytes,
+  LUKS_STRIPES,
+  SECTOR,
+  type CipherMode,
+  type IvGenName,
+  type LuksCreateOptions,
+} from '../codecs/crypto/index.ts';
 import type { CreateOptionSpec } from './types.ts';
 
 const HASH_VALUES = ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'ripemd160'];
@@ -45,15 +54,20 @@ export function parseLuksCreateOptions(options: Record<string, string>, prefix: 
   let ivgenHash = o('ivgen-hash-alg') as HashName | undefined;
   if (ivgen === 'essiv') ivgenHash ??= 'sha256';
   if (!isHashName(hash) || (ivgenHash && !isHashName(ivgenHash))) throw new InvalidArgumentError('unknown hash algorithm', file);
-  if (ivgen === 'essiv' && !essivSupported(ivgenHash!)) throw new UnsupportedError(file, `No AES cipher with key size matching ${ivgenHash} for essiv`);
+  if (ivgen === 'essiv' && !essivSupported(ivgenHash!))
+    throw new UnsupportedError(file, `No AES cipher with key size matching ${ivgenHash} for essiv`);
   const iterText = o('iter-time') ?? '2000';
   const iterTimeMs = Number(iterText);
-  if (!/^\d+$/.test(iterText) || iterTimeMs < 1) throw new InvalidArgumentError(`invalid ${prefix}iter-time "${iterText}" (milliseconds, at least 1)`, file);
+  if (!/^\d+$/.test(iterText) || iterTimeMs < 1)
+    throw new InvalidArgumentError(`invalid ${prefix}iter-time "${iterText}" (milliseconds, at least 1)`, file);
   const cipherAlg = o('cipher-alg') ?? 'aes-256';
   // QEMU 7.2 asserts (crypto/block.c "QEMU_IS_ALIGNED(len, sectorsize)") on key material that is
   // not whole sectors: 24-byte keys × 4000 stripes. Such an image would crash qemu-img.
   if ((luksKeyBytes(cipherAlg, mode) * LUKS_STRIPES) % SECTOR !== 0) {
-    throw new UnsupportedError(file, `LUKS ${cipherAlg} in ${mode} mode is refused: QEMU cannot open it (key material is not whole sectors)`);
+    throw new UnsupportedError(
+      file,
+      `LUKS ${cipherAlg} in ${mode} mode is refused: QEMU cannot open it (key material is not whole sectors)`,
+    );
   }
   return { cipherAlg, mode, ivgen, ivgenHash, hash, iterTimeMs };
 }

@@ -35,7 +35,12 @@ export async function probeDetailed(
   scored.sort((a, b) => b.score - a.score);
   const best = scored[0];
   if (best && best.driver.name !== 'raw') return { scored };
-  const foreign = await identifyForeign(head, src.size, src, drivers.map((d) => d.name));
+  const foreign = await identifyForeign(
+    head,
+    src.size,
+    src,
+    drivers.map((d) => d.name),
+  );
   return foreign ? { scored, foreign } : { scored };
 }
 
@@ -95,7 +100,14 @@ export async function openImage(
     const backing = await openImage(
       backingSrc,
       drivers,
-      { ...opts, format: ref.format ?? opts.backingFormat, backingFormat: undefined, snapshot: undefined, password: undefined, driverOptions: undefined },
+      {
+        ...opts,
+        format: ref.format ?? opts.backingFormat,
+        backingFormat: undefined,
+        snapshot: undefined,
+        password: undefined,
+        driverOptions: undefined,
+      },
       [...seen, src.name],
     );
     return new ChainDevice(layer, backing);

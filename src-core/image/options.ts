@@ -50,7 +50,10 @@ export function checkOptions(format: string, options: Record<string, string>, sp
   for (const key of Object.keys(options)) {
     if (key === 'size' || key === 'backing_file' || key === 'backing_fmt') continue;
     const spec = specs.find((s) => s.name === key);
-    if (!spec) throw new InvalidArgumentError(`invalid option "${key}" for format ${format} (known: ${specs.map((s) => s.name).join(', ') || 'none'})`);
+    if (!spec)
+      throw new InvalidArgumentError(
+        `invalid option "${key}" for format ${format} (known: ${specs.map((s) => s.name).join(', ') || 'none'})`,
+      );
     if (spec.type === 'enum' && spec.values && !spec.values.includes(options[key]!)) {
       throw new InvalidArgumentError(`invalid value "${options[key]}" for ${key} (one of ${spec.values.join(', ')})`);
     }

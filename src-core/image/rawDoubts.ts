@@ -54,7 +54,13 @@ export function looksLikeText(head: Uint8Array): boolean {
  * Why a file that only raw claims should not silently be taken as a raw disk, or undefined
  * when raw is a fair reading (its name says raw/img/iso, or nothing argues against it).
  */
-export function rawDoubt(head: Uint8Array, size: number, name: string, drivers: readonly FormatDriver[], alone: boolean): RawDoubt | undefined {
+export function rawDoubt(
+  head: Uint8Array,
+  size: number,
+  name: string,
+  drivers: readonly FormatDriver[],
+  alone: boolean,
+): RawDoubt | undefined {
   if (size === 0) return { kind: 'empty', reason: 'the file is empty (0 bytes), so there is no disk to read' };
   const claimed = claimedFormat(name, drivers);
   if (claimed) {
@@ -65,7 +71,8 @@ export function rawDoubt(head: Uint8Array, size: number, name: string, drivers: 
     };
   }
   if (looksLikeText(head)) return { kind: 'text', reason: 'this is a text file, not a disk image' };
-  if (size < MIN_DISK_BYTES) return { kind: 'tiny', reason: `only ${size} bytes: too small to be a disk image (a disk holds at least ${MIN_DISK_BYTES} bytes)` };
+  if (size < MIN_DISK_BYTES)
+    return { kind: 'tiny', reason: `only ${size} bytes: too small to be a disk image (a disk holds at least ${MIN_DISK_BYTES} bytes)` };
   const rawExts = drivers.find((d) => d.name === 'raw')?.extensions ?? [];
   if (rawExts.includes(extensionOf(name)) || alone) return undefined;
   return { kind: 'unknown', reason: 'not a disk image format DiskFerry recognises' };

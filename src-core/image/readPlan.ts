@@ -106,7 +106,12 @@ export async function dataExtentReads(extents: AsyncIterable<Extent>, offset: nu
  * A device read for a driver whose data extents all sit uncompressed in `src`: reads the data
  * extents of [offset, offset + length), every other byte stays zero.
  */
-export async function readDataExtents(src: ByteSource, extents: AsyncIterable<Extent>, offset: number, length: number): Promise<Uint8Array> {
+export async function readDataExtents(
+  src: ByteSource,
+  extents: AsyncIterable<Extent>,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   await planReads(src, await dataExtentReads(extents, offset), (r, bytes) => out.set(bytes, r.outPos));
   return out;

@@ -15,7 +15,9 @@ export class WriteOrder {
 
   check(offset: number, length: number): void {
     if (offset % this.unit !== 0 || offset < this.end) {
-      throw new RangeError(`${this.format} writer: writes must be aligned to ${this.unit} bytes and in order (got ${offset} after ${this.end})`);
+      throw new RangeError(
+        `${this.format} writer: writes must be aligned to ${this.unit} bytes and in order (got ${offset} after ${this.end})`,
+      );
     }
     if (offset + length > this.diskEnd) throw new RangeError(`${this.format} writer: write past the end of the disk`);
     this.end = offset + length;

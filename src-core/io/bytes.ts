@@ -74,7 +74,10 @@ export async function readPadded(src: ByteSource, offset: number, length: number
 }
 
 export class MemorySource implements ByteSource {
-  constructor(readonly bytes: Uint8Array, readonly name = 'memory') {}
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly name = 'memory',
+  ) {}
   get size(): number {
     return this.bytes.length;
   }

@@ -92,11 +92,7 @@ export class InvalidArgumentError extends DiskFerryError {
 }
 export class UnsafePathError extends DiskFerryError {
   constructor(file: string, name: string) {
-    super(
-      ErrorCode.Unsafe,
-      file,
-      `refers to "${name}", outside the image's folder; refused (allow with --allow-outside-paths)`,
-    );
+    super(ErrorCode.Unsafe, file, `refers to "${name}", outside the image's folder; refused (allow with --allow-outside-paths)`);
   }
 }
 

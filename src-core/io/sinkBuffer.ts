@@ -54,12 +54,7 @@ export class SinkBuffer {
    */
   async writeOwned(offset: number, data: Uint8Array): Promise<void> {
     const v = this.view;
-    if (
-      v &&
-      offset === this.start + this.length &&
-      data.buffer === v.buffer &&
-      data.byteOffset === v.byteOffset + v.length
-    ) {
+    if (v && offset === this.start + this.length && data.buffer === v.buffer && data.byteOffset === v.byteOffset + v.length) {
       this.view = new Uint8Array(v.buffer, v.byteOffset, v.length + data.length);
       this.length += data.length;
     } else {

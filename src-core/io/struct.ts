@@ -6,7 +6,10 @@ import { toSafeNumber } from './int64.ts';
  */
 export class Struct {
   readonly view: DataView;
-  constructor(readonly bytes: Uint8Array, readonly littleEndian = false) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly littleEndian = false,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   static alloc(size: number, littleEndian = false): Struct {

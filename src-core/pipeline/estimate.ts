@@ -89,7 +89,14 @@ async function dryRun(source: BlockDevice, opts: EstimateOptions): Promise<numbe
     create: async (name) => make(name),
   };
   try {
-    await convert({ source, target: opts.target, sink: main, signal: opts.signal, onProgress: opts.onProgress, create: { ...opts.create, resolver } });
+    await convert({
+      source,
+      target: opts.target,
+      sink: main,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      create: { ...opts.create, resolver },
+    });
   } finally {
     await main.close(); // opened here, so closed here (the writer closes only the companions it created)
   }
@@ -141,7 +148,7 @@ class SampledDevice extends DelegatingDevice {
   }
   override async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
     for await (const e of this.inner.extents(from, to)) {
-      for (let pos = e.offset; pos < e.offset + e.length; ) {
+      for (let pos = e.offset; pos < e.offset + e.length;) {
         const end = Math.min(e.offset + e.length, (Math.floor(pos / SAMPLE_WINDOW) + 1) * SAMPLE_WINDOW);
         const keep = e.kind !== 'data' || this.kept(pos);
         yield { offset: pos, length: end - pos, kind: keep ? e.kind : 'unallocated' };
@@ -154,7 +161,7 @@ class SampledDevice extends DelegatingDevice {
     // when they are, they read as zeros (on a copy: the inner buffer may be a reader's cache).
     let out = await this.inner.read(offset, length);
     let copied = false;
-    for (let pos = offset; pos < offset + length; ) {
+    for (let pos = offset; pos < offset + length;) {
       const end = Math.min(offset + length, (Math.floor(pos / SAMPLE_WINDOW) + 1) * SAMPLE_WINDOW);
       if (!this.kept(pos)) {
         if (!copied) out = out.slice();

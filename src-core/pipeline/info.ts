@@ -29,7 +29,11 @@ export function formatInfoHuman(info: ImageInfo): string {
   if (info['cluster-size']) row('cluster_size', info['cluster-size']);
   if (info.encrypted) row('encrypted', 'yes');
   if (info['backing-filename']) {
-    row('backing file', info['backing-filename'] + (info['full-backing-filename'] !== info['backing-filename'] ? ` (actual path: ${info['full-backing-filename']})` : ''));
+    row(
+      'backing file',
+      info['backing-filename'] +
+        (info['full-backing-filename'] !== info['backing-filename'] ? ` (actual path: ${info['full-backing-filename']})` : ''),
+    );
     if (info['backing-filename-format']) row('backing file format', info['backing-filename-format']);
   }
   if (info.snapshots?.length) {
@@ -38,7 +42,9 @@ export function formatInfoHuman(info: ImageInfo): string {
     for (const s of info.snapshots) {
       const date = localDateTime(s['date-sec']);
       const clock = `${pad(Math.floor(s['vm-clock-sec'] / 3600), 2)}:${pad(Math.floor(s['vm-clock-sec'] / 60) % 60, 2)}:${pad(s['vm-clock-sec'] % 60, 2)}.${pad(Math.floor(s['vm-clock-nsec'] / 1e6), 3)}`;
-      lines.push(`${s.id.padEnd(10)}${s.name.padEnd(18)}${humanSize(s['vm-state-size']).padStart(7)} ${date} ${clock} ${String(s.icount ?? '').padStart(10)}`);
+      lines.push(
+        `${s.id.padEnd(10)}${s.name.padEnd(18)}${humanSize(s['vm-state-size']).padStart(7)} ${date} ${clock} ${String(s.icount ?? '').padStart(10)}`,
+      );
     }
   }
   const fs = info['format-specific'];

@@ -13,13 +13,21 @@ export async function verifyOutput(
   opts: { signal?: AbortSignal; onProgress?: ProgressCallback } = {},
 ): Promise<void> {
   if (output.virtualSize < source.virtualSize) {
-    throw new DiskFerryError(ErrorCode.Corrupt, output.filename, `verification failed: the output is ${output.virtualSize} bytes, the source ${source.virtualSize}`);
+    throw new DiskFerryError(
+      ErrorCode.Corrupt,
+      output.filename,
+      `verification failed: the output is ${output.virtualSize} bytes, the source ${source.virtualSize}`,
+    );
   }
   const r = await compare(source, output, {
     signal: opts.signal,
     onProgress: opts.onProgress && ((p) => opts.onProgress!({ ...p, phase: 'verifying' })),
   });
   if (!r.identical) {
-    throw new DiskFerryError(ErrorCode.Corrupt, output.filename, `verification failed: the output differs from the source at offset ${r.mismatchAt}`);
+    throw new DiskFerryError(
+      ErrorCode.Corrupt,
+      output.filename,
+      `verification failed: the output differs from the source at offset ${r.mismatchAt}`,
+    );
   }
 }

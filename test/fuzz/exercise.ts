@@ -21,7 +21,12 @@ const READ = 256 * 1024;
 export async function exercise(bytes: PatchedBytes, name: string, format: string | undefined, unlock = true): Promise<Outcome> {
   try {
     const src: ByteSource = { name, size: bytes.length, read: async (o, l) => bytes.slice(o, l) };
-    const dev = await openImage(src, drivers, { format, codecs: portableCodecs, noBacking: true, password: unlock ? new TextEncoder().encode(FUZZ_PASSWORD) : undefined });
+    const dev = await openImage(src, drivers, {
+      format,
+      codecs: portableCodecs,
+      noBacking: true,
+      password: unlock ? new TextEncoder().encode(FUZZ_PASSWORD) : undefined,
+    });
     try {
       infoJson(dev.info());
       let n = 0;

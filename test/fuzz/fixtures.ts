@@ -22,11 +22,16 @@ export const FUZZ_PASSWORD = 'fuzz';
 
 function sourceRaw(file: (name: string) => string): string {
   const raw = file('fuzz-src.raw');
-  writePatternedRaw(raw, 4 << 20, [
-    { offset: 0, length: 96 * KiB },
-    { offset: 1 << 20, length: 64 * KiB },
-    { offset: (4 << 20) - 40 * KiB, length: 40 * KiB },
-  ], 99);
+  writePatternedRaw(
+    raw,
+    4 << 20,
+    [
+      { offset: 0, length: 96 * KiB },
+      { offset: 1 << 20, length: 64 * KiB },
+      { offset: (4 << 20) - 40 * KiB, length: 40 * KiB },
+    ],
+    99,
+  );
   return raw;
 }
 
@@ -63,15 +68,36 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
     ['sparse', []],
     ['stream', ['-o', 'subformat=streamOptimized']],
   ]),
-  vdi: viaQemu('vdi', [['dynamic', []], ['static', ['-o', 'static=on']]]),
-  vpc: viaQemu('vpc', [['dynamic', []], ['fixed', ['-o', 'subformat=fixed']]]),
-  parallels: viaQemu('parallels', [['64k', ['-o', 'cluster_size=64k']], ['4k', ['-o', 'cluster_size=4k']]]),
+  vdi: viaQemu('vdi', [
+    ['dynamic', []],
+    ['static', ['-o', 'static=on']],
+  ]),
+  vpc: viaQemu('vpc', [
+    ['dynamic', []],
+    ['fixed', ['-o', 'subformat=fixed']],
+  ]),
+  parallels: viaQemu('parallels', [
+    ['64k', ['-o', 'cluster_size=64k']],
+    ['4k', ['-o', 'cluster_size=4k']],
+  ]),
   qed: viaQemu('qed', [['4k', ['-o', 'cluster_size=4k,table_size=2']]]),
   luks: async (file) => {
     // Made by our writer with the fewest PBKDF2 rounds it allows (iter-time=1), so that every
     // case can unlock and decrypt with FUZZ_PASSWORD quickly; qemu-img's fewest are far more.
     const out = file('fuzz.luks');
-    await cliOk('convert', '--object', `secret,id=s,data=${FUZZ_PASSWORD}`, '-f', 'raw', '-O', 'luks', '-o', 'key-secret=s,iter-time=1', sourceRaw(file), out);
+    await cliOk(
+      'convert',
+      '--object',
+      `secret,id=s,data=${FUZZ_PASSWORD}`,
+      '-f',
+      'raw',
+      '-O',
+      'luks',
+      '-o',
+      'key-secret=s,iter-time=1',
+      sourceRaw(file),
+      out,
+    );
     const bytes = new Uint8Array(readFileSync(out));
     // The header and the start of slot 0's key material.
     return [{ variant: 'default', bytes, hot: [[0, 8192]] }];
@@ -83,13 +109,25 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
   },
   ova: async (file) => {
     // A tar of an .ovf and a stream-optimized disk, as OVA exports are.
-    writeFileSync(file('fuzz.ovf'), '<?xml version="1.0"?><Envelope><References><File ovf:href="fuzz-disk1.vmdk"/></References></Envelope>\n');
+    writeFileSync(
+      file('fuzz.ovf'),
+      '<?xml version="1.0"?><Envelope><References><File ovf:href="fuzz-disk1.vmdk"/></References></Envelope>\n',
+    );
     qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', sourceRaw(file), file('fuzz-disk1.vmdk'));
     const out = file('fuzz.ova');
     run('tar', ['--format=ustar', '-cf', out, '-C', path.dirname(out), 'fuzz.ovf', 'fuzz-disk1.vmdk']);
     const bytes = new Uint8Array(readFileSync(out));
     // The tar headers and the disk's own header and grain directory.
-    return [{ variant: 'stream', bytes, hot: [[0, 8192], [bytes.length - 65536, bytes.length]] }];
+    return [
+      {
+        variant: 'stream',
+        bytes,
+        hot: [
+          [0, 8192],
+          [bytes.length - 65536, bytes.length],
+        ],
+      },
+    ];
   },
   cloop: async (file) => {
     const out = file('fuzz.cloop');
@@ -114,7 +152,10 @@ export const FUZZ_MAKERS: Record<string, Maker> = {
   dmg: async (file) => {
     // Built from the layout; the plist or resource fork and the koly trailer sit at the end.
     const disk = new Uint8Array(readFileSync(sourceRaw(file)));
-    const tailHot = (b: Uint8Array, n: number): [number, number][] => [[0, 1024], [Math.max(0, b.length - n), b.length]];
+    const tailHot = (b: Uint8Array, n: number): [number, number][] => [
+      [0, 1024],
+      [Math.max(0, b.length - n), b.length],
+    ];
     const xml = buildDmg(disk, { chunkSectors: 256, types: ['zlib', 'raw', 'bzip2', 'adc'] });
     const rsrc = buildDmg(disk, { chunkSectors: 512, types: ['zlib', 'raw'], table: 'rsrc', splitMish: true });
     return [

@@ -42,7 +42,11 @@ export function buildBochs(disk: Uint8Array, o: BochsBuild = {}): Uint8Array {
   const slot = 512 * (bitmapBlocks + extentBlocks);
   const out = new Uint8Array(dataOffset + stored.length * slot);
   const v = new DataView(out.buffer);
-  const ascii = (at: number, s: string) => out.set([...s].map((c) => c.charCodeAt(0)), at);
+  const ascii = (at: number, s: string) =>
+    out.set(
+      [...s].map((c) => c.charCodeAt(0)),
+      at,
+    );
   ascii(0, 'Bochs Virtual HD Image');
   ascii(32, 'Redolog');
   ascii(48, 'Growing');

@@ -22,7 +22,15 @@ export interface DmgBuild {
   lzfse?: (b: Uint8Array) => Uint8Array;
 }
 
-export const CHUNK_TYPE: Record<DmgChunkKind, number> = { zero: 0, raw: 1, ignore: 2, adc: 0x80000004, zlib: 0x80000005, bzip2: 0x80000006, lzfse: 0x80000007 };
+export const CHUNK_TYPE: Record<DmgChunkKind, number> = {
+  zero: 0,
+  raw: 1,
+  ignore: 2,
+  adc: 0x80000004,
+  zlib: 0x80000005,
+  bzip2: 0x80000006,
+  lzfse: 0x80000007,
+};
 
 /** A simple ADC encoder: greedy matches found through a hash of 3-byte prefixes. */
 export function adcEncode(src: Uint8Array): Uint8Array {
@@ -112,7 +120,10 @@ function mish(entries: Entry[], firstSector: number, sectorCount: number, dataOf
   return b;
 }
 
-const b64lines = (b: Uint8Array) => Buffer.from(b).toString('base64').replace(/.{1,52}/g, '\t\t\t$&\n');
+const b64lines = (b: Uint8Array) =>
+  Buffer.from(b)
+    .toString('base64')
+    .replace(/.{1,52}/g, '\t\t\t$&\n');
 
 export function buildDmg(disk: Uint8Array, o: DmgBuild = {}): Uint8Array {
   const cs = o.chunkSectors ?? 128;
@@ -166,7 +177,10 @@ export function buildDmg(disk: Uint8Array, o: DmgBuild = {}): Uint8Array {
     }
   } else {
     const dicts = blocks
-      .map((m, i) => `\t\t\t<dict>\n\t\t\t\t<key>Attributes</key>\n\t\t\t\t<string>0x0050</string>\n\t\t\t\t<key>Data</key>\n\t\t\t\t<data>\n${b64lines(m)}\t\t\t\t</data>\n\t\t\t\t<key>ID</key>\n\t\t\t\t<string>${i}</string>\n\t\t\t\t<key>Name</key>\n\t\t\t\t<string>disk image (Apple_HFS : ${i})</string>\n\t\t\t</dict>\n`)
+      .map(
+        (m, i) =>
+          `\t\t\t<dict>\n\t\t\t\t<key>Attributes</key>\n\t\t\t\t<string>0x0050</string>\n\t\t\t\t<key>Data</key>\n\t\t\t\t<data>\n${b64lines(m)}\t\t\t\t</data>\n\t\t\t\t<key>ID</key>\n\t\t\t\t<string>${i}</string>\n\t\t\t\t<key>Name</key>\n\t\t\t\t<string>disk image (Apple_HFS : ${i})</string>\n\t\t\t</dict>\n`,
+      )
       .join('');
     const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n<dict>\n\t<key>resource-fork</key>\n\t<dict>\n\t\t<key>blkx</key>\n\t\t<array>\n${dicts}\t\t</array>\n\t</dict>\n</dict>\n</plist>\n`;
     table = new TextEncoder().encode(xml);

@@ -32,7 +32,13 @@ export async function expectInfoMatches(file: string, extra: string[] = []): Pro
 }
 
 /** Our raw export against qemu-img's raw export of the same image, byte for byte. */
-export async function expectSameExport(file: string, outDir: (n: string) => string, tag: string, extra: string[] = [], qemuExtra = extra): Promise<void> {
+export async function expectSameExport(
+  file: string,
+  outDir: (n: string) => string,
+  tag: string,
+  extra: string[] = [],
+  qemuExtra = extra,
+): Promise<void> {
   const mine = outDir(`${tag}.ours.raw`);
   const ref = outDir(`${tag}.qemu.raw`);
   const r = await cli('convert', ...extra, '-O', 'raw', file, mine);

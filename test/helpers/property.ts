@@ -12,11 +12,19 @@ export const seedArb = fc.integer({ min: 1, max: 2 ** 31 - 1 });
 
 /** Writes a sparse raw disk of `size` bytes with patterned data in the given runs. */
 export function writeSparseDisk(file: string, size: number, regions: { at: number; length: number }[], seed: number): void {
-  writePatternedRaw(file, size, regions.map((r) => ({ offset: Math.floor(r.at * size), length: r.length })), seed);
+  writePatternedRaw(
+    file,
+    size,
+    regions.map((r) => ({ offset: Math.floor(r.at * size), length: r.length })),
+    seed,
+  );
 }
 
 /** A random disk of whole 512-byte sectors, written to `raw` as a sparse raw file. */
-export function writeSectorDisk(raw: string, d: { sectors: number; seed: number; regions: { at: number; length: number }[] }): { raw: string; size: number } {
+export function writeSectorDisk(
+  raw: string,
+  d: { sectors: number; seed: number; regions: { at: number; length: number }[] },
+): { raw: string; size: number } {
   const size = d.sectors * 512;
   writeSparseDisk(raw, size, d.regions, d.seed);
   return { raw, size };

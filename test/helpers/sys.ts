@@ -11,7 +11,13 @@ export function tempDir(prefix = 'diskferry-'): { dir: string; file: (name: stri
 
 /** Runs a tool and returns stdout; throws with its stderr on failure. */
 export function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, input: opts.input, maxBuffer: 64 << 20, stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    cwd: opts.cwd,
+    input: opts.input,
+    maxBuffer: 64 << 20,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** Runs a tool and returns its status and output without throwing. */

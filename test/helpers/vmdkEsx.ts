@@ -111,7 +111,13 @@ export function buildSeSparse(raw: Uint8Array, state?: (grain: number, chunk: Ui
 }
 
 /** A stand-alone descriptor with one extent, optionally a delta over `parent`. */
-export function esxDescriptor(createType: string, extentType: string, sectors: number, file: string, parent?: { name: string; cid: number }): string {
+export function esxDescriptor(
+  createType: string,
+  extentType: string,
+  sectors: number,
+  file: string,
+  parent?: { name: string; cid: number },
+): string {
   return (
     '# Disk DescriptorFile\nversion=1\nencoding="UTF-8"\nCID=5a5a5a5a\n' +
     `parentCID=${parent ? parent.cid.toString(16) : 'ffffffff'}\n` +

@@ -39,5 +39,7 @@ export async function sameFileAsSource(handle: FileSystemFileHandle, sources: re
   }
   const picked = await handle.getFile().catch(() => undefined);
   if (!picked || picked.size === 0) return undefined;
-  return sources.find((s) => !s.handle && s.file.name === picked.name && s.file.size === picked.size && s.file.lastModified === picked.lastModified);
+  return sources.find(
+    (s) => !s.handle && s.file.name === picked.name && s.file.size === picked.size && s.file.lastModified === picked.lastModified,
+  );
 }

@@ -31,7 +31,11 @@ export async function loadFormats(): Promise<void> {
 export function completesOpenSet(files: readonly PickedFile[]): boolean {
   const i = get().inspection;
   if (!i) return false;
-  const wanted = new Set([...i.errors.flatMap((e) => e.missing ?? []), ...i.images.flatMap((im) => (im.missingBacking ? [im.missingBacking] : []))].map(baseNameOf));
+  const wanted = new Set(
+    [...i.errors.flatMap((e) => e.missing ?? []), ...i.images.flatMap((im) => (im.missingBacking ? [im.missingBacking] : []))].map(
+      baseNameOf,
+    ),
+  );
   return files.some((f) => wanted.has(baseNameOf(f.path)));
 }
 
@@ -159,7 +163,18 @@ export function applyPreset(id: string): void {
   const known = new Set(fmt.createOptions.map((o) => o.name));
   const options = Object.fromEntries(Object.entries(p.options).filter(([k]) => known.has(k)));
   const t = get().target;
-  set({ target: { ...initialTarget, format: p.target, options, compress: p.compress, preset: id, snapshot: t.snapshot, verify: t.verify, outputPassword: t.outputPassword } });
+  set({
+    target: {
+      ...initialTarget,
+      format: p.target,
+      options,
+      compress: p.compress,
+      preset: id,
+      snapshot: t.snapshot,
+      verify: t.verify,
+      outputPassword: t.outputPassword,
+    },
+  });
 }
 
 /** "Convert this disk to another format": the result goes, the disk and the form stay. */
@@ -216,7 +231,12 @@ export function currentPlan(): ConvertPlan | undefined {
     password: s.sourcePassword || undefined,
     outputPassword: s.target.outputPassword || undefined,
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,
-    outputName: suggestOutputName(image.path, fmt.extensions[0] ?? fmt.name, qualifier, s.files.map((f) => f.path)),
+    outputName: suggestOutputName(
+      image.path,
+      fmt.extensions[0] ?? fmt.name,
+      qualifier,
+      s.files.map((f) => f.path),
+    ),
   };
 }
 
@@ -237,7 +257,9 @@ async function convertSelected(): Promise<void> {
     if (!nativeSaveSupported && check.requiredBytes !== undefined) {
       const shortBy = await privateStorageShortfall(check.requiredBytes);
       if (shortBy > 0) {
-        fail(`Not enough space: the output may need up to ${mib(check.requiredBytes)} and the browser can store about ${mib(check.requiredBytes - shortBy)} more. Free some disk space and try again.`);
+        fail(
+          `Not enough space: the output may need up to ${mib(check.requiredBytes)} and the browser can store about ${mib(check.requiredBytes - shortBy)} more. Free some disk space and try again.`,
+        );
         return;
       }
     }
@@ -266,7 +288,10 @@ async function convertSelected(): Promise<void> {
     if (!picked) return; // The user closed the dialog.
     const source = await sameFileAsSource(picked.handle, plan.files);
     if (source) {
-      fail(`"${picked.handle.name}" is one of the files being converted (${source.path}). Choose another name: DiskFerry never writes over its source.`, 'check');
+      fail(
+        `"${picked.handle.name}" is one of the files being converted (${source.path}). Choose another name: DiskFerry never writes over its source.`,
+        'check',
+      );
       return;
     }
     output = { kind: 'fsa', handle: picked.handle, createdByDialog: picked.createdByDialog };
@@ -285,7 +310,13 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
   running = { worker, controller, output };
   window.addEventListener('beforeunload', warnBeforeLeaving);
   set({
-    job: { state: 'running', viaDownload: output.kind === 'opfs', sourceBytes: selectedImage(get())?.filesBytes, format: plan.target, preset: get().target.preset },
+    job: {
+      state: 'running',
+      viaDownload: output.kind === 'opfs',
+      sourceBytes: selectedImage(get())?.filesBytes,
+      format: plan.target,
+      preset: get().target.preset,
+    },
   });
   let shownAt = 0;
   const onProgress = (p: ProgressReport) => {

@@ -49,7 +49,16 @@ export function watchEstimate(): () => void {
     timer = setTimeout(() => void estimate(plan), DEBOUNCE_MS);
   };
   const unsubscribe = useApp.subscribe((s: AppState, prev: AppState) => {
-    if (s.selected !== prev.selected || s.target !== prev.target || s.files !== prev.files || s.sourcePassword !== prev.sourcePassword || s.inspection !== prev.inspection || s.job.state !== prev.job.state || s.formats !== prev.formats) run();
+    if (
+      s.selected !== prev.selected ||
+      s.target !== prev.target ||
+      s.files !== prev.files ||
+      s.sourcePassword !== prev.sourcePassword ||
+      s.inspection !== prev.inspection ||
+      s.job.state !== prev.job.state ||
+      s.formats !== prev.formats
+    )
+      run();
   });
   run();
   return () => {

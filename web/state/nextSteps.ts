@@ -16,8 +16,14 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
   switch (preset) {
     case 'proxmox':
       return [
-        { text: 'Copy the file to the Proxmox host, then import it as a disk of an existing VM (Proxmox VE 7.2 and later):', command: `qm disk import VMID ${q} STORAGE` },
-        { text: 'Attach the imported disk in the VM’s Hardware tab and put it first in the boot order.', link: { href: 'https://pve.proxmox.com/pve-docs/qm.1.html', label: 'qm manual' } },
+        {
+          text: 'Copy the file to the Proxmox host, then import it as a disk of an existing VM (Proxmox VE 7.2 and later):',
+          command: `qm disk import VMID ${q} STORAGE`,
+        },
+        {
+          text: 'Attach the imported disk in the VM’s Hardware tab and put it first in the boot order.',
+          link: { href: 'https://pve.proxmox.com/pve-docs/qm.1.html', label: 'qm manual' },
+        },
       ];
     case 'aws':
       return [
@@ -33,7 +39,10 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
         {
           text: 'Upload it as a page blob (or straight into a managed disk), then create the VM from it:',
           command: `az storage blob upload --type page --account-name ACCOUNT --container-name CONTAINER --file ${q} --name ${file}`,
-          link: { href: 'https://learn.microsoft.com/azure/virtual-machines/linux/disks-upload-vhd-to-managed-disk-cli', label: 'Azure: upload a VHD' },
+          link: {
+            href: 'https://learn.microsoft.com/azure/virtual-machines/linux/disks-upload-vhd-to-managed-disk-cli',
+            label: 'Azure: upload a VHD',
+          },
         },
       ];
     case 'hyperv':
@@ -48,24 +57,50 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
       return [
         {
           text: 'ESXi runs a stream-optimized VMDK after an OVF import: deploy it in an OVF template (vSphere Client → Deploy OVF Template), or convert it with VMware’s ovftool.',
-          link: { href: 'https://docs.vmware.com/en/VMware-vSphere/8.0/vsphere-vm-administration/GUID-17BEDA21-43F6-41F4-8FB2-E01D275FE9B4.html', label: 'Deploy an OVF template' },
+          link: {
+            href: 'https://docs.vmware.com/en/VMware-vSphere/8.0/vsphere-vm-administration/GUID-17BEDA21-43F6-41F4-8FB2-E01D275FE9B4.html',
+            label: 'Deploy an OVF template',
+          },
         },
       ];
     case 'virtualbox':
       return [
-        { text: 'Attach it to a VM’s SATA controller (or use Settings → Storage):', command: `VBoxManage storageattach VMNAME --storagectl SATA --port 0 --device 0 --type hdd --medium ${q}` },
+        {
+          text: 'Attach it to a VM’s SATA controller (or use Settings → Storage):',
+          command: `VBoxManage storageattach VMNAME --storagectl SATA --port 0 --device 0 --type hdd --medium ${q}`,
+        },
       ];
     case 'raw':
-      return [{ text: 'A raw image is the disk byte for byte: write it to a drive (check the device name twice), or boot it in v86 or QEMU:', command: `qemu-system-x86_64 -m 2G -drive file=${q},format=raw` }];
+      return [
+        {
+          text: 'A raw image is the disk byte for byte: write it to a drive (check the device name twice), or boot it in v86 or QEMU:',
+          command: `qemu-system-x86_64 -m 2G -drive file=${q},format=raw`,
+        },
+      ];
   }
   switch (format) {
     case 'qcow2':
-      return [{ text: 'Boot it with QEMU/KVM, or import it into libvirt:', command: `virt-install --name NAME --memory 2048 --import --disk ${q} --os-variant detect=on` }];
+      return [
+        {
+          text: 'Boot it with QEMU/KVM, or import it into libvirt:',
+          command: `virt-install --name NAME --memory 2048 --import --disk ${q} --os-variant detect=on`,
+        },
+      ];
     case 'vdi':
-      return [{ text: 'Attach it in VirtualBox (Settings → Storage), or:', command: `VBoxManage storageattach VMNAME --storagectl SATA --port 0 --device 0 --type hdd --medium ${q}` }];
+      return [
+        {
+          text: 'Attach it in VirtualBox (Settings → Storage), or:',
+          command: `VBoxManage storageattach VMNAME --storagectl SATA --port 0 --device 0 --type hdd --medium ${q}`,
+        },
+      ];
     case 'vhdx':
     case 'vpc':
-      return [{ text: 'Attach it to a Hyper-V VM, or mount it in Windows (double-click, or Mount-DiskImage):', command: `Mount-DiskImage -ImagePath "$PWD\\${file}"` }];
+      return [
+        {
+          text: 'Attach it to a Hyper-V VM, or mount it in Windows (double-click, or Mount-DiskImage):',
+          command: `Mount-DiskImage -ImagePath "$PWD\\${file}"`,
+        },
+      ];
     default:
       return [{ text: 'Check it with qemu-img, which reads it exactly as DiskFerry wrote it:', command: `qemu-img check ${q}` }];
   }

@@ -63,7 +63,14 @@ export interface AppState {
   updateReady: boolean;
 }
 
-export const initialTarget: TargetChoice = { format: 'qcow2', options: {}, compress: false, verify: false, outputPassword: '', snapshot: '' };
+export const initialTarget: TargetChoice = {
+  format: 'qcow2',
+  options: {},
+  compress: false,
+  verify: false,
+  outputPassword: '',
+  snapshot: '',
+};
 
 export const useApp = create<AppState>(() => ({
   formats: [],

@@ -29,9 +29,7 @@ const PRECACHE: string[] = JSON.parse('__DISKFERRY_PRECACHE__');
 const CACHE = `diskferry-${VERSION}`;
 
 sw.addEventListener('install', (event) => {
-  event.waitUntil(
-    caches.open(CACHE).then((cache) => cache.addAll(PRECACHE.map((p) => new Request(p, { cache: 'reload' })))),
-  );
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(PRECACHE.map((p) => new Request(p, { cache: 'reload' })))));
   // The first install takes over at once; an update waits for the page's "reload" prompt.
 });
 
@@ -58,7 +56,8 @@ sw.addEventListener('fetch', (event) => {
       // Navigations (including file_handlers launches with a query) get the app shell.
       // ignoreVary: the server sends `Vary: Origin`, and module scripts carry an Origin header
       // that the precache requests did not, which would otherwise make every lookup miss.
-      const hit = req.mode === 'navigate' ? await cache.match('/index.html') : await cache.match(req, { ignoreSearch: true, ignoreVary: true });
+      const hit =
+        req.mode === 'navigate' ? await cache.match('/index.html') : await cache.match(req, { ignoreSearch: true, ignoreVary: true });
       if (hit) return hit;
       return fetch(req);
     })(),

@@ -24,25 +24,31 @@ export async function unpackToOpfs(picked: PickedFile, onProgress: (p: UnpackPro
   const container = await openContainer(src);
   if (!container) throw new DiskFerryError(ErrorCode.InvalidArgument, picked.path, 'not a compressed file');
   const suffix = CONTAINER_SUFFIX[container.kind];
-  const innerName = container.member ?? (picked.path.toLowerCase().endsWith(suffix) ? picked.path.slice(0, -suffix.length) : `${picked.path}.unpacked`);
+  const innerName =
+    container.member ?? (picked.path.toLowerCase().endsWith(suffix) ? picked.path.slice(0, -suffix.length) : `${picked.path}.unpacked`);
   const base = innerName.slice(innerName.lastIndexOf('/') + 1);
   const root = await navigator.storage.getDirectory();
   const dir = await root.getDirectoryHandle(OPFS_SCRATCH_DIR, { create: true });
   const entry = `${Date.now()}-${base}`;
   const handle = await dir.getFileHandle(entry, { create: true });
-  if (!handle.createSyncAccessHandle) throw new DiskFerryError(ErrorCode.Unsupported, base, 'this browser cannot write files in a worker (no OPFS sync access handles)');
+  if (!handle.createSyncAccessHandle)
+    throw new DiskFerryError(ErrorCode.Unsupported, base, 'this browser cannot write files in a worker (no OPFS sync access handles)');
   const access = await handle.createSyncAccessHandle();
   let written = 0;
   let ok = false;
   try {
     access.truncate(0);
-    for await (const chunk of container.decode({ signal, onProgress: (p) => onProgress({ done: p.compressedDone, total: p.compressedTotal, written: p.bytesOut }) })) {
+    for await (const chunk of container.decode({
+      signal,
+      onProgress: (p) => onProgress({ done: p.compressedDone, total: p.compressedTotal, written: p.bytesOut }),
+    })) {
       assertNotAborted(signal);
       let at = 0;
       while (at < chunk.length) {
         const n = access.write(chunk.subarray(at), { at: written + at });
         // A full (or in-memory) OPFS reports failure as a bogus count rather than throwing.
-        if (!(n > 0 && n <= chunk.length - at)) throw new DiskFerryError(ErrorCode.Io, base, 'not enough space in the browser storage to unpack this file');
+        if (!(n > 0 && n <= chunk.length - at))
+          throw new DiskFerryError(ErrorCode.Io, base, 'not enough space in the browser storage to unpack this file');
         at += n;
       }
       written += chunk.length;

@@ -42,7 +42,8 @@ export class WorkerOutputPlace implements OutputPlace<WorkerOutput> {
   }
 
   async create(): Promise<ByteSink> {
-    this.sink = this.output.kind === 'fsa' ? await WritableSink.open(this.output.handle) : await OpfsSink.create(this.output.name, this.name);
+    this.sink =
+      this.output.kind === 'fsa' ? await WritableSink.open(this.output.handle) : await OpfsSink.create(this.output.name, this.name);
     return this.sink;
   }
 

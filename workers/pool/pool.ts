@@ -37,7 +37,13 @@ class ComlinkBridge implements DeflateBridge {
   async deflate(jobs: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]> {
     await this.engine;
     // Transferred: the dispatcher gave us buffers of our own.
-    return this.remote.deflate(Comlink.transfer(jobs, jobs.map((j) => j.buffer as ArrayBuffer)), params);
+    return this.remote.deflate(
+      Comlink.transfer(
+        jobs,
+        jobs.map((j) => j.buffer as ArrayBuffer),
+      ),
+      params,
+    );
   }
 
   terminate(): void {

@@ -139,7 +139,13 @@ export async function createLuks(secret: Uint8Array, o: LuksCreateOptions, pbkdf
   const slotSectors = splitKeySectors(keyBytes, LUKS_STRIPES);
   const slots: LuksSlot[] = [];
   for (let i = 0; i < LUKS_SLOTS; i++) {
-    slots.push({ active: i === 0, iterations: 0, salt: new Uint8Array(LUKS_SALT_LEN), keyOffset: KEY_SLOT_OFFSET_SECTORS + slotSectors * i, stripes: LUKS_STRIPES });
+    slots.push({
+      active: i === 0,
+      iterations: 0,
+      salt: new Uint8Array(LUKS_SALT_LEN),
+      keyOffset: KEY_SLOT_OFFSET_SECTORS + slotSectors * i,
+      stripes: LUKS_STRIPES,
+    });
   }
   const slot = slots[0]!;
   slot.salt = randomBytes(LUKS_SALT_LEN);

@@ -99,14 +99,21 @@ export function parseLuksHeader(file: string, bytes: Uint8Array): LuksHeader {
   for (let i = 0; i < LUKS_SLOTS; i++) {
     const o = 208 + 48 * i;
     const state = s.u32(o);
-    const slot: LuksSlot = { active: state === SLOT_ENABLED, iterations: s.u32(o + 4), salt: s.bytesAt(o + 8, LUKS_SALT_LEN).slice(), keyOffset: s.u32(o + 40), stripes: s.u32(o + 44) };
+    const slot: LuksSlot = {
+      active: state === SLOT_ENABLED,
+      iterations: s.u32(o + 4),
+      salt: s.bytesAt(o + 8, LUKS_SALT_LEN).slice(),
+      keyOffset: s.u32(o + 40),
+      stripes: s.u32(o + 44),
+    };
     // QEMU 7.2 insists on exactly 4000 stripes (what cryptsetup and QEMU always write).
     if (slot.stripes !== LUKS_STRIPES) throw bad(`keyslot ${i} is corrupted (stripes ${slot.stripes} != ${LUKS_STRIPES})`);
     if (state !== SLOT_ENABLED && state !== SLOT_DISABLED) throw bad(`keyslot ${i} state (active/disable) is corrupted`);
     if (slot.active && slot.iterations === 0) throw bad(`keyslot ${i} iteration count is zero`);
     if (slot.active && slot.iterations > MAX_ITERATIONS) throw bad(`keyslot ${i} iteration count ${slot.iterations} is implausibly high`);
     if (slot.keyOffset < KEY_SLOT_OFFSET_SECTORS) throw bad(`keyslot ${i} is overlapping with the header`);
-    if (slot.keyOffset + splitKeySectors(keyBytes, slot.stripes) > payloadOffset) throw bad(`keyslot ${i} is overlapping with the encrypted payload`);
+    if (slot.keyOffset + splitKeySectors(keyBytes, slot.stripes) > payloadOffset)
+      throw bad(`keyslot ${i} is overlapping with the encrypted payload`);
     slots.push(slot);
   }
   for (let i = 0; i < LUKS_SLOTS; i++) {
@@ -154,13 +161,15 @@ function parseParams(file: string, cipherName: string, modeSpec: string, hashSpe
   // QEMU's table (qcrypto_block_luks_cipher_size_map_*). Every one of them opens for info;
   // only AES can be unlocked here (unlockLuks says so).
   const sizes = LUKS_CIPHER_SIZES[cipherName];
-  if (!sizes?.includes(perKey)) throw new UnsupportedError(file, `LUKS cipher ${cipherName} with key size ${perKey} bytes is not supported`);
+  if (!sizes?.includes(perKey))
+    throw new UnsupportedError(file, `LUKS cipher ${cipherName} with key size ${perKey} bytes is not supported`);
   if (!isHashName(hashSpec)) throw new UnsupportedError(file, `LUKS hash algorithm ${hashSpec} is not supported`);
   if (!IVGENS.includes(ivgenName as IvGenName)) throw new UnsupportedError(file, `LUKS IV generator ${ivgenName} is not supported`);
   const ivgen = ivgenName as IvGenName;
   if (ivgen === 'essiv') {
     if (!ivgenHash) throw new CorruptImageError(file, 'LUKS header: missing IV generator hash specification');
-    if (!essivSupported(ivgenHash)) throw new UnsupportedError(file, `LUKS ESSIV with ${ivgenHash}: no ${cipherName} cipher with that key size`);
+    if (!essivSupported(ivgenHash))
+      throw new UnsupportedError(file, `LUKS ESSIV with ${ivgenHash}: no ${cipherName} cipher with that key size`);
   } else ivgenHash = undefined; // dm-crypt ignores a hash on plain/plain64, and so does QEMU
   return { cipherAlg: `${cipherName}-${perKey * 8}`, mode, ivgen, ivgenHash, hash: hashSpec };
 }
@@ -172,7 +181,9 @@ export function luksInfo(h: LuksHeader): Record<string, unknown> {
   info.format = 'luks';
   info['cipher-mode'] = h.mode;
   info.slots = h.slots.map((s) =>
-    s.active ? { active: true, iters: s.iterations, 'key-offset': s.keyOffset * SECTOR, stripes: s.stripes } : { active: false, 'key-offset': s.keyOffset * SECTOR },
+    s.active
+      ? { active: true, iters: s.iterations, 'key-offset': s.keyOffset * SECTOR, stripes: s.stripes }
+      : { active: false, 'key-offset': s.keyOffset * SECTOR },
   );
   info['payload-offset'] = h.payloadOffset * SECTOR;
   info['master-key-iters'] = h.digestIterations;
@@ -191,7 +202,9 @@ export function serializeLuksHeader(h: LuksHeader): Uint8Array {
   h.slots.forEach((slot, i) => {
     const o = 208 + 48 * i;
     s.setU32(o, slot.active ? SLOT_ENABLED : SLOT_DISABLED).setU32(o + 4, slot.iterations);
-    s.setBytes(o + 8, slot.salt).setU32(o + 40, slot.keyOffset).setU32(o + 44, slot.stripes);
+    s.setBytes(o + 8, slot.salt)
+      .setU32(o + 40, slot.keyOffset)
+      .setU32(o + 44, slot.stripes);
   });
   return s.bytes;
 }

@@ -16,7 +16,8 @@ export interface OffsetCipher {
 
 function sector(offset: number, file: string): number {
   // Readers widen requests to whole sectors before decrypting; anything else is a caller bug.
-  if (offset % SECTOR !== 0) throw new UnsupportedError(file, `encrypted data can only be read in whole 512-byte sectors (offset ${offset})`);
+  if (offset % SECTOR !== 0)
+    throw new UnsupportedError(file, `encrypted data can only be read in whole 512-byte sectors (offset ${offset})`);
   return offset / SECTOR;
 }
 
@@ -39,4 +40,3 @@ export function offsetCipher(file: string, info: Record<string, unknown>, cipher
     },
   };
 }
-

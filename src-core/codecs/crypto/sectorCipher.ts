@@ -98,7 +98,10 @@ export class SectorCipher {
       const t0w = new Uint32Array(t0.buffer, t0.byteOffset, t0.length / 4);
       const tw = new Uint32Array(tweaks.buffer);
       for (let s = 0, o = 0; s < n; s++) {
-        let w0 = t0w[4 * s]!, w1 = t0w[4 * s + 1]!, w2 = t0w[4 * s + 2]!, w3 = t0w[4 * s + 3]!;
+        let w0 = t0w[4 * s]!,
+          w1 = t0w[4 * s + 1]!,
+          w2 = t0w[4 * s + 2]!,
+          w3 = t0w[4 * s + 3]!;
         for (let j = 0; j < blocksPerSector; j++, o += 4) {
           tw[o] = w0;
           tw[o + 1] = w1;

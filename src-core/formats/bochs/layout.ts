@@ -68,13 +68,15 @@ export function parseBochsHeader(file: string, b: Uint8Array): BochsHeader {
   const disk = s.u64(version === BOCHS_V1 ? 84 : 88, 'bochs disk size');
   const virtualSize = Math.floor(disk / 512) * 512;
   const catalogEntries = s.u32(72);
-  if (catalogEntries > BOCHS_MAX_CATALOG) throw new UnsupportedError(file, `bochs catalog of ${catalogEntries} entries is too large (limit ${BOCHS_MAX_CATALOG})`);
+  if (catalogEntries > BOCHS_MAX_CATALOG)
+    throw new UnsupportedError(file, `bochs catalog of ${catalogEntries} entries is too large (limit ${BOCHS_MAX_CATALOG})`);
   const catalogOffset = s.u32(68);
   const bitmapSize = s.u32(76);
   const extentSize = s.u32(80);
   if (extentSize < 512) throw new CorruptImageError(file, `bochs extent size ${extentSize} must be at least 512`);
   if (extentSize & (extentSize - 1)) throw new CorruptImageError(file, `bochs extent size ${extentSize} is not a power of two`);
-  if (extentSize > BOCHS_MAX_EXTENT) throw new UnsupportedError(file, `bochs extent size ${extentSize} is too large (limit ${BOCHS_MAX_EXTENT})`);
+  if (extentSize > BOCHS_MAX_EXTENT)
+    throw new UnsupportedError(file, `bochs extent size ${extentSize} is too large (limit ${BOCHS_MAX_EXTENT})`);
   const sectorsPerExtent = Math.floor(extentSize / 512);
   if (catalogEntries < Math.ceil(virtualSize / 512 / sectorsPerExtent)) {
     throw new CorruptImageError(file, `bochs catalog of ${catalogEntries} entries is too small for a disk of ${virtualSize} bytes`);

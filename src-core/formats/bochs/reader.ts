@@ -43,12 +43,16 @@ export class BochsDevice implements BlockDevice {
   /** Where extent `index`'s bitmap starts in the file, or undefined when it is not allocated. */
   private extentBase(index: number): number | undefined {
     const h = this.header;
-    if (index >= this.catalog.length) throw new CorruptImageError(this.src.name, `bochs extent ${index} is past the catalog (${this.catalog.length} entries)`);
+    if (index >= this.catalog.length)
+      throw new CorruptImageError(this.src.name, `bochs extent ${index} is past the catalog (${this.catalog.length} entries)`);
     const entry = this.catalog[index]!;
     if (entry === BOCHS_UNALLOCATED) return undefined;
     const base = h.dataOffset + SECTOR * entry * (h.extentBlocks + h.bitmapBlocks);
     if (base + SECTOR * (h.bitmapBlocks + h.extentBlocks) > MAX_SAFE_OFFSET) {
-      throw new CorruptImageError(this.src.name, `bochs catalog entry ${index} (${entry}) points beyond the 2^53 limit this program can address`);
+      throw new CorruptImageError(
+        this.src.name,
+        `bochs catalog entry ${index} (${entry}) points beyond the 2^53 limit this program can address`,
+      );
     }
     return base;
   }
@@ -80,7 +84,7 @@ export class BochsDevice implements BlockDevice {
     while (at < to) {
       // Extents of the catalog may start mid-sector when the extent size is no multiple of 512;
       // a range belongs to the extent of its first sector, as QEMU reads it.
-      const index = Math.floor(Math.floor(at / SECTOR) * SECTOR / es);
+      const index = Math.floor((Math.floor(at / SECTOR) * SECTOR) / es);
       let end = Math.min(to, Math.max(at + 1, Math.ceil(((index + 1) * es) / SECTOR) * SECTOR));
       end = Math.min(end, to);
       const kind = this.extentBase(index) === undefined ? 'unallocated' : 'data';

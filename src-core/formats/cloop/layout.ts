@@ -22,8 +22,7 @@ import { Struct, utf8Decode, utf8Encode } from '../../io/struct.ts';
 export const CLOOP_HEADER_SIZE = 136;
 export const CLOOP_PREAMBLE_SIZE = 128;
 /** The preamble cloop-utils writes; QEMU's probe recognises its first three lines. */
-export const CLOOP_V2_PREAMBLE =
-  '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\nexit $?\n';
+export const CLOOP_V2_PREAMBLE = '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\nexit $?\n';
 const QEMU_PROBE_TEXT = '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n';
 export const CLOOP_V3_MARKER = 0xffffffff;
 
@@ -72,7 +71,8 @@ export function isQemuCloopPreamble(head: Uint8Array): boolean {
 
 /** Parses a 136-byte header block and applies QEMU's block size limits. */
 export function parseCloopHead(file: string, b: Uint8Array): CloopHead {
-  if (b.length < CLOOP_HEADER_SIZE) throw new CorruptImageError(file, `cloop header: file is only ${b.length} bytes, shorter than a header`);
+  if (b.length < CLOOP_HEADER_SIZE)
+    throw new CorruptImageError(file, `cloop header: file is only ${b.length} bytes, shorter than a header`);
   const s = new Struct(b);
   const blockSize = s.u32(128);
   const numBlocks = s.u32(132);

@@ -53,7 +53,10 @@ export class CloopDevice implements BlockDevice {
     let index: CloopIndex;
     if (looksLikePreamble(first)) {
       head = parseCloopHead(src.name, first);
-      index = head.numBlocks === CLOOP_V3_MARKER ? await readV3Index(src, head, ctx) : await readIndexAt(src, head, CLOOP_HEADER_SIZE, false, ctx);
+      index =
+        head.numBlocks === CLOOP_V3_MARKER
+          ? await readV3Index(src, head, ctx)
+          : await readIndexAt(src, head, CLOOP_HEADER_SIZE, false, ctx);
     } else {
       // V4.0 "streaming" layout: the header is the last 136 bytes, the index just before it.
       const last = src.size >= CLOOP_HEADER_SIZE ? await src.read(src.size - CLOOP_HEADER_SIZE, CLOOP_HEADER_SIZE) : new Uint8Array(0);
@@ -89,7 +92,8 @@ export class CloopDevice implements BlockDevice {
       const offs = this.index.offsets;
       let stop = b + 1;
       while (stop <= last && offs[stop + 1]! - offs[b]! <= MAX_SPAN) stop++;
-      const span = this.cached && b === this.cached.block && stop === b + 1 ? undefined : await readExact(this.src, offs[b]!, offs[stop]! - offs[b]!);
+      const span =
+        this.cached && b === this.cached.block && stop === b + 1 ? undefined : await readExact(this.src, offs[b]!, offs[stop]! - offs[b]!);
       for (let k = b; k < stop; k++) {
         const data = span ? await this.decode(k, span.subarray(offs[k]! - offs[b]!, offs[k + 1]! - offs[b]!)) : this.cached!.data;
         const blockStart = k * bs;
@@ -118,9 +122,13 @@ export class CloopDevice implements BlockDevice {
       } catch (e) {
         throw new CorruptImageError(this.src.name, `${where} cannot be decompressed: ${(e as Error).message}`);
       }
-      if (data.length !== bs) throw new CorruptImageError(this.src.name, `${where} inflates to ${data.length} bytes, not the block size ${bs}`);
+      if (data.length !== bs)
+        throw new CorruptImageError(this.src.name, `${where} inflates to ${data.length} bytes, not the block size ${bs}`);
     } else {
-      throw new UnsupportedError(this.src.name, `${where} uses the ${COMPRESSOR_NAMES[compressor] ?? `#${compressor}`} compressor, which DiskFerry cannot decode`);
+      throw new UnsupportedError(
+        this.src.name,
+        `${where} uses the ${COMPRESSOR_NAMES[compressor] ?? `#${compressor}`} compressor, which DiskFerry cannot decode`,
+      );
     }
     this.cached = { block, data };
     return data;
@@ -140,10 +148,12 @@ export class CloopDevice implements BlockDevice {
 }
 
 function indexLimit(file: string, entries: number, entryBytes: number, ctx: OpenContext): void {
-  if (entries - 1 > CLOOP_MAX_BLOCKS) throw new CorruptImageError(file, `cloop n_blocks ${entries - 1} must be ${CLOOP_MAX_BLOCKS} or less`);
+  if (entries - 1 > CLOOP_MAX_BLOCKS)
+    throw new CorruptImageError(file, `cloop n_blocks ${entries - 1} must be ${CLOOP_MAX_BLOCKS} or less`);
   const bytes = entries * entryBytes;
   const limit = Math.min(CLOOP_MAX_INDEX_BYTES, (ctx.limits ?? DEFAULT_LIMITS).maxTableBytes);
-  if (bytes > limit) throw new UnsupportedError(file, `cloop index of ${bytes} bytes is too large (limit ${limit}); the image has too many blocks`);
+  if (bytes > limit)
+    throw new UnsupportedError(file, `cloop index of ${bytes} bytes is too large (limit ${limit}); the image has too many blocks`);
 }
 
 /** Checks an offset list as QEMU's cloop_open does, plus that every block lies inside the file. */
@@ -153,7 +163,8 @@ function offsetsProblem(offs: Float64Array, dataStart: number, fileSize: number)
     if (offs[i]! < offs[i - 1]!) return `offsets not monotonically increasing at index ${i}`;
     if (offs[i]! - offs[i - 1]! > CLOOP_MAX_COMPRESSED_BLOCK) return `invalid compressed block size at index ${i}`;
   }
-  if (offs[offs.length - 1]! > fileSize) return `block ${offs.length - 2} ends at ${offs[offs.length - 1]}, past the end of the file (${fileSize} bytes)`;
+  if (offs[offs.length - 1]! > fileSize)
+    return `block ${offs.length - 2} ends at ${offs[offs.length - 1]}, past the end of the file (${fileSize} bytes)`;
   return undefined;
 }
 

@@ -8,7 +8,12 @@ import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/t
 import { buildCloopV2Header, CLOOP_HEADER_SIZE, CLOOP_MAX_BLOCK_SIZE, CLOOP_MAX_INDEX_BYTES } from './layout.ts';
 
 export const CLOOP_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'block_size', type: 'size', default: '64k', help: 'uncompressed bytes per block, a multiple of 512 (cloop-utils warns above 256k)' },
+  {
+    name: 'block_size',
+    type: 'size',
+    default: '64k',
+    help: 'uncompressed bytes per block, a multiple of 512 (cloop-utils warns above 256k)',
+  },
 ];
 
 /** create_compressed_fs compresses with zlib's best level ("78 DA"). */
@@ -46,7 +51,10 @@ export class CloopWriter implements ImageWriter {
     this.granularity = bs;
     this.numBlocks = Math.ceil(opts.virtualSize / bs);
     if ((this.numBlocks + 1) * 8 > CLOOP_MAX_INDEX_BYTES) {
-      throw new InvalidArgumentError(`a ${opts.virtualSize}-byte disk needs too many ${bs}-byte blocks for cloop; use a larger block_size`, opts.filename);
+      throw new InvalidArgumentError(
+        `a ${opts.virtualSize}-byte disk needs too many ${bs}-byte blocks for cloop; use a larger block_size`,
+        opts.filename,
+      );
     }
     this.offsets = new Float64Array(this.numBlocks + 1);
     this.pos = CLOOP_HEADER_SIZE + (this.numBlocks + 1) * 8;

@@ -58,7 +58,17 @@ export const COW_LAYOUTS: Record<CowLayoutName, LayoutFields> = {
   'uml-v1': { version: 1, nameOffset: 8, nameLength: 256, mtime: 264, size: 268, sectorSize: 276, headerSize: 280 },
   'uml-v2': { version: 2, nameOffset: 8, nameLength: 4096, mtime: 4104, size: 4108, sectorSize: 4116, headerSize: 4120 },
   'uml-v3': { version: 3, nameOffset: 32, nameLength: 4096, mtime: 8, size: 12, sectorSize: 20, align: 24, format: 28, headerSize: 4128 },
-  'uml-v3-broken': { version: 3, nameOffset: 36, nameLength: 4096, mtime: 8, size: 16, sectorSize: 24, align: 28, format: 32, headerSize: 4136 },
+  'uml-v3-broken': {
+    version: 3,
+    nameOffset: 36,
+    nameLength: 4096,
+    mtime: 8,
+    size: 16,
+    sectorSize: 24,
+    align: 28,
+    format: 32,
+    headerSize: 4136,
+  },
 };
 
 /** Bytes to read from the start of a file to parse any layout. */
@@ -159,7 +169,8 @@ export function parseCowHeader(file: string, head: Uint8Array): CowHeader {
     const h = tryLayout(head, le, c);
     if (h) return h;
   }
-  if (head.length < COW_LAYOUTS[candidates[0]!].headerSize) throw new CorruptImageError(file, `cow header: file is only ${head.length} bytes, shorter than a version ${version} header`);
+  if (head.length < COW_LAYOUTS[candidates[0]!].headerSize)
+    throw new CorruptImageError(file, `cow header: file is only ${head.length} bytes, shorter than a version ${version} header`);
   throw new CorruptImageError(file, `cow version ${version} header: size, sector size or alignment is invalid`);
 }
 

@@ -119,7 +119,11 @@ export class CowDevice implements BlockDevice {
         r.length = 0;
       }
     }
-    await planReads(this.src, reads.filter((r) => r.length), (r, bytes) => void out.set(bytes, r.outPos));
+    await planReads(
+      this.src,
+      reads.filter((r) => r.length),
+      (r, bytes) => void out.set(bytes, r.outPos),
+    );
     return out;
   }
 

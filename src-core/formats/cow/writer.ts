@@ -38,7 +38,8 @@ export class CowWriter implements ImageWriter {
     const size = alignUp(opts.virtualSize, COW_SECTOR);
     const name = utf8Encode(opts.backing?.name ?? '');
     const f = COW_LAYOUTS['qemu-v2'];
-    if (name.length >= f.nameLength) throw new InvalidArgumentError(`backing file name is longer than ${f.nameLength - 1} bytes`, opts.filename);
+    if (name.length >= f.nameLength)
+      throw new InvalidArgumentError(`backing file name is longer than ${f.nameLength - 1} bytes`, opts.filename);
     this.header = buildQemuV2Header(size, name);
     this.sectors = size / COW_SECTOR;
     this.bitmapOffset = f.headerSize;

@@ -87,10 +87,13 @@ export function parseKoly(file: string, b: Uint8Array, at: number): Koly {
   const xmlLength = s.u64(0xe0, 'dmg XML length');
   const sectorCount = s.u64(0x1ec, 'dmg sector count');
   if (dataForkOffset > at) throw new CorruptImageError(file, `dmg data fork offset ${dataForkOffset} is past the trailer`);
-  if (rsrcOffset >= at || rsrcLength > at - rsrcOffset) throw new CorruptImageError(file, 'dmg resource fork lies outside the file before the trailer');
-  if (xmlOffset >= at || xmlLength > at - xmlOffset) throw new CorruptImageError(file, 'dmg XML plist lies outside the file before the trailer');
+  if (rsrcOffset >= at || rsrcLength > at - rsrcOffset)
+    throw new CorruptImageError(file, 'dmg resource fork lies outside the file before the trailer');
+  if (xmlOffset >= at || xmlLength > at - xmlOffset)
+    throw new CorruptImageError(file, 'dmg XML plist lies outside the file before the trailer');
   if (!rsrcLength && !xmlLength) throw new CorruptImageError(file, 'dmg has neither a resource fork nor an XML plist');
-  if (sectorCount > Number.MAX_SAFE_INTEGER / 512) throw new CorruptImageError(file, `dmg sector count ${sectorCount} is beyond the 2^53 limit this program can address`);
+  if (sectorCount > Number.MAX_SAFE_INTEGER / 512)
+    throw new CorruptImageError(file, `dmg sector count ${sectorCount} is beyond the 2^53 limit this program can address`);
   return { at, dataForkOffset, rsrcOffset, rsrcLength, xmlOffset, xmlLength, sectorCount };
 }
 
@@ -118,8 +121,10 @@ export function readMish(file: string, b: Uint8Array, dataForkOffset: number, ou
     }
     const offset = inOffset + s.u64(e + 0x18, 'dmg chunk offset');
     const length = s.u64(e + 0x20, 'dmg chunk length');
-    if (length > DMG_LENGTHS_MAX) throw new CorruptImageError(file, `${where}: length ${length} is larger than the maximum ${DMG_LENGTHS_MAX}`);
-    if (!Number.isSafeInteger(sector + sectors) || !Number.isSafeInteger(offset + length)) throw new CorruptImageError(file, `${where} lies beyond the 2^53 limit this program can address`);
+    if (length > DMG_LENGTHS_MAX)
+      throw new CorruptImageError(file, `${where}: length ${length} is larger than the maximum ${DMG_LENGTHS_MAX}`);
+    if (!Number.isSafeInteger(sector + sectors) || !Number.isSafeInteger(offset + length))
+      throw new CorruptImageError(file, `${where} lies beyond the 2^53 limit this program can address`);
     out.push({ type, sector, sectors, offset, length });
   }
 }

@@ -64,7 +64,11 @@ export class DmgDevice implements BlockDevice {
     if (koly.rsrcLength) {
       await readResourceFork(src, koly, chunks, limit);
     } else {
-      if (koly.xmlLength > Math.min(DMG_XML_MAX, limit)) throw new UnsupportedError(file, `dmg XML plist of ${koly.xmlLength} bytes is larger than the ${Math.min(DMG_XML_MAX, limit)} allowed`);
+      if (koly.xmlLength > Math.min(DMG_XML_MAX, limit))
+        throw new UnsupportedError(
+          file,
+          `dmg XML plist of ${koly.xmlLength} bytes is larger than the ${Math.min(DMG_XML_MAX, limit)} allowed`,
+        );
       const xml = await readExact(src, koly.xmlOffset, koly.xmlLength);
       for (const mish of plistData(file, xml)) readMish(file, mish, koly.dataForkOffset, chunks);
     }
@@ -164,7 +168,12 @@ export class DmgDevice implements BlockDevice {
     if (c.type === CHUNK_ADC) return adcDecode(file, where, stored, size);
     let data: Uint8Array;
     try {
-      data = c.type === CHUNK_ZLIB ? await this.ctx.codecs.zlibInflate(stored, size) : c.type === CHUNK_BZIP2 ? bunzip2Sync(stored, size) : new Uint8Array(0);
+      data =
+        c.type === CHUNK_ZLIB
+          ? await this.ctx.codecs.zlibInflate(stored, size)
+          : c.type === CHUNK_BZIP2
+            ? bunzip2Sync(stored, size)
+            : new Uint8Array(0);
     } catch (e) {
       throw new CorruptImageError(file, `${where} cannot be decompressed: ${(e as Error).message}`);
     }
@@ -201,7 +210,8 @@ async function readResourceFork(src: ByteSource, koly: Koly, chunks: Chunk[], li
   let total = 0;
   while (offset < end) {
     const len = new Struct(await readExact(src, offset, 4)).u32(0);
-    if (len === 0 || len > end - offset) throw new CorruptImageError(file, `dmg resource fork: resource at ${offset} has a bad length ${len}`);
+    if (len === 0 || len > end - offset)
+      throw new CorruptImageError(file, `dmg resource fork: resource at ${offset} has a bad length ${len}`);
     total += len;
     if (total > limit) throw new UnsupportedError(file, `dmg resource fork holds more than the ${limit} bytes of tables allowed`);
     offset += 4;

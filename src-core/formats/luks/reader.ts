@@ -41,7 +41,8 @@ export class LuksDevice implements BlockDevice {
   static async open(src: ByteSource, ctx: OpenContext): Promise<LuksDevice> {
     const header = parseLuksHeader(src.name, await readExact(src, 0, Math.min(src.size, LUKS_HEADER_SIZE)));
     const payload = header.payloadOffset * SECTOR;
-    if (src.size < payload) throw new CorruptImageError(src.name, `file ends at ${src.size} bytes, before the LUKS payload at ${payload} (truncated file?)`);
+    if (src.size < payload)
+      throw new CorruptImageError(src.name, `file ends at ${src.size} bytes, before the LUKS payload at ${payload} (truncated file?)`);
     let cipher: SectorCipher | undefined;
     if (ctx.password) {
       // Key material lies between the header and the payload; nothing past it is read.
@@ -66,7 +67,11 @@ export class LuksDevice implements BlockDevice {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    if (!this.cipher) throw new NeedsPasswordError(this.src.name, 'image is LUKS encrypted; give the password with --object secret,id=ID,data=… and key-secret=ID');
+    if (!this.cipher)
+      throw new NeedsPasswordError(
+        this.src.name,
+        'image is LUKS encrypted; give the password with --object secret,id=ID,data=… and key-secret=ID',
+      );
     const out = new Uint8Array(length);
     const end = Math.min(offset + length, this.virtualSize);
     for (let pos = alignDown(offset, SECTOR); pos < end; pos += CHUNK) {

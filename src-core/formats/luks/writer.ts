@@ -19,7 +19,13 @@ import {
 /** qemu-img create -f luks options (QCryptoBlockCreateOptionsLUKS without the encrypt. prefix). */
 export const LUKS_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   ...luksOptionSpecs('', false),
-  { name: 'preallocation', type: 'enum', values: ['off', 'falloc', 'full'], default: 'off', help: 'accepted; every payload sector is written anyway' },
+  {
+    name: 'preallocation',
+    type: 'enum',
+    values: ['off', 'falloc', 'full'],
+    default: 'off',
+    help: 'accepted; every payload sector is written anyway',
+  },
 ];
 
 /** Zeros encrypted per step when filling ranges the source left out. */

@@ -103,7 +103,8 @@ export async function openOva(src: ByteSource, ctx: OpenContext): Promise<BlockD
   for (const n of names) {
     const m = members.find((x) => x.name === n) ?? members.find((x) => baseName(x.name) === baseName(n));
     if (m) disks.push(m);
-    else if (members.some((x) => x.name.startsWith(`${n}.`))) throw new UnsupportedError(src.name, `disk "${n}" is stored in chunks or compressed inside the OVA; that is not supported`);
+    else if (members.some((x) => x.name.startsWith(`${n}.`)))
+      throw new UnsupportedError(src.name, `disk "${n}" is stored in chunks or compressed inside the OVA; that is not supported`);
     else throw new MissingFileError(src.name, n, 'disk named by the OVF');
   }
   if (!disks.length) throw new InvalidArgumentError('the OVA holds no disk', src.name);
@@ -114,8 +115,18 @@ export async function openOva(src: ByteSource, ctx: OpenContext): Promise<BlockD
   }
   const slice = new SliceSource(src, chosen.offset, chosen.size, `${src.name}/${chosen.name}`);
   // The disk is probed like any file; its companions (extents, parents) are other members.
-  const inner = await openImage(slice, ctx.drivers, { ...ctx, format: undefined, member: undefined, resolver: new TarResolver(src, members) } as OpenContext);
-  return new OvaDevice(src, inner, disks.map((d) => ({ name: d.name, size: d.size })), chosen.name);
+  const inner = await openImage(slice, ctx.drivers, {
+    ...ctx,
+    format: undefined,
+    member: undefined,
+    resolver: new TarResolver(src, members),
+  } as OpenContext);
+  return new OvaDevice(
+    src,
+    inner,
+    disks.map((d) => ({ name: d.name, size: d.size })),
+    chosen.name,
+  );
 }
 
 /** `--disk N` (1-based, in OVF order) or `--disk NAME` (the member name); the first disk by default. */

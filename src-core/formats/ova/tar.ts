@@ -82,7 +82,8 @@ export async function listTar(src: ByteSource): Promise<TarMember[]> {
     if (pax.size !== undefined) size = Number(pax.size);
     if (!Number.isSafeInteger(size) || size < 0) throw new CorruptImageError(src.name, `tar header at offset ${pos} has an invalid size`);
     const data = pos + BLOCK;
-    if (data + size > src.size) throw new CorruptImageError(src.name, `tar member at offset ${pos} runs past the end of the file (truncated?)`);
+    if (data + size > src.size)
+      throw new CorruptImageError(src.name, `tar member at offset ${pos} runs past the end of the file (truncated?)`);
     const next = data + Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'L' || type === 'x' || type === 'g') {
       if (size > MAX_META_BYTES) throw new CorruptImageError(src.name, `tar metadata record at offset ${pos} is too large`);

@@ -26,9 +26,15 @@ const uuidOf = (b: Uint8Array): string => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 };
 
-export async function readPrlExtension(src: ByteSource, extOffBytes: number, clusterSize: number, totalSectors: number): Promise<PrlBitmap[]> {
+export async function readPrlExtension(
+  src: ByteSource,
+  extOffBytes: number,
+  clusterSize: number,
+  totalSectors: number,
+): Promise<PrlBitmap[]> {
   const file = src.name;
-  if (extOffBytes + clusterSize > src.size) throw new CorruptImageError(file, `Parallels format extension at ${extOffBytes} ends past the end of the file`);
+  if (extOffBytes + clusterSize > src.size)
+    throw new CorruptImageError(file, `Parallels format extension at ${extOffBytes} ends past the end of the file`);
   const cluster = await readExact(src, extOffBytes, clusterSize);
   const s = new Struct(cluster, true);
   const magic = s.big64(0);
@@ -48,7 +54,8 @@ export async function readPrlExtension(src: ByteSource, extOffBytes: number, clu
     const padded = Math.ceil(dataSize / 8) * 8;
     if (padded > clusterSize - pos) throw new CorruptImageError(file, 'Parallels format extension feature data runs past its cluster');
     if (fMagic === FEATURE_END) return bitmaps;
-    if (fMagic !== FEATURE_DIRTY_BITMAP) throw new UnsupportedError(file, `unknown Parallels format extension feature 0x${fMagic.toString(16)}`);
+    if (fMagic !== FEATURE_DIRTY_BITMAP)
+      throw new UnsupportedError(file, `unknown Parallels format extension feature 0x${fMagic.toString(16)}`);
     bitmaps.push(parseBitmap(file, cluster.subarray(pos, pos + dataSize), clusterSize, totalSectors));
     pos += padded;
   }
@@ -60,7 +67,8 @@ function parseBitmap(file: string, data: Uint8Array, clusterSize: number, totalS
   const size = s.big64(0);
   const granSectors = s.u32(24);
   const l1Size = s.u32(28);
-  if (size !== BigInt(totalSectors)) throw new CorruptImageError(file, `Parallels dirty bitmap size ${size} differs from the disk size in sectors ${totalSectors}`);
+  if (size !== BigInt(totalSectors))
+    throw new CorruptImageError(file, `Parallels dirty bitmap size ${size} differs from the disk size in sectors ${totalSectors}`);
   const granularity = granSectors * 512;
   // Bounded before the bit test, so the bitwise operands stay below 2^31.
   if (granSectors === 0 || granularity > 0xffffffff || (granSectors & (granSectors - 1)) !== 0) {
@@ -70,6 +78,10 @@ function parseBitmap(file: string, data: Uint8Array, clusterSize: number, totalS
   // QEMU serialises a bitmap in 64-bit words, one bit per granule; the L1 table has one entry per cluster of that.
   const bytes = Math.ceil(Math.ceil((totalSectors * 512) / granularity) / 64) * 8;
   const want = Math.ceil(bytes / clusterSize);
-  if (l1Size !== want) throw new CorruptImageError(file, `Parallels dirty bitmap table size ${l1Size} does not match the bitmap and cluster size (expected ${want})`);
+  if (l1Size !== want)
+    throw new CorruptImageError(
+      file,
+      `Parallels dirty bitmap table size ${l1Size} does not match the bitmap and cluster size (expected ${want})`,
+    );
   return { id: uuidOf(s.bytesAt(8, 16)), granularity, l1Size };
 }

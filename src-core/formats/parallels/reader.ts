@@ -19,7 +19,10 @@ export async function readPrlMeta(src: ByteSource, ctx: OpenContext): Promise<Pr
   const header = parsePrlHeader(src.name, await readExact(src, 0, Math.min(src.size, PRL_HEADER_BYTES)));
   const limits = ctx.limits ?? DEFAULT_LIMITS;
   if (header.batEntries * 4 > limits.maxTableBytes) {
-    throw new UnsupportedError(src.name, `Parallels BAT of ${header.batEntries} entries is larger than the ${limits.maxTableBytes}-byte limit`);
+    throw new UnsupportedError(
+      src.name,
+      `Parallels BAT of ${header.batEntries} entries is larger than the ${limits.maxTableBytes}-byte limit`,
+    );
   }
   const bat = readU32Table(await readExact(src, PRL_HEADER_BYTES, header.batEntries * 4), header.batEntries, true);
   return { header, bat, clusterSize: header.tracks * 512 };

@@ -10,7 +10,13 @@ import { buildPrlHeader, DEFAULT_CLUSTER, MAX_TRACKS, PRL_HEADER_BYTES } from '.
 
 export const PRL_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'cluster_size', type: 'size', default: '1M', help: 'Parallels image cluster size (a multiple of 512)' },
-  { name: 'preallocation', type: 'enum', values: ['off', 'falloc', 'full'], default: 'off', help: 'accepted as qemu-img does; the image file is the same' },
+  {
+    name: 'preallocation',
+    type: 'enum',
+    values: ['off', 'falloc', 'full'],
+    default: 'off',
+    help: 'accepted as qemu-img does; the image file is the same',
+  },
 ];
 
 /** QEMU: the disk may have at most 2^32 clusters (MAX_PARALLELS_IMAGE_FACTOR). */
@@ -34,7 +40,10 @@ export class ParallelsWriter implements ImageWriter {
     private readonly sink: ByteSink,
     opts: CreateOptions,
   ) {
-    const cs = alignUp(opts.options.cluster_size !== undefined ? parseSize(opts.options.cluster_size, 'cluster_size') : DEFAULT_CLUSTER, 512);
+    const cs = alignUp(
+      opts.options.cluster_size !== undefined ? parseSize(opts.options.cluster_size, 'cluster_size') : DEFAULT_CLUSTER,
+      512,
+    );
     if (cs <= 0 || cs / 512 > MAX_TRACKS) throw new InvalidArgumentError(`invalid Parallels cluster size ${cs}`);
     this.size = alignUp(opts.virtualSize, 512);
     if (this.size >= MAX_FACTOR * cs) throw new InvalidArgumentError(`image size ${this.size} is too large for the cluster size ${cs}`);

@@ -17,7 +17,12 @@ export type QcowCipher = OffsetCipher;
 
 /** Options qemu-img's qcow driver accepts for encryption (qemu-img create -f qcow -o help). */
 export const QCOW_ENCRYPT_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'encrypt.format', type: 'enum', values: ['aes'], help: "encrypt the data clusters with legacy AES (qemu-img only; system emulators refuse it)" },
+  {
+    name: 'encrypt.format',
+    type: 'enum',
+    values: ['aes'],
+    help: 'encrypt the data clusters with legacy AES (qemu-img only; system emulators refuse it)',
+  },
   { name: 'encrypt.key-secret', type: 'string', help: 'id of the --object secret holding the password' },
   { name: 'encryption', type: 'bool', default: 'off', help: 'deprecated spelling of encrypt.format=aes' },
 ];
@@ -59,5 +64,8 @@ export async function createQcowCipher(opts: CreateOptions): Promise<QcowOutputC
   if (opts.compress) throw new InvalidArgumentError('Compression and encryption not supported at the same time', file);
   const secret = opts.secrets?.get(id);
   if (!secret) throw new InvalidArgumentError(`No secret with id '${id}'`, file);
-  return { cipher: offsetCipher(file, { format: 'aes' }, legacyAesCipher(secret, opts.codecs.aesEcb), false), warnings: [LEGACY_AES_WARNING] };
+  return {
+    cipher: offsetCipher(file, { format: 'aes' }, legacyAesCipher(secret, opts.codecs.aesEcb), false),
+    warnings: [LEGACY_AES_WARNING],
+  };
 }

@@ -53,7 +53,10 @@ export class QcowDevice implements BlockDevice {
     for (let i = 0; i < l1.length; i++) {
       const e = l1[i]!;
       if (e !== 0n && e + BigInt(l2Bytes) > BigInt(src.size)) {
-        throw new CorruptImageError(src.name, `L2 table ${i} at 0x${e.toString(16)} lies past the end of the file (${src.size} bytes; truncated file?)`);
+        throw new CorruptImageError(
+          src.name,
+          `L2 table ${i} at 0x${e.toString(16)} lies past the end of the file (${src.size} bytes; truncated file?)`,
+        );
       }
     }
     let backingFile: string | undefined;
@@ -135,7 +138,12 @@ export class QcowDevice implements BlockDevice {
         if (entry === 0n) run = { offset: pos, length: end - pos, kind: 'unallocated' };
         else if (entry & QCOW_OFLAG_COMPRESSED) run = { offset: pos, length: end - pos, kind: 'compressed', entry };
         else run = { offset: pos, length: end - pos, kind: 'normal', host: this.offsetOf(entry, 'L2 entry') + (pos - clusterStart) };
-        if (cur && cur.kind === run.kind && run.kind !== 'compressed' && (run.kind === 'unallocated' || cur.host! + cur.length === run.host)) {
+        if (
+          cur &&
+          cur.kind === run.kind &&
+          run.kind !== 'compressed' &&
+          (run.kind === 'unallocated' || cur.host! + cur.length === run.host)
+        ) {
           cur.length += run.length;
         } else {
           if (cur) yield cur;

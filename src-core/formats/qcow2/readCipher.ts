@@ -33,7 +33,8 @@ export async function openCipher(
   codecs?: Pick<Codecs, 'pbkdf2' | 'aesEcb'>,
 ): Promise<Qcow2Cipher | undefined> {
   if (h.cryptMethod === CRYPT_NONE) return undefined;
-  if (h.cryptMethod === CRYPT_AES) return offsetCipher(file, { format: 'aes' }, password ? legacyAesCipher(password, codecs?.aesEcb) : undefined, false);
+  if (h.cryptMethod === CRYPT_AES)
+    return offsetCipher(file, { format: 'aes' }, password ? legacyAesCipher(password, codecs?.aesEcb) : undefined, false);
   const region = h.crypto!;
   // Reads inside the LUKS area only (qcow2_crypto_hdr_read_func refuses anything beyond it).
   const read = (offset: number, length: number) => {

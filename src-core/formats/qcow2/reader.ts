@@ -4,15 +4,17 @@ import { readBig64Table } from '../../io/struct.ts';
 import { CodecError } from '../../codecs/portable.ts';
 import type { BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import { openCipher, type Qcow2Cipher } from './readCipher.ts';
+import { clusterType, decodeCompressed, l1Offset, l2Offset, subclusterState, type ClusterType } from './entries.ts';
 import {
-  clusterType,
-  decodeCompressed,
-  l1Offset,
-  l2Offset,
-  subclusterState,
-  type ClusterType,
-} from './entries.ts';
-import { AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, isQcow2, parseHeader, type Qcow2Header } from './header.ts';
+  AUTOCLEAR_DATA_FILE_RAW,
+  COMPAT_LAZY_REFCOUNTS,
+  INCOMPAT_CORRUPT,
+  INCOMPAT_DATA_FILE,
+  INCOMPAT_DIRTY,
+  isQcow2,
+  parseHeader,
+  type Qcow2Header,
+} from './header.ts';
 import { findSnapshot, readSnapshotTable, snapshotInfo, type Qcow2Snapshot } from './snapshots.ts';
 import { readInto, sectorRead, type HostRead } from '../../image/readPlan.ts';
 import { pushMerged } from '../../image/extents.ts';
@@ -65,7 +67,11 @@ export class Qcow2Device implements BlockDevice {
   static async open(src: ByteSource, ctx: OpenContext): Promise<Qcow2Device> {
     const head = await src.read(0, Math.min(src.size, 2 * 1024 * 1024));
     if (!isQcow2(head)) throw new NotThisFormatError(src.name, 'not a qcow2 image');
-    const h = parseHeader(src.name, head.subarray(0, Math.min(head.length, 2 ** new DataView(head.buffer, head.byteOffset).getUint32(20))), src.size);
+    const h = parseHeader(
+      src.name,
+      head.subarray(0, Math.min(head.length, 2 ** new DataView(head.buffer, head.byteOffset).getUint32(20))),
+      src.size,
+    );
     const { snapshots, tableBytes } = h.nbSnapshots
       ? await readSnapshotTable(src.name, (o, l) => src.read(o, l), h.snapshotsOffset, h.nbSnapshots, h.clusterSize, h.version)
       : { snapshots: [] as Qcow2Snapshot[], tableBytes: 0 };
@@ -118,7 +124,8 @@ export class Qcow2Device implements BlockDevice {
 
   async l2Table(offset: number): Promise<BigUint64Array> {
     return this.l2Cache.getOrLoad(offset, async () => {
-      if (offset % this.clusterSize !== 0) throw new CorruptImageError(this.src.name, `L2 table offset 0x${offset.toString(16)} is not cluster aligned`);
+      if (offset % this.clusterSize !== 0)
+        throw new CorruptImageError(this.src.name, `L2 table offset 0x${offset.toString(16)} is not cluster aligned`);
       return readBig64Table(await readExact(this.src, offset, this.clusterSize), this.clusterSize / 8);
     });
   }
@@ -160,11 +167,15 @@ export class Qcow2Device implements BlockDevice {
     const ext = this.header.extendedL2;
     const external = this.dataSrc !== this.src;
     const out: Extent[] = [];
-    for (let pos = from; pos < to; ) {
+    for (let pos = from; pos < to;) {
       const index = Math.floor(pos / cs);
       const i = index - l1Index * this.l2Entries;
       const entry = table[ext ? 2 * i : i]!;
-      const m: ClusterMapping = { type: clusterType(entry, this.header.version, ext, external), entry, bitmap: ext ? table[2 * i + 1]! : 0n };
+      const m: ClusterMapping = {
+        type: clusterType(entry, this.header.version, ext, external),
+        entry,
+        bitmap: ext ? table[2 * i + 1]! : 0n,
+      };
       const clusterStart = index * cs;
       const clusterEnd = Math.min(clusterStart + cs, to);
       if (ext && (m.type === 'normal' || m.type === 'unallocated')) {
@@ -207,9 +218,11 @@ export class Qcow2Device implements BlockDevice {
       const end = Math.min(clusterStart + (i + 1) * sub, to);
       const state = subclusterState(m.bitmap, i);
       const base = { offset: pos, length: end - pos };
-      if (state === 'invalid') throw new CorruptImageError(this.src.name, `cluster at guest offset ${clusterStart} has a subcluster both allocated and zero`);
+      if (state === 'invalid')
+        throw new CorruptImageError(this.src.name, `cluster at guest offset ${clusterStart} has a subcluster both allocated and zero`);
       if (state === 'data') {
-        if (m.type !== 'normal') throw new CorruptImageError(this.src.name, `unallocated cluster at guest offset ${clusterStart} has allocated subclusters`);
+        if (m.type !== 'normal')
+          throw new CorruptImageError(this.src.name, `unallocated cluster at guest offset ${clusterStart} has allocated subclusters`);
         yield this.dataExtent(base, l2Offset(m.entry) + (pos - clusterStart));
       } else yield { ...base, kind: state };
       pos = end;
@@ -224,16 +237,21 @@ export class Qcow2Device implements BlockDevice {
     for await (const run of this.extents(offset, end)) {
       if (run.kind !== 'data') continue;
       for (const e of this.perCluster(run)) {
-      if (e.compressed) {
-        const index = Math.floor(e.offset / this.clusterSize);
-        const m = await this.mapping(index);
-        compressed.push({ index, outPos: e.offset - offset, start: e.offset - index * this.clusterSize, len: e.length, entry: m.entry });
-      } else if (this.cipher) {
-        // Ciphers work on whole 512-byte sectors: read the sectors around the range, keep the range.
-        plain.push(sectorRead(e.hostOffset ?? (await this.hostOffsetOf(e.offset)), e.offset, e.length, e.offset - offset));
-      } else {
-        plain.push({ hostOffset: e.hostOffset ?? (await this.hostOffsetOf(e.offset)), length: e.length, outPos: e.offset - offset, guestOffset: e.offset });
-      }
+        if (e.compressed) {
+          const index = Math.floor(e.offset / this.clusterSize);
+          const m = await this.mapping(index);
+          compressed.push({ index, outPos: e.offset - offset, start: e.offset - index * this.clusterSize, len: e.length, entry: m.entry });
+        } else if (this.cipher) {
+          // Ciphers work on whole 512-byte sectors: read the sectors around the range, keep the range.
+          plain.push(sectorRead(e.hostOffset ?? (await this.hostOffsetOf(e.offset)), e.offset, e.length, e.offset - offset));
+        } else {
+          plain.push({
+            hostOffset: e.hostOffset ?? (await this.hostOffsetOf(e.offset)),
+            length: e.length,
+            outPos: e.offset - offset,
+            guestOffset: e.offset,
+          });
+        }
       }
     }
     if ((plain.length || compressed.length) && this.header.cryptMethod && !this.cipher) throw new NeedsPasswordError(this.src.name);
@@ -252,7 +270,7 @@ export class Qcow2Device implements BlockDevice {
       return;
     }
     const cs = this.clusterSize;
-    for (let pos = e.offset; pos < e.offset + e.length; ) {
+    for (let pos = e.offset; pos < e.offset + e.length;) {
       const end = Math.min((Math.floor(pos / cs) + 1) * cs, e.offset + e.length);
       yield { ...e, offset: pos, length: end - pos };
       pos = end;
@@ -270,7 +288,10 @@ export class Qcow2Device implements BlockDevice {
     if (this.lastCompressed?.index === index) return this.lastCompressed.data;
     const ref = decodeCompressed(entry, this.header.clusterBits);
     if (ref.offset >= this.src.size) {
-      throw new CorruptImageError(this.src.name, `compressed cluster at guest offset ${index * this.clusterSize} points past the end of the file`);
+      throw new CorruptImageError(
+        this.src.name,
+        `compressed cluster at guest offset ${index * this.clusterSize} points past the end of the file`,
+      );
     }
     const raw = await this.src.read(ref.offset, ref.maxLength);
     let data: Uint8Array;
@@ -281,7 +302,10 @@ export class Qcow2Device implements BlockDevice {
           : await this.ctx.codecs.inflateRaw(raw, this.clusterSize);
     } catch (e) {
       if (!(e instanceof CodecError) && !(e instanceof Error)) throw e;
-      throw new CorruptImageError(this.src.name, `compressed cluster at guest offset ${index * this.clusterSize} cannot be decompressed: ${(e as Error).message}`);
+      throw new CorruptImageError(
+        this.src.name,
+        `compressed cluster at guest offset ${index * this.clusterSize} cannot be decompressed: ${(e as Error).message}`,
+      );
     }
     this.lastCompressed = { index, data };
     return data;
@@ -324,4 +348,3 @@ export class Qcow2Device implements BlockDevice {
     if (this.dataSrc !== this.src) await this.dataSrc.close?.();
   }
 }
-

@@ -16,7 +16,12 @@ import { CRYPT_AES, CRYPT_LUKS } from './header.ts';
 
 // `-o encrypt.*` for qcow2 output, as qemu-img 7.2 spells them (QCryptoBlockCreateOptionsLUKS).
 export const QCOW2_ENCRYPT_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'encrypt.format', type: 'enum', values: ['aes', 'luks'], help: 'encrypt the data clusters: luks (what QEMU boots) or legacy aes' },
+  {
+    name: 'encrypt.format',
+    type: 'enum',
+    values: ['aes', 'luks'],
+    help: 'encrypt the data clusters: luks (what QEMU boots) or legacy aes',
+  },
   ...luksOptionSpecs('encrypt.', true),
   { name: 'encryption', type: 'bool', default: 'off', help: 'deprecated: same as encrypt.format=aes' },
 ];

@@ -20,15 +20,33 @@ import {
   V2_HEADER_LENGTH,
   V3_HEADER_LENGTH_WITH_COMPRESSION,
 } from './header.ts';
-import { parseEncryptionOptions, QCOW2_ENCRYPT_OPTIONS, setupEncryption, type Qcow2EncryptionConfig, type Qcow2WriteEncryption } from './writeEncryption.ts';
+import {
+  parseEncryptionOptions,
+  QCOW2_ENCRYPT_OPTIONS,
+  setupEncryption,
+  type Qcow2EncryptionConfig,
+  type Qcow2WriteEncryption,
+} from './writeEncryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
 import { OpenTable } from '../../image/openTable.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'compat', type: 'enum', values: ['0.10', '1.1', 'v2', 'v3'], default: '1.1', help: 'qcow2 version: 1.1 (v3) or 0.10 (v2, for very old readers)' },
+  {
+    name: 'compat',
+    type: 'enum',
+    values: ['0.10', '1.1', 'v2', 'v3'],
+    default: '1.1',
+    help: 'qcow2 version: 1.1 (v3) or 0.10 (v2, for very old readers)',
+  },
   { name: 'cluster_size', type: 'size', default: '64k', help: 'cluster size, 512 to 2M, a power of two' },
-  { name: 'refcount_bits', type: 'enum', values: ['1', '2', '4', '8', '16', '32', '64'], default: '16', help: 'width of a reference count' },
+  {
+    name: 'refcount_bits',
+    type: 'enum',
+    values: ['1', '2', '4', '8', '16', '32', '64'],
+    default: '16',
+    help: 'width of a reference count',
+  },
   { name: 'compression_type', type: 'enum', values: ['zlib', 'zstd'], default: 'zlib', help: 'how -c compresses clusters' },
   { name: 'extended_l2', type: 'bool', default: 'off', help: 'subcluster allocation (32 per cluster)' },
   { name: 'lazy_refcounts', type: 'bool', default: 'off', help: 'mark the image as using lazy refcounts (v3)' },
@@ -166,7 +184,8 @@ export class Qcow2Writer implements ImageWriter {
   private checkBacking(): void {
     const b = this.opts.backing;
     if (!b) return;
-    if (utf8Encode(b.name).length > MAX_BACKING_NAME) throw new InvalidArgumentError(`backing file name is longer than ${MAX_BACKING_NAME} bytes`);
+    if (utf8Encode(b.name).length > MAX_BACKING_NAME)
+      throw new InvalidArgumentError(`backing file name is longer than ${MAX_BACKING_NAME} bytes`);
     if (b.format && b.format.length > MAX_BACKING_FORMAT) throw new InvalidArgumentError('backing format name is too long');
   }
 
@@ -364,7 +383,9 @@ export class Qcow2Writer implements ImageWriter {
     const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
     const s = Struct.alloc(this.cs);
     s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
-    s.setU32(20, cfg.clusterBits).setU64(24, this.size).setU32(32, this.enc?.cryptMethod ?? 0);
+    s.setU32(20, cfg.clusterBits)
+      .setU64(24, this.size)
+      .setU32(32, this.enc?.cryptMethod ?? 0);
     s.setU32(36, this.l1.length).setU64(40, this.l1Offset);
     s.setU64(48, reftable.offset).setU32(56, reftable.clusters);
     s.setU32(60, 0).setU64(64, 0);
@@ -372,12 +393,16 @@ export class Qcow2Writer implements ImageWriter {
       let incompat = 0n;
       if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
       if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
-      s.setBig64(72, incompat).setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n).setBig64(88, 0n);
+      s.setBig64(72, incompat)
+        .setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n)
+        .setBig64(88, 0n);
       s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
     }
     let off = headerLength;
     const ext = (type: number, data: Uint8Array) => {
-      s.setU32(off, type).setU32(off + 4, data.length).setBytes(off + 8, data);
+      s.setU32(off, type)
+        .setU32(off + 4, data.length)
+        .setBytes(off + 8, data);
       off += 8 + alignUp(data.length, 8);
     };
     const b = this.opts.backing;
@@ -385,7 +410,12 @@ export class Qcow2Writer implements ImageWriter {
     if (this.enc?.luks) ext(EXT_CRYPTO, Struct.alloc(16).setU64(0, this.luksOffset).setU64(8, this.enc.luks.length).bytes);
     if (v3 && this.cs > 4096) {
       const t = Struct.alloc(FEATURE_NAMES.length * 48);
-      FEATURE_NAMES.forEach(([type, bit, name], i) => t.setU8(i * 48, type).setU8(i * 48 + 1, bit).setString(i * 48 + 2, name, 46));
+      FEATURE_NAMES.forEach(([type, bit, name], i) =>
+        t
+          .setU8(i * 48, type)
+          .setU8(i * 48 + 1, bit)
+          .setString(i * 48 + 2, name, 46),
+      );
       ext(EXT_FEATURE_TABLE, t.bytes);
     }
     off += 8; // end-of-extensions marker: type 0, length 0

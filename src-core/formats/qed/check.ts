@@ -17,7 +17,11 @@ export async function checkQed(src: ByteSource, ctx: OpenContext): Promise<Check
   const size = qedFileEnd(h, src.size);
   const nclusters = size / cs;
   const limits = ctx.limits ?? DEFAULT_LIMITS;
-  if (nclusters / 8 > limits.maxTableBytes) throw new UnsupportedError(src.name, `checking ${nclusters} clusters needs a bitmap larger than the ${limits.maxTableBytes}-byte limit`);
+  if (nclusters / 8 > limits.maxTableBytes)
+    throw new UnsupportedError(
+      src.name,
+      `checking ${nclusters} clusters needs a bitmap larger than the ${limits.maxTableBytes}-byte limit`,
+    );
   const bits = new Uint8Array(Math.ceil(nclusters / 8) + 1);
   const used = {
     has: (c: number) => c < nclusters && (bits[Math.floor(c / 8)]! & (1 << (c % 8))) !== 0,

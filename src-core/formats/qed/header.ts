@@ -64,14 +64,19 @@ export function parseQedHeader(file: string, buf: Uint8Array, fileSize: number):
     backingNameOffset: s.u32(56),
     backingNameSize: s.u32(60),
   };
-  if (featuresBig & ~BigInt(QED_FEATURE_MASK)) throw new UnsupportedError(file, `unsupported QED features 0x${(featuresBig & ~BigInt(QED_FEATURE_MASK)).toString(16)}`);
-  if (!validClusterSize(h.clusterSize)) throw new CorruptImageError(file, `QED cluster size ${h.clusterSize} is not a power of two from 4 KiB to 64 MiB`);
-  if (!validTableSize(h.tableSize)) throw new CorruptImageError(file, `QED table size ${h.tableSize} is not a power of two from 1 to 16 clusters`);
+  if (featuresBig & ~BigInt(QED_FEATURE_MASK))
+    throw new UnsupportedError(file, `unsupported QED features 0x${(featuresBig & ~BigInt(QED_FEATURE_MASK)).toString(16)}`);
+  if (!validClusterSize(h.clusterSize))
+    throw new CorruptImageError(file, `QED cluster size ${h.clusterSize} is not a power of two from 4 KiB to 64 MiB`);
+  if (!validTableSize(h.tableSize))
+    throw new CorruptImageError(file, `QED table size ${h.tableSize} is not a power of two from 1 to 16 clusters`);
   if (h.imageSize % 512 !== 0 || h.imageSize > maxImageSize(h.clusterSize, h.tableSize)) {
     throw new CorruptImageError(file, `QED image size ${h.imageSize} is not a multiple of 512 or too large for its cluster and table size`);
   }
-  if (h.headerSize === 0 || h.headerSize * h.clusterSize > 0xffffffff) throw new CorruptImageError(file, `QED header size of ${h.headerSize} clusters is invalid`);
-  if (!validTableOffset(h, h.l1TableOffset, qedFileEnd(h, fileSize))) throw new CorruptImageError(file, `QED L1 table offset ${h.l1TableOffset} is invalid or past the end of the file`);
+  if (h.headerSize === 0 || h.headerSize * h.clusterSize > 0xffffffff)
+    throw new CorruptImageError(file, `QED header size of ${h.headerSize} clusters is invalid`);
+  if (!validTableOffset(h, h.l1TableOffset, qedFileEnd(h, fileSize)))
+    throw new CorruptImageError(file, `QED L1 table offset ${h.l1TableOffset} is invalid or past the end of the file`);
   if (h.features & QED_F_BACKING_FILE) {
     if (h.backingNameOffset + h.backingNameSize > h.headerSize * h.clusterSize) {
       throw new CorruptImageError(file, 'QED backing file name lies outside the header');

@@ -32,7 +32,8 @@ export async function readQedMeta(src: ByteSource, ctx: OpenContext): Promise<Qe
   const header = parseQedHeader(src.name, await readExact(src, 0, Math.min(src.size, QED_HEADER_BYTES)), src.size);
   const limits = ctx.limits ?? DEFAULT_LIMITS;
   const tableBytes = header.tableSize * header.clusterSize;
-  if (tableBytes > limits.maxTableBytes) throw new UnsupportedError(src.name, `QED tables of ${tableBytes} bytes are larger than the ${limits.maxTableBytes}-byte limit`);
+  if (tableBytes > limits.maxTableBytes)
+    throw new UnsupportedError(src.name, `QED tables of ${tableBytes} bytes are larger than the ${limits.maxTableBytes}-byte limit`);
   const l1 = readBig64Table(await readExact(src, header.l1TableOffset, tableBytes), tableBytes / 8, true);
   let backing: BackingRef | undefined;
   if (header.features & QED_F_BACKING_FILE) {
@@ -82,8 +83,11 @@ export class QedDevice implements BlockDevice {
     if (!raw) return undefined;
     const h = this.header;
     const offset = toSafeNumber(raw, 'QED L2 table offset');
-    if (!validTableOffset(h, offset, qedFileEnd(h, this.src.size))) throw new CorruptImageError(this.src.name, `QED L1 entry ${index} (${offset}) is not a valid table offset`);
-    return this.l2Cache.getOrLoad(index, async () => readBig64Table(await readExact(this.src, offset, h.tableSize * h.clusterSize), this.entries, true));
+    if (!validTableOffset(h, offset, qedFileEnd(h, this.src.size)))
+      throw new CorruptImageError(this.src.name, `QED L1 entry ${index} (${offset}) is not a valid table offset`);
+    return this.l2Cache.getOrLoad(index, async () =>
+      readBig64Table(await readExact(this.src, offset, h.tableSize * h.clusterSize), this.entries, true),
+    );
   }
 
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
@@ -104,7 +108,8 @@ export class QedDevice implements BlockDevice {
           if (raw === 0n) return { kind: 'unallocated' };
           if (raw === BigInt(QED_ZERO_CLUSTER)) return { kind: 'zero' };
           const off = toSafeNumber(raw, 'QED L2 entry');
-          if (!validClusterOffset(this.header, off, qedFileEnd(this.header, this.src.size))) throw new CorruptImageError(this.src.name, `QED cluster ${i} has an invalid offset ${off}`);
+          if (!validClusterOffset(this.header, off, qedFileEnd(this.header, this.src.size)))
+            throw new CorruptImageError(this.src.name, `QED cluster ${i} has an invalid offset ${off}`);
           return { kind: 'data', hostOffset: off };
         });
       }

@@ -20,7 +20,12 @@ import {
 
 export const QED_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'cluster_size', type: 'size', default: '64k', help: 'cluster size: a power of two from 4k to 64M' },
-  { name: 'table_size', type: 'number', default: '4', help: 'L1/L2 table size in clusters: a power of two from 2 to 16 (qemu-img cannot open 1)' },
+  {
+    name: 'table_size',
+    type: 'number',
+    default: '4',
+    help: 'L1/L2 table size in clusters: a power of two from 2 to 16 (qemu-img cannot open 1)',
+  },
 ];
 
 /**
@@ -50,7 +55,9 @@ export class QedWriter implements ImageWriter {
   ) {
     this.size = alignUp(opts.virtualSize, 512);
     if (this.size > maxImageSize(clusterSize, tableSize)) {
-      throw new InvalidArgumentError(`QED image size must be less than ${maxImageSize(clusterSize, tableSize)} bytes with cluster_size ${clusterSize} and table_size ${tableSize}`);
+      throw new InvalidArgumentError(
+        `QED image size must be less than ${maxImageSize(clusterSize, tableSize)} bytes with cluster_size ${clusterSize} and table_size ${tableSize}`,
+      );
     }
     this.granularity = clusterSize;
     this.entries = tableEntries(clusterSize, tableSize);
@@ -107,7 +114,10 @@ export class QedWriter implements ImageWriter {
     await this.out.write(this.clusterSize, writeBig64Table(this.l1, true));
     await this.out.flush();
     const b = this.opts.backing;
-    const header = buildQedHeader({ clusterSize: this.clusterSize, tableSize: this.tableSize, imageSize: this.size, backingRaw: b?.format === 'raw' }, this.backingName);
+    const header = buildQedHeader(
+      { clusterSize: this.clusterSize, tableSize: this.tableSize, imageSize: this.size, backingRaw: b?.format === 'raw' },
+      this.backingName,
+    );
     await this.sink.write(0, header);
     if (this.sink.truncate) await this.sink.truncate(this.end);
   }
@@ -119,14 +129,16 @@ export async function createQedWriter(sink: ByteSink, opts: CreateOptions): Prom
   const cs = opts.options.cluster_size !== undefined ? parseSize(opts.options.cluster_size, 'cluster_size') : QED_DEFAULT_CLUSTER;
   if (!validClusterSize(cs)) throw new InvalidArgumentError(`QED cluster size must be a power of 2 in range [4096, 67108864], not ${cs}`);
   const ts = opts.options.table_size !== undefined ? Number(opts.options.table_size) : QED_DEFAULT_TABLE;
-  if (!validTableSize(ts)) throw new InvalidArgumentError(`QED table size must be a power of 2 in range [1, 16], not ${opts.options.table_size}`);
+  if (!validTableSize(ts))
+    throw new InvalidArgumentError(`QED table size must be a power of 2 in range [1, 16], not ${opts.options.table_size}`);
   // qemu-img 7.2 creates such images but cannot open them (qed_check_table_offset refuses a
   // one-cluster table as an overflow), so we do not write them.
   if (ts === 1) throw new InvalidArgumentError('QED table_size=1 makes images that qemu-img cannot open; use 2 or more');
   let name: Uint8Array | undefined;
   if (opts.backing) {
     name = utf8Encode(opts.backing.name);
-    if (!name.length || QED_HEADER_BYTES + name.length > cs) throw new InvalidArgumentError(`QED backing file name of ${name.length} bytes does not fit in the header cluster`);
+    if (!name.length || QED_HEADER_BYTES + name.length > cs)
+      throw new InvalidArgumentError(`QED backing file name of ${name.length} bytes does not fit in the header cluster`);
   }
   return new QedWriter(sink, opts, cs, ts, name);
 }

@@ -50,14 +50,17 @@ export interface VdiHeader {
 }
 
 export function isVdi(head: Uint8Array): boolean {
-  return head.length >= VDI_HEADER_BYTES && new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0x40, true) === VDI_SIGNATURE;
+  return (
+    head.length >= VDI_HEADER_BYTES && new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0x40, true) === VDI_SIGNATURE
+  );
 }
 
 export function parseVdiHeader(file: string, buf: Uint8Array, fileSize: number): VdiHeader {
   if (!isVdi(buf)) throw new NotThisFormatError(file, 'not a VDI image (no signature 0xbeda107f at offset 0x40)');
   const s = new Struct(buf.subarray(0, VDI_HEADER_BYTES), true);
   const version = s.u32(0x44);
-  if (version !== VDI_VERSION_1_1) throw new UnsupportedError(file, `VDI version ${version >>> 16}.${version & 0xffff} is not supported (only 1.1)`);
+  if (version !== VDI_VERSION_1_1)
+    throw new UnsupportedError(file, `VDI version ${version >>> 16}.${version & 0xffff} is not supported (only 1.1)`);
   const h: VdiHeader = {
     text: s.cstring(0, 64).replace(/\n$/, ''),
     version,
@@ -78,7 +81,8 @@ export function parseVdiHeader(file: string, buf: Uint8Array, fileSize: number):
     uuidLinkage: s.bytesAt(0x1a8, 16).slice(),
     uuidParentModify: s.bytesAt(0x1b8, 16).slice(),
   };
-  if (h.headerSize < VDI_HEADER_SIZE_QEMU) throw new CorruptImageError(file, `VDI header size 0x${h.headerSize.toString(16)} is below 0x180`);
+  if (h.headerSize < VDI_HEADER_SIZE_QEMU)
+    throw new CorruptImageError(file, `VDI header size 0x${h.headerSize.toString(16)} is below 0x180`);
   if (!TYPE_NAMES[h.type]) throw new UnsupportedError(file, `VDI image type ${h.type} is unknown`);
   if (h.sectorSize !== 512) throw new UnsupportedError(file, `VDI sector size ${h.sectorSize} is not 512`);
   // QEMU accepts only 1 MiB blocks; VirtualBox's format allows other sizes, so any sane one is read.
@@ -87,13 +91,18 @@ export function parseVdiHeader(file: string, buf: Uint8Array, fileSize: number):
   }
   if (h.blockExtra % 512 !== 0) throw new UnsupportedError(file, `VDI block extra ${h.blockExtra} is not a multiple of 512`);
   if (h.offBlocks % 512 !== 0 || h.offData % 512 !== 0) {
-    throw new UnsupportedError(file, `VDI block map (0x${h.offBlocks.toString(16)}) or data (0x${h.offData.toString(16)}) is not sector aligned`);
+    throw new UnsupportedError(
+      file,
+      `VDI block map (0x${h.offBlocks.toString(16)}) or data (0x${h.offData.toString(16)}) is not sector aligned`,
+    );
   }
-  if (h.blocks > VDI_MAX_BLOCKS) throw new UnsupportedError(file, `VDI has ${h.blocks} blocks, more than the ${VDI_MAX_BLOCKS} QEMU allows`);
+  if (h.blocks > VDI_MAX_BLOCKS)
+    throw new UnsupportedError(file, `VDI has ${h.blocks} blocks, more than the ${VDI_MAX_BLOCKS} QEMU allows`);
   if (h.diskSize > h.blocks * h.blockSize) {
     throw new CorruptImageError(file, `VDI disk size ${h.diskSize} is larger than its ${h.blocks} blocks of ${h.blockSize} bytes`);
   }
-  if (h.offBlocks + h.blocks * 4 > fileSize) throw new CorruptImageError(file, `VDI block map ends past the end of the file (truncated file?)`);
+  if (h.offBlocks + h.blocks * 4 > fileSize)
+    throw new CorruptImageError(file, `VDI block map ends past the end of the file (truncated file?)`);
   return h;
 }
 
@@ -119,7 +128,9 @@ export interface VdiHeaderFields {
 export function buildVdiHeader(f: VdiHeaderFields): Uint8Array {
   const s = Struct.alloc(VDI_HEADER_BYTES, true);
   s.setString(0, '<<< DiskFerry VM Virtual Disk Image >>>\n');
-  s.setU32(0x40, VDI_SIGNATURE).setU32(0x44, VDI_VERSION_1_1).setU32(0x48, f.parent ? VDI_HEADER_SIZE_VBOX : VDI_HEADER_SIZE_QEMU);
+  s.setU32(0x40, VDI_SIGNATURE)
+    .setU32(0x44, VDI_VERSION_1_1)
+    .setU32(0x48, f.parent ? VDI_HEADER_SIZE_VBOX : VDI_HEADER_SIZE_QEMU);
   if (f.parent) {
     s.setBytes(0x1a8, f.parent.uuidLinkage).setBytes(0x1b8, f.parent.uuidParentModify);
     // VirtualBox's LCHS geometry: unset (0/0/0), 512-byte sectors (what VBoxManage writes for a snapshot).

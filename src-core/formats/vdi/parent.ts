@@ -51,5 +51,9 @@ export async function findVdiParent(src: ByteSource, h: VdiHeader, ctx: OpenCont
 }
 
 export function missingParent(src: ByteSource, h: VdiHeader): MissingFileError {
-  return new MissingFileError(src.name, `a VDI whose UUID is ${guidToString(h.uuidLinkage)} (put the parent image in the same folder)`, 'parent image');
+  return new MissingFileError(
+    src.name,
+    `a VDI whose UUID is ${guidToString(h.uuidLinkage)} (put the parent image in the same folder)`,
+    'parent image',
+  );
 }

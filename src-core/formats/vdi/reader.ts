@@ -108,7 +108,8 @@ export class VdiDevice implements BlockDevice {
     if (isDiff(h)) {
       extra['vdi-parent-uuid'] = guidToString(h.uuidLinkage);
       extra['vdi-parent-modification-uuid'] = guidToString(h.uuidParentModify);
-      if (this.parent?.modified) extra['vdi-parent-note'] = 'the parent was modified after this differencing image was made; its data may not match';
+      if (this.parent?.modified)
+        extra['vdi-parent-note'] = 'the parent was modified after this differencing image was made; its data may not match';
     }
     if (h.comment) extra['vdi-comment'] = h.comment;
     info.extra = extra;

@@ -6,7 +6,19 @@ import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
-import { BLOCK_FREE, BLOCK_ZERO, buildVdiHeader, parseVdiHeader, VDI_HEADER_BYTES, VDI_MAX_BLOCKS, VDI_TYPE_DIFF, VDI_TYPE_FIXED, VDI_TYPE_NORMAL, vdiVirtualSize, type VdiHeaderFields } from './header.ts';
+import {
+  BLOCK_FREE,
+  BLOCK_ZERO,
+  buildVdiHeader,
+  parseVdiHeader,
+  VDI_HEADER_BYTES,
+  VDI_MAX_BLOCKS,
+  VDI_TYPE_DIFF,
+  VDI_TYPE_FIXED,
+  VDI_TYPE_NORMAL,
+  vdiVirtualSize,
+  type VdiHeaderFields,
+} from './header.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VDI_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
@@ -44,7 +56,8 @@ export class VdiWriter implements ImageWriter {
   ) {
     this.size = alignUp(opts.virtualSize, 512);
     const blocks = Math.ceil(this.size / BLOCK_SIZE);
-    if (blocks > VDI_MAX_BLOCKS) throw new InvalidArgumentError(`VDI disks are at most ${VDI_MAX_BLOCKS * BLOCK_SIZE} bytes; this one is ${this.size}`);
+    if (blocks > VDI_MAX_BLOCKS)
+      throw new InvalidArgumentError(`VDI disks are at most ${VDI_MAX_BLOCKS * BLOCK_SIZE} bytes; this one is ${this.size}`);
     this.out = new SinkBuffer(sink);
     this.order = new WriteOrder('vdi', BLOCK_SIZE, blocks * BLOCK_SIZE);
     this.map = new Uint32Array(blocks).fill(BLOCK_FREE);
@@ -73,7 +86,8 @@ export class VdiWriter implements ImageWriter {
       this.map[index] = slot;
       await this.out.write(this.offData + slot * BLOCK_SIZE, block);
       // Whole blocks in the file, as QEMU and VirtualBox allocate them.
-      if (block.length < BLOCK_SIZE) await this.out.write(this.offData + slot * BLOCK_SIZE + block.length, new Uint8Array(BLOCK_SIZE - block.length));
+      if (block.length < BLOCK_SIZE)
+        await this.out.write(this.offData + slot * BLOCK_SIZE + block.length, new Uint8Array(BLOCK_SIZE - block.length));
     }
   }
 
@@ -131,14 +145,18 @@ export async function createVdiWriter(sink: ByteSink, opts: CreateOptions): Prom
  */
 async function parentFor(opts: CreateOptions): Promise<VdiHeaderFields['parent']> {
   const b = opts.backing!;
-  if (b.format && b.format !== 'vdi') throw new InvalidArgumentError(`the parent of a differencing VDI must be a VDI, not ${b.format}`, opts.filename);
+  if (b.format && b.format !== 'vdi')
+    throw new InvalidArgumentError(`the parent of a differencing VDI must be a VDI, not ${b.format}`, opts.filename);
   if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
   const src = await opts.resolver.open(b.name, opts.filename);
   try {
     const h = parseVdiHeader(b.name, await readPadded(src, 0, VDI_HEADER_BYTES), src.size);
     const size = alignUp(opts.virtualSize, 512);
     if (vdiVirtualSize(h) !== size) {
-      throw new InvalidArgumentError(`a differencing VDI must have its parent's size: ${b.name} is ${vdiVirtualSize(h)} bytes, the new disk ${size}`, opts.filename);
+      throw new InvalidArgumentError(
+        `a differencing VDI must have its parent's size: ${b.name} is ${vdiVirtualSize(h)} bytes, the new disk ${size}`,
+        opts.filename,
+      );
     }
     return { uuidLinkage: h.uuidCreate, uuidParentModify: h.uuidModify };
   } finally {

@@ -16,7 +16,9 @@ export async function checkVhdx(src: ByteSource, ctx: OpenContext): Promise<Chec
   let corruptions = 0;
   if (s.replay) {
     corruptions++;
-    messages.push(`the log holds ${s.replay.entries.length} unapplied entr${s.replay.entries.length === 1 ? 'y' : 'ies'} (checked as replayed in memory; qemu-img check -r all would replay them into the file)`);
+    messages.push(
+      `the log holds ${s.replay.entries.length} unapplied entr${s.replay.entries.length === 1 ? 'y' : 'ies'} (checked as replayed in memory; qemu-img check -r all would replay them into the file)`,
+    );
   }
   for (const p of batProblems(s, s.source.size)) {
     corruptions++;

@@ -98,7 +98,8 @@ export function pickHeader(name: string, head: Uint8Array): VhdxHeader {
     if (h1.header.sequence === h2.header.sequence) {
       const a = h1.raw.subarray(4, 80);
       const b = h2.raw.subarray(4, 80);
-      if (!a.every((x, i) => x === b[i])) throw new CorruptImageError(name, 'both VHDX headers are valid but have the same sequence number and differ');
+      if (!a.every((x, i) => x === b[i]))
+        throw new CorruptImageError(name, 'both VHDX headers are valid but have the same sequence number and differ');
       cur = h1.header;
     } else cur = h1.header.sequence > h2.header.sequence ? h1.header : h2.header;
   } else if (h1.ok) cur = h1.header;

@@ -140,7 +140,10 @@ function readEntry(log: Uint8Array, pos: number, logGuid: Uint8Array): LogEntry 
 export async function replayLog(src: ByteSource, header: VhdxHeader, maxBytes: number): Promise<LogReplay | undefined> {
   if (header.logGuid.every((b) => b === 0) || header.logLength === 0) return undefined;
   if (header.logLength > maxBytes) {
-    throw new UnsupportedError(src.name, `VHDX log of ${header.logLength} bytes is larger than the ${maxBytes}-byte limit for replaying it in memory`);
+    throw new UnsupportedError(
+      src.name,
+      `VHDX log of ${header.logLength} bytes is larger than the ${maxBytes}-byte limit for replaying it in memory`,
+    );
   }
   const log = await readExact(src, header.logOffset, header.logLength);
   const entries = findActiveSequence(log, header.logGuid);
@@ -149,7 +152,10 @@ export async function replayLog(src: ByteSource, header: VhdxHeader, maxBytes: n
   for (const e of entries) {
     // QEMU vhdx_log_flush: a file shorter than FlushedFileOffset has been truncated.
     if (e.flushedFileOffset > src.size) {
-      throw new CorruptImageError(src.name, `VHDX log entry ${e.sequence} expects the file to be at least ${e.flushedFileOffset} bytes, but it is ${src.size} (truncated?)`);
+      throw new CorruptImageError(
+        src.name,
+        `VHDX log entry ${e.sequence} expects the file to be at least ${e.flushedFileOffset} bytes, but it is ${src.size} (truncated?)`,
+      );
     }
     for (const w of e.writes) {
       if (w.kind === 'data') overlay.write(w.fileOffset, w.data);

@@ -59,7 +59,8 @@ export async function readMetadata(name: string, src: ByteSource, region: Region
   const table = new Struct(await readExact(src, region.offset, METADATA_TABLE_SIZE), true);
   if (table.cstring(0, 8) !== METADATA_SIGNATURE) throw new CorruptImageError(name, 'VHDX metadata table has no "metadata" signature');
   const count = table.u16(10);
-  if (count > METADATA_MAX_ENTRIES) throw new CorruptImageError(name, `VHDX metadata table claims ${count} entries (at most ${METADATA_MAX_ENTRIES})`);
+  if (count > METADATA_MAX_ENTRIES)
+    throw new CorruptImageError(name, `VHDX metadata table claims ${count} entries (at most ${METADATA_MAX_ENTRIES})`);
   const items: (Item | undefined)[] = KNOWN.map(() => undefined);
   for (let i = 0; i < count; i++) {
     const o = 32 + i * 32;
@@ -73,7 +74,11 @@ export async function readMetadata(name: string, src: ByteSource, region: Region
     }
     if (items[k]) throw new CorruptImageError(name, `VHDX metadata item ${guidToString(id)} appears twice`);
     // MS-VHDX 2.6.1.2: items lie past the 64 KiB table, inside the region, and are at most 1 MiB.
-    if (item.offset + item.length > region.length || (item.length && item.offset < METADATA_TABLE_SIZE) || item.length > METADATA_ITEM_MAX) {
+    if (
+      item.offset + item.length > region.length ||
+      (item.length && item.offset < METADATA_TABLE_SIZE) ||
+      item.length > METADATA_ITEM_MAX
+    ) {
       throw new CorruptImageError(name, `VHDX metadata item ${guidToString(id)} lies outside its region`);
     }
     items[k] = item;
@@ -95,10 +100,13 @@ export async function readMetadata(name: string, src: ByteSource, region: Region
   if (blockSize < BLOCK_SIZE_MIN || blockSize > BLOCK_SIZE_MAX || !isPowerOfTwo(blockSize)) {
     throw new CorruptImageError(name, `VHDX block size ${blockSize} is not a power of two between 1 MiB and 256 MiB`);
   }
-  if (logicalSectorSize !== 512 && logicalSectorSize !== 4096) throw new CorruptImageError(name, `VHDX logical sector size ${logicalSectorSize} is neither 512 nor 4096`);
-  if (physicalSectorSize !== 512 && physicalSectorSize !== 4096) throw new CorruptImageError(name, `VHDX physical sector size ${physicalSectorSize} is neither 512 nor 4096`);
+  if (logicalSectorSize !== 512 && logicalSectorSize !== 4096)
+    throw new CorruptImageError(name, `VHDX logical sector size ${logicalSectorSize} is neither 512 nor 4096`);
+  if (physicalSectorSize !== 512 && physicalSectorSize !== 4096)
+    throw new CorruptImageError(name, `VHDX physical sector size ${physicalSectorSize} is neither 512 nor 4096`);
   if (virtualSize > MAX_VIRTUAL_SIZE) throw new CorruptImageError(name, `VHDX virtual size ${virtualSize} exceeds 64 TiB`);
-  if (virtualSize % logicalSectorSize) throw new CorruptImageError(name, `VHDX virtual size ${virtualSize} is not a multiple of the ${logicalSectorSize}-byte sector`);
+  if (virtualSize % logicalSectorSize)
+    throw new CorruptImageError(name, `VHDX virtual size ${virtualSize} is not a multiple of the ${logicalSectorSize}-byte sector`);
 
   const hasParent = !!(bits & PARAM_HAS_PARENT);
   const md: VhdxMetadata = {

@@ -7,7 +7,17 @@ import { readDataExtents } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
 import { batGeometry, bitmapIndex, entryOffset, entryState, payloadIndex, type BatGeometry } from './bat.ts';
 import { guidToString } from '../../io/guid.ts';
-import { assertVhdx, HEAD_BYTES, isVhdx, parseCreator, parseRegionTables, pickHeader, type Region, type RegionTable, type VhdxHeader } from './header.ts';
+import {
+  assertVhdx,
+  HEAD_BYTES,
+  isVhdx,
+  parseCreator,
+  parseRegionTables,
+  pickHeader,
+  type Region,
+  type RegionTable,
+  type VhdxHeader,
+} from './header.ts';
 import { BAT, HEADER_SECTION_END, MiB, SB_PRESENT } from './layout.ts';
 import { replayLog, type LogReplay } from './log.ts';
 import { parentCandidates, readMetadata, type VhdxMetadata } from './metadata.ts';
@@ -52,16 +62,23 @@ async function readStructureUnchecked(src: ByteSource, ctx: Pick<OpenContext, 'l
   const regionBytes = replay ? await readExact(source, 0, HEAD_BYTES) : head;
   const regions = parseRegionTables(src.name, regionBytes);
   const log: Region = { offset: header.logOffset, length: header.logLength };
-  for (const [what, r] of [['BAT', regions.bat], ['metadata', regions.metadata]] as const) {
+  for (const [what, r] of [
+    ['BAT', regions.bat],
+    ['metadata', regions.metadata],
+  ] as const) {
     if (overlaps(r, log)) throw new CorruptImageError(src.name, `VHDX ${what} region overlaps the log`);
   }
   const metadata = await readMetadata(src.name, source, regions.metadata);
   const geometry = batGeometry(metadata.virtualSize, metadata.blockSize, metadata.logicalSectorSize, metadata.hasParent);
   const batBytes = geometry.entries * 8;
   if (batBytes > regions.bat.length) {
-    throw new CorruptImageError(src.name, `VHDX BAT region is ${regions.bat.length} bytes but ${geometry.entries} entries need ${batBytes}`);
+    throw new CorruptImageError(
+      src.name,
+      `VHDX BAT region is ${regions.bat.length} bytes but ${geometry.entries} entries need ${batBytes}`,
+    );
   }
-  if (batBytes > limits.maxTableBytes) throw new CorruptImageError(src.name, `VHDX BAT of ${batBytes} bytes exceeds the ${limits.maxTableBytes}-byte limit`);
+  if (batBytes > limits.maxTableBytes)
+    throw new CorruptImageError(src.name, `VHDX BAT of ${batBytes} bytes exceeds the ${limits.maxTableBytes}-byte limit`);
   const bat = readBig64Table(await readExact(source, regions.bat.offset, batBytes), geometry.entries, true);
   return { header, regions, metadata, geometry, bat, creator: parseCreator(head), replay, source };
 }
@@ -97,9 +114,18 @@ export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity
     const offset = entryOffset(e);
     const length = Math.min(g.blockSize, s.metadata.virtualSize - block * g.blockSize);
     const where = `BAT entry ${i} (block ${block})`;
-    if (offset >= fileSize) out.push({ index: i, message: `${where} starts at ${offset}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
-    else if (offset + length > fileSize) out.push({ index: i, message: `${where} ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated` });
-    else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize }))) out.push({ index: i, message: `${where} at ${offset} overlaps the VHDX metadata (header section, log, BAT or metadata region)` });
+    if (offset >= fileSize)
+      out.push({
+        index: i,
+        message: `${where} starts at ${offset}, past the end of the file (${fileSize} bytes); the image has probably been truncated`,
+      });
+    else if (offset + length > fileSize)
+      out.push({
+        index: i,
+        message: `${where} ends at ${offset + length - 1}, past the end of the file (${fileSize} bytes); the image has probably been truncated`,
+      });
+    else if (reserved.some((r) => overlaps(r, { offset, length: g.blockSize })))
+      out.push({ index: i, message: `${where} at ${offset} overlaps the VHDX metadata (header section, log, BAT or metadata region)` });
   }
   // Sector-bitmap blocks (1 MiB) must lie inside the file too (QEMU checks every entry in state 6).
   for (let chunk = 0; bitmaps && chunk * (g.chunkRatio + 1) + g.chunkRatio < g.entries && out.length < limit; chunk++) {
@@ -107,7 +133,11 @@ export function batProblems(s: VhdxStructure, fileSize: number, limit = Infinity
     const e = s.bat[i]!;
     if (entryState(e) !== SB_PRESENT) continue;
     const offset = entryOffset(e);
-    if (offset + MiB > fileSize) out.push({ index: i, message: `BAT entry ${i} (sector bitmap of chunk ${chunk}) at ${offset} reaches past the end of the file (${fileSize} bytes)` });
+    if (offset + MiB > fileSize)
+      out.push({
+        index: i,
+        message: `BAT entry ${i} (sector bitmap of chunk ${chunk}) at ${offset} reaches past the end of the file (${fileSize} bytes)`,
+      });
   }
   return out;
 }
@@ -168,7 +198,8 @@ export class VhdxDevice implements BlockDevice {
         // Defined to be zeros in every file type: it hides the parent's data.
         return { kind: 'zero', offset: 0 };
       case BAT.PARTIALLY_PRESENT:
-        if (!diff) throw new CorruptImageError(this.file.name, `block ${block} is partially present, which only a differencing VHDX may be`);
+        if (!diff)
+          throw new CorruptImageError(this.file.name, `block ${block} is partially present, which only a differencing VHDX may be`);
         return { kind: 'partial', offset: entryOffset(e) };
       default:
         throw new CorruptImageError(this.file.name, `BAT entry for block ${block} has the unknown state ${state}`);
@@ -179,7 +210,8 @@ export class VhdxDevice implements BlockDevice {
   private async bitmap(chunk: number): Promise<Uint8Array> {
     return this.bitmaps.getOrLoad(chunk, async () => {
       const e = this.s.bat[bitmapIndex(this.s.geometry, chunk)] ?? 0n;
-      if (entryState(e) !== SB_PRESENT) throw new CorruptImageError(this.file.name, `chunk ${chunk} has partially present blocks but no sector bitmap`);
+      if (entryState(e) !== SB_PRESENT)
+        throw new CorruptImageError(this.file.name, `chunk ${chunk} has partially present blocks but no sector bitmap`);
       return readExact(this.s.source, entryOffset(e), MiB);
     });
   }
@@ -272,7 +304,11 @@ export class VhdxDevice implements BlockDevice {
     if (s.replay) info.extra!['log-entries-replayed'] = s.replay.entries.length;
     if (s.metadata.parent) {
       info.extra!['parent-locator'] = s.metadata.parent.entries;
-      if (this.parent?.linkage) info.extra!['parent-linkage'] = this.parent.linkage === 'matches' ? 'matches the parent\'s DataWriteGuid' : `MISMATCH: the parent's DataWriteGuid is ${this.parent.parentDataWriteGuid}; it changed after this differencing disk was made (Hyper-V refuses such a chain)`;
+      if (this.parent?.linkage)
+        info.extra!['parent-linkage'] =
+          this.parent.linkage === 'matches'
+            ? "matches the parent's DataWriteGuid"
+            : `MISMATCH: the parent's DataWriteGuid is ${this.parent.parentDataWriteGuid}; it changed after this differencing disk was made (Hyper-V refuses such a chain)`;
       if (this.backingRef) {
         setBackingInfo(info, this.file.name, this.backingRef.name, 'vhdx');
       }
@@ -287,7 +323,8 @@ export class VhdxDevice implements BlockDevice {
 }
 
 export function logState(s: VhdxStructure): string {
-  if (s.replay) return `dirty: ${s.replay.entries.length} log entr${s.replay.entries.length === 1 ? 'y' : 'ies'} replayed in memory (the file was not changed)`;
+  if (s.replay)
+    return `dirty: ${s.replay.entries.length} log entr${s.replay.entries.length === 1 ? 'y' : 'ies'} replayed in memory (the file was not changed)`;
   if (!s.header.logGuid.every((b) => b === 0)) return 'clean (log GUID set, but no valid entries to replay)';
   return 'clean';
 }

@@ -47,14 +47,25 @@ import {
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VHDX_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'subformat', type: 'enum', values: ['dynamic', 'fixed'], default: 'dynamic', help: 'dynamic (blocks allocated as data arrives) or fixed (every block present, as Hyper-V makes them)' },
-  { name: 'block_size', type: 'size', default: '0', help: 'payload block size, 1M to 256M, a power of two; 0 picks by disk size like qemu-img (8M up to 1G, 16M, 32M over 100G, 64M over 32T)' },
+  {
+    name: 'subformat',
+    type: 'enum',
+    values: ['dynamic', 'fixed'],
+    default: 'dynamic',
+    help: 'dynamic (blocks allocated as data arrives) or fixed (every block present, as Hyper-V makes them)',
+  },
+  {
+    name: 'block_size',
+    type: 'size',
+    default: '0',
+    help: 'payload block size, 1M to 256M, a power of two; 0 picks by disk size like qemu-img (8M up to 1G, 16M, 32M over 100G, 64M over 32T)',
+  },
   { name: 'log_size', type: 'size', default: '1M', help: 'size of the (empty) log region, a multiple of 1M' },
   {
     name: 'block_state_zero',
     type: 'bool',
     default: 'off',
-    help: 'mark unwritten blocks of a dynamic image ZERO instead of NOT_PRESENT (qemu-img\'s default; non-standard)',
+    help: "mark unwritten blocks of a dynamic image ZERO instead of NOT_PRESENT (qemu-img's default; non-standard)",
   },
 ];
 
@@ -79,7 +90,8 @@ export function parseVhdxOptions(opts: CreateOptions): VhdxWriterConfig {
   const logSize = alignUp(o.log_size ? parseSize(o.log_size, 'log_size') : DEFAULT_LOG_SIZE, MiB);
   if (logSize < MiB || logSize > 0xffffffff - MiB) throw new InvalidArgumentError('log_size must be between 1M and 4G', opts.filename);
   let blockSize = alignUp(o.block_size ? parseSize(o.block_size, 'block_size') : 0, MiB);
-  if (!blockSize) blockSize = virtualSize > 32 * TiB ? 64 * MiB : virtualSize > 100 * GiB ? 32 * MiB : virtualSize > GiB ? 16 * MiB : 8 * MiB;
+  if (!blockSize)
+    blockSize = virtualSize > 32 * TiB ? 64 * MiB : virtualSize > 100 * GiB ? 32 * MiB : virtualSize > GiB ? 16 * MiB : 8 * MiB;
   blockSize = Math.min(blockSize, BLOCK_SIZE_MAX);
   if (!isPowerOfTwo(blockSize)) throw new InvalidArgumentError(`block_size must be a power of two (got ${blockSize})`, opts.filename);
   const sub = o.subformat ?? 'dynamic';
@@ -118,13 +130,17 @@ export async function createVhdxWriter(sink: ByteSink, opts: CreateOptions): Pro
 async function parentFor(opts: CreateOptions, cfg: VhdxWriterConfig): Promise<VhdxWriterConfig['parent']> {
   const b = opts.backing!;
   if (cfg.fixed) throw new InvalidArgumentError('a differencing VHDX cannot be fixed (subformat=fixed with a backing file)', opts.filename);
-  if (b.format && b.format !== 'vhdx') throw new InvalidArgumentError(`the parent of a differencing VHDX must be a VHDX, not ${b.format}`, opts.filename);
+  if (b.format && b.format !== 'vhdx')
+    throw new InvalidArgumentError(`the parent of a differencing VHDX must be a VHDX, not ${b.format}`, opts.filename);
   if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
   const src = await opts.resolver.open(b.name, opts.filename);
   try {
     const s = await readStructure(src, {});
     if (s.metadata.virtualSize !== cfg.virtualSize) {
-      throw new InvalidArgumentError(`a differencing VHDX must have its parent's size: ${b.name} is ${s.metadata.virtualSize} bytes, the new disk ${cfg.virtualSize}`, opts.filename);
+      throw new InvalidArgumentError(
+        `a differencing VHDX must have its parent's size: ${b.name} is ${s.metadata.virtualSize} bytes, the new disk ${cfg.virtualSize}`,
+        opts.filename,
+      );
     }
     return { name: b.name, dataWriteGuid: s.header.dataWriteGuid };
   } finally {
@@ -259,7 +275,7 @@ export class VhdxWriter implements ImageWriter {
     if (!this.cfg.parent) return;
     const bs = this.cfg.blockSize;
     const end = Math.min(offset + length, this.cfg.virtualSize);
-    for (let guest = offset; guest < end; ) {
+    for (let guest = offset; guest < end;) {
       const b = Math.floor(guest / bs);
       const len = Math.min(end, (b + 1) * bs) - guest;
       this.blockHost(b);
@@ -327,11 +343,17 @@ export class VhdxWriter implements ImageWriter {
     let at = METADATA_TABLE_SIZE;
     items.forEach(([id, len, flags], k) => {
       const o = 32 + k * 32;
-      s.setBytes(o, id).setU32(o + 16, at).setU32(o + 20, len).setU32(o + 24, flags);
+      s.setBytes(o, id)
+        .setU32(o + 16, at)
+        .setU32(o + 20, len)
+        .setU32(o + 24, flags);
       at += len;
     });
     const base = METADATA_TABLE_SIZE;
-    s.setU32(base, this.cfg.blockSize).setU32(base + 4, this.cfg.parent ? PARAM_HAS_PARENT : this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0);
+    s.setU32(base, this.cfg.blockSize).setU32(
+      base + 4,
+      this.cfg.parent ? PARAM_HAS_PARENT : this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0,
+    );
     s.setU64(base + 8, this.cfg.virtualSize);
     s.setBytes(base + 16, randomGuid());
     s.setU32(base + 32, SECTOR).setU32(base + 36, SECTOR);
@@ -372,7 +394,10 @@ function parentLocator(p: { name: string; dataWriteGuid: Uint8Array }): Uint8Arr
   let at = head;
   strings.forEach(([k, v], i) => {
     const o = 20 + 12 * i;
-    s.setU32(o, at).setU32(o + 4, at + k.length).setU16(o + 8, k.length).setU16(o + 10, v.length);
+    s.setU32(o, at)
+      .setU32(o + 4, at + k.length)
+      .setU16(o + 8, k.length)
+      .setU16(o + 10, v.length);
     s.setBytes(at, k).setBytes(at + k.length, v);
     at += k.length + v.length;
   });

@@ -25,11 +25,13 @@ export async function openCowdExtent(
   const grainSectors = s.u32(16);
   const gdSector = s.u32(20);
   const gdSize = s.u32(24);
-  if (grainSectors === 0 || grainSectors > MAX_GRAIN_SECTORS) throw new CorruptImageError(src.name, `COWD granularity of ${grainSectors} sectors is invalid`);
+  if (grainSectors === 0 || grainSectors > MAX_GRAIN_SECTORS)
+    throw new CorruptImageError(src.name, `COWD granularity of ${grainSectors} sectors is invalid`);
   const needed = Math.ceil(capacity / (grainSectors * COWD_GTES));
   if (gdSize < needed) throw new CorruptImageError(src.name, `COWD grain directory has ${gdSize} entries, ${needed} are needed`);
   const limits = opts.limits ?? DEFAULT_LIMITS;
-  if (gdSize * 4 > limits.maxTableBytes) throw new CorruptImageError(src.name, `COWD grain directory of ${gdSize} entries exceeds the table limit`);
+  if (gdSize * 4 > limits.maxTableBytes)
+    throw new CorruptImageError(src.name, `COWD grain directory of ${gdSize} entries exceeds the table limit`);
   const gd = readU32Table(await readExact(src, gdSector * SECTOR, gdSize * 4), gdSize, true);
   const header: SparseHeader = {
     version: s.u32(4),

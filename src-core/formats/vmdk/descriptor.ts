@@ -81,7 +81,15 @@ function unquote(v: string): string {
 const EXTENT_RE = /^(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Z]+)(?:\s+(?:"([^"]*)"|(\S+))(?:\s+(\d+))?)?\s*$/;
 
 export function parseDescriptor(file: string, text: string): Descriptor {
-  const d: Descriptor = { version: 0, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType: '', extents: [], ddb: {} };
+  const d: Descriptor = {
+    version: 0,
+    encoding: 'UTF-8',
+    cid: NO_PARENT_CID,
+    parentCid: NO_PARENT_CID,
+    createType: '',
+    extents: [],
+    ddb: {},
+  };
   let sawVersion = false;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -123,7 +131,8 @@ export function parseDescriptor(file: string, text: string): Descriptor {
   }
   // A missing version= line only matters to probing (vmdk_probe); with -f vmdk QEMU reads on.
   if (!sawVersion) d.version = 1;
-  if (!(d.version >= 1 && d.version <= 3)) throw new UnsupportedError(file, `VMDK descriptor version ${d.version} is not supported (1 to 3)`);
+  if (!(d.version >= 1 && d.version <= 3))
+    throw new UnsupportedError(file, `VMDK descriptor version ${d.version} is not supported (1 to 3)`);
   return d;
 }
 
@@ -136,7 +145,8 @@ function parseExtentLine(file: string, m: RegExpExecArray): ExtentLine {
   const type = m[3] as ExtentType;
   if (!EXTENT_TYPES.includes(type)) throw new UnsupportedError(file, `extent type ${m[3]} is not supported`);
   const sectors = Number(m[2]);
-  if (!Number.isSafeInteger(sectors) || sectors > MAX_EXTENT_LINE_SECTORS) throw new CorruptImageError(file, `extent size ${m[2]} is out of range`);
+  if (!Number.isSafeInteger(sectors) || sectors > MAX_EXTENT_LINE_SECTORS)
+    throw new CorruptImageError(file, `extent size ${m[2]} is out of range`);
   const name = m[4] ?? m[5];
   const offset = m[6] !== undefined ? Number(m[6]) : 0;
   if (!Number.isSafeInteger(offset)) throw new CorruptImageError(file, `extent offset ${m[6]} is out of range`);
@@ -160,7 +170,13 @@ export interface DescriptorBuild {
 /** A descriptor in the exact shape qemu-img writes (vmdk_co_do_create's template). */
 export function buildDescriptor(b: DescriptorBuild): string {
   const extents = b.extents
-    .map((e) => `${e.access} ${e.sectors} ${e.type}` + (e.file !== undefined ? ` "${e.file}"` : '') + (e.offset !== undefined ? ` ${e.offset}` : '') + '\n')
+    .map(
+      (e) =>
+        `${e.access} ${e.sectors} ${e.type}` +
+        (e.file !== undefined ? ` "${e.file}"` : '') +
+        (e.offset !== undefined ? ` ${e.offset}` : '') +
+        '\n',
+    )
     .join('');
   return (
     '# Disk DescriptorFile\n' +

@@ -1,7 +1,15 @@
 import { readExact, type ByteSource } from '../../io/bytes.ts';
 import { CorruptImageError, MissingFileError, NotThisFormatError, UnsupportedError } from '../../io/errors.ts';
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
-import { decodeDescriptor, looksLikeDescriptor, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID, parseDescriptor, type Descriptor, type ExtentLine } from './descriptor.ts';
+import {
+  decodeDescriptor,
+  looksLikeDescriptor,
+  MAX_DESCRIPTOR_BYTES,
+  NO_PARENT_CID,
+  parseDescriptor,
+  type Descriptor,
+  type ExtentLine,
+} from './descriptor.ts';
 import { FlatExtent, ZeroExtent, type ExtentInfo, type VmdkExtent } from './extent.ts';
 import { SparseExtent } from './sparseExtent.ts';
 import { COWD, isSparseMagic, KDMV, SECTOR } from './sparseHeader.ts';
@@ -14,7 +22,20 @@ import { SeSparseExtent, isSeSparseMagic } from './seSparse.ts';
 import { hasOwnDescriptor, standaloneExtentError } from './standalone.ts';
 
 /** Stand-alone descriptors VMware tools write for disks we can read (vmfsRDM and devices are not). */
-const READABLE_TYPES = ['monolithicFlat', 'vmfs', 'vmfsSparse', 'seSparse', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'vmfsThin', 'vmfsPreallocated', 'vmfsEagerZeroedThick', 'monolithicSparse', 'streamOptimized', 'custom'];
+const READABLE_TYPES = [
+  'monolithicFlat',
+  'vmfs',
+  'vmfsSparse',
+  'seSparse',
+  'twoGbMaxExtentSparse',
+  'twoGbMaxExtentFlat',
+  'vmfsThin',
+  'vmfsPreallocated',
+  'vmfsEagerZeroedThick',
+  'monolithicSparse',
+  'streamOptimized',
+  'custom',
+];
 
 export function magicOf(head: Uint8Array): number {
   return head.length >= 4 ? new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) : 0;
@@ -95,7 +116,8 @@ export class VmdkDevice implements BlockDevice {
     if (magic === KDMV) return VmdkDevice.openSparseMain(src, head, ctx);
     if (magic === COWD) return VmdkDevice.openCowdMain(src, ctx);
     if (!looksLikeDescriptor(head)) throw new NotThisFormatError(src.name, 'not a VMDK image (no KDMV/COWD magic and no descriptor)');
-    if (src.size > MAX_DESCRIPTOR_BYTES) throw new CorruptImageError(src.name, `descriptor file is ${src.size} bytes; more than ${MAX_DESCRIPTOR_BYTES} is not a descriptor`);
+    if (src.size > MAX_DESCRIPTOR_BYTES)
+      throw new CorruptImageError(src.name, `descriptor file is ${src.size} bytes; more than ${MAX_DESCRIPTOR_BYTES} is not a descriptor`);
     return VmdkDevice.openDescriptor(src, await readExact(src, 0, src.size), ctx);
   }
 
@@ -138,14 +160,29 @@ export class VmdkDevice implements BlockDevice {
       const at = raw.u64(28, 'descriptorOffset') * SECTOR;
       return VmdkDevice.openDescriptor(src, await src.read(at, Math.min(MAX_DESCRIPTOR_BYTES, Math.max(0, src.size - at))), ctx);
     }
-    const ext = await SparseExtent.open(src, { codecs: ctx.codecs, limits: ctx.limits, infoName: src.name, typeName: '', isMainFile: true });
+    const ext = await SparseExtent.open(src, {
+      codecs: ctx.codecs,
+      limits: ctx.limits,
+      infoName: src.name,
+      typeName: '',
+      isMainFile: true,
+    });
     // As in vmdk_open, the header and tables are checked first, then the descriptor's CID.
     if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'sparse VMDK');
     const h = ext.header;
-    let d: Descriptor = { version: 1, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType: '', extents: [], ddb: {} };
+    let d: Descriptor = {
+      version: 1,
+      encoding: 'UTF-8',
+      cid: NO_PARENT_CID,
+      parentCid: NO_PARENT_CID,
+      createType: '',
+      extents: [],
+      ddb: {},
+    };
     if (h.descriptorOffset && h.descriptorSize) {
       const len = h.descriptorSize * SECTOR;
-      if (len > MAX_DESCRIPTOR_BYTES) throw new CorruptImageError(src.name, `embedded descriptor of ${h.descriptorSize} sectors is too large`);
+      if (len > MAX_DESCRIPTOR_BYTES)
+        throw new CorruptImageError(src.name, `embedded descriptor of ${h.descriptorSize} sectors is too large`);
       const text = decodeDescriptor(await readExact(src, h.descriptorOffset * SECTOR, len));
       if (text.trim()) d = parseDescriptor(src.name, text);
     }
@@ -157,7 +194,15 @@ export class VmdkDevice implements BlockDevice {
   private static async openCowdMain(src: ByteSource, ctx: OpenContext): Promise<VmdkDevice> {
     const ext = await openCowdExtent(src, { codecs: ctx.codecs, limits: ctx.limits, infoName: src.name, typeName: '', isMainFile: true });
     if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'COWD (vmfsSparse)');
-    const d: Descriptor = { version: 1, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType: 'vmfsSparse', extents: [], ddb: {} };
+    const d: Descriptor = {
+      version: 1,
+      encoding: 'UTF-8',
+      cid: NO_PARENT_CID,
+      parentCid: NO_PARENT_CID,
+      createType: 'vmfsSparse',
+      extents: [],
+      ddb: {},
+    };
     return new VmdkDevice(src, d, [ext], true);
   }
 
@@ -266,7 +311,8 @@ export class VmdkDevice implements BlockDevice {
 async function openExtent(desc: ByteSource, line: ExtentLine, ctx: OpenContext): Promise<VmdkExtent> {
   const size = line.sectors * SECTOR;
   if (line.type === 'ZERO' || line.access === 'NOACCESS') return new ZeroExtent(size);
-  if (line.type === 'VMFSRDM' || line.type === 'VMFSRAW') throw new UnsupportedError(desc.name, `${line.type} extents map raw devices and cannot be read`);
+  if (line.type === 'VMFSRDM' || line.type === 'VMFSRAW')
+    throw new UnsupportedError(desc.name, `${line.type} extents map raw devices and cannot be read`);
   const name = line.file!;
   if (!ctx.resolver) throw new MissingFileError(desc.name, name, 'extent file');
   const src = await ctx.resolver.open(name, desc.name);
@@ -279,8 +325,10 @@ async function openExtent(desc: ByteSource, line: ExtentLine, ctx: OpenContext):
       case 'SPARSE':
       case 'VMFSSPARSE': {
         const head = await readExact(src, 0, Math.min(src.size, SECTOR));
-        if (isSparseMagic(head)) return await SparseExtent.open(src, { codecs: ctx.codecs, limits: ctx.limits, infoName, typeName: line.type, isMainFile: false });
-        if (magicOf(head) === COWD) return await openCowdExtent(src, { codecs: ctx.codecs, limits: ctx.limits, infoName, typeName: line.type, isMainFile: false });
+        if (isSparseMagic(head))
+          return await SparseExtent.open(src, { codecs: ctx.codecs, limits: ctx.limits, infoName, typeName: line.type, isMainFile: false });
+        if (magicOf(head) === COWD)
+          return await openCowdExtent(src, { codecs: ctx.codecs, limits: ctx.limits, infoName, typeName: line.type, isMainFile: false });
         throw new CorruptImageError(src.name, `${line.type} extent has neither KDMV nor COWD magic`);
       }
       case 'SESPARSE': {

@@ -56,7 +56,10 @@ export class SeSparseExtent implements VmdkExtent {
     }
   }
 
-  private static async openChecked(src: ByteSource, opts: { limits?: Limits; infoName: string; typeName: string }): Promise<SeSparseExtent> {
+  private static async openChecked(
+    src: ByteSource,
+    opts: { limits?: Limits; infoName: string; typeName: string },
+  ): Promise<SeSparseExtent> {
     const s = new Struct(await readExact(src, 0, SECTOR), true);
     if (s.big64(0) !== CONST_MAGIC) throw new CorruptImageError(src.name, 'seSparse const header has a bad magic');
     if (s.big64(8) !== VERSION) throw new UnsupportedError(src.name, `seSparse version 0x${s.big64(8).toString(16)} is not supported`);
@@ -65,7 +68,8 @@ export class SeSparseExtent implements VmdkExtent {
     const gtSectors = s.u64(32, 'grain table size');
     if (grainSectors !== 8) throw new UnsupportedError(src.name, `seSparse grain size ${grainSectors} is not supported (8 sectors)`);
     if (gtSectors !== 64) throw new UnsupportedError(src.name, `seSparse grain table size ${gtSectors} is not supported (64 sectors)`);
-    if (capacity > MAX_CAPACITY_SECTORS) throw new CorruptImageError(src.name, `seSparse capacity of ${capacity} sectors is beyond what can be addressed`);
+    if (capacity > MAX_CAPACITY_SECTORS)
+      throw new CorruptImageError(src.name, `seSparse capacity of ${capacity} sectors is beyond what can be addressed`);
     if (s.big64(40) !== 0n) throw new UnsupportedError(src.name, `seSparse flags 0x${s.big64(40).toString(16)} are not supported`);
     const volatileSector = s.u64(80, 'volatile header offset');
     const gdSector = s.u64(128, 'grain directory offset');
@@ -77,9 +81,11 @@ export class SeSparseExtent implements VmdkExtent {
     if (v.big64(24) !== 0n) throw new UnsupportedError(src.name, 'seSparse image is dirty (its journal needs replaying)');
     const entries = (gdSectors * SECTOR) / 8;
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    if (entries * 8 > limits.maxTableBytes) throw new CorruptImageError(src.name, `seSparse grain directory of ${entries} entries exceeds the table limit`);
-    const gtSpan = (gtSectors * SECTOR) / 8 * grainSectors;
-    if (Math.ceil(capacity / gtSpan) > entries) throw new CorruptImageError(src.name, 'seSparse grain directory is too small for the capacity');
+    if (entries * 8 > limits.maxTableBytes)
+      throw new CorruptImageError(src.name, `seSparse grain directory of ${entries} entries exceeds the table limit`);
+    const gtSpan = ((gtSectors * SECTOR) / 8) * grainSectors;
+    if (Math.ceil(capacity / gtSpan) > entries)
+      throw new CorruptImageError(src.name, 'seSparse grain directory is too small for the capacity');
     const gd = readBig64Table(await readExact(src, gdSector * SECTOR, entries * 8), entries, true);
     return new SeSparseExtent(src, capacity, grainSectors, gtSectors, gd, tablesSector, grainsSector, opts.infoName, opts.typeName);
   }
@@ -104,7 +110,8 @@ export class SeSparseExtent implements VmdkExtent {
       case 3n: {
         const index = ((e >> 48n) & 0xfffn) | ((e & 0xffffffffffffn) << 12n);
         const sector = BigInt(this.grainsSector) + index * BigInt(this.grainBytes / SECTOR);
-        if (sector > BigInt(Number.MAX_SAFE_INTEGER) / 512n) throw new CorruptImageError(this.src.name, `seSparse grain ${g} points beyond any file`);
+        if (sector > BigInt(Number.MAX_SAFE_INTEGER) / 512n)
+          throw new CorruptImageError(this.src.name, `seSparse grain ${g} points beyond any file`);
         return { kind: 'data', sector: Number(sector) };
       }
       default:
@@ -114,12 +121,13 @@ export class SeSparseExtent implements VmdkExtent {
 
   async *extents(from: number, to: number): AsyncIterable<Extent> {
     to = Math.min(to, this.size);
-    for (let pos = from; pos < to; ) {
+    for (let pos = from; pos < to;) {
       const g = Math.floor(pos / this.grainBytes);
       const gStart = g * this.grainBytes;
       const end = Math.min(gStart + this.grainBytes, to);
       const gr = await this.grain(g);
-      if (gr.kind === 'data') yield { offset: pos, length: end - pos, kind: 'data', hostOffset: gr.sector * SECTOR + (pos - gStart), hostFile: this.src.name };
+      if (gr.kind === 'data')
+        yield { offset: pos, length: end - pos, kind: 'data', hostOffset: gr.sector * SECTOR + (pos - gStart), hostFile: this.src.name };
       else yield { offset: pos, length: end - pos, kind: gr.kind };
       pos = end;
     }

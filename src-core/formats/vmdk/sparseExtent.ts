@@ -67,7 +67,8 @@ export class SparseExtent implements VmdkExtent {
     if (h.gdOffset === 0) throw new CorruptImageError(src.name, 'sparse extent has no grain directory (gdOffset 0)');
     const n = gdEntries(h);
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    if (n * 4 > limits.maxTableBytes) throw new CorruptImageError(src.name, `grain directory of ${n} entries exceeds the ${limits.maxTableBytes}-byte table limit`);
+    if (n * 4 > limits.maxTableBytes)
+      throw new CorruptImageError(src.name, `grain directory of ${n} entries exceeds the ${limits.maxTableBytes}-byte table limit`);
     const gdBytes = await readExact(src, h.gdOffset * SECTOR, n * 4);
     return new SparseExtent(src, h, readU32Table(gdBytes, n, true), opts.codecs, opts.infoName, opts.typeName, opts.isMainFile);
   }
@@ -78,7 +79,9 @@ export class SparseExtent implements VmdkExtent {
     const gdIndex = Math.floor(g / gtes);
     const gtSector = this.gd[gdIndex] ?? 0;
     if (!gtSector) return 0;
-    const gt = await this.gtCache.getOrLoad(gtSector, async () => readU32Table(await readExact(this.src, gtSector * SECTOR, gtes * 4), gtes, true));
+    const gt = await this.gtCache.getOrLoad(gtSector, async () =>
+      readU32Table(await readExact(this.src, gtSector * SECTOR, gtes * 4), gtes, true),
+    );
     return gt[g % gtes]!;
   }
 
@@ -121,7 +124,7 @@ export class SparseExtent implements VmdkExtent {
     const end = Math.min(offset + length, this.size);
     const plain: HostRead[] = [];
     const packed: (HostRead & { grain: number; start: number; len: number })[] = [];
-    for (let pos = offset; pos < end; ) {
+    for (let pos = offset; pos < end;) {
       const g = Math.floor(pos / this.grainBytes);
       const grainStart = g * this.grainBytes;
       const stop = Math.min(grainStart + this.grainBytes, end);
@@ -153,7 +156,10 @@ export class SparseExtent implements VmdkExtent {
         decoded.set(p.grain, data);
       }
       if (data.length < p.start + p.len) {
-        throw new CorruptImageError(this.src.name, `compressed grain ${p.grain} inflates to ${data.length} bytes, fewer than the ${p.start + p.len} needed`);
+        throw new CorruptImageError(
+          this.src.name,
+          `compressed grain ${p.grain} inflates to ${data.length} bytes, fewer than the ${p.start + p.len} needed`,
+        );
       }
       out.set(data.subarray(p.start, p.start + p.len), p.outPos);
     });
@@ -167,7 +173,8 @@ export class SparseExtent implements VmdkExtent {
       if (bytes.length < 12) throw new CorruptImageError(this.src.name, `grain marker of grain ${g} is truncated`);
       const size = new DataView(bytes.buffer, bytes.byteOffset, 12).getUint32(8, true);
       // vmdk_read_extent: a zero size or one beyond two grains is corrupt.
-      if (size === 0 || size > bytes.length - 12) throw new CorruptImageError(this.src.name, `grain ${g} has an invalid compressed size ${size}`);
+      if (size === 0 || size > bytes.length - 12)
+        throw new CorruptImageError(this.src.name, `grain ${g} has an invalid compressed size ${size}`);
       data = bytes.subarray(12, 12 + size);
     }
     try {
@@ -224,7 +231,10 @@ async function readFooter(src: ByteSource): Promise<SparseHeader> {
     if (h.gdOffset < 0) throw new CorruptImageError(src.name, 'stream footer has no grain directory offset either');
     return h;
   }
-  throw new CorruptImageError(src.name, 'grain directory is at the end (GD_AT_END) but no footer marker, footer and end-of-stream marker were found');
+  throw new CorruptImageError(
+    src.name,
+    'grain directory is at the end (GD_AT_END) but no footer marker, footer and end-of-stream marker were found',
+  );
 }
 
 /** True when the reads fill [0, length) of the output from one contiguous host range. */

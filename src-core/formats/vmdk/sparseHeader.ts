@@ -92,11 +92,13 @@ function parseSparseHeaderFields(file: string, b: Uint8Array): SparseHeader {
   if (flags & 0xffff0000 & ~KNOWN_INCOMPAT) {
     throw new UnsupportedError(file, `sparse extent has unknown incompatible flags 0x${(flags >>> 0).toString(16)}`);
   }
-  if (h.gtesPerGt === 0 || h.gtesPerGt > MAX_GTES_PER_GT) throw new CorruptImageError(file, `grain table has ${h.gtesPerGt} entries (1 to ${MAX_GTES_PER_GT} allowed)`);
+  if (h.gtesPerGt === 0 || h.gtesPerGt > MAX_GTES_PER_GT)
+    throw new CorruptImageError(file, `grain table has ${h.gtesPerGt} entries (1 to ${MAX_GTES_PER_GT} allowed)`);
   if (h.grainSectors === 0 || h.grainSectors > MAX_GRAIN_SECTORS) {
     throw new CorruptImageError(file, `grain size of ${h.grainSectors} sectors is invalid (1 to ${MAX_GRAIN_SECTORS})`);
   }
-  if (h.capacity > MAX_CAPACITY_SECTORS) throw new CorruptImageError(file, `capacity of ${h.capacity} sectors is beyond what can be addressed`);
+  if (h.capacity > MAX_CAPACITY_SECTORS)
+    throw new CorruptImageError(file, `capacity of ${h.capacity} sectors is beyond what can be addressed`);
   if (h.compressAlgorithm > COMPRESS_DEFLATE) throw new UnsupportedError(file, `unknown compression algorithm ${h.compressAlgorithm}`);
   return h;
 }

@@ -51,7 +51,8 @@ export class SparseExtentWriter implements PieceWriter {
     this.rgdOffset = 1 + DESC_SECTORS;
     this.gdOffset = this.rgdOffset + this.gdSectors + gtSectors * this.gtCount;
     this.overhead = alignUp(this.gdOffset + this.gdSectors + gtSectors * this.gtCount, GRAIN_SECTORS);
-    if (this.overhead >= MAX_EXTENT_SECTORS) throw new UnsupportedError(sink.name, 'disk too large for one sparse extent file; use subformat=twoGbMaxExtentSparse');
+    if (this.overhead >= MAX_EXTENT_SECTORS)
+      throw new UnsupportedError(sink.name, 'disk too large for one sparse extent file; use subformat=twoGbMaxExtentSparse');
     this.next = this.overhead;
     this.out = new SinkBuffer(sink);
     if (descriptor && descriptor.length > DESC_SECTORS * SECTOR) throw new RangeError('descriptor does not fit in 20 sectors');
@@ -85,7 +86,10 @@ export class SparseExtentWriter implements PieceWriter {
       const { table, i } = await this.tableFor(Math.floor((offset + pos) / GRAIN_BYTES));
       // Grain table entries are 32-bit sector numbers: an extent file ends at 2 TiB.
       if (this.next + GRAIN_SECTORS > MAX_EXTENT_SECTORS) {
-        throw new UnsupportedError(this.sink.name, 'a sparse extent file cannot pass 2 TiB (32-bit grain offsets); use subformat=twoGbMaxExtentSparse');
+        throw new UnsupportedError(
+          this.sink.name,
+          'a sparse extent file cannot pass 2 TiB (32-bit grain offsets); use subformat=twoGbMaxExtentSparse',
+        );
       }
       table[i] = this.next;
       await this.out.write(this.next * SECTOR, grain);

@@ -15,7 +15,13 @@ export type Subformat = (typeof SUBFORMATS)[number];
 const ADAPTERS = ['ide', 'buslogic', 'lsilogic', 'legacyESX'];
 
 export const VMDK_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'subformat', type: 'enum', values: SUBFORMATS, default: 'monolithicSparse', help: 'file layout: one sparse file, descriptor + flat file, 2 GiB pieces, or a compressed stream (OVA, ESXi, AWS)' },
+  {
+    name: 'subformat',
+    type: 'enum',
+    values: SUBFORMATS,
+    default: 'monolithicSparse',
+    help: 'file layout: one sparse file, descriptor + flat file, 2 GiB pieces, or a compressed stream (OVA, ESXi, AWS)',
+  },
   { name: 'adapter_type', type: 'enum', values: ADAPTERS, default: 'ide', help: 'virtual controller recorded in the descriptor' },
   { name: 'hwversion', type: 'string', default: '4', help: 'virtual hardware version recorded in the descriptor' },
   { name: 'compat6', type: 'bool', default: 'off', help: 'VMware Workstation 6 compatibility (hardware version 6)' },
@@ -55,7 +61,8 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
   if (flat && opts.backing) throw new InvalidArgumentError("a flat VMDK can't have a backing file");
   if (flat && zeroedGrain) throw new InvalidArgumentError("a flat VMDK can't enable zeroed grains");
   if (sub === 'streamOptimized' && opts.backing) throw new InvalidArgumentError('a streamOptimized VMDK cannot have a backing file');
-  if (!Number.isSafeInteger(Number(hwVersion)) || !/^\d+$/.test(toolsVersion)) throw new InvalidArgumentError('hwversion and toolsversion must be numbers');
+  if (!Number.isSafeInteger(Number(hwVersion)) || !/^\d+$/.test(toolsVersion))
+    throw new InvalidArgumentError('hwversion and toolsversion must be numbers');
 
   const size = Math.ceil(opts.virtualSize / SECTOR) * SECTOR;
   const sectors = size / SECTOR;
@@ -80,11 +87,13 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
   if (sub === 'monolithicSparse' || sub === 'streamOptimized') {
     const text = buildDescriptor({ ...desc, createType: sub, extents: [{ access: 'RW', sectors, type: 'SPARSE', file: main }] });
     const bytes = utf8Encode(text);
-    const w: PieceWriter = sub === 'streamOptimized' ? new StreamWriter(sink, size, bytes, opts.codecs) : new SparseExtentWriter(sink, size, zeroedGrain, bytes);
+    const w: PieceWriter =
+      sub === 'streamOptimized' ? new StreamWriter(sink, size, bytes, opts.codecs) : new SparseExtentWriter(sink, size, zeroedGrain, bytes);
     return new VmdkWriter(sink, [{ start: 0, size, writer: w, sink }], undefined, !!opts.backing);
   }
 
-  if (!opts.resolver?.create) throw new UnsupportedError(opts.filename, `subformat ${sub} writes several files, which this platform cannot create`);
+  if (!opts.resolver?.create)
+    throw new UnsupportedError(opts.filename, `subformat ${sub} writes several files, which this platform cannot create`);
   const split = sub.startsWith('twoGb');
   const pieces: Piece[] = [];
   const lines: DescriptorBuild['extents'] = [];
@@ -95,7 +104,11 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
       const pieceSink = await opts.resolver.create(name, opts.filename);
       const writer = flat ? new FlatPieceWriter(pieceSink, len) : new SparseExtentWriter(pieceSink, len, zeroedGrain, undefined);
       pieces.push({ start, size: len, writer, sink: pieceSink });
-      lines.push(flat ? { access: 'RW', sectors: len / SECTOR, type: 'FLAT', file: name, offset: 0 } : { access: 'RW', sectors: len / SECTOR, type: 'SPARSE', file: name });
+      lines.push(
+        flat
+          ? { access: 'RW', sectors: len / SECTOR, type: 'FLAT', file: name, offset: 0 }
+          : { access: 'RW', sectors: len / SECTOR, type: 'SPARSE', file: name },
+      );
       if (!split) break;
     }
   } catch (e) {
@@ -120,7 +133,8 @@ function randomCid(): number {
 /** vmdk_co_do_create: a backing file must be a VMDK; the child records its CID as parentCID. */
 async function readParentCid(opts: CreateOptions): Promise<number> {
   const b = opts.backing!;
-  if (b.format && b.format !== 'vmdk') throw new InvalidArgumentError(`invalid backing file format ${b.format}: a VMDK backing file must be vmdk`);
+  if (b.format && b.format !== 'vmdk')
+    throw new InvalidArgumentError(`invalid backing file format ${b.format}: a VMDK backing file must be vmdk`);
   if (!opts.resolver) throw new UnsupportedError(opts.filename, `backing file "${b.name}" cannot be opened here`);
   const src = await opts.resolver.open(b.name, opts.filename);
   const parent = await VmdkDevice.open(src, { codecs: opts.codecs, resolver: opts.resolver, noBacking: true });
@@ -147,7 +161,11 @@ class VmdkWriter implements ImageWriter {
     this.order = new WriteOrder('vmdk', GRAIN_BYTES, last.start + last.size);
   }
 
-  private async each(offset: number, length: number, fn: (p: Piece, at: number, from: number, len: number) => Promise<void>): Promise<void> {
+  private async each(
+    offset: number,
+    length: number,
+    fn: (p: Piece, at: number, from: number, len: number) => Promise<void>,
+  ): Promise<void> {
     this.order.check(offset, length);
     for (const p of this.pieces) {
       const a = Math.max(offset, p.start);

@@ -29,7 +29,8 @@ export interface DynamicHeader {
 }
 
 export function parseDynamicHeader(file: string, buf: Uint8Array): DynamicHeader {
-  if (!hasCookie(buf, DYNAMIC_COOKIE)) throw new CorruptImageError(file, 'no VHD dynamic disk header cookie "cxsparse" at the footer\'s data offset');
+  if (!hasCookie(buf, DYNAMIC_COOKIE))
+    throw new CorruptImageError(file, 'no VHD dynamic disk header cookie "cxsparse" at the footer\'s data offset');
   const s = new Struct(buf.subarray(0, DYNAMIC_HEADER_SIZE));
   const stored = s.u32(36);
   const computed = vhdChecksum(s.bytes, 36);
@@ -41,7 +42,8 @@ export function parseDynamicHeader(file: string, buf: Uint8Array): DynamicHeader
     );
   }
   const blockSize = s.u32(32);
-  if (!isPowerOfTwo(blockSize) || blockSize < 512) throw new CorruptImageError(file, `VHD block size ${blockSize} is not a power of two of at least 512`);
+  if (!isPowerOfTwo(blockSize) || blockSize < 512)
+    throw new CorruptImageError(file, `VHD block size ${blockSize} is not a power of two of at least 512`);
   const locators: ParentLocator[] = [];
   for (let i = 0; i < 8; i++) {
     const o = 576 + i * 24;
@@ -111,7 +113,10 @@ export function buildDynamicHeader(tableOffset: number, maxTableEntries: number,
     s.setBytes(64, encodeUtf16(parent.name, false).subarray(0, 510));
     parent.locators.forEach((l, i) => {
       const o = 576 + i * 24;
-      s.setString(o, l.code).setU32(o + 4, l.dataSpace).setU32(o + 8, l.dataLength).setU64(o + 16, l.dataOffset);
+      s.setString(o, l.code)
+        .setU32(o + 4, l.dataSpace)
+        .setU32(o + 8, l.dataLength)
+        .setU64(o + 16, l.dataOffset);
     });
   }
   s.setU32(36, vhdChecksum(s.bytes, 36));

@@ -113,7 +113,8 @@ export function sizeRule(f: VhdFooter, force?: SizeCalc): { size: number; source
   const useChs = !currentSizeApps.some(is) || force === 'chs';
   const chsSectors = f.cylinders * f.heads * f.sectorsPerTrack;
   // Even a forced "chs" yields to a saturated geometry, as in QEMU.
-  if (!useChs || chsSectors === VHD_MAX_GEOMETRY || force === 'current_size') return { size: Math.floor(f.currentSize / 512) * 512, source: 'current-size' };
+  if (!useChs || chsSectors === VHD_MAX_GEOMETRY || force === 'current_size')
+    return { size: Math.floor(f.currentSize / 512) * 512, source: 'current-size' };
   return { size: chsSectors * 512, source: 'chs' };
 }
 

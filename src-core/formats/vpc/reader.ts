@@ -72,7 +72,8 @@ export class VpcDevice implements BlockDevice {
       footer = parseFooter(src.name, tail, 'at the end of the file');
     } else throw new NotThisFormatError(src.name, 'not a VHD image (no "conectix" footer at the start or the end)');
     const type = footer.diskType;
-    if (!DISK_TYPE_NAMES[type]) throw new UnsupportedError(src.name, `VHD disk type ${type} is not fixed (2), dynamic (3) or differencing (4)`);
+    if (!DISK_TYPE_NAMES[type])
+      throw new UnsupportedError(src.name, `VHD disk type ${type} is not fixed (2), dynamic (3) or differencing (4)`);
     const sizeCalc = parseSizeCalc(src.name, ctx.driverOptions);
     const { size } = sizeRule(footer, sizeCalc);
     checkSize(src.name, size);
@@ -85,14 +86,19 @@ export class VpcDevice implements BlockDevice {
       throw new CorruptImageError(src.name, `VHD BAT has ${entries} entries of ${header.blockSize} bytes, too few for a ${size}-byte disk`);
     }
     const limits = ctx.limits ?? DEFAULT_LIMITS;
-    if (entries * 4 > limits.maxTableBytes) throw new UnsupportedError(src.name, `VHD BAT of ${entries} entries is larger than the ${limits.maxTableBytes}-byte limit`);
+    if (entries * 4 > limits.maxTableBytes)
+      throw new UnsupportedError(src.name, `VHD BAT of ${entries} entries is larger than the ${limits.maxTableBytes}-byte limit`);
     const bat = readU32Table(await readExact(src, header.tableOffset, entries * 4), entries);
     const bitmapSize = bitmapBytes(header.blockSize);
     // QEMU refuses a file whose last block does not fit (vpc_open: "The image has been truncated").
     for (let i = 0; i < entries; i++) {
       if (bat[i] === BAT_UNUSED) continue;
       const end = bat[i]! * 512 + bitmapSize + header.blockSize;
-      if (end > src.size) throw new CorruptImageError(src.name, `VHD block ${i} ends at ${end}, past the end of the file (${src.size} bytes): the image has been truncated`);
+      if (end > src.size)
+        throw new CorruptImageError(
+          src.name,
+          `VHD block ${i} ends at ${end}, past the end of the file (${src.size} bytes): the image has been truncated`,
+        );
     }
     const parent = type === DISK_DIFFERENCING ? await findParent(src, header, ctx) : undefined;
     return new VpcDevice(src, footer, { header, bat, bitmapSize }, parent, sizeCalc);
@@ -184,7 +190,7 @@ export class VpcDevice implements BlockDevice {
     const reads: HostRead[] = [];
     const bitmapReads = new Map<HostRead, number>();
     const segments: { index: number; from: number; to: number }[] = [];
-    for (let pos = offset; pos < end; ) {
+    for (let pos = offset; pos < end;) {
       const index = Math.floor(pos / bs);
       const blockStart = index * bs;
       const segEnd = Math.min(blockStart + bs, end);
@@ -211,7 +217,7 @@ export class VpcDevice implements BlockDevice {
     for (const seg of segments) {
       const bitmap = await this.bitmap(seg.index);
       const blockStart = seg.index * bs;
-      for (let pos = seg.from; pos < seg.to; ) {
+      for (let pos = seg.from; pos < seg.to;) {
         const sector = Math.floor((pos - blockStart) / 512);
         const sEnd = Math.min(blockStart + (sector + 1) * 512, seg.to);
         if (!isSet(bitmap, sector)) out.fill(0, pos - offset, sEnd - offset);
@@ -240,7 +246,8 @@ export class VpcDevice implements BlockDevice {
       'vhd-timestamp': new Date(VHD_EPOCH_MS + f.timestamp * 1000).toISOString(),
     };
     if (this.sizeSource === 'chs' && f.currentSize !== this.virtualSize) {
-      extra['vhd-size-note'] = `creator "${f.creatorApp}" means CHS geometry decides the size (as QEMU and Virtual PC read it); the footer's current size is ${f.currentSize} (read that with --image-opts driver=vpc,force_size_calc=current_size,file.filename=…)`;
+      extra['vhd-size-note'] =
+        `creator "${f.creatorApp}" means CHS geometry decides the size (as QEMU and Virtual PC read it); the footer's current size is ${f.currentSize} (read that with --image-opts driver=vpc,force_size_calc=current_size,file.filename=…)`;
     }
     if (this.dyn && this.isDiff) {
       extra['vhd-parent-uuid'] = uuidToString(this.dyn.header.parentUuid);
@@ -260,5 +267,5 @@ export class VpcDevice implements BlockDevice {
 }
 
 function isSet(bitmap: Uint8Array, sector: number): boolean {
-  return ((bitmap[Math.floor(sector / 8)] ?? 0) & (0x80 >> sector % 8)) !== 0;
+  return ((bitmap[Math.floor(sector / 8)] ?? 0) & (0x80 >> (sector % 8))) !== 0;
 }

@@ -6,7 +6,15 @@ import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
-import { BAT_UNUSED, bitmapBytes, buildDynamicHeader, DYNAMIC_HEADER_SIZE, encodeUtf16, type ParentFields, type ParentLocator } from './dynamicHeader.ts';
+import {
+  BAT_UNUSED,
+  bitmapBytes,
+  buildDynamicHeader,
+  DYNAMIC_HEADER_SIZE,
+  encodeUtf16,
+  type ParentFields,
+  type ParentLocator,
+} from './dynamicHeader.ts';
 import {
   buildFooter,
   chsGeometry,
@@ -27,7 +35,13 @@ import {
 import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VPC_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  { name: 'subformat', type: 'enum', values: ['dynamic', 'fixed'], default: 'dynamic', help: 'dynamic (sparse, default) or fixed (data then footer; what Azure wants)' },
+  {
+    name: 'subformat',
+    type: 'enum',
+    values: ['dynamic', 'fixed'],
+    default: 'dynamic',
+    help: 'dynamic (sparse, default) or fixed (data then footer; what Azure wants)',
+  },
   {
     name: 'force_size',
     type: 'bool',
@@ -64,15 +78,24 @@ export function planVpc(opts: CreateOptions): VpcLayout {
   const fixed = (o.subformat ?? 'dynamic') === 'fixed';
   const size = alignUp(opts.virtualSize, 512);
   const sectors = size / 512;
-  if (sectors > VHD_MAX_SECTORS) throw new InvalidArgumentError(`VHD disks are at most 2040 GiB (${VHD_MAX_SECTORS * 512} bytes); this one is ${size}`);
+  if (sectors > VHD_MAX_SECTORS)
+    throw new InvalidArgumentError(`VHD disks are at most 2040 GiB (${VHD_MAX_SECTORS * 512} bytes); this one is ${size}`);
   const warnings: string[] = [];
   if (size !== opts.virtualSize) warnings.push(`the VHD size is rounded up to whole sectors: ${size} bytes instead of ${opts.virtualSize}`);
   if (o.force_size !== undefined && parseBool(o.force_size, 'force_size')) {
-    return { fixed, size, creatorApp: 'qem2', creatorVersion: QEMU_VERSION, geometry: { cylinders: MAX_CYLINDERS, heads: MAX_HEADS, sectorsPerTrack: MAX_SPT }, warnings };
+    return {
+      fixed,
+      size,
+      creatorApp: 'qem2',
+      creatorVersion: QEMU_VERSION,
+      geometry: { cylinders: MAX_CYLINDERS, heads: MAX_HEADS, sectorsPerTrack: MAX_SPT },
+      warnings,
+    };
   }
   if (o.force_size !== undefined) {
     const r = roundUpToChs(sectors);
-    if (r.sectors !== sectors) warnings.push(`force_size=off: the disk grows to its CHS size, ${r.sectors * 512} bytes (as qemu-img makes it)`);
+    if (r.sectors !== sectors)
+      warnings.push(`force_size=off: the disk grows to its CHS size, ${r.sectors * 512} bytes (as qemu-img makes it)`);
     return { fixed, size: r.sectors * 512, creatorApp: 'qemu', creatorVersion: QEMU_VERSION, geometry: r, warnings };
   }
   const geometry = chsGeometry(sectors);
@@ -82,7 +105,8 @@ export function planVpc(opts: CreateOptions): VpcLayout {
       `the VHD keeps the exact size ${size} bytes (creator "win ": QEMU, Hyper-V and libvhdi read that size); Virtual PC would see only its CHS size, ${chs * 512} bytes`,
     );
   }
-  if (fixed && size % (1024 * 1024) !== 0) warnings.push(`Azure accepts only fixed VHDs whose size is a whole number of MiB; this one is ${size} bytes`);
+  if (fixed && size % (1024 * 1024) !== 0)
+    warnings.push(`Azure accepts only fixed VHDs whose size is a whole number of MiB; this one is ${size} bytes`);
   return { fixed, size, creatorApp: 'win ', creatorVersion: WIN_VERSION, geometry, warnings };
 }
 
@@ -169,7 +193,8 @@ abstract class BlockTableVpcWriter implements ImageWriter {
     await this.out.write(this.end, bitmap);
     await this.out.write(this.end + this.bitmapSize, block);
     // Every block is whole in the file: QEMU refuses a file whose last block is cut short.
-    if (block.length < BLOCK_SIZE) await this.out.write(this.end + this.bitmapSize + block.length, new Uint8Array(BLOCK_SIZE - block.length));
+    if (block.length < BLOCK_SIZE)
+      await this.out.write(this.end + this.bitmapSize + block.length, new Uint8Array(BLOCK_SIZE - block.length));
     this.end += this.bitmapSize + BLOCK_SIZE;
   }
 
@@ -248,8 +273,10 @@ function relativePath(fromDir: string, to: string): string {
  */
 async function parentFor(opts: CreateOptions, layout: VpcLayout): Promise<ParentLink> {
   const b = opts.backing!;
-  if (layout.fixed) throw new InvalidArgumentError('a differencing VHD cannot be fixed (subformat=fixed with a backing file)', opts.filename);
-  if (b.format && b.format !== 'vpc') throw new InvalidArgumentError(`the parent of a differencing VHD must be a VHD (vpc), not ${b.format}`, opts.filename);
+  if (layout.fixed)
+    throw new InvalidArgumentError('a differencing VHD cannot be fixed (subformat=fixed with a backing file)', opts.filename);
+  if (b.format && b.format !== 'vpc')
+    throw new InvalidArgumentError(`the parent of a differencing VHD must be a VHD (vpc), not ${b.format}`, opts.filename);
   if (!opts.resolver) throw new UnsupportedError(opts.filename, `the parent "${b.name}" cannot be opened here to link it`);
   const src = await opts.resolver.open(b.name, opts.filename);
   let footer;
@@ -266,7 +293,10 @@ async function parentFor(opts: CreateOptions, layout: VpcLayout): Promise<Parent
   }
   const parentSize = sizeRule(footer).size;
   if (parentSize !== layout.size) {
-    throw new InvalidArgumentError(`a differencing VHD must have its parent's size: ${b.name} is ${parentSize} bytes, the new disk ${layout.size}`, opts.filename);
+    throw new InvalidArgumentError(
+      `a differencing VHD must have its parent's size: ${b.name} is ${parentSize} bytes, the new disk ${layout.size}`,
+      opts.filename,
+    );
   }
   // The child reads as its parent does: same geometry (only Virtual PC sizes by it).
   layout.geometry = { cylinders: footer.cylinders, heads: footer.heads, sectorsPerTrack: footer.sectorsPerTrack };
@@ -280,11 +310,17 @@ async function parentFor(opts: CreateOptions, layout: VpcLayout): Promise<Parent
     ['W2ru', windowsPath(relative.startsWith('../') ? relative : `./${relative}`)],
   ];
   const paths = texts.map(([, t]) => encodeUtf16(t, true));
-  const locators: ParentLocator[] = texts.map(([code], i) => ({ code, dataSpace: Math.max(512, alignUp(paths[i]!.length, 512)), dataLength: paths[i]!.length, dataOffset: 0 }));
+  const locators: ParentLocator[] = texts.map(([code], i) => ({
+    code,
+    dataSpace: Math.max(512, alignUp(paths[i]!.length, 512)),
+    dataLength: paths[i]!.length,
+    dataOffset: 0,
+  }));
   // The header holds 255 UTF-16 units: the whole path when it fits (as Hyper-V writes it), else the file name.
   let name = windowsPath(absolute);
   if (name.length > 255) name = baseName(absolute.replace(/\\/g, '/'));
-  if (name.length > 255) throw new InvalidArgumentError(`the parent's file name is longer than the 255 characters a VHD header holds: ${name}`, opts.filename);
+  if (name.length > 255)
+    throw new InvalidArgumentError(`the parent's file name is longer than the 255 characters a VHD header holds: ${name}`, opts.filename);
   return { fields: { uuid: footer.uuid, timestamp: footer.timestamp, name, locators }, paths };
 }
 
@@ -329,7 +365,7 @@ class DifferencingVpcWriter extends BlockTableVpcWriter {
 
   /** Copies sectors into their blocks (zeros when `data` is undefined) and marks them held. */
   private async hold(offset: number, length: number, data: Uint8Array | undefined): Promise<void> {
-    for (let pos = 0; pos < length; ) {
+    for (let pos = 0; pos < length;) {
       const guest = offset + pos;
       const index = Math.floor(guest / BLOCK_SIZE);
       const inBlock = guest - index * BLOCK_SIZE;

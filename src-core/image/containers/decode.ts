@@ -46,7 +46,10 @@ interface WebReadable<T> {
   pipeThrough<U>(t: { writable: unknown; readable: WebReadable<U> }): WebReadable<U>;
 }
 interface WebGlobals {
-  ReadableStream: new <T>(src: { pull(c: { enqueue(v: T): void; close(): void }): Promise<void>; cancel?(): Promise<void> }, strategy?: { highWaterMark: number }) => WebReadable<T>;
+  ReadableStream: new <T>(
+    src: { pull(c: { enqueue(v: T): void; close(): void }): Promise<void>; cancel?(): Promise<void> },
+    strategy?: { highWaterMark: number },
+  ) => WebReadable<T>;
   DecompressionStream?: new (format: string) => { writable: unknown; readable: WebReadable<Uint8Array> };
 }
 const web = globalThis as unknown as WebGlobals;
@@ -86,8 +89,15 @@ async function* fromWeb(rs: WebReadable<Uint8Array>): AsyncGenerator<Uint8Array>
 }
 
 /** The compressed bytes [from, to) of `src`, in pieces of `piece` bytes, reporting progress. */
-async function* compressed(src: ByteSource, from: number, to: number, piece: number, tick: (done: number) => void, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  for (let at = from; at < to; ) {
+async function* compressed(
+  src: ByteSource,
+  from: number,
+  to: number,
+  piece: number,
+  tick: (done: number) => void,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  for (let at = from; at < to;) {
     if (signal?.aborted) throw new CancelledError();
     const b = await src.read(at, Math.min(piece, to - at));
     if (!b.length) throw new CorruptImageError(src.name, `file ends at ${at} bytes, before its compressed data does (truncated file?)`);
@@ -130,7 +140,7 @@ async function* zstdPieces(input: AsyncIterable<Uint8Array>, file: string): Asyn
       if (!(await need(8))) throw short();
       const len = new Struct(buf.subarray(pos + 4, pos + 8), true).u32(0);
       pos += 8;
-      for (let left = len; left > 0; ) {
+      for (let left = len; left > 0;) {
         if (!(await need(1))) throw short();
         const n = Math.min(left, buf.length - pos);
         pos += n;
@@ -296,7 +306,12 @@ function vliBytes(v: number): number[] {
  * The last blocks of a one-stream xz file, rewrapped as an xz stream of their own (the stream
  * header, those blocks, a fresh index and footer), so that the tail decodes without the rest.
  */
-async function xzTail(src: ByteSource, single: NonNullable<XzLayout['single']>, n: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+async function xzTail(
+  src: ByteSource,
+  single: NonNullable<XzLayout['single']>,
+  n: number,
+  signal?: AbortSignal,
+): Promise<Uint8Array | undefined> {
   const { start, blocks } = single;
   if (blocks.length < 2) return undefined;
   let k = blocks.length;
@@ -401,8 +416,7 @@ export async function openContainerAs(src: ByteSource, kind: ContainerKind): Pro
     size = layout?.size;
     const single = layout?.single;
     if (single) tail = (n, signal) => xzTail(src, single, n, signal);
-  }
-  else if (kind === 'zstd') size = await zstdSize(src);
+  } else if (kind === 'zstd') size = await zstdSize(src);
   else if (kind === 'zip') {
     const m = await zipMember(src);
     ({ size } = m);
@@ -432,10 +446,11 @@ export async function openContainerAs(src: ByteSource, kind: ContainerKind): Pro
       else if (method === 'gzip' || method === 'deflate-raw') gen = nativeDecompress(method, input, file);
       else if (method === 'bzip2') gen = bunzip2Stream(input, opts.signal);
       else if (method === 'zstd') gen = zstdStream(input, file);
-      else gen = (async function* () {
-        const Xz = await xzStreamClass();
-        yield* fromWeb(new Xz(toWeb(input)));
-      })();
+      else
+        gen = (async function* () {
+          const Xz = await xzStreamClass();
+          yield* fromWeb(new Xz(toWeb(input)));
+        })();
       return (async function* () {
         for await (const chunk of typed(gen, file, what)) {
           if (opts.signal?.aborted) throw new CancelledError();

@@ -6,4 +6,12 @@
  */
 export { detectContainer, CONTAINER_SUFFIX, type ContainerKind } from './detect.ts';
 export { openContainerAs, type Container, type ContainerProgress, type DecodeOptions } from './decode.ts';
-export { openContainer, sniffContainer, unwrapContainer, StreamingSource, type ScratchFactory, type ScratchFile, type UnwrapOptions } from './unwrap.ts';
+export {
+  openContainer,
+  sniffContainer,
+  unwrapContainer,
+  StreamingSource,
+  type ScratchFactory,
+  type ScratchFile,
+  type UnwrapOptions,
+} from './unwrap.ts';

@@ -76,16 +76,24 @@ async function unwrap(src: ByteSource, opts: UnwrapOptions): Promise<ByteSource>
     if (await looksRaw(name, head, new Uint8Array(0), guess, opts.drivers)) {
       // The tail without a full pass where the container allows it (multi-block xz, stored zip).
       const quick = container.size !== undefined ? await container.tail?.(TAIL_BYTES, opts.signal) : undefined;
-      const { size, tail } = quick && container.size !== undefined ? { size: container.size, tail: quick } : await measure(container, opts, name);
+      const { size, tail } =
+        quick && container.size !== undefined ? { size: container.size, tail: quick } : await measure(container, opts, name);
       if (await looksRaw(name, head, tail, size, opts.drivers)) return new StreamingSource(src, container, size, head, tail, label, opts);
     }
   }
-  if (!opts.scratch) throw new UnsupportedError(name, `the image in this ${label} needs to be unpacked first, and no scratch space is available`);
+  if (!opts.scratch)
+    throw new UnsupportedError(name, `the image in this ${label} needs to be unpacked first, and no scratch space is available`);
   return unpackToScratch(src, container, opts.scratch, opts);
 }
 
 /** True when raw is the best any driver can say about a file of `size` bytes with this head and tail. */
-async function looksRaw(name: string, head: Uint8Array, tail: Uint8Array, size: number, drivers: readonly FormatDriver[]): Promise<boolean> {
+async function looksRaw(
+  name: string,
+  head: Uint8Array,
+  tail: Uint8Array,
+  size: number,
+  drivers: readonly FormatDriver[],
+): Promise<boolean> {
   const tailAt = size - tail.length;
   const view: ByteSource = {
     name,
@@ -139,7 +147,8 @@ async function measure(c: Container, opts: DecodeOptions, name: string): Promise
     kept += chunk.length;
     while (keep.length > 1 && kept - keep[0]!.length >= TAIL_BYTES) kept -= keep.shift()!.length;
   }
-  if (c.size !== undefined && n !== c.size) throw new CorruptImageError(name, `unpacks to ${n} bytes, but the ${c.kind} metadata says ${c.size}`);
+  if (c.size !== undefined && n !== c.size)
+    throw new CorruptImageError(name, `unpacks to ${n} bytes, but the ${c.kind} metadata says ${c.size}`);
   const all = new Uint8Array(kept);
   let o = 0;
   for (const k of keep) {
@@ -163,10 +172,17 @@ async function unpackToScratch(src: ByteSource, c: Container, factory: ScratchFa
       }
       pos += chunk.length;
     }
-    if (c.size !== undefined && pos !== c.size) throw new CorruptImageError(src.name, `unpacks to ${pos} bytes, but the ${c.kind} metadata says ${c.size}`);
+    if (c.size !== undefined && pos !== c.size)
+      throw new CorruptImageError(src.name, `unpacks to ${pos} bytes, but the ${c.kind} metadata says ${c.size}`);
     const out = await scratch.finish(pos, src.name);
     await src.close?.();
-    return { name: src.name, size: out.size, allocatedSize: src.allocatedSize ?? src.size, read: (o, l) => out.read(o, l), close: () => out.close?.() ?? Promise.resolve() };
+    return {
+      name: src.name,
+      size: out.size,
+      allocatedSize: src.allocatedSize ?? src.size,
+      read: (o, l) => out.read(o, l),
+      close: () => out.close?.() ?? Promise.resolve(),
+    };
   } catch (e) {
     await scratch.discard().catch(() => {});
     throw e;
@@ -215,7 +231,10 @@ export class StreamingSource implements ByteSource {
     const tailAt = this.size - this.tail.length;
     if (offset >= tailAt && offset > this.chunkAt + this.chunk.length) return this.tail.slice(offset - tailAt, end - tailAt);
     if (offset < this.chunkAt) {
-      throw new UnsupportedError(this.name, `the image in this ${this.label} is read as a stream, front to back, and cannot be read again here; unpack it first`);
+      throw new UnsupportedError(
+        this.name,
+        `the image in this ${this.label} is read as a stream, front to back, and cannot be read again here; unpack it first`,
+      );
     }
     this.it ??= this.container.decode({ ...this.opts, phase: 'stream' });
     const out = new Uint8Array(end - offset);
@@ -230,7 +249,8 @@ export class StreamingSource implements ByteSource {
       }
       if (this.opts.signal?.aborted) throw new CancelledError();
       const r = await this.it.next();
-      if (r.done) throw new CorruptImageError(this.name, `the ${this.label} ends at ${chunkEnd} bytes, but it was said to hold ${this.size}`);
+      if (r.done)
+        throw new CorruptImageError(this.name, `the ${this.label} ends at ${chunkEnd} bytes, but it was said to hold ${this.size}`);
       this.chunkAt = chunkEnd;
       this.chunk = r.value;
     }

@@ -17,7 +17,16 @@ const EOCD64 = 0x06064b50;
 const EOCD64_LOCATOR = 0x07064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
-export const ZIP_METHODS: Record<number, string> = { 0: 'stored', 8: 'deflate', 9: 'deflate64', 12: 'bzip2', 14: 'lzma', 93: 'zstd', 95: 'xz', 99: 'AES-encrypted' };
+export const ZIP_METHODS: Record<number, string> = {
+  0: 'stored',
+  8: 'deflate',
+  9: 'deflate64',
+  12: 'bzip2',
+  14: 'lzma',
+  93: 'zstd',
+  95: 'xz',
+  99: 'AES-encrypted',
+};
 const READABLE = new Set([0, 8, 12, 93]);
 const MAX_ENTRIES = 100_000;
 
@@ -49,7 +58,8 @@ export async function zipMember(src: ByteSource): Promise<ZipMember> {
     cdSize = e64.u64(40, 'zip64 central directory size');
     cdOffset = e64.u64(48, 'zip64 central directory offset');
   }
-  if (entries > MAX_ENTRIES || cdSize > 64 * 1024 * 1024) throw new UnsupportedError(file, `zip with ${entries} entries is too large to list`);
+  if (entries > MAX_ENTRIES || cdSize > 64 * 1024 * 1024)
+    throw new UnsupportedError(file, `zip with ${entries} entries is too large to list`);
   const cd = new Struct(await readExact(src, cdOffset, cdSize), true);
   const files: ZipMember[] = [];
   const names: string[] = [];
@@ -64,7 +74,8 @@ export async function zipMember(src: ByteSource): Promise<ZipMember> {
     const extraLen = cd.u16(p + 30);
     const commentLen = cd.u16(p + 32);
     let localOffset = cd.u32(p + 42);
-    if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new CorruptImageError(file, `zip: central directory entry ${i} runs past the directory`);
+    if (p + 46 + nameLen + extraLen + commentLen > cd.length)
+      throw new CorruptImageError(file, `zip: central directory entry ${i} runs past the directory`);
     const name = utf8Decode(cd.bytesAt(p + 46, nameLen));
     // Zip64 extended information: the 64-bit values, in order, of the fields that hold 0xFFFFFFFF.
     let x = p + 46 + nameLen;
@@ -93,13 +104,23 @@ export async function zipMember(src: ByteSource): Promise<ZipMember> {
     files.push({ name, method, compressedSize, size, dataOffset: localOffset });
   }
   if (files.length !== 1) {
-    throw new UnsupportedError(file, files.length ? `zip holds ${files.length} files (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}); unpack the disk image first` : 'zip holds no file');
+    throw new UnsupportedError(
+      file,
+      files.length
+        ? `zip holds ${files.length} files (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}); unpack the disk image first`
+        : 'zip holds no file',
+    );
   }
   const m = files[0]!;
-  if (!READABLE.has(m.method)) throw new UnsupportedError(file, `zip member "${m.name}" is compressed with ${ZIP_METHODS[m.method] ?? `method ${m.method}`}, which DiskFerry cannot unpack`);
+  if (!READABLE.has(m.method))
+    throw new UnsupportedError(
+      file,
+      `zip member "${m.name}" is compressed with ${ZIP_METHODS[m.method] ?? `method ${m.method}`}, which DiskFerry cannot unpack`,
+    );
   const local = new Struct(await readExact(src, m.dataOffset, 30), true);
   if (local.u32(0) !== LOCAL) throw new CorruptImageError(file, `zip: local header of "${m.name}" is missing`);
   m.dataOffset += 30 + local.u16(26) + local.u16(28);
-  if (m.dataOffset + m.compressedSize > src.size) throw new CorruptImageError(file, `zip member "${m.name}" runs past the end of the file (truncated file?)`);
+  if (m.dataOffset + m.compressedSize > src.size)
+    throw new CorruptImageError(file, `zip member "${m.name}" runs past the end of the file (truncated file?)`);
   return m;
 }

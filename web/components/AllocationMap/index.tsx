@@ -17,7 +17,15 @@ const COLOURS = { data: '#2563eb', compressed: '#9333ea', backing: '#93c5fd', em
  * only when the backing file was not dropped does "unallocated" mean "in the missing backing
  * file", and then it gets a colour of its own.
  */
-export function AllocationMap({ map, virtualSize, backingMissing }: { map: AllocationSummary; virtualSize: number; backingMissing: boolean }) {
+export function AllocationMap({
+  map,
+  virtualSize,
+  backingMissing,
+}: {
+  map: AllocationSummary;
+  virtualSize: number;
+  backingMissing: boolean;
+}) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const rows = Math.ceil(map.cells / COLUMNS);
   useEffect(() => {
@@ -70,7 +78,11 @@ export function AllocationMap({ map, virtualSize, backingMissing }: { map: Alloc
         Where the data is — each square is {humanSize(Math.round(map.cellBytes))} of the disk
         {map.partial && ' (a very fragmented image: only the first part was scanned)'}
       </figcaption>
-      <canvas ref={canvas} role="img" aria-label={`Allocation map: ${percent(t.data + t.compressed, virtualSize)} of the disk holds data`} />
+      <canvas
+        ref={canvas}
+        role="img"
+        aria-label={`Allocation map: ${percent(t.data + t.compressed, virtualSize)} of the disk holds data`}
+      />
       <ul className="allocation-map__legend">
         {legend.map(([kind, label, n]) => (
           <li key={kind}>

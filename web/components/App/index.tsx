@@ -69,7 +69,8 @@ export function App() {
           </div>
         </main>
         <footer className="footer muted">
-          DiskFerry reads and writes the same files as <code>qemu-img</code>, with the same names for formats and options. Nothing is uploaded.
+          DiskFerry reads and writes the same files as <code>qemu-img</code>, with the same names for formats and options. Nothing is
+          uploaded.
         </footer>
         <UpdatePrompt />
       </div>
@@ -81,10 +82,18 @@ export function App() {
         {brand}
         <h1>Convert virtual-machine disks, right in this tab</h1>
         <p>
-          Move a VM between VMware, VirtualBox, Hyper-V, Proxmox, AWS or Azure: drop its disk, see what is inside, and save it in the
-          format the destination wants. Your disk never leaves this computer — there is no upload and no server. It works offline too.
+          Move a VM between VMware, VirtualBox, Hyper-V, Proxmox, AWS or Azure: drop its disk, see what is inside, and save it in the format
+          the destination wants. Your disk never leaves this computer — there is no upload and no server. It works offline too.
         </p>
-        {formats.length > 0 && <p className="hero__formats">Reads {orderFormats(formats).map((f) => f.title).join(', ')}.</p>}
+        {formats.length > 0 && (
+          <p className="hero__formats">
+            Reads{' '}
+            {orderFormats(formats)
+              .map((f) => f.title)
+              .join(', ')}
+            .
+          </p>
+        )}
       </header>
 
       <main className="steps">

@@ -15,10 +15,12 @@ export function ConvertStatus() {
   useEffect(() => {
     panel.current?.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
     if (job.state === 'running') panel.current?.querySelector<HTMLElement>('[data-testid="cancel"]')?.focus();
-    else if (job.state === 'done' || job.state === 'error' || job.state === 'cancelled') panel.current?.querySelector<HTMLElement>('section')?.focus();
+    else if (job.state === 'done' || job.state === 'error' || job.state === 'cancelled')
+      panel.current?.querySelector<HTMLElement>('section')?.focus();
   }, [job.state]);
   // A long conversion in a background tab: show progress in the tab title.
-  const pct = job.progress && job.progress.total > 0 ? Math.min(100, Math.floor((job.progress.done / job.progress.total) * 100)) : undefined;
+  const pct =
+    job.progress && job.progress.total > 0 ? Math.min(100, Math.floor((job.progress.done / job.progress.total) * 100)) : undefined;
   useEffect(() => {
     const base = 'DiskFerry — convert VM disk images in your browser';
     document.title = job.state === 'running' && pct !== undefined ? `${pct}% · ${base}` : job.state === 'done' ? `Saved · ${base}` : base;
@@ -69,13 +71,17 @@ function StatusPanel() {
           )}
           <p>
             Written in {duration(o.seconds)}
-            {o.seconds > 0 && o.dataBytes > 0 && ` (${rate(o.dataBytes / o.seconds)})`}: a {humanSize(o.virtualSize)} disk holding {humanSize(o.dataBytes)} of
-            data.
+            {o.seconds > 0 && o.dataBytes > 0 && ` (${rate(o.dataBytes / o.seconds)})`}: a {humanSize(o.virtualSize)} disk holding{' '}
+            {humanSize(o.dataBytes)} of data.
           </p>
           {o.verified && <p data-testid="verified">Verified: the saved file reads back identical to the source.</p>}
           {o.downloadUrl && (
             <p className="muted">
-              It arrives as a download. If it did not start, <a href={o.downloadUrl} download={o.outputName}>download it again</a>.
+              It arrives as a download. If it did not start,{' '}
+              <a href={o.downloadUrl} download={o.outputName}>
+                download it again
+              </a>
+              .
             </p>
           )}
           {o.extraDownloads?.length ? (
@@ -123,11 +129,25 @@ function StatusPanel() {
     <section className="card status" aria-label="Progress">
       <div className="status__row">
         <strong>{label}</strong>
-        <button type="button" className="button button--quiet button--small" data-testid="cancel" disabled={job.state === 'cancelling'} onClick={cancelConvert}>
+        <button
+          type="button"
+          className="button button--quiet button--small"
+          data-testid="cancel"
+          disabled={job.state === 'cancelling'}
+          onClick={cancelConvert}
+        >
           Cancel
         </button>
       </div>
-      <div className="progress" role="progressbar" data-testid="progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label="Conversion progress">
+      <div
+        className="progress"
+        role="progressbar"
+        data-testid="progress"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={pct}
+        aria-label="Conversion progress"
+      >
         <div className="progress__bar" style={{ width: `${pct}%` }} />
       </div>
       {p && p.phase !== 'opening' && (

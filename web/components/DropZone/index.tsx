@@ -57,14 +57,21 @@ export function DropZone() {
         <svg viewBox="0 0 48 48" width="44" height="44">
           <rect x="6" y="10" width="36" height="28" rx="4" fill="none" stroke="currentColor" strokeWidth="2.5" />
           <circle cx="34" cy="31" r="2.5" fill="currentColor" />
-          <path d="M24 4v16m-6-6 6 6 6-6" fill="none" stroke="currentColor" strokeWidth="2.5" strokeLinecap="round" strokeLinejoin="round" />
+          <path
+            d="M24 4v16m-6-6 6 6 6-6"
+            fill="none"
+            stroke="currentColor"
+            strokeWidth="2.5"
+            strokeLinecap="round"
+            strokeLinejoin="round"
+          />
         </svg>
       </div>
       <div className="drop-zone__text">
         <strong>{inspecting ? 'Reading…' : hasFiles ? 'Drop other disk images here' : 'Drop a disk image here'}</strong>
         <span>
-          .vmdk · .vdi · .vhd · .vhdx · .qcow2 · .qcow · .img · .raw · .ova — for multi-file disks (split VMDKs, backing files) drop
-          the whole folder.
+          .vmdk · .vdi · .vhd · .vhdx · .qcow2 · .qcow · .img · .raw · .ova — for multi-file disks (split VMDKs, backing files) drop the
+          whole folder.
         </span>
       </div>
       <div className="drop-zone__buttons">

@@ -18,19 +18,52 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
   const subformat = subformatOf(image.format, facts);
   const allocated = map ? map.totals.data + map.totals.compressed : undefined;
   const rows: [string, ReactNode, string?][] = [
-    ['Format', <><b>{titleWithCliName(formats, image.format)}</b> <span className="muted">— {image.label}</span></>],
+    [
+      'Format',
+      <>
+        <b>{titleWithCliName(formats, image.format)}</b> <span className="muted">— {image.label}</span>
+      </>,
+    ],
     ...(subformat ? [['Subformat', subformat] as [string, ReactNode]] : []),
-    ['Virtual size', <>{humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes)</span></>, 'The size of the disk as the virtual machine sees it.'],
-    ['Size on disk', <>{humanSize(image.filesBytes)} <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span></>],
+    [
+      'Virtual size',
+      <>
+        {humanSize(image.virtualSize)} <span className="muted">({bytesExact(image.virtualSize)} bytes)</span>
+      </>,
+      'The size of the disk as the virtual machine sees it.',
+    ],
+    [
+      'Size on disk',
+      <>
+        {humanSize(image.filesBytes)}{' '}
+        <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span>
+      </>,
+    ],
   ];
-  if (info['cluster-size']) rows.push(['Cluster / block size', humanSize(info['cluster-size']), 'The unit in which the format allocates space.']);
+  if (info['cluster-size'])
+    rows.push(['Cluster / block size', humanSize(info['cluster-size']), 'The unit in which the format allocates space.']);
   if (allocated !== undefined) {
-    rows.push(['Holds data', <>{humanSize(allocated)} <span className="muted">({percent(allocated, image.virtualSize)} of the disk{map?.partial ? ', first part scanned' : ''})</span></>, 'Only these ranges need to be read and written.']);
+    rows.push([
+      'Holds data',
+      <>
+        {humanSize(allocated)}{' '}
+        <span className="muted">
+          ({percent(allocated, image.virtualSize)} of the disk{map?.partial ? ', first part scanned' : ''})
+        </span>
+      </>,
+      'Only these ranges need to be read and written.',
+    ]);
   }
   rows.push(['Compressed', !map ? 'unknown' : map.totals.compressed > 0 ? `yes (${humanSize(map.totals.compressed)} of data)` : 'no']);
   rows.push(['Encrypted', info.encrypted ? 'yes — a password is needed to read the data' : 'no']);
   if (info['backing-filename']) {
-    rows.push(['Backing file', <>{info['backing-filename']} {info['backing-filename-format'] && <span className="muted">({info['backing-filename-format']})</span>}</>, 'This image stores only changes; the rest comes from the backing file.']);
+    rows.push([
+      'Backing file',
+      <>
+        {info['backing-filename']} {info['backing-filename-format'] && <span className="muted">({info['backing-filename-format']})</span>}
+      </>,
+      'This image stores only changes; the rest comes from the backing file.',
+    ]);
   }
   if (image.companions.length) rows.push(['Made of', image.companions.join(', ')]);
   if (image.snapshots.length) rows.push(['Snapshots', image.snapshots.map((s) => `${s.name || s.id} (id ${s.id})`).join(', ')]);
@@ -62,7 +95,9 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
           {w}
         </p>
       ))}
-      {image.forcedRaw && <p className="notice notice--quiet">Read as a raw disk, as you chose: every byte of the file is a byte of the disk.</p>}
+      {image.forcedRaw && (
+        <p className="notice notice--quiet">Read as a raw disk, as you chose: every byte of the file is a byte of the disk.</p>
+      )}
       {info.encrypted && <SourcePassword />}
       <dl className="facts">
         {rows.map(([k, v, hint]) => (

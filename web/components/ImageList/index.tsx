@@ -92,14 +92,25 @@ export function ImageList() {
 function IgnoredFiles({ files, alone }: { files: IgnoredFile[]; alone: boolean }) {
   const sorted = [...files].sort((a, b) => a.path.localeCompare(b.path));
   return (
-    <div className={`notice ${alone ? 'notice--error' : 'notice--quiet'} ignored-files`} role={alone ? 'alert' : 'status'} data-testid={alone ? 'error' : 'ignored'}>
-      <strong>{alone ? (files.length === 1 ? 'This is not a disk image' : 'None of these files is a disk image') : `Not opened as disk images (${files.length})`}</strong>
+    <div
+      className={`notice ${alone ? 'notice--error' : 'notice--quiet'} ignored-files`}
+      role={alone ? 'alert' : 'status'}
+      data-testid={alone ? 'error' : 'ignored'}
+    >
+      <strong>
+        {alone
+          ? files.length === 1
+            ? 'This is not a disk image'
+            : 'None of these files is a disk image'
+          : `Not opened as disk images (${files.length})`}
+      </strong>
       <ul>
         {sorted.map((f) => (
           <li key={f.path}>
             <code>
               <FileName name={f.path} />
-            </code>: {f.reason}.{' '}
+            </code>
+            : {f.reason}.{' '}
             {f.rawAllowed && (
               <button type="button" className="button button--small button--quiet" onClick={() => void treatAsRaw(f.path)}>
                 Treat as raw disk
@@ -109,7 +120,9 @@ function IgnoredFiles({ files, alone }: { files: IgnoredFile[]; alone: boolean }
         ))}
       </ul>
       {alone && files.some((f) => f.rawAllowed) && (
-        <p className="muted">“Treat as raw disk” reads the file byte for byte as a disk, as qemu-img would: only do this if you know it is one.</p>
+        <p className="muted">
+          “Treat as raw disk” reads the file byte for byte as a disk, as qemu-img would: only do this if you know it is one.
+        </p>
       )}
     </div>
   );

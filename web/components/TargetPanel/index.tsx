@@ -2,7 +2,16 @@ import { useEffect, useRef, type ReactNode } from 'react';
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
-import { applyPreset, compressAllowed, encryptOutput, setCompress, setOption, setTargetFormat, startConvert, updateTarget } from '../../state/actions.ts';
+import {
+  applyPreset,
+  compressAllowed,
+  encryptOutput,
+  setCompress,
+  setOption,
+  setTargetFormat,
+  startConvert,
+  updateTarget,
+} from '../../state/actions.ts';
 import { formatTitle, optionApplies, orderFormats, titleWithCliName } from '../../state/formats.ts';
 import { MiB, PRESETS } from '../../state/presets.ts';
 import { useApp } from '../../state/store.ts';
@@ -73,7 +82,12 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       <div className="target__form">
         <label className="field">
           <span>Save as</span>
-          <select data-testid="target-format" value={target.format} disabled={busy} onChange={(e) => setTargetFormat(e.currentTarget.value)}>
+          <select
+            data-testid="target-format"
+            value={target.format}
+            disabled={busy}
+            onChange={(e) => setTargetFormat(e.currentTarget.value)}
+          >
             {orderFormats(formats)
               .filter((f) => f.canWrite)
               .map((f) => (
@@ -84,7 +98,10 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           </select>
         </label>
         <CheckField testId="compress" checked={target.compress && canCompress} disabled={busy || !canCompress} onChange={setCompress}>
-          Compress <span className="muted">({compressHelp}; <code className="nowrap">qemu-img -c</code>)</span>
+          Compress{' '}
+          <span className="muted">
+            ({compressHelp}; <code className="nowrap">qemu-img -c</code>)
+          </span>
         </CheckField>
         <CheckField testId="verify" checked={target.verify} disabled={busy} onChange={(verify) => updateTarget({ verify })}>
           Verify after writing <span className="muted">(reads the new file back and compares it with the source)</span>
@@ -92,7 +109,11 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         {image.snapshots.length > 0 && (
           <label className="field">
             <span>Convert from</span>
-            <select value={target.snapshot} disabled={busy} onChange={(e) => updateTarget({ snapshot: e.currentTarget.value, preset: target.preset })}>
+            <select
+              value={target.snapshot}
+              disabled={busy}
+              onChange={(e) => updateTarget({ snapshot: e.currentTarget.value, preset: target.preset })}
+            >
               <option value="">the current state</option>
               {image.snapshots.map((s) => (
                 <option key={s.id} value={s.id}>
@@ -111,7 +132,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
             {Object.keys(target.options).length > 0 && (
               <span className="muted">
                 {' '}
-                — {Object.entries(target.options)
+                —{' '}
+                {Object.entries(target.options)
                   .filter(([k]) => !HIDDEN_OPTIONS.has(k))
                   .map(([k, v]) => `${k}=${v}`)
                   .join(', ')}
@@ -128,15 +150,20 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       {encrypting && (
         <label className="field">
           <span>Encryption password</span>
-          <input type="password" autoComplete="new-password" value={target.outputPassword} onChange={(e) => updateTarget({ outputPassword: e.currentTarget.value, preset: target.preset })} />
+          <input
+            type="password"
+            autoComplete="new-password"
+            value={target.outputPassword}
+            onChange={(e) => updateTarget({ outputPassword: e.currentTarget.value, preset: target.preset })}
+          />
         </label>
       )}
 
       {image.info.encrypted && !encrypting && (
         <div className="notice notice--warn" data-testid="encryption-notice">
           <p>
-            The source is encrypted, but this {fmt ? formatTitle(formats, fmt.name) : ''} output will not be: anyone with the file can read the
-            disk.
+            The source is encrypted, but this {fmt ? formatTitle(formats, fmt.name) : ''} output will not be: anyone with the file can read
+            the disk.
           </p>
           <button type="button" className="button button--small" disabled={busy} onClick={encryptOutput}>
             Keep it encrypted (qcow2 with LUKS)
@@ -145,8 +172,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       )}
       {wantsWholeMiB && notWholeMiB && (
         <p className="notice notice--warn">
-          Azure needs a virtual size that is a whole number of MiB; this disk is {bytesExact(image.virtualSize)} bytes ({bytesExact(image.virtualSize % MiB)} bytes over).
-          Resize the source to a whole MiB first, or Azure will refuse the upload.
+          Azure needs a virtual size that is a whole number of MiB; this disk is {bytesExact(image.virtualSize)} bytes (
+          {bytesExact(image.virtualSize % MiB)} bytes over). Resize the source to a whole MiB first, or Azure will refuse the upload.
         </p>
       )}
 
@@ -166,7 +193,10 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
             Checking the disk and the options…
           </span>
         )}
-        <EstimateLine sourceBytes={image.filesBytes} dataBytes={image.map ? image.map.totals.data + image.map.totals.compressed : undefined} />
+        <EstimateLine
+          sourceBytes={image.filesBytes}
+          dataBytes={image.map ? image.map.totals.data + image.map.totals.compressed : undefined}
+        />
         <span className="muted">
           {saveMethod === 'picker'
             ? 'You choose where to save; the file is written straight to disk as it is converted.'
@@ -179,7 +209,14 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
 }
 
 /** A checkbox with its label; the whole line is clickable. */
-function CheckField(props: { id?: string; testId?: string; checked: boolean; disabled: boolean; onChange(checked: boolean): void; children: ReactNode }) {
+function CheckField(props: {
+  id?: string;
+  testId?: string;
+  checked: boolean;
+  disabled: boolean;
+  onChange(checked: boolean): void;
+  children: ReactNode;
+}) {
   return (
     <label className="field field--check" htmlFor={props.id}>
       <input
@@ -235,11 +272,17 @@ function OptionField({ spec, value, disabled }: { spec: CreateOptionSpec; value:
   return (
     <label className="field" htmlFor={id}>
       {label}
-      <input id={id} type="text" placeholder={spec.default ?? ''} value={value ?? ''} disabled={disabled} onChange={(e) => setOption(spec.name, e.currentTarget.value)} />
+      <input
+        id={id}
+        type="text"
+        placeholder={spec.default ?? ''}
+        value={value ?? ''}
+        disabled={disabled}
+        onChange={(e) => setOption(spec.name, e.currentTarget.value)}
+      />
     </label>
   );
 }
-
 
 /**
  * The output's size before converting ("≈ 69.2 MiB"), from a conversion into sinks that keep

@@ -10,7 +10,13 @@ export function UpdatePrompt() {
   return (
     <div className="update-prompt" role="status" data-testid="update-prompt">
       A new version of DiskFerry is available.
-      <button type="button" className="button button--small" disabled={busy} onClick={applyUpdate} title={busy ? 'Wait for the conversion to finish' : undefined}>
+      <button
+        type="button"
+        className="button button--small"
+        disabled={busy}
+        onClick={applyUpdate}
+        title={busy ? 'Wait for the conversion to finish' : undefined}
+      >
         Reload to update
       </button>
     </div>
