@@ -80,16 +80,13 @@ function unquote(v: string): string {
 
 const EXTENT_RE = /^(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Z]+)(?:\s+(?:"([^"]*)"|(\S+))(?:\s+(\d+))?)?\s*$/;
 
+/** A descriptor with nothing said: no parent, no extents (what a sparse file without an embedded descriptor has). */
+export function emptyDescriptor(version: number, createType = ''): Descriptor {
+  return { version, encoding: 'UTF-8', cid: NO_PARENT_CID, parentCid: NO_PARENT_CID, createType, extents: [], ddb: {} };
+}
+
 export function parseDescriptor(file: string, text: string): Descriptor {
-  const d: Descriptor = {
-    version: 0,
-    encoding: 'UTF-8',
-    cid: NO_PARENT_CID,
-    parentCid: NO_PARENT_CID,
-    createType: '',
-    extents: [],
-    ddb: {},
-  };
+  const d = emptyDescriptor(0);
   let sawVersion = false;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();

@@ -3,6 +3,7 @@ import { CorruptImageError, MissingFileError, NotThisFormatError, UnsupportedErr
 import type { BackingRef, BlockDevice, Extent, ImageInfo, OpenContext } from '../../image/types.ts';
 import {
   decodeDescriptor,
+  emptyDescriptor,
   looksLikeDescriptor,
   MAX_DESCRIPTOR_BYTES,
   NO_PARENT_CID,
@@ -170,15 +171,7 @@ export class VmdkDevice implements BlockDevice {
     // As in vmdk_open, the header and tables are checked first, then the descriptor's CID.
     if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'sparse VMDK');
     const h = ext.header;
-    let d: Descriptor = {
-      version: 1,
-      encoding: 'UTF-8',
-      cid: NO_PARENT_CID,
-      parentCid: NO_PARENT_CID,
-      createType: '',
-      extents: [],
-      ddb: {},
-    };
+    let d: Descriptor = emptyDescriptor(1);
     if (h.descriptorOffset && h.descriptorSize) {
       const len = h.descriptorSize * SECTOR;
       if (len > MAX_DESCRIPTOR_BYTES)
@@ -194,15 +187,7 @@ export class VmdkDevice implements BlockDevice {
   private static async openCowdMain(src: ByteSource, ctx: OpenContext): Promise<VmdkDevice> {
     const ext = await openCowdExtent(src, { codecs: ctx.codecs, limits: ctx.limits, infoName: src.name, typeName: '', isMainFile: true });
     if (!(await hasOwnDescriptor(src))) throw await standaloneExtentError(src, ctx, 'COWD (vmfsSparse)');
-    const d: Descriptor = {
-      version: 1,
-      encoding: 'UTF-8',
-      cid: NO_PARENT_CID,
-      parentCid: NO_PARENT_CID,
-      createType: 'vmfsSparse',
-      extents: [],
-      ddb: {},
-    };
+    const d = emptyDescriptor(1, 'vmfsSparse');
     return new VmdkDevice(src, d, [ext], true);
   }
 
