@@ -2,15 +2,8 @@
  * Images named by an http:// or https:// URL: read with ranged GETs through Node's global
  * fetch (src-core/io/httpSource.ts); backing files and extents are fetched relative to the URL.
  */
-import {
-  HttpBlockCache,
-  HttpResolver,
-  HttpSource,
-  newHttpStats,
-  type FetchLike,
-  type FetchResponse,
-  type HttpStats,
-} from '../src-core/io/httpSource.ts';
+import { HttpBlockCache, HttpSource, newHttpStats, type FetchLike, type FetchResponse, type HttpStats } from '../src-core/io/httpSource.ts';
+import { HttpResolver } from '../src-core/io/httpResolver.ts';
 import { cliSignal } from './cancel.ts';
 
 export const nodeFetch: FetchLike = (url, init) => fetch(url, init as RequestInit) as Promise<FetchResponse>;

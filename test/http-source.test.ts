@@ -1,13 +1,7 @@
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  HttpBlockCache,
-  HttpResolver,
-  HttpSource,
-  NO_RANGE_DETAIL,
-  type FetchLike,
-  type FetchResponse,
-} from '../src-core/io/httpSource.ts';
+import { HttpBlockCache, HttpSource, NO_RANGE_DETAIL, type FetchLike, type FetchResponse } from '../src-core/io/httpSource.ts';
+import { HttpResolver } from '../src-core/io/httpResolver.ts';
 import { CancelledError, DiskFerryError } from '../src-core/io/errors.ts';
 import { cli } from './helpers/cli.ts';
 import { startServer, type TestServer } from './helpers/httpServer.ts';

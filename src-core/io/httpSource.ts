@@ -1,6 +1,6 @@
 import { BoundedCache } from './boundedCache.ts';
-import type { ByteSource, FileResolver } from './bytes.ts';
-import { CancelledError, DiskFerryError, ErrorCode, MissingFileError, UnsupportedError, assertNotAborted } from './errors.ts';
+import type { ByteSource } from './bytes.ts';
+import { CancelledError, DiskFerryError, ErrorCode, UnsupportedError, assertNotAborted } from './errors.ts';
 
 /**
  * A disk image on a web server, read with ranged GETs (RFC 9110 §14): never the whole file,
@@ -277,49 +277,6 @@ export class HttpSource implements ByteSource {
       }
     });
     return out;
-  }
-}
-
-/** Opens companion files (backing files, extents) relative to the referencing file's URL. */
-export class HttpResolver implements FileResolver {
-  readonly stats: HttpStats;
-  private readonly origin: string;
-  constructor(
-    /** The top image's URL: companions must be on its origin unless `allowOtherOrigins`. */
-    top: string,
-    private readonly opts: HttpSourceOptions & { allowOtherOrigins?: boolean },
-  ) {
-    this.origin = new URL(top).origin;
-    this.stats = opts.stats ?? newHttpStats();
-    this.cache = opts.cache ?? new HttpBlockCache(opts.cacheBlocks);
-  }
-  private readonly cache: HttpBlockCache;
-  resolve(name: string, relativeTo: string): string {
-    return new URL(name, relativeTo).href;
-  }
-  async open(name: string, relativeTo: string): Promise<HttpSource> {
-    let url: URL;
-    try {
-      url = new URL(name, relativeTo);
-    } catch {
-      throw new MissingFileError(relativeTo, name);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new DiskFerryError(ErrorCode.Unsafe, relativeTo, `refers to "${name}", which is not an http(s) URL; refused`);
-    }
-    if (!this.opts.allowOtherOrigins && url.origin !== this.origin) {
-      throw new DiskFerryError(
-        ErrorCode.Unsafe,
-        relativeTo,
-        `refers to "${name}", on another server than the image; refused (allow with --allow-outside-paths)`,
-      );
-    }
-    try {
-      return await HttpSource.open(url.href, { ...this.opts, stats: this.stats, cache: this.cache, name: undefined });
-    } catch (e) {
-      if (e instanceof DiskFerryError && e.code === ErrorCode.MissingFile) throw new MissingFileError(relativeTo, name);
-      throw e;
-    }
   }
 }
 

@@ -42,7 +42,7 @@ export interface ConversionJob<Committed> {
   verify?: { codecs: Codecs; password?: Uint8Array };
   /** -B: the opened backing image. */
   backing?: BlockDevice;
-  /** convert's minSparse (qemu-img -S) and read window. */
+  /** convert's minSparse (qemu-img -S) and the size of each read. */
   minSparse?: number;
   batchSize?: number;
   signal?: AbortSignal;
