@@ -1,4 +1,4 @@
-import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
+import { test, expect, qemuImg, fillPattern, makeLuksQcow2 } from './fixtures.ts';
 import { expectPreview, expectValidCopy, screenshot } from './helpers.ts';
 import { execFileSync } from 'node:child_process';
 
@@ -61,27 +61,7 @@ test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and
 test('an encrypted (LUKS) qcow2 asks for its password, then converts', async ({ page, work }) => {
   const src = work.file('secret.qcow2');
   const secret = ['--object', 'secret,id=sec0,data=hunter22'];
-  // A short iter-time keeps PBKDF2 quick; the key derivation is the same code either way.
-  // qemu-img times PBKDF2 to calibrate, and on a busy machine it can give up ("Unable to get
-  // accurate CPU usage"): that is qemu's calibration, not the image, so try again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      qemuImg(
-        'create',
-        '-q',
-        ...secret,
-        '-f',
-        'qcow2',
-        '-o',
-        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
-        src,
-        String(16 * MiB),
-      );
-      break;
-    } catch (e) {
-      if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
-    }
-  }
+  makeLuksQcow2(src, 'hunter22');
   execFileSync(
     'qemu-io',
     [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x5a 1M 2M'],

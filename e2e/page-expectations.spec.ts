@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
+import { test, expect, qemuImg, fillPattern, makeLuksQcow2 } from './fixtures.ts';
 import { expectPreview, screenshot } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -58,24 +58,7 @@ test('formats by the names users know, in order of use; next steps and "convert 
 test('an encrypted source says when its output would not be encrypted, and keeps it encrypted on request', async ({ page, work }) => {
   const src = work.file('vault.qcow2');
   const secret = ['--object', 'secret,id=sec0,data=open-sesame'];
-  for (let attempt = 1; ; attempt++) {
-    try {
-      qemuImg(
-        'create',
-        '-q',
-        ...secret,
-        '-f',
-        'qcow2',
-        '-o',
-        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
-        src,
-        String(16 * MiB),
-      );
-      break;
-    } catch (e) {
-      if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
-    }
-  }
+  makeLuksQcow2(src, 'open-sesame');
   execFileSync(
     'qemu-io',
     [...secret, '--image-opts', `driver=qcow2,file.filename=${src},encrypt.key-secret=sec0`, '-c', 'write -P 0x42 0 1M'],

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from '@playwright/test';
-import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
+import { test, expect, qemuImg, fillPattern, makeLuksQcow2 } from './fixtures.ts';
 import { expectPreview, expectValidCopy, opfsNames, startConversion } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -80,28 +80,6 @@ function makeBadL1Qcow2(file: string): void {
   const fd = openSync(file, 'r+');
   writeSync(fd, Buffer.from(BigInt(dataAt).toString(16).padStart(16, '0'), 'hex'), 0, 8, 40);
   closeSync(fd);
-}
-
-function makeLuksQcow2(file: string, password: string): void {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      qemuImg(
-        'create',
-        '-q',
-        '--object',
-        `secret,id=sec0,data=${password}`,
-        '-f',
-        'qcow2',
-        '-o',
-        'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10',
-        file,
-        String(16 * MiB),
-      );
-      return;
-    } catch (e) {
-      if (attempt >= 3 || !String(e).includes('accurate CPU usage')) throw e;
-    }
-  }
 }
 
 test.describe('the source is untouchable', () => {

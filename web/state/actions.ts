@@ -105,13 +105,16 @@ export async function unlockSource(): Promise<boolean> {
   const s = get();
   const image = selectedImage(s);
   if (!image) return false;
+  const tried = s.sourcePassword;
   set({ unlock: { state: 'checking' } });
+  // An answer about a password the user has since changed says nothing about the new one.
+  const current = () => get().sourcePassword === tried && selectedImage(get())?.path === image.path;
   try {
-    await inspectorWorker().api.unlock(s.files, image.path, image.forcedRaw ? 'raw' : undefined, s.sourcePassword);
-    set({ unlock: { state: 'unlocked' } });
+    await inspectorWorker().api.unlock(s.files, image.path, image.forcedRaw ? 'raw' : undefined, tried);
+    if (current()) set({ unlock: { state: 'unlocked' } });
     return true;
   } catch (e) {
-    set({ unlock: { state: 'failed', error: errorLine(e) } });
+    if (current()) set({ unlock: { state: 'failed', error: errorLine(e) } });
     return false;
   }
 }
@@ -265,7 +268,9 @@ async function convertSelected(): Promise<void> {
     }
   } catch (e) {
     if (PASSWORD_CODES.has((e as Error).name)) {
-      set({ unlock: { state: 'failed', error: errorLine(e) }, job: { state: 'idle' } });
+      // Said next to the password field (unless the user has typed another one meanwhile).
+      const same = (get().sourcePassword || undefined) === plan.password;
+      set({ ...(same && { unlock: { state: 'failed', error: errorLine(e) } }), job: { state: 'idle' } });
       return;
     }
     fail(errorLine(e), 'check');
