@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBochs, type BochsBuild } from './helpers/bochs.ts';
-import { cli, cliOk } from './helpers/cli.ts';
+import { cli, cliOk, expectOneLineFailure } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { expectReadsLikeQemu, seedArb, sparseRegions, writeSectorDisk } from './helpers/property.ts';
 import { prng, qemuImg, standardRaw, tempDir } from './helpers/sys.ts';
@@ -93,10 +93,7 @@ describe('bochs hostile headers', () => {
     edit(new DataView(b.buffer));
     const f = t.file(`bad-${name.replace(/\W+/g, '-')}.bochs`);
     writeFileSync(f, b);
-    const r = await cli('convert', '-f', 'bochs', '-O', 'raw', f, t.file('bad.raw'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(message);
+    await expectOneLineFailure(['convert', '-f', 'bochs', '-O', 'raw', f, t.file('bad.raw')], message);
   });
 
   it('a catalog entry far beyond the file reads as zeros, as in QEMU; one beyond 2^53 is refused', async () => {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliOk } from './helpers/cli.ts';
+import { cli, cliOk, expectOneLineFailure } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { prng, qemuCompare, qemuImg, run, standardRaw, tempDir } from './helpers/sys.ts';
 import { portableCodecs } from '../src-core/codecs/portable.ts';
@@ -226,10 +226,7 @@ describe('cloop probing and hostile headers', () => {
   ])('%s gives a one-line typed error', async (name, edit, message) => {
     const f = t.file(`bad-${name.replace(/\W+/g, '-')}.cloop`);
     writeFileSync(f, mutated(edit));
-    const r = await cli('convert', '-f', 'cloop', '-O', 'raw', f, t.file('bad.raw'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(message);
+    await expectOneLineFailure(['convert', '-f', 'cloop', '-O', 'raw', f, t.file('bad.raw')], message);
   });
 });
 

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliOk } from './helpers/cli.ts';
+import { cli, cliOk, expectOneLineFailure } from './helpers/cli.ts';
 import { prng, qemuCompare, run, standardRaw, tempDir } from './helpers/sys.ts';
 import { portableCodecs } from '../src-core/codecs/portable.ts';
 import { drivers } from '../src-core/formats/registry.ts';
@@ -241,10 +241,7 @@ describe('cow hostile headers', () => {
     mutate(b);
     const f = t.file(`bad-${name.replace(/\W+/g, '-')}.cow`);
     writeFileSync(f, b);
-    const r = await cli('convert', '-f', 'cow', '-O', 'raw', f, t.file('bad.raw'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(message);
+    await expectOneLineFailure(['convert', '-f', 'cow', '-O', 'raw', f, t.file('bad.raw')], message);
   });
 
   it('the probe claims only the magic with a known version: anything else is left to raw', async () => {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adcEncode, buildDmg, type DmgBuild } from './helpers/dmg.ts';
-import { cli, cliOk } from './helpers/cli.ts';
+import { cli, cliOk, expectOneLineFailure } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { prng, qemuImg, run, standardRaw, tempDir } from './helpers/sys.ts';
 import { portableCodecs } from '../src-core/codecs/portable.ts';
@@ -86,10 +86,8 @@ describe('chunk types qemu-img cannot read here', () => {
   it('lzfse chunks are refused by name, as a one-line error', async () => {
     const f = t.file('lzfse.dmg');
     writeFileSync(f, buildDmg(disk, { types: ['lzfse'] }));
-    const r = await cli('convert', '-O', 'raw', f, t.file('lzfse.raw'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(
+    await expectOneLineFailure(
+      ['convert', '-O', 'raw', f, t.file('lzfse.raw')],
       /dmg chunk 0 \(lzfse \(type 0x80000007\), sectors 0\+128\) is lzfse-compressed, which DiskFerry cannot decode yet/,
     );
   });
@@ -141,10 +139,7 @@ describe('dmg hostile metadata', () => {
   ])('%s gives a one-line typed error', async (name, edit, message) => {
     const f = t.file(`bad-${slug(name)}.dmg`);
     writeFileSync(f, edit(base()));
-    const r = await cli('convert', '-f', 'dmg', '-O', 'raw', f, t.file('bad.raw'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(message);
+    await expectOneLineFailure(['convert', '-f', 'dmg', '-O', 'raw', f, t.file('bad.raw')], message);
   });
 
   it('a damaged resource fork gives a typed error', async () => {

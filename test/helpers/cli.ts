@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { main } from '../../cli/main.ts';
 
 export interface CliResult {
@@ -28,4 +29,12 @@ export async function cliOk(...args: string[]): Promise<string> {
   const r = await cli(...args);
   if (r.code !== 0) throw new Error(`diskferry ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return r.stdout;
+}
+
+/** Runs the CLI and expects what every refusal looks like: exit 1 and one stderr line matching `what`. */
+export async function expectOneLineFailure(args: string[], what: RegExp): Promise<void> {
+  const r = await cli(...args);
+  expect(r.code).toBe(1);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(what);
 }
