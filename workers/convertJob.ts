@@ -106,17 +106,11 @@ export async function estimatePlan(plan: ConvertPlan, onProgress: (p: ProgressRe
       create: { ...opened.create, resolver: new VoidOutputResolver(opened.resolver) },
       onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: 'reading' }),
     });
-    return { bytes: e.bytes, nonZeroBytes: e.nonZeroBytes, exact: e.exact, seconds: e.secondsPerByte * (await dataBytesOf(opened.source)) };
+    return { bytes: e.bytes, nonZeroBytes: e.nonZeroBytes, exact: e.exact, seconds: e.seconds };
   } finally {
     await opened?.source.close().catch(() => {});
     releaseCodecs(codecs);
   }
-}
-
-async function dataBytesOf(dev: BlockDevice): Promise<number> {
-  let n = 0;
-  for await (const e of dev.extents()) if (e.kind === 'data') n += e.length;
-  return n;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { drivers } from '../src-core/formats/registry.ts';
 import { ExtentEndTracker, type Shortfall } from '../src-core/image/integrity.ts';
-import { openImage, PROBE_BYTES, probeDetailed } from '../src-core/image/open.ts';
+import { openImage, probeDetailed } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import { detectContainer } from '../src-core/image/containers/index.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
@@ -38,7 +38,7 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     }
     try {
       const src = probeSet.source(path);
-      const { scored, foreign } = await probeDetailed(src, drivers);
+      const { scored, foreign, head } = await probeDetailed(src, drivers);
       // A format qemu-img knows and DiskFerry cannot read yet is named and refused, never raw.
       if (foreign) throw new UnsupportedError(path, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
       const [best] = scored;
@@ -46,7 +46,6 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
         candidates.push({ path });
         continue;
       }
-      const head = await src.read(0, Math.min(PROBE_BYTES, src.size));
       // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked (the page offers it).
       const kind = detectContainer(head);
       if (kind) {

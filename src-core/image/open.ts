@@ -20,12 +20,13 @@ export async function probeAll(src: ByteSource, drivers: readonly FormatDriver[]
 
 /**
  * The drivers' scores, and — when nothing better than raw claims the file — the format qemu-img
- * knows and DiskFerry cannot read that the bytes are (image/foreignFormats.ts), if any.
+ * knows and DiskFerry cannot read that the bytes are (image/foreignFormats.ts), if any; and the
+ * head it read, for callers that look further (the page's rawDoubt).
  */
 export async function probeDetailed(
   src: ByteSource,
   drivers: readonly FormatDriver[],
-): Promise<{ scored: ProbeResult[]; foreign?: ForeignFormat }> {
+): Promise<{ scored: ProbeResult[]; foreign?: ForeignFormat; head: Uint8Array }> {
   const head = await src.read(0, Math.min(PROBE_BYTES, src.size));
   const scored: ProbeResult[] = [];
   for (const driver of drivers) {
@@ -34,14 +35,14 @@ export async function probeDetailed(
   }
   scored.sort((a, b) => b.score - a.score);
   const best = scored[0];
-  if (best && best.driver.name !== 'raw') return { scored };
+  if (best && best.driver.name !== 'raw') return { scored, head };
   const foreign = await identifyForeign(
     head,
     src.size,
     src,
     drivers.map((d) => d.name),
   );
-  return foreign ? { scored, foreign } : { scored };
+  return foreign ? { scored, foreign, head } : { scored, head };
 }
 
 /**

@@ -14,8 +14,8 @@ export interface SizeEstimate {
   nonZeroBytes: number;
   /** True when measured on the whole source; false when extrapolated from a sample. */
   exact: boolean;
-  /** Seconds the dry run took per byte of source data, for a time estimate. */
-  secondsPerByte: number;
+  /** Seconds the conversion's computing takes for all the source's data, as the dry run measured it (writing not included). */
+  seconds: number;
 }
 
 export interface EstimateOptions {
@@ -50,7 +50,7 @@ export async function estimateOutput(opts: EstimateOptions): Promise<SizeEstimat
     const counted = new ZeroCountingDevice(source);
     const started = now();
     const bytes = await dryRun(counted, opts);
-    return { bytes, nonZeroBytes: counted.nonZero, exact: true, secondsPerByte: total ? (now() - started) / 1000 / total : 0 };
+    return { bytes, nonZeroBytes: counted.nonZero, exact: true, seconds: (now() - started) / 1000 };
   }
   const every = Math.max(2, Math.ceil(total / (opts.sampleBytes ?? 128 * 1024 * 1024)));
   const sample = new ZeroCountingDevice(new SampledDevice(source, every));
@@ -64,7 +64,7 @@ export async function estimateOutput(opts: EstimateOptions): Promise<SizeEstimat
     bytes: Math.round(empty + (withSample - empty) * scale),
     nonZeroBytes: Math.round(sample.nonZero * scale),
     exact: false,
-    secondsPerByte: sampled ? seconds / sampled : 0,
+    seconds: sampled ? (seconds / sampled) * total : 0,
   };
 }
 
