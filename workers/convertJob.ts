@@ -168,5 +168,3 @@ export async function runConvert(
     releaseCodecs(codecs);
   }
 }
-
-export { removeCreatedFile } from './io/outputPlace.ts';
