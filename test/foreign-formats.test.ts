@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
-import { qemuImg, tempDir } from './helpers/sys.ts';
+import { qemuImg, qemuImgCalibrating, tempDir } from './helpers/sys.ts';
 import { drivers } from '../src-core/formats/registry.ts';
 import { FOREIGN_FORMATS } from '../src-core/image/foreignFormats.ts';
 import { probe } from '../src-core/image/open.ts';
@@ -24,7 +24,7 @@ const QEMU_MADE: [string, string[]][] = [
 describe('qemu-img images are never taken for raw', () => {
   it.each(QEMU_MADE)('%s is probed by its own driver, whatever the file is called', async (name, args) => {
     const f = t.file(`disk.${name}`);
-    qemuImg(...args, f, '4M');
+    qemuImgCalibrating(...args, f, '4M');
     expect(JSON.parse(qemuImg('info', '--output=json', f)).format).toBe(name);
     const src = new MemorySource(new Uint8Array(readFileSync(f)), 'disk.img');
     expect((await probe(src, drivers)).name).toBe(name);

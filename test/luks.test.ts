@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
 import { seedArb, sparseRegions, writeSectorDisk } from './helpers/property.ts';
-import { qemuImg, qemuIo, run, runStatus, tempDir, writePatternedRaw } from './helpers/sys.ts';
+import { qemuImg, qemuIo, run, runStatus, tempDir, writePatternedRaw, qemuImgCalibrating } from './helpers/sys.ts';
 import { NodeFileSource } from '../cli/nodeFiles.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
 import { drivers } from '../src-core/formats/registry.ts';
@@ -22,18 +22,6 @@ const src = t.file('src.raw');
 const PW = 'correct horse battery';
 const SECRET = ['--object', `secret,id=s,data=${PW}`];
 const imageOpts = (f: string) => `driver=luks,key-secret=s,file.filename=${f}`;
-
-/** qemu-img's PBKDF2 calibration sometimes fails on a busy machine ("accurate CPU usage"): retry that only. */
-function qemuRetry(args: string[]): string {
-  let last = '';
-  for (let i = 0; i < 6; i++) {
-    const r = runStatus('qemu-img', args);
-    if (r.status === 0) return r.stdout;
-    last = r.stderr;
-    if (!/accurate CPU usage/.test(last)) break;
-  }
-  throw new Error(`qemu-img ${args.join(' ')}: ${last}`);
-}
 
 /** qemu-img compare of a raw file with a luks image, opened with the secret. */
 const qemuCompareLuks = (raw: string, img: string) =>
@@ -58,7 +46,7 @@ beforeAll(() => {
   );
   for (const [name, o] of QEMU_CASES) {
     const f = t.file(`${name}.luks`);
-    qemuRetry(['convert', ...SECRET, '-f', 'raw', '-O', 'luks', '-o', `${o},key-secret=s`, src, f]);
+    qemuImgCalibrating('convert', ...SECRET, '-f', 'raw', '-O', 'luks', '-o', `${o},key-secret=s`, src, f);
     qemuIo(...SECRET, '--image-opts', '-c', 'write -P 0x5a 1M 200k', '-c', 'write -P 0xa5 3000k 4k', imageOpts(f));
   }
 });
@@ -75,7 +63,7 @@ describe('luks images made by qemu-img', () => {
 
   it('an empty image made by qemu-img create, and an odd size (rounded to sectors as qemu-img does)', async () => {
     const f = t.file('odd.luks');
-    qemuRetry(['create', ...SECRET, '-f', 'luks', '-o', 'key-secret=s,iter-time=10', f, '1000001']);
+    qemuImgCalibrating('create', ...SECRET, '-f', 'luks', '-o', 'key-secret=s,iter-time=10', f, '1000001');
     await expectSameExport(imageOpts(f), t.file, 'odd', [...SECRET, '--image-opts']);
     await expectInfoMatches(f);
   });
@@ -188,7 +176,7 @@ describe('measure', () => {
       `key-secret=s,${o}`,
       ...what.map((a) => (a === 'SRC' ? src : a)),
     ];
-    expect(JSON.parse(await cliOk(...args))).toEqual(JSON.parse(qemuRetry(args)));
+    expect(JSON.parse(await cliOk(...args))).toEqual(JSON.parse(qemuImgCalibrating(...args)));
   });
   it('without key-secret, refused as by qemu-img', async () => {
     expect(runStatus('qemu-img', ['measure', '-O', 'luks', '--size', '1M']).stderr).toContain("Parameter 'key-secret' is required");

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
 import { expectInfoMatches, expectSameExport } from './helpers/fixtures.ts';
-import { qemuImg, qemuIo, runStatus, standardRaw, tempDir } from './helpers/sys.ts';
+import { qemuImg, qemuIo, runStatus, standardRaw, tempDir, qemuImgCalibrating } from './helpers/sys.ts';
 import { NodeFileSource } from '../cli/nodeFiles.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
 import { drivers } from '../src-core/formats/registry.ts';
@@ -18,25 +18,10 @@ const PW = 'correct horse battery';
 const SECRET = ['--object', `secret,id=s,data=${PW}`];
 const opts = (f: string, driver = 'qcow2') => `driver=${driver},file.filename=${f},encrypt.key-secret=s`;
 
-/**
- * qemu-img times PBKDF2 with RUSAGE_THREAD and, on this busy machine, sometimes fails with
- * "Unable to get accurate CPU usage"; that is qemu's calibration, not the image, so retry.
- */
-function qemuRetry(args: string[]): void {
-  let last = '';
-  for (let i = 0; i < 6; i++) {
-    const r = runStatus('qemu-img', args);
-    if (r.status === 0) return;
-    last = r.stderr;
-    if (!/accurate CPU usage/.test(last)) break;
-  }
-  throw new Error(`qemu-img ${args.join(' ')}: ${last}`);
-}
-
 /** Encrypted fixture: qemu-img convert from the patterned source, then qemu-io writes on top. */
 function makeQemuImage(name: string, o: string, driver = 'qcow2'): string {
   const f = t.file(name);
-  qemuRetry(['convert', ...SECRET, '-f', 'raw', '-O', driver, '-o', `${o},encrypt.key-secret=s`, src, f]);
+  qemuImgCalibrating('convert', ...SECRET, '-f', 'raw', '-O', driver, '-o', `${o},encrypt.key-secret=s`, src, f);
   qemuIo(...SECRET, '--image-opts', '-c', 'write -P 0x5a 1M 200k', '-c', 'write -P 0xa5 3000k 4k', opts(f, driver));
   return f;
 }

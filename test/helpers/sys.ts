@@ -105,3 +105,19 @@ export function standardRaw(file: string, size: number, seed = 1): void {
 export function writeText(file: string, text: string): void {
   writeFileSync(file, text);
 }
+
+/**
+ * qemu-img for commands that derive an encryption key: it times PBKDF2 with RUSAGE_THREAD and,
+ * on a busy machine, sometimes fails with "Unable to get accurate CPU usage". That is qemu's
+ * calibration, not the image, so retry that failure (only that one); returns stdout.
+ */
+export function qemuImgCalibrating(...args: string[]): string {
+  let last = '';
+  for (let i = 0; i < 6; i++) {
+    const r = runStatus('qemu-img', args);
+    if (r.status === 0) return r.stdout;
+    last = r.stderr;
+    if (!/accurate CPU usage/.test(last)) break;
+  }
+  throw new Error(`qemu-img ${args.join(' ')}: ${last}`);
+}
