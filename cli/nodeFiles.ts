@@ -1,6 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
+import { canFindHoles, fileDataRuns } from './holes.ts';
 import { DiskFerryError, ErrorCode, MissingFileError, UnsafePathError } from '../src-core/io/errors.ts';
 
 /** A file read through a file descriptor: positioned reads, never the whole file. */
@@ -23,8 +24,14 @@ export class NodeFileSource implements ByteSource {
       await fh.close();
       throw new DiskFerryError(ErrorCode.InvalidArgument, displayName, 'is a folder, not an image file');
     }
-    return new NodeFileSource(fh, displayName, st.size, st.blocks * 512);
+    const source = new NodeFileSource(fh, displayName, st.size, st.blocks * 512);
+    // A file with holes (fewer blocks than its length) on a file system that says where they are.
+    if (st.isFile() && st.blocks * 512 < st.size && canFindHoles(fh.fd)) {
+      source.dataRuns = (from: number, to: number) => fileDataRuns(fh.fd, from, to);
+    }
+    return source;
   }
+  dataRuns?: (from: number, to: number) => Iterable<[number, number]>;
   async read(offset: number, length: number): Promise<Uint8Array> {
     const len = Math.max(0, Math.min(length, this.size - offset));
     const buf = new Uint8Array(len);

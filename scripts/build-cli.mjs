@@ -6,6 +6,7 @@
  *   dist/cli/deflateWorker.js  the compression worker thread (cli/pool/deflateWorker.ts)
  *   dist/cli/chunk-*.js        code shared by those and loaded on demand (import())
  *   dist/cli/zlib.wasm (+ LICENSE.zlib), zstd.wasm
+ *   dist/cli/holes-<platform>-<arch>.node  lseek SEEK_DATA/SEEK_HOLE (optional; scripts/build-native.mjs)
  *   dist/types/**.d.ts         declarations for the library (tsc)
  * Everything the CLI needs is bundled: the package has no runtime dependencies.
  */
@@ -57,6 +58,8 @@ copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/zlib.wasm'), path.join(o
 copyFileSync(path.join(ROOT, 'node_modules/@bokuweb/zstd-wasm/dist/common/zstd.wasm'), path.join(outdir, 'zstd.wasm'));
 // zlib.wasm is stock zlib: its licence travels with it.
 copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/LICENSE.zlib'), path.join(outdir, 'LICENSE.zlib'));
+// lseek(SEEK_DATA) for sparse files, where this machine can build it (optional: without it the CLI reads holes).
+execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-native.mjs'), outdir], { stdio: 'inherit' });
 
 if (outdir === OUT && !process.env.DISKFERRY_NO_TYPES) {
   rmSync(TYPES, { recursive: true, force: true });

@@ -51,6 +51,17 @@ describe('npm package', () => {
     expect(r.stdout).toMatch(/^diskferry version \d+\.\d+\.\d+/);
   });
 
+  it('ships the native lseek and finds the holes of a sparse raw file as qemu-img does', () => {
+    const pkgDir = path.join(prefix, 'lib', 'node_modules', 'diskferry');
+    expect(readdirSync(path.join(pkgDir, 'dist', 'cli'))).toContain(`holes-${process.platform}-${process.arch}.node`);
+    const sparse = path.join(work, 'sparse.raw');
+    execFileSync('truncate', ['-s', '64M', sparse]);
+    execFileSync('dd', ['if=' + raw, 'of=' + sparse, 'bs=1M', 'count=2', 'seek=20', 'conv=notrunc', 'status=none']);
+    const r = df('map', '--output=json', '-f', 'raw', 'sparse.raw');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(qemuImg('map', '--output=json', '-f', 'raw', sparse));
+  });
+
   it("info --output=json gives qemu-img's fields", () => {
     const r = df('info', '--output=json', 'src.qcow2');
     expect(r.code).toBe(0);

@@ -1,3 +1,4 @@
+import type { ByteSource } from '../io/bytes.ts';
 import type { BlockDevice, Extent } from './types.ts';
 
 export function extentEnd(e: Extent): number {
@@ -8,6 +9,7 @@ export function extentEnd(e: Extent): number {
 function sameRun(a: Extent, b: Extent): boolean {
   if (a.kind !== b.kind || extentEnd(a) !== b.offset) return false;
   if ((a.depth ?? 0) !== (b.depth ?? 0) || !!a.compressed !== !!b.compressed || a.hostFile !== b.hostFile) return false;
+  if (!!a.mappedData !== !!b.mappedData) return false;
   if (a.hostOffset === undefined || b.hostOffset === undefined) return a.hostOffset === b.hostOffset;
   return a.hostOffset + a.length === b.hostOffset;
 }
@@ -32,6 +34,38 @@ export async function* coalesce(src: AsyncIterable<Extent>): AsyncIterable<Exten
     cur = { ...e };
   }
   if (cur) yield cur;
+}
+
+/**
+ * The extents of a guest range stored as a plain byte range of a file (raw, a fixed VHD, a flat
+ * VMDK extent): guest [from, to) sits at host [hostStart + from, …). Data where the file holds
+ * data; where the file system reports a hole, a 'zero' extent that is never read, as qemu-img
+ * skips holes. `mappedData` marks those holes as qemu-img's formats that recurse into the file
+ * print them (zero and data at once: vpc, vmdk); raw prints them as plain zeros. Past the file's
+ * end, as inside it: a short file reads as zeros there either way.
+ */
+export function* fileBackedExtents(src: ByteSource, from: number, to: number, hostStart: number, mappedData: boolean): Iterable<Extent> {
+  if (to <= from) return;
+  if (!src.dataRuns) {
+    yield { offset: from, length: to - from, kind: 'data', hostOffset: hostStart + from };
+    return;
+  }
+  const hole = (a: number, b: number): Extent => {
+    const e: Extent = { offset: a, length: b - a, kind: 'zero', hostOffset: hostStart + a };
+    if (mappedData) e.mappedData = true;
+    return e;
+  };
+  const fileEnd = src.size - hostStart;
+  let pos = from;
+  for (const [hostA, hostB] of src.dataRuns(hostStart + from, hostStart + Math.min(to, fileEnd))) {
+    const a = hostA - hostStart;
+    // A run reaching the file's end takes the rest of the range with it (the short last sector).
+    const b = hostB - hostStart >= fileEnd ? to : hostB - hostStart;
+    if (a > pos) yield hole(pos, a);
+    yield { offset: a, length: b - a, kind: 'data', hostOffset: hostA };
+    pos = b;
+  }
+  if (pos < to) yield hole(pos, to);
 }
 
 /** Clips an extent to [from, to). */

@@ -15,6 +15,11 @@ export interface Extent {
   hostOffset?: number;
   /** The file that holds them, when it is not the image file itself (extents, data files). */
   hostFile?: string;
+  /**
+   * A 'zero' extent that the format maps to its file like data, where the file has a hole:
+   * qemu-img map prints it as zero and data at once (fixed VHD, flat VMDK).
+   */
+  mappedData?: boolean;
 }
 
 /** The `qemu-img info --output=json` model. Keys are qemu-img's, so JSON output is a plain dump. */

@@ -14,6 +14,12 @@ export interface ByteSource {
   /** Bytes the file occupies on disk (st_blocks·512), where the platform knows it. */
   readonly allocatedSize?: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Where the file holds data, on platforms whose file system can tell (lseek SEEK_DATA in the
+   * CLI): the data runs within [from, to), in order; everything else is a hole that reads as
+   * zeros. Absent where nobody can tell; then every byte counts as data and is read.
+   */
+  dataRuns?(from: number, to: number): Iterable<[number, number]>;
   close?(): Promise<void>;
 }
 

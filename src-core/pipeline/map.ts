@@ -22,7 +22,7 @@ export async function* mapImage(dev: BlockDevice): AsyncIterable<MapEntry> {
       depth: e.depth ?? 0,
       present: e.kind !== 'unallocated',
       zero: e.kind !== 'data',
-      data: e.kind === 'data',
+      data: e.kind === 'data' || !!e.mappedData,
     };
     if (e.hostOffset !== undefined && !e.compressed) entry.offset = e.hostOffset;
     if (prev && mergeable(prev, entry)) {

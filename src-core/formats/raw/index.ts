@@ -3,6 +3,7 @@ import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, Extent, FormatDriver, ImageInfo, ImageWriter } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 import { infoBasics } from '../../image/info.ts';
+import { fileBackedExtents } from '../../image/extents.ts';
 
 /** QEMU reads a raw file as a disk of its size rounded up to 512, the tail as zeros. */
 export const SECTOR = 512;
@@ -17,8 +18,9 @@ class RawDevice implements BlockDevice {
     return this.src.name;
   }
   async *extents(from = 0, to = this.virtualSize): AsyncIterable<Extent> {
-    // Raw has no metadata: everything is data as far as anyone can tell without reading it.
-    if (to > from) yield { offset: from, length: to - from, kind: 'data', hostOffset: from };
+    // Raw has no metadata: everything is data as far as anyone can tell without reading it,
+    // unless the file system says where its holes are (as qemu-img's file driver asks it).
+    yield* fileBackedExtents(this.src, from, to, 0, false);
   }
   read(offset: number, length: number): Promise<Uint8Array> {
     return readPadded(this.src, offset, length);

@@ -1,5 +1,6 @@
 import { readPadded, type ByteSource } from '../../io/bytes.ts';
 import type { Extent } from '../../image/types.ts';
+import { fileBackedExtents } from '../../image/extents.ts';
 
 /**
  * One extent of a VMDK disk, addressed in bytes from its own start. The device (reader.ts)
@@ -36,10 +37,10 @@ export class FlatExtent implements VmdkExtent {
     private readonly isMainFile: boolean,
   ) {}
   async *extents(from: number, to: number): AsyncIterable<Extent> {
-    if (to <= from) return;
-    const e: Extent = { offset: from, length: to - from, kind: 'data', hostOffset: this.start + from };
-    if (!this.isMainFile) e.hostFile = this.src.name;
-    yield e;
+    for (const e of fileBackedExtents(this.src, from, to, this.start, true)) {
+      if (!this.isMainFile) e.hostFile = this.src.name;
+      yield e;
+    }
   }
   // QEMU reads past the end of a short flat file as zeros; so do we.
   read(offset: number, length: number): Promise<Uint8Array> {

@@ -4,6 +4,7 @@ import { readU32Table } from '../../io/struct.ts';
 import { uuidToString } from '../../io/guid.ts';
 import { planReads, type HostRead } from '../../image/readPlan.ts';
 import { DEFAULT_LIMITS, type BackingRef, type BlockDevice, type Extent, type ImageInfo, type OpenContext } from '../../image/types.ts';
+import { fileBackedExtents } from '../../image/extents.ts';
 import { BAT_UNUSED, bitmapBytes, DYNAMIC_HEADER_SIZE, parseDynamicHeader, type DynamicHeader } from './dynamicHeader.ts';
 import {
   checkSize,
@@ -139,7 +140,7 @@ export class VpcDevice implements BlockDevice {
     if (from >= to) return;
     if (!this.dyn) {
       const dataEnd = Math.min(to, this.src.size - FOOTER_SIZE);
-      if (dataEnd > from) yield { offset: from, length: dataEnd - from, kind: 'data', hostOffset: from };
+      yield* fileBackedExtents(this.src, from, dataEnd, 0, true);
       if (to > Math.max(from, dataEnd)) yield { offset: Math.max(from, dataEnd), length: to - Math.max(from, dataEnd), kind: 'zero' };
       return;
     }
