@@ -20,7 +20,7 @@
  * DISKFERRY_DEFLATE=wasm|native|single for the `cli` row (see cli/pool/cliCodecs.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,10 @@ interface Case {
   target?: string;
   compress?: boolean;
   ext?: string;
+  /** The page's preset button to press instead of choosing the format (stream VMDK, fixed VHD). */
+  preset?: string;
+  /** Compare Chromium against its own floor for this source: read (and write the output). */
+  floor?: 'read' | 'read-write';
 }
 
 function log(s: string): void {
@@ -77,6 +81,47 @@ function smallQcow2(): string {
     execFileSync('qemu-io', ['-c', 'write -P 0x5a 0 4M', '-c', 'write -P 0xa5 512M 1M', file], { stdio: 'ignore' });
   }
   return file;
+}
+
+/** The 4 GiB ext4 raw (1.3 GB of it allocated) as a 5 GiB sparse raw file: the holes case. */
+function sparseRaw(): string {
+  const file = path.join(CACHE, 'sparse5g.raw');
+  if (!existsSync(file)) {
+    execFileSync('cp', ['--sparse=always', path.join(CACHE, 'fs.raw'), `${file}.tmp`]);
+    execFileSync('truncate', ['-s', '5G', `${file}.tmp`]);
+    execFileSync('mv', [`${file}.tmp`, file]);
+  }
+  return file;
+}
+
+/** Bytes a file occupies on disk (a sparse file's holes take none). */
+function allocated(file: string): number {
+  return statSync(file).blocks * 512;
+}
+
+/**
+ * This machine's own storage speed, printed beside the results so runs on different machines
+ * can be compared: reading the (cached) source, and writing 1 GiB to the output folder with an
+ * fsync at the end, as the converters' outputs are.
+ */
+function machineSpeeds(source: string): { readMBs: number; writeMBs: number } {
+  const MiB = 1024 * 1024;
+  const buf = Buffer.alloc(16 * MiB, 0x5a);
+  let t = performance.now();
+  const fd = openSync(source, 'r');
+  let n = 0;
+  for (let got; (got = readSync(fd, buf, 0, buf.length, n)) > 0;) n += got;
+  closeSync(fd);
+  const readMBs = n / MiB / ((performance.now() - t) / 1000);
+  const scratch = path.join(OUT_DIR, 'speed.tmp');
+  t = performance.now();
+  const w = openSync(scratch, 'w');
+  for (let done = 0; done < 1024 * MiB; done += buf.length) writeSync(w, buf);
+  fsyncSync(w);
+  closeSync(w);
+  const writeMBs = 1024 / ((performance.now() - t) / 1000);
+  rmSync(scratch, { force: true });
+  return { readMBs, writeMBs };
 }
 
 /**
@@ -136,10 +181,53 @@ async function main(): Promise<void> {
       compress: true,
       ext: 'qcow2',
     },
-    { name: 'convert -O qcow2', args: ['convert', '-O', 'qcow2', source, 'OUT'], source, target: 'qcow2', compress: false, ext: 'qcow2' },
+    {
+      name: 'convert -O qcow2',
+      args: ['convert', '-O', 'qcow2', source, 'OUT'],
+      source,
+      target: 'qcow2',
+      compress: false,
+      ext: 'qcow2',
+      floor: 'read-write',
+    },
     ...(canVhdx
-      ? [{ name: 'convert -O vhdx', args: ['convert', '-O', 'vhdx', source, 'OUT'], source, target: 'vhdx', compress: false, ext: 'vhdx' }]
+      ? [
+          {
+            name: 'convert -O vhdx',
+            args: ['convert', '-O', 'vhdx', source, 'OUT'],
+            source,
+            target: 'vhdx',
+            compress: false,
+            ext: 'vhdx',
+            floor: 'read-write' as const,
+          },
+        ]
       : []),
+    {
+      name: 'convert stream VMDK (aws)',
+      args: ['convert', '-O', 'vmdk', '-o', 'subformat=streamOptimized', source, 'OUT'],
+      source,
+      target: 'vmdk',
+      preset: 'AWS import',
+      ext: 'vmdk',
+    },
+    {
+      name: 'convert fixed VHD (azure)',
+      args: ['convert', '-O', 'vpc', '-o', 'subformat=fixed,force_size=on', source, 'OUT'],
+      source,
+      target: 'vpc',
+      preset: 'Azure',
+      ext: 'vhd',
+    },
+    { name: 'convert -O vdi', args: ['convert', '-O', 'vdi', source, 'OUT'], source, target: 'vdi', ext: 'vdi' },
+    {
+      name: 'convert sparse 5 GiB raw -O qcow2',
+      args: ['convert', '-f', 'raw', '-O', 'qcow2', path.join(CACHE, 'sparse5g.raw'), 'OUT'],
+      source: path.join(CACHE, 'sparse5g.raw'),
+      target: 'qcow2',
+      ext: 'qcow2',
+      floor: 'read',
+    },
     {
       name: 'info (sparse 100 GiB qcow2)',
       args: ['info', path.join(CACHE, 'sparse100g.qcow2')],
@@ -162,6 +250,7 @@ async function main(): Promise<void> {
     buildImage();
   }
   if (selected.some((c) => c.name.startsWith('info start-up'))) smallQcow2();
+  if (selected.some((c) => c.source.endsWith('sparse5g.raw'))) sparseRaw();
 
   log('bench: bundling the CLI…');
   const cli = buildCli();
@@ -182,6 +271,8 @@ async function main(): Promise<void> {
   }
 
   mkdirSync(OUT_DIR, { recursive: true });
+  const speeds = machineSpeeds(existsSync(source) ? source : path.join(CACHE, 'small.qcow2'));
+  log(`bench: this machine reads at ${speeds.readMBs.toFixed(0)} MB/s and writes at ${speeds.writeMBs.toFixed(0)} MB/s`);
   const rows: Row[] = [];
   for (const c of selected) {
     const by: Record<Tool, Row> = {
@@ -218,7 +309,7 @@ async function main(): Promise<void> {
         if (row.status !== 'ok' || (tools && !tools.includes(tool))) continue;
         const out = path.join(OUT_DIR, `${tool}.${c.ext ?? 'out'}`);
         const args = c.args.map((a) => (a === 'OUT' ? out : a));
-        if (c.ext) settle(statSync(c.source).size);
+        if (c.ext) settle(allocated(c.source));
         try {
           let s: Sample;
           if (tool === 'qemu-img') s = await timeCommand('qemu-img', args);
@@ -226,7 +317,7 @@ async function main(): Promise<void> {
           else if (tool === 'cli') s = c.minRepeat ? await timeCommand(cli, args) : await timeCommand(process.execPath, [cli, ...args]);
           else if (tool === 'cli-native')
             s = await timeCommand(process.execPath, [cli, ...args], { env: { ...process.env, DISKFERRY_DEFLATE: 'native' } });
-          else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress) : await browser!.info(c.source);
+          else s = c.target ? await browser!.convert(c.source, c.target, !!c.compress, c.preset) : await browser!.info(c.source);
           if (c.ext && tool !== 'chromium') s.outBytes = statSync(out).size;
           row.samples.push(s);
           log(
@@ -258,42 +349,50 @@ async function main(): Promise<void> {
       rows.push(r);
     }
   }
-  // The browser's own floor for the uncompressed case: moving the same bytes, converting nothing.
-  let floor: { readS: number; writeS: number; syncWriteS: number; outBytes: number; qemuS: number } | undefined;
-  const plain = rows.find((r) => r.case === 'convert -O qcow2' && r.tool === 'qemu-img' && r.wallS);
-  if (browser && plain && (!tools || tools.includes('chromium'))) {
-    const outBytes = plain.outBytes ?? statSync(source).size;
+  // The browser's own floor for the cases that convert nothing much: the same bytes moved
+  // (read the source as the app does, write the output's size through the save-file stream).
+  const floors: { case: string; readS: number; writeS: number; syncWriteS: number; outBytes: number; chromiumS?: number }[] = [];
+  for (const c of selected) {
+    if (!browser || !c.floor || (tools && !tools.includes('chromium'))) continue;
+    const q = rows.find((r) => r.case === c.name && r.tool === 'qemu-img');
+    const outBytes = c.floor === 'read' ? 0 : (q?.outBytes ?? allocated(c.source));
     const runs: { readS: number; writeS: number; syncWriteS: number }[] = [];
     for (let rep = 0; rep < REPEAT; rep++) {
       try {
-        runs.push(await browser.floor(source, outBytes));
+        runs.push(await browser.floor(c.source, outBytes));
       } catch (e) {
-        log(`  browser floor: FAILED ${(e as Error).message.split('\n')[0]}`);
+        log(`  browser floor (${c.name}): FAILED ${(e as Error).message.split('\n')[0]}`);
         break;
       }
     }
-    if (runs.length) {
-      floor = {
-        readS: median(runs.map((r) => r.readS)),
-        writeS: median(runs.map((r) => r.writeS)),
-        syncWriteS: median(runs.map((r) => r.syncWriteS)),
-        outBytes,
-        qemuS: plain.wallS!,
-      };
-    }
+    if (!runs.length) continue;
+    floors.push({
+      case: c.name,
+      readS: median(runs.map((r) => r.readS)),
+      writeS: median(runs.map((r) => r.writeS)),
+      syncWriteS: median(runs.map((r) => r.syncWriteS)),
+      outBytes,
+      chromiumS: rows.find((r) => r.case === c.name && r.tool === 'chromium')?.wallS,
+    });
   }
   await browser?.close();
 
   printTable(rows, source);
-  if (floor) {
-    const f = floor;
+  if (floors.length) console.log(`\nChromium floors (the same bytes moved, nothing converted; medians of ${REPEAT}):`);
+  for (const f of floors) {
+    const floorS = Math.max(f.readS, f.writeS);
     console.log(
-      `\nChromium floor for convert -O qcow2 (the same bytes moved, nothing converted; medians of ${REPEAT}):\n` +
-        `  read the source in 16 MiB slices: ${f.readS.toFixed(2)} s (${(f.readS / f.qemuS).toFixed(2)}× qemu-img's whole job)\n` +
-        `  write ${f.outBytes} bytes through the save-file stream (createWritable, 4 MiB, 3 queued): ${f.writeS.toFixed(2)} s (${(f.writeS / f.qemuS).toFixed(2)}×)\n` +
-        `  the same through an OPFS sync access handle (no save-file equivalent): ${f.syncWriteS.toFixed(2)} s (${(f.syncWriteS / f.qemuS).toFixed(2)}×)`,
+      `  ${f.case}: read the source in 16 MiB slices ${f.readS.toFixed(2)} s` +
+        (f.outBytes
+          ? `; write ${f.outBytes} bytes through the save-file stream (createWritable, 4 MiB, 3 queued) ${f.writeS.toFixed(2)} s` +
+            ` (an OPFS sync access handle: ${f.syncWriteS.toFixed(2)} s)`
+          : '') +
+        (f.chromiumS ? ` → Chromium ${f.chromiumS.toFixed(2)} s = ${(f.chromiumS / floorS).toFixed(2)}× its floor` : ''),
     );
   }
+  console.log(
+    `\nThis machine: reads the cached source at ${speeds.readMBs.toFixed(0)} MB/s, writes 1 GiB + fsync at ${speeds.writeMBs.toFixed(0)} MB/s`,
+  );
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg() },
@@ -306,7 +405,8 @@ async function main(): Promise<void> {
     sourceBytes: existsSync(source) ? statSync(source).size : undefined,
     repeat: REPEAT,
     rows,
-    chromiumFloor: floor,
+    chromiumFloors: floors,
+    machineSpeeds: speeds,
   };
   const jsonFile = path.join(CACHE, 'results.json');
   writeFileSync(jsonFile, JSON.stringify(result, null, 2));
