@@ -50,6 +50,8 @@ export class NodeFileSource implements ByteSource {
 
 /** Positioned writes into a file; every write's full length is checked. */
 export class NodeFileSink implements ByteSink {
+  /** libuv runs file writes on 4 threads: 4 runs queued keep them busy while we read and compress. */
+  readonly queueDepth = 4;
   private closed = false;
   private constructor(
     private readonly fh: fs.FileHandle,

@@ -91,4 +91,40 @@ describe('SinkBuffer', () => {
     await buffer.write(0, new Uint8Array(4096).fill(1)); // queued, will fail
     await expect(buffer.flush()).rejects.toThrow('disk full');
   });
+  it('takes its queue depth from the sink, and a run over bytes still in flight waits for them (writes may land in any order)', async () => {
+    // A thread-pool sink: each write lands after a random number of ticks, so two writes in
+    // flight to the same bytes could land in either order.
+    const rand = prng(9);
+    const file = new Uint8Array(128 * 1024);
+    /** The rounds whose write to the first 4 KiB landed, in landing order. */
+    const landedAtZero: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const sink: ByteSink = {
+      name: 'pool',
+      queueDepth: 4,
+      async write(offset, data) {
+        const copy = data.slice();
+        inFlight++;
+        most = Math.max(most, inFlight);
+        for (let t = rand() % 6; t > 0; t--) await new Promise((r) => setImmediate(r));
+        file.set(copy, offset);
+        if (offset === 0) landedAtZero.push(copy[0]!);
+        inFlight--;
+      },
+      async close() {},
+    };
+    const buffer = new SinkBuffer(sink, 4096);
+    // Each round rewrites the first 4 KiB (a table written again and again), then a new place.
+    for (let round = 1; round <= 20; round++) {
+      await buffer.write(0, new Uint8Array(4096).fill(round));
+      await buffer.write(round * 4096, new Uint8Array(4096).fill(round));
+    }
+    await buffer.flush();
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(4);
+    expect(landedAtZero).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(file.subarray(0, 4096).every((b) => b === 20)).toBe(true);
+    for (let round = 1; round <= 20; round++) expect(file[round * 4096]).toBe(round);
+  });
 });

@@ -41,6 +41,11 @@ export interface ByteSink {
   writeOwned?(offset: number, data: Uint8Array): Promise<void>;
   /** Sets the final length (extends with zeros or cuts). */
   truncate?(size: number): Promise<void>;
+  /**
+   * Writes worth having in flight at once (positioned writes on a thread pool: the CLI's
+   * files). SinkBuffer queues that many runs without waiting, never two that overlap. Absent: 1.
+   */
+  readonly queueDepth?: number;
   /** Makes the file complete (flushes what is held); called once, by the code that opened the sink. */
   close(): Promise<void>;
 }

@@ -10,8 +10,10 @@ import type { ByteSink } from './bytes.ts';
  * passed on as a single view of that buffer.
  *
  * With `inFlight` > 1 a full run is handed on without waiting for the sink, up to that many at
- * once (a File System Access stream writes ~20 % faster with several queued). Runs then never
- * share memory with the caller: each is a fresh buffer or a view the caller gave away.
+ * once (a File System Access stream writes ~20 % faster with several queued; the CLI's file
+ * sinks ask for it through `queueDepth`). Runs then never share memory with the caller: each is
+ * a fresh buffer or a view the caller gave away. A run that overlaps one still in flight waits
+ * for it first: positioned writes on a thread pool may land in any order.
  */
 export class SinkBuffer {
   private staging: Uint8Array | undefined;
@@ -19,13 +21,16 @@ export class SinkBuffer {
   private view: Uint8Array | undefined;
   private start = 0;
   private length = 0;
-  /** Writes handed to the sink and not yet done (only with inFlight > 1). */
-  private readonly pending: Promise<void>[] = [];
+  /** Writes handed to the sink and not yet done (only with inFlight > 1), oldest first. */
+  private readonly pending: { start: number; end: number; done: Promise<void> }[] = [];
+  private readonly inFlight: number;
   constructor(
     readonly sink: ByteSink,
     private readonly limit = 4 * 1024 * 1024,
-    private readonly inFlight = 1,
-  ) {}
+    inFlight?: number,
+  ) {
+    this.inFlight = inFlight ?? sink.queueDepth ?? 1;
+  }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.length && (this.view || offset !== this.start + this.length)) await this.send();
@@ -69,7 +74,7 @@ export class SinkBuffer {
   /** Writes out everything held, and waits until the sink has it all. */
   async flush(): Promise<void> {
     await this.send();
-    while (this.pending.length) await this.pending.shift();
+    while (this.pending.length) await this.pending.shift()!.done;
   }
 
   /** Hands the pending run to the sink. */
@@ -87,10 +92,15 @@ export class SinkBuffer {
 
   /** `owned`: nobody changes `bytes` again, so the sink may keep them (writeOwned). */
   private async issue(at: number, bytes: Uint8Array, owned = false): Promise<void> {
+    const end = at + bytes.length;
+    if (this.inFlight > 1) {
+      // An earlier run to the same bytes must land first (a table written twice, say).
+      while (this.pending.some((p) => p.start < end && at < p.end)) await this.pending.shift()!.done;
+    }
     const done = owned && this.sink.writeOwned ? this.sink.writeOwned(at, bytes) : this.sink.write(at, bytes);
     if (this.inFlight <= 1) return done;
     done.catch(() => {}); // a failure surfaces when it is awaited below or in flush()
-    this.pending.push(done);
-    while (this.pending.length >= this.inFlight) await this.pending.shift();
+    this.pending.push({ start: at, end, done });
+    while (this.pending.length >= this.inFlight) await this.pending.shift()!.done;
   }
 }
