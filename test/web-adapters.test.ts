@@ -59,6 +59,30 @@ describe('BlobSource', () => {
     expect([...(await s.read(3, 10))]).toEqual([4, 5]);
     expect((await s.read(9, 4)).length).toBe(0);
   });
+
+  it('reads the next data runs ahead while they follow each other, and each byte range once', async () => {
+    const MiB = 1 << 20;
+    const bytes = new Uint8Array(7 * MiB + 5).map((_, i) => (i * 7 + (i >>> 20)) & 0xff);
+    const slices: [number, number][] = [];
+    class CountingBlob extends Blob {
+      override slice(start?: number, end?: number): Blob {
+        slices.push([start!, end!]);
+        return super.slice(start, end);
+      }
+    }
+    const s = new BlobSource(new CountingBlob([bytes]), 'x');
+    const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(b);
+    for (let at = 0; at < 4 * MiB; at += MiB) expect(same(await s.read(at, MiB), bytes.subarray(at, at + MiB))).toBe(true);
+    // Runs 0–3 asked for, 4 and 5 on their way; each fetched exactly once.
+    expect(slices).toEqual([0, 1, 2, 3, 4, 5].map((k) => [k * MiB, (k + 1) * MiB]));
+    // A jump elsewhere drops what was read ahead and still returns the right bytes, up to the end.
+    expect(same(await s.read(MiB / 2, MiB), bytes.subarray(MiB / 2, MiB / 2 + MiB))).toBe(true);
+    expect(same(await s.read(6 * MiB, 2 * MiB), bytes.subarray(6 * MiB))).toBe(true);
+    // Small (metadata) reads never read ahead.
+    slices.length = 0;
+    await s.read(100, 512);
+    expect(slices).toEqual([[100, 612]]);
+  });
 });
 
 describe('allocationSummary', () => {
