@@ -34,7 +34,11 @@ export class NodeFileSource implements ByteSource {
   dataRuns?: (from: number, to: number) => Iterable<[number, number]>;
   async read(offset: number, length: number): Promise<Uint8Array> {
     const len = Math.max(0, Math.min(length, this.size - offset));
-    const buf = new Uint8Array(len);
+    // Not zero-filled first (every byte returned is read into it): a conversion reads GBs in
+    // windows of several MiB, and clearing each one cost as much CPU as reading it. A plain
+    // Uint8Array over the memory, not the Buffer: Buffer.slice() is a view, the core expects a copy.
+    const mem = Buffer.allocUnsafeSlow(len);
+    const buf = new Uint8Array(mem.buffer, mem.byteOffset, len);
     let done = 0;
     while (done < len) {
       const { bytesRead } = await this.fh.read(buf, done, len - done, offset + done);

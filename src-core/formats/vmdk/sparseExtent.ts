@@ -120,7 +120,6 @@ export class SparseExtent implements VmdkExtent {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
     const end = Math.min(offset + length, this.size);
     const plain: HostRead[] = [];
     const packed: (HostRead & { grain: number; start: number; len: number })[] = [];
@@ -146,6 +145,8 @@ export class SparseExtent implements VmdkExtent {
     // Grains laid out back to back covering the whole range (what writers produce for
     // sequentially written disks): one read is the answer, with no copy.
     if (!packed.length && isOneRun(plain, length)) return readExact(this.src, plain[0]!.hostOffset, length);
+    // Made only now: a window of several MiB that the one-read case would throw away unused.
+    const out = new Uint8Array(length);
     await planReads(this.src, plain, (r, bytes) => out.set(bytes, r.outPos));
     const decoded = new Map<number, Uint8Array>();
     await planReads(this.src, packed, async (r, bytes) => {
