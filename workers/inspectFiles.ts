@@ -8,6 +8,7 @@ import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
+import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { allocationSummary } from './allocationMap.ts';
 import { chooseCodecs } from './codecs.ts';
 import type { CompressedFile, IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
@@ -99,10 +100,10 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
   };
 }
 
-async function describe(
+export async function describe(
   path: string,
   format: string | undefined,
-  resolver: FileSetResolver,
+  resolver: InputFiles,
   opts: InspectOptions,
   codecs: ReturnType<typeof chooseCodecs>,
 ): Promise<ImageSummary> {
@@ -136,9 +137,9 @@ async function describe(
       warnings.push(`The allocation map could not be read, so this image is damaged: ${errorLine(e)}`);
       return undefined;
     });
-    const sizes = new Map([path, ...companionPaths].map((p) => [p, resolver.source(p).size] as const));
+    const sizes = new Map([path, ...companionPaths].map((p) => [normalizePath(p), resolver.source(p).size] as const));
     const shortfalls = ends.shortfalls((name) => sizes.get(normalizePath(name)));
-    for (const s of shortfalls) warnings.push(incompleteMessage(s, path));
+    for (const s of shortfalls) warnings.push(incompleteMessage(s, normalizePath(path)));
     let filesBytes = 0;
     for (const size of sizes.values()) filesBytes += size;
     return {
@@ -177,9 +178,16 @@ export function toInspectError(path: string, e: unknown): InspectError {
  * here (no key slot opens), so the page can say so next to the password field. Legacy AES has no
  * key check (in QEMU either): any password "unlocks" it.
  */
-export async function unlockImage(files: PickedFile[], path: string, format: string | undefined, password: string): Promise<void> {
+export async function unlockImage(
+  files: PickedFile[],
+  path: string,
+  format: string | undefined,
+  password: string,
+  url?: string,
+): Promise<void> {
   const codecs = chooseCodecs();
-  const resolver = new FileSetResolver(files);
+  const resolver = inputFor({ files, url });
+  await resolver.ready?.();
   const dev = await openImage(resolver.source(path), drivers, {
     resolver,
     codecs,

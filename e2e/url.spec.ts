@@ -1,0 +1,126 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { E2E_PORT } from '../playwright.config.ts';
+import { startServer, type TestServer } from '../test/helpers/httpServer.ts';
+import { test, expect, qemuImg, fillPattern, ARTIFACTS } from './fixtures.ts';
+import { convertAndSave, expectPreview, expectValidCopy } from './helpers.ts';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/**
+ * A 1 GiB qcow2 overlay over a qcow2 backing file beside it (named relatively, as qemu-img
+ * writes it), each with patterned runs: the page must fetch the backing file from the same
+ * folder on the server, and the output must hold both layers.
+ */
+function makeChain(dir: string): { top: string; size: number } {
+  const base = path.join(dir, 'base.qcow2');
+  const top = path.join(dir, 'disk.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', base, String(GiB));
+  fillPattern(base, 'qcow2', 0, 97 * MiB, 2 * MiB, 8);
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', top, String(GiB));
+  fillPattern(top, 'qcow2', MiB + 4096, 131 * MiB, MiB, 6);
+  return { top, size: GiB };
+}
+
+/** "read 2 MiB of 24 MiB" → bytes (the page's own rounding: humanSize's one decimal). */
+function bytesOf(text: string): number {
+  const m = /([\d.]+)\s*(B|KiB|MiB|GiB)/.exec(text);
+  if (!m) throw new Error(`no size in "${text}"`);
+  return Number(m[1]) * { B: 1, KiB: 1024, MiB, GiB }[m[2] as 'B'];
+}
+
+let servers: TestServer[] = [];
+test.afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+async function serve(dir: string, cors: boolean): Promise<TestServer> {
+  const s = await startServer(dir);
+  s.cors = cors;
+  servers.push(s);
+  return s;
+}
+
+for (const mode of ['download', 'picker'] as const) {
+  test.describe(`saving via ${mode}`, () => {
+    test.use({ saveMode: mode });
+
+    test('open a qcow2 and its backing file from a URL on another origin (CORS), preview it from metadata, convert it', async ({
+      page,
+      work,
+    }) => {
+      const dir = work.file('srv');
+      mkdirSync(dir);
+      const { top, size } = makeChain(dir);
+      const server = await serve(dir, true);
+      // The page is on the preview server's port, the images on this one: a cross-origin read.
+      expect(new URL(server.base).port).not.toBe(String(E2E_PORT));
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.goto('/');
+      await page.getByTestId('url-input').fill(`${server.base}/disk.qcow2`);
+      if (mode === 'download') await page.screenshot({ path: path.join(ARTIFACTS, 'url-field.png') });
+      await page.getByTestId('url-open').click();
+
+      await expectPreview(page, 'qcow2', size);
+      const info = page.getByTestId('image-info');
+      await expect(info).toContainText('base.qcow2');
+      await expect(info).toContainText(`${server.base}/disk.qcow2`);
+      // Only metadata went over the wire: under 1 % of the disk, and the page says how much.
+      const sent = server.bytesSent();
+      expect(sent).toBeLessThan(size / 100);
+      expect(server.log.every((r) => r.range !== undefined || r.method === 'OPTIONS')).toBe(true);
+      expect(server.log.some((r) => r.path === '/base.qcow2')).toBe(true);
+      const fetched = await page.getByTestId('fetched').innerText();
+      expect(fetched).toMatch(/^read [\d.]+ \w+ of [\d.]+ \w+$/);
+      // The page counts the preview's bytes; the server sent those plus nothing else.
+      expect(Math.abs(bytesOf(fetched) - sent)).toBeLessThanOrEqual(0.05 * sent + 1024);
+      if (mode === 'download') await page.screenshot({ path: path.join(ARTIFACTS, 'url-preview.png') });
+
+      const out = work.file('from-url.qcow2');
+      await convertAndSave(page, mode, 'qcow2', false, out);
+      await expect(page.getByTestId('result')).toBeVisible();
+      expectValidCopy(top, out, 'qcow2');
+    });
+  });
+}
+
+test('a URL the page cannot read: no CORS headers, no Range support, not a URL', async ({ page, work }) => {
+  const dir = work.file('srv');
+  mkdirSync(dir);
+  makeChain(dir);
+  const noCors = await serve(dir, false);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto('/');
+  const input = page.getByTestId('url-input');
+  const error = page.getByTestId('url-error');
+
+  await input.fill(`${noCors.base}/disk.qcow2`);
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(
+    new RegExp(
+      `^The server at ${noCors.base.replace(/[.]/g, '\\.')} does not allow this page to read the file \\(CORS\\): .+; download it and drop the file instead$`,
+    ),
+  );
+  await expect(error).toHaveClass(/notice--error/);
+  // One line: a CORS refusal is not retried as if the network had failed.
+  expect((await error.innerText()).split('\n')).toHaveLength(1);
+  await expect(page.getByTestId('image-info')).toHaveCount(0);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'url-cors-error.png') });
+
+  // A server that sends the whole file for every request: the core's message.
+  const noRange = await serve(dir, true);
+  noRange.ignoreRange = true;
+  await input.fill(`${noRange.base}/disk.qcow2`);
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(`${noRange.base}/disk.qcow2: server does not support range requests; download the file first`);
+
+  await input.fill('disk.qcow2');
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(/^"disk\.qcow2" is not a URL/);
+
+  await input.fill(`${noRange.base.replace('http', 'ftp')}/disk.qcow2`);
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(/is not an http:\/\/ or https:\/\/ URL/);
+});
