@@ -86,7 +86,7 @@ for (const mode of ['download', 'picker'] as const) {
   });
 }
 
-test('a URL the page cannot read: no CORS headers, no Range support, not a URL', async ({ page, work }) => {
+test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no Range support, not a URL', async ({ page, work }) => {
   const dir = work.file('srv');
   mkdirSync(dir);
   makeChain(dir);
@@ -108,6 +108,15 @@ test('a URL the page cannot read: no CORS headers, no Range support, not a URL',
   expect((await error.innerText()).split('\n')).toHaveLength(1);
   await expect(page.getByTestId('image-info')).toHaveCount(0);
   await page.screenshot({ path: path.join(ARTIFACTS, 'url-cors-error.png') });
+
+  // CORS headers, but Content-Range not exposed: the page cannot tell where the bytes belong.
+  const hidden = await serve(dir, true);
+  hidden.corsExposes = '';
+  await input.fill(`${hidden.base}/disk.qcow2`);
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(
+    `The server at ${hidden.base} does not allow this page to read the file (CORS): it does not expose the Content-Range header (Access-Control-Expose-Headers); download it and drop the file instead`,
+  );
 
   // A server that sends the whole file for every request: the core's message.
   const noRange = await serve(dir, true);

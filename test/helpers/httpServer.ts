@@ -29,6 +29,8 @@ export interface TestServer {
    * preflights, allow the Range header and expose Content-Range. Off: no CORS header at all.
    */
   cors: boolean;
+  /** With `cors`: the response headers a page may read besides the safelisted ones ('' sends none). */
+  corsExposes: string;
   bytesSent(filter?: (r: RequestLog) => boolean): number;
   close(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startServer(root: string): Promise<TestServer> {
     failEvery: 0,
     stallEvery: 0,
     cors: false,
+    corsExposes: 'Content-Range, Content-Length, Accept-Ranges, ETag',
     bytesSent: (f) => state.log.filter(f ?? (() => true)).reduce((n, r) => n + r.bytesSent, 0),
     close: async () => {
       server.closeAllConnections();
@@ -60,10 +63,7 @@ export async function startServer(root: string): Promise<TestServer> {
     const entry: RequestLog = { method: req.method ?? '', path: rel, range: req.headers.range, status: 0, bytesSent: 0 };
     state.log.push(entry);
     const cors: Record<string, string> = state.cors
-      ? {
-          'Access-Control-Allow-Origin': '*',
-          'Access-Control-Expose-Headers': 'Content-Range, Content-Length, Accept-Ranges, ETag',
-        }
+      ? { 'Access-Control-Allow-Origin': '*', ...(state.corsExposes && { 'Access-Control-Expose-Headers': state.corsExposes }) }
       : {};
     const reply = (status: number, headers: Record<string, string | number> = {}) => {
       entry.status = status;
