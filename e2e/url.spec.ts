@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { E2E_PORT } from '../playwright.config.ts';
 import { startServer, type TestServer } from '../test/helpers/httpServer.ts';
@@ -86,7 +87,10 @@ for (const mode of ['download', 'picker'] as const) {
   });
 }
 
-test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no Range support, not a URL', async ({ page, work }) => {
+test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no Range support, compressed, not a URL, not a disk', async ({
+  page,
+  work,
+}) => {
   const dir = work.file('srv');
   mkdirSync(dir);
   makeChain(dir);
@@ -125,6 +129,15 @@ test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no
   await page.getByTestId('url-open').click();
   await expect(error).toHaveText(`${noRange.base}/disk.qcow2: server does not support range requests; download the file first`);
 
+  // A compressed image: unpacked only from a dropped file.
+  writeFileSync(path.join(dir, 'disk.raw.gz'), gzipSync(Buffer.alloc(2 * MiB, 7)));
+  const ok = await serve(dir, true);
+  await input.fill(`${ok.base}/disk.raw.gz`);
+  await page.getByTestId('url-open').click();
+  await expect(error).toHaveText(
+    /disk\.raw\.gz: this is a gzip-compressed file, which the page unpacks only when dropped: download it and drop it$/,
+  );
+
   await input.fill('disk.qcow2');
   await page.getByTestId('url-open').click();
   await expect(error).toHaveText(/^"disk\.qcow2" is not a URL/);
@@ -132,4 +145,12 @@ test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no
   await input.fill(`${noRange.base.replace('http', 'ftp')}/disk.qcow2`);
   await page.getByTestId('url-open').click();
   await expect(error).toHaveText(/is not an http:\/\/ or https:\/\/ URL/);
+
+  // A web page, not a disk: set aside with the reason, as a dropped file would be.
+  writeFileSync(path.join(dir, 'download.html'), `<!doctype html><title>Downloads</title>${'<p>disk images</p>'.repeat(200)}`);
+  await input.fill(`${ok.base}/download.html`);
+  await page.getByTestId('url-open').click();
+  await expect(page.getByTestId('error')).toContainText('This is not a disk image');
+  await expect(page.getByRole('button', { name: 'Treat as raw disk' })).toBeVisible();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'url-not-a-disk.png') });
 });

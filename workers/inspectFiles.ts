@@ -4,7 +4,7 @@ import { openImage, probeDetailed } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import { detectContainer } from '../src-core/image/containers/index.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
-import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
+import { joinRelative, normalizePath, type ByteSource } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
@@ -39,23 +39,10 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     }
     try {
       const src = probeSet.source(path);
-      const { scored, foreign, head } = await probeDetailed(src, drivers);
-      // A format qemu-img knows and DiskFerry cannot read yet is named and refused, never raw.
-      if (foreign) throw new UnsupportedError(path, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
-      const [best] = scored;
-      if (best && best.driver.name !== 'raw') {
-        candidates.push({ path });
-        continue;
-      }
-      // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked (the page offers it).
-      const kind = detectContainer(head);
-      if (kind) {
-        compressed.push({ path, kind, size: src.size });
-        continue;
-      }
-      const doubt = rawDoubt(head, src.size, path, drivers, files.length === 1);
-      if (!doubt) candidates.push({ path });
-      else ignored.push({ path, reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' });
+      const found = await classify(src, path, files.length === 1);
+      if (found.as === 'image') candidates.push({ path });
+      else if (found.as === 'compressed') compressed.push({ path, kind: found.kind, size: src.size });
+      else ignored.push({ path, reason: found.reason, rawAllowed: found.rawAllowed });
     } catch (e) {
       errors.push(toInspectError(path, e));
     }
@@ -98,6 +85,27 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     ignored: ignored.filter((i) => isImage(i.path) && !lookedAt.has(i.path)),
     companions: [...companions],
   };
+}
+
+export /** What a file is before it is opened: an image, a compressed file, or not a disk (and why). */
+type Classified = { as: 'image' } | { as: 'compressed'; kind: string } | { as: 'ignored'; reason: string; rawAllowed: boolean };
+
+/**
+ * Probes one file. A format qemu-img knows and DiskFerry cannot read yet is refused by name;
+ * a file only raw claims is an image only when nothing argues against it (image/rawDoubts.ts).
+ * `name` is what its extension is judged by; `alone`: it is the only file given.
+ */
+export async function classify(src: ByteSource, name: string, alone: boolean): Promise<Classified> {
+  const { scored, foreign, head } = await probeDetailed(src, drivers);
+  if (foreign) throw new UnsupportedError(src.name, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
+  const [best] = scored;
+  if (best && best.driver.name !== 'raw') return { as: 'image' };
+  // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked.
+  const kind = detectContainer(head);
+  if (kind) return { as: 'compressed', kind };
+  const doubt = rawDoubt(head, src.size, name, drivers, alone);
+  if (!doubt) return { as: 'image' };
+  return { as: 'ignored', reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' };
 }
 
 export async function describe(

@@ -98,8 +98,6 @@ export interface UrlInspection {
   inspection: Inspection;
   /** Bytes fetched from the server to describe it (metadata only, in whole 1 MiB blocks). */
   fetched: number;
-  /** The image opened but could not be described (also in `inspection.errors`). */
-  error?: string;
 }
 
 export interface InspectOptions {
