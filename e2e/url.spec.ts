@@ -4,7 +4,7 @@ import path from 'node:path';
 import { E2E_PORT } from '../playwright.config.ts';
 import { startServer, type TestServer } from '../test/helpers/httpServer.ts';
 import { test, expect, qemuImg, fillPattern, ARTIFACTS } from './fixtures.ts';
-import { convertAndSave, expectPreview, expectValidCopy } from './helpers.ts';
+import { convertAndSave, expectPreview, expectValidCopy, loadControlled } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -86,6 +86,32 @@ for (const mode of ['download', 'picker'] as const) {
     });
   });
 }
+
+test.describe('with the service worker in control', () => {
+  test.use({ serviceWorkers: 'allow' });
+
+  test('a URL is read from its server, never from or into the cache', async ({ page, work }) => {
+    const dir = work.file('srv');
+    mkdirSync(dir);
+    const { top, size } = makeChain(dir);
+    const server = await serve(dir, true);
+    await loadControlled(page);
+    await page.getByTestId('url-input').fill(`${server.base}/disk.qcow2`);
+    await page.getByTestId('url-open').click();
+    await expectPreview(page, 'qcow2', size);
+    const out = work.file('via-sw.qcow2');
+    await convertAndSave(page, 'download', 'qcow2', true, out);
+    expectValidCopy(top, out, 'qcow2');
+    // Every block came from the server, as ranges; none was stored by the app's caches.
+    expect(server.log.filter((r) => r.method === 'GET').every((r) => r.status === 206)).toBe(true);
+    const cached = await page.evaluate(async (base) => {
+      const urls: string[] = [];
+      for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+      return urls.filter((u) => u.startsWith(base));
+    }, server.base);
+    expect(cached).toEqual([]);
+  });
+});
 
 test('a URL the page cannot read: no CORS headers, Content-Range not exposed, no Range support, compressed, not a URL, not a disk', async ({
   page,
