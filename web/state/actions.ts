@@ -93,14 +93,14 @@ export async function inspect(): Promise<void> {
  */
 export async function openUrl(text: string): Promise<void> {
   if (get().urlOpen.state === 'opening') return;
-  const { sourcePassword, rawPaths } = get();
+  const { sourcePassword } = get();
   set({ urlOpen: { state: 'opening', url: text } });
   const stillWanted = () => {
     const u = get().urlOpen;
     return u.state === 'opening' && u.url === text;
   };
   try {
-    const r = await inspectorWorker().api.inspectUrl(text, { password: sourcePassword || undefined, treatAsRaw: rawPaths });
+    const r = await inspectorWorker().api.inspectUrl(text, { password: sourcePassword || undefined });
     if (!stillWanted()) return;
     set({
       files: [],
@@ -277,8 +277,7 @@ export function currentPlan(): ConvertPlan | undefined {
   const fmt = s.formats.find((f) => f.name === s.target.format);
   if (!image || !fmt) return undefined;
   const qualifier = s.target.options.subformat === 'streamOptimized' ? 'stream' : 'converted';
-  // A URL's file name is the last part of its path (not its query).
-  const sourceName = s.remote ? decodeURIComponent(new URL(image.path).pathname) : image.path;
+  const sourceName = s.remote ? urlPath(image.path) : image.path;
   return {
     files: s.files,
     url: s.remote?.url,
@@ -462,6 +461,17 @@ function triggerDownload(url: string, name: string): void {
   document.body.append(a);
   a.click();
   a.remove();
+}
+
+/** A URL's path, decoded where it can be: its last part names the file (the query does not); "disk" when it has none. */
+function urlPath(url: string): string {
+  let p = new URL(url).pathname;
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // Not valid percent-encoding: the name as it stands.
+  }
+  return p.endsWith('/') ? `${p}disk` : p;
 }
 
 function mergeFiles(a: PickedFile[], b: PickedFile[]): PickedFile[] {
