@@ -294,7 +294,8 @@ export function currentPlan(): ConvertPlan | undefined {
       sourceName,
       fmt.extensions[0] ?? fmt.name,
       qualifier,
-      s.files.map((f) => f.path),
+      // A URL's own name is taken too: the user may well have downloaded it beside the output.
+      s.remote ? [sourceName] : s.files.map((f) => f.path),
     ),
   };
 }
