@@ -115,3 +115,13 @@ export async function dropFromOs(page: Page, paths: string[]): Promise<void> {
   for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
   await cdp.detach();
 }
+
+/** Loads the app and waits until its service worker controls the page (tests that use `serviceWorkers: 'allow'`). */
+export async function loadControlled(page: Page): Promise<void> {
+  await page.goto('/');
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+  });
+  await page.reload();
+  await expect.poll(() => page.evaluate(() => !!navigator.serviceWorker.controller)).toBe(true);
+}

@@ -1,21 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { convertAndSave, expectPreview, expectValidCopy } from './helpers.ts';
+import { convertAndSave, expectPreview, expectValidCopy, loadControlled } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
 test.use({ serviceWorkers: 'allow' });
-
-/** Loads the app and waits until its service worker controls the page. */
-async function loadControlled(page: import('@playwright/test').Page): Promise<void> {
-  await page.goto('/');
-  await page.evaluate(async () => {
-    await navigator.serviceWorker.ready;
-  });
-  await page.reload();
-  await expect.poll(() => page.evaluate(() => !!navigator.serviceWorker.controller)).toBe(true);
-}
 
 test('the manifest is valid, installable, and lists the disk file handlers', async ({ page, context }) => {
   await loadControlled(page);

@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../src-core/io/errors.ts';
 import { NullSink } from '../src-core/io/nullSink.ts';
 import { estimateOutput } from '../src-core/pipeline/estimate.ts';
 import { runConversionJob } from '../src-core/pipeline/job.ts';
-import { FileSetResolver } from './io/fileSet.ts';
+import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { WorkerOutputPlace } from './io/outputPlace.ts';
 import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, PlanCheck, ProgressReport } from './protocol.ts';
@@ -24,18 +24,19 @@ interface OpenedPlan {
   source: BlockDevice;
   target: FormatDriver;
   create: Omit<CreateOptions, 'virtualSize' | 'resolver'>;
-  resolver: FileSetResolver;
+  resolver: InputFiles;
 }
 
 async function openPlan(
   plan: ConvertPlan,
   codecs: Codecs,
   signal?: AbortSignal,
-  resolver = new FileSetResolver(plan.files),
+  resolver: InputFiles = inputFor(plan, signal),
 ): Promise<OpenedPlan> {
   const target = findDriver(drivers, plan.target);
   if (!target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${target.name} images`);
   if (plan.compress && !target.compression) throw new InvalidArgumentError(`${target.label} cannot be compressed; untick Compress`);
+  await resolver.ready?.();
   const source = await openImage(resolver.source(plan.path), drivers, {
     resolver,
     codecs,
@@ -114,7 +115,7 @@ export async function estimatePlan(plan: ConvertPlan, onProgress: (p: ProgressRe
 }
 
 /**
- * One conversion, start to finish, inside the worker: open the source through Blob slices,
+ * One conversion, start to finish, inside the worker: open the source (Blob slices, or ranged GETs of a URL),
  * write the target straight into its sink (the user's file, or OPFS), commit it, and on any
  * failure or cancel leave no output behind — and never touch a file the user already had.
  */
@@ -126,7 +127,7 @@ export async function runConvert(
   const started = performance.now();
   const codecs = chooseCodecs();
   let source: BlockDevice | undefined;
-  const input = new FileSetResolver(req.files);
+  const input = inputFor(req, signal);
   const place = new WorkerOutputPlace(req.output, req.outputName, input);
   try {
     onProgress({ done: 0, total: 0, rate: 0, phase: 'opening' });

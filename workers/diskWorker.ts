@@ -3,6 +3,7 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
 import { checkPlan, estimatePlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
+import { inspectUrl } from './inspectUrl.ts';
 import { removeOpfsOutputs } from './io/opfsCleanup.ts';
 import { removeUnpacked, unpackToOpfs, type UnpackProgress } from './io/opfsUnpack.ts';
 import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
@@ -30,8 +31,11 @@ const api = {
 
   inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),
 
-  unlock: (files: PickedFile[], path: string, format: string | undefined, password: string) =>
-    rethrow(() => unlockImage(files, path, format, password)),
+  /** The preview of an image on a web server, from its metadata (the URL as the user typed it). */
+  inspectUrl: (url: string, opts: InspectOptions = {}) => rethrow(() => inspectUrl(url, opts)),
+
+  unlock: (files: PickedFile[], path: string, format: string | undefined, password: string, url?: string) =>
+    rethrow(() => unlockImage(files, path, format, password, url)),
 
   estimate: (plan: ConvertPlan, onProgress: (p: ProgressReport) => void) => rethrow(() => estimatePlan(plan, onProgress)),
 

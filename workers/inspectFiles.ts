@@ -4,10 +4,11 @@ import { openImage, probeDetailed } from '../src-core/image/open.ts';
 import { rawDoubt } from '../src-core/image/rawDoubts.ts';
 import { detectContainer } from '../src-core/image/containers/index.ts';
 import type { BlockDevice } from '../src-core/image/types.ts';
-import { joinRelative, normalizePath } from '../src-core/io/bytes.ts';
+import { joinRelative, normalizePath, type ByteSource } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
+import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { allocationSummary } from './allocationMap.ts';
 import { chooseCodecs } from './codecs.ts';
 import type { CompressedFile, IgnoredFile, ImageSummary, InspectError, Inspection, InspectOptions } from './protocol.ts';
@@ -38,23 +39,10 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
     }
     try {
       const src = probeSet.source(path);
-      const { scored, foreign, head } = await probeDetailed(src, drivers);
-      // A format qemu-img knows and DiskFerry cannot read yet is named and refused, never raw.
-      if (foreign) throw new UnsupportedError(path, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
-      const [best] = scored;
-      if (best && best.driver.name !== 'raw') {
-        candidates.push({ path });
-        continue;
-      }
-      // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked (the page offers it).
-      const kind = detectContainer(head);
-      if (kind) {
-        compressed.push({ path, kind, size: src.size });
-        continue;
-      }
-      const doubt = rawDoubt(head, src.size, path, drivers, files.length === 1);
-      if (!doubt) candidates.push({ path });
-      else ignored.push({ path, reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' });
+      const found = await classify(src, path, files.length === 1);
+      if (found.as === 'image') candidates.push({ path });
+      else if (found.as === 'compressed') compressed.push({ path, kind: found.kind, size: src.size });
+      else ignored.push({ path, reason: found.reason, rawAllowed: found.rawAllowed });
     } catch (e) {
       errors.push(toInspectError(path, e));
     }
@@ -99,10 +87,31 @@ export async function inspectFiles(files: PickedFile[], opts: InspectOptions): P
   };
 }
 
-async function describe(
+export /** What a file is before it is opened: an image, a compressed file, or not a disk (and why). */
+type Classified = { as: 'image' } | { as: 'compressed'; kind: string } | { as: 'ignored'; reason: string; rawAllowed: boolean };
+
+/**
+ * Probes one file. A format qemu-img knows and DiskFerry cannot read yet is refused by name;
+ * a file only raw claims is an image only when nothing argues against it (image/rawDoubts.ts).
+ * `name` is what its extension is judged by; `alone`: it is the only file given.
+ */
+export async function classify(src: ByteSource, name: string, alone: boolean): Promise<Classified> {
+  const { scored, foreign, head } = await probeDetailed(src, drivers);
+  if (foreign) throw new UnsupportedError(src.name, `this is a ${foreign.name} image, which DiskFerry cannot read yet`);
+  const [best] = scored;
+  if (best && best.driver.name !== 'raw') return { as: 'image' };
+  // A .gz/.xz/.zst/.bz2/.zip: the image inside is read once it is unpacked.
+  const kind = detectContainer(head);
+  if (kind) return { as: 'compressed', kind };
+  const doubt = rawDoubt(head, src.size, name, drivers, alone);
+  if (!doubt) return { as: 'image' };
+  return { as: 'ignored', reason: doubt.reason, rawAllowed: doubt.kind !== 'empty' };
+}
+
+export async function describe(
   path: string,
   format: string | undefined,
-  resolver: FileSetResolver,
+  resolver: InputFiles,
   opts: InspectOptions,
   codecs: ReturnType<typeof chooseCodecs>,
 ): Promise<ImageSummary> {
@@ -136,9 +145,9 @@ async function describe(
       warnings.push(`The allocation map could not be read, so this image is damaged: ${errorLine(e)}`);
       return undefined;
     });
-    const sizes = new Map([path, ...companionPaths].map((p) => [p, resolver.source(p).size] as const));
+    const sizes = new Map([path, ...companionPaths].map((p) => [normalizePath(p), resolver.source(p).size] as const));
     const shortfalls = ends.shortfalls((name) => sizes.get(normalizePath(name)));
-    for (const s of shortfalls) warnings.push(incompleteMessage(s, path));
+    for (const s of shortfalls) warnings.push(incompleteMessage(s, normalizePath(path)));
     let filesBytes = 0;
     for (const size of sizes.values()) filesBytes += size;
     return {
@@ -177,9 +186,16 @@ export function toInspectError(path: string, e: unknown): InspectError {
  * here (no key slot opens), so the page can say so next to the password field. Legacy AES has no
  * key check (in QEMU either): any password "unlocks" it.
  */
-export async function unlockImage(files: PickedFile[], path: string, format: string | undefined, password: string): Promise<void> {
+export async function unlockImage(
+  files: PickedFile[],
+  path: string,
+  format: string | undefined,
+  password: string,
+  url?: string,
+): Promise<void> {
   const codecs = chooseCodecs();
-  const resolver = new FileSetResolver(files);
+  const resolver = inputFor({ files, url });
+  await resolver.ready?.();
   const dev = await openImage(resolver.source(path), drivers, {
     resolver,
     codecs,

@@ -91,6 +91,15 @@ export interface Inspection {
   companions: string[];
 }
 
+/** The preview of an image on a web server (workers/inspectUrl.ts). */
+export interface UrlInspection {
+  /** The URL as fetched (checked, without its #fragment): the image's path. */
+  url: string;
+  inspection: Inspection;
+  /** Bytes fetched from the server to describe it (metadata only, in whole 1 MiB blocks). */
+  fetched: number;
+}
+
 export interface InspectOptions {
   password?: string;
   /** Paths the user chose to read as raw disks whatever their name or contents. */
@@ -112,6 +121,8 @@ export type OutputTarget =
 /** Everything a conversion needs except where it goes: checked before the save dialog opens. */
 export interface ConvertPlan {
   files: PickedFile[];
+  /** The source is this image on a web server (read with ranged GETs; `files` is empty, `path` is the URL). */
+  url?: string;
   path: string;
   /** Forced source format (the user's "treat as raw"); probed when absent. */
   format?: string;

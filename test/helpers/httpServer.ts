@@ -24,6 +24,13 @@ export interface TestServer {
   failEvery: number;
   /** Send half the body of every Nth request, then nothing more, keeping the connection open (0: never). */
   stallEvery: number;
+  /**
+   * Let pages of any origin read the files (a browser's cross-origin range reads): answer
+   * preflights, allow the Range header and expose Content-Range. Off: no CORS header at all.
+   */
+  cors: boolean;
+  /** With `cors`: the response headers a page may read besides the safelisted ones ('' sends none). */
+  corsExposes: string;
   bytesSent(filter?: (r: RequestLog) => boolean): number;
   close(): Promise<void>;
 }
@@ -41,6 +48,8 @@ export async function startServer(root: string): Promise<TestServer> {
     dropEvery: 0,
     failEvery: 0,
     stallEvery: 0,
+    cors: false,
+    corsExposes: 'Content-Range, Content-Length, Accept-Ranges, ETag',
     bytesSent: (f) => state.log.filter(f ?? (() => true)).reduce((n, r) => n + r.bytesSent, 0),
     close: async () => {
       server.closeAllConnections();
@@ -53,10 +62,19 @@ export async function startServer(root: string): Promise<TestServer> {
     const file = path.join(root, path.normalize(rel));
     const entry: RequestLog = { method: req.method ?? '', path: rel, range: req.headers.range, status: 0, bytesSent: 0 };
     state.log.push(entry);
+    const cors: Record<string, string> = state.cors
+      ? { 'Access-Control-Allow-Origin': '*', ...(state.corsExposes && { 'Access-Control-Expose-Headers': state.corsExposes }) }
+      : {};
     const reply = (status: number, headers: Record<string, string | number> = {}) => {
       entry.status = status;
-      res.writeHead(status, headers);
+      res.writeHead(status, { ...cors, ...headers });
     };
+    if (req.method === 'OPTIONS') {
+      // A preflight: without CORS, no Access-Control-* headers, so the browser refuses the request.
+      reply(204, state.cors ? { 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': 'Range' } : {});
+      res.end();
+      return;
+    }
     if (state.failEvery && n % state.failEvery === 0) {
       reply(503);
       res.end();

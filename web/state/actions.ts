@@ -30,7 +30,8 @@ export async function loadFormats(): Promise<void> {
  */
 export function completesOpenSet(files: readonly PickedFile[]): boolean {
   const i = get().inspection;
-  if (!i) return false;
+  // An image on a web server finds its companions there; dropped files start afresh.
+  if (!i || get().remote) return false;
   const wanted = new Set(
     [...i.errors.flatMap((e) => e.missing ?? []), ...i.images.flatMap((im) => (im.missingBacking ? [im.missingBacking] : []))].map(
       baseNameOf,
@@ -46,21 +47,74 @@ export async function addFiles(files: PickedFile[], append = completesOpenSet(fi
   if (!files.length) return;
   const all = append ? mergeFiles(get().files, files) : files;
   const keepRaw = append ? get().rawPaths : [];
-  set({ files: all, rawPaths: keepRaw, inspection: undefined, inspectError: undefined, selected: undefined, unlock: { state: 'locked' } });
+  set({
+    files: all,
+    remote: undefined,
+    urlOpen: { state: 'idle' },
+    rawPaths: keepRaw,
+    inspection: undefined,
+    inspectError: undefined,
+    selected: undefined,
+    unlock: { state: 'locked' },
+  });
   // A running conversion keeps its status panel; it owns its own copy of the request.
   if (!running) resetJob();
   await inspect();
 }
 
 export async function inspect(): Promise<void> {
-  const { files, sourcePassword, rawPaths } = get();
+  const { files, sourcePassword, rawPaths, remote } = get();
   set({ inspecting: true });
   try {
-    const inspection = await inspectorWorker().api.inspect(files, { password: sourcePassword || undefined, treatAsRaw: rawPaths });
+    const opts = { password: sourcePassword || undefined, treatAsRaw: rawPaths };
+    let inspection;
+    if (remote) {
+      const r = await inspectorWorker().api.inspectUrl(remote.url, opts);
+      // Something else was opened meanwhile: this answer describes nothing on the page.
+      if (get().remote?.url !== remote.url) {
+        set({ inspecting: false });
+        return;
+      }
+      inspection = r.inspection;
+      set({ remote: { url: r.url, fetched: r.fetched } });
+    } else inspection = await inspectorWorker().api.inspect(files, opts);
     const keep = inspection.images.find((i) => i.path === get().selected);
     set({ inspection, selected: (keep ?? inspection.images[0])?.path, inspecting: false });
   } catch (e) {
     set({ inspecting: false, inspectError: errorLine(e) });
+  }
+}
+
+/**
+ * Opens an image on a web server instead of dropped files: the worker checks the URL, fetches
+ * only the image's metadata (ranged GETs) and describes it. A URL that cannot be read (invalid,
+ * refused by CORS, no Range support, missing) stays next to the field with the reason; what was
+ * open stays open.
+ */
+export async function openUrl(text: string): Promise<void> {
+  if (get().urlOpen.state === 'opening') return;
+  const { sourcePassword } = get();
+  set({ urlOpen: { state: 'opening', url: text } });
+  const stillWanted = () => {
+    const u = get().urlOpen;
+    return u.state === 'opening' && u.url === text;
+  };
+  try {
+    const r = await inspectorWorker().api.inspectUrl(text, { password: sourcePassword || undefined });
+    if (!stillWanted()) return;
+    set({
+      files: [],
+      remote: { url: r.url, fetched: r.fetched },
+      urlOpen: { state: 'idle' },
+      rawPaths: [],
+      inspection: r.inspection,
+      inspectError: undefined,
+      selected: r.inspection.images[0]?.path,
+      unlock: { state: 'locked' },
+    });
+    if (!running) resetJob();
+  } catch (e) {
+    if (stillWanted()) set({ urlOpen: { state: 'failed', error: errorLine(e) } });
   }
 }
 
@@ -110,7 +164,7 @@ export async function unlockSource(): Promise<boolean> {
   // An answer about a password the user has since changed says nothing about the new one.
   const current = () => get().sourcePassword === tried && selectedImage(get())?.path === image.path;
   try {
-    await inspectorWorker().api.unlock(s.files, image.path, image.forcedRaw ? 'raw' : undefined, tried);
+    await inspectorWorker().api.unlock(s.files, image.path, image.forcedRaw ? 'raw' : undefined, tried, s.remote?.url);
     if (current()) set({ unlock: { state: 'unlocked' } });
     return true;
   } catch (e) {
@@ -223,8 +277,10 @@ export function currentPlan(): ConvertPlan | undefined {
   const fmt = s.formats.find((f) => f.name === s.target.format);
   if (!image || !fmt) return undefined;
   const qualifier = s.target.options.subformat === 'streamOptimized' ? 'stream' : 'converted';
+  const sourceName = s.remote ? urlPath(image.path) : image.path;
   return {
     files: s.files,
+    url: s.remote?.url,
     path: image.path,
     format: image.forcedRaw ? 'raw' : undefined,
     target: fmt.name,
@@ -235,10 +291,11 @@ export function currentPlan(): ConvertPlan | undefined {
     outputPassword: s.target.outputPassword || undefined,
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,
     outputName: suggestOutputName(
-      image.path,
+      sourceName,
       fmt.extensions[0] ?? fmt.name,
       qualifier,
-      s.files.map((f) => f.path),
+      // A URL's own name is taken too: the user may well have downloaded it beside the output.
+      s.remote ? [sourceName] : s.files.map((f) => f.path),
     ),
   };
 }
@@ -405,6 +462,17 @@ function triggerDownload(url: string, name: string): void {
   document.body.append(a);
   a.click();
   a.remove();
+}
+
+/** A URL's path, decoded where it can be: its last part names the file (the query does not); "disk" when it has none. */
+function urlPath(url: string): string {
+  let p = new URL(url).pathname;
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // Not valid percent-encoding: the name as it stands.
+  }
+  return p.endsWith('/') ? `${p}disk` : p;
 }
 
 function mergeFiles(a: PickedFile[], b: PickedFile[]): PickedFile[] {

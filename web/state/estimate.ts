@@ -41,7 +41,9 @@ export function watchEstimate(): () => void {
     if (key === lastKey) return;
     lastKey = key;
     stop();
-    if (!plan) {
+    // An image on a web server is not estimated: the sample would be fetched over the network
+    // on every change of the form, which is the download the ranged reads exist to avoid.
+    if (!plan || plan.url) {
       useApp.setState({ estimate: { state: 'none' } });
       return;
     }

@@ -41,9 +41,22 @@ export type EstimateState =
 /** An encrypted source's password: not yet tried, being tried, accepted, or refused (with why). */
 export type UnlockState = { state: 'locked' } | { state: 'checking' } | { state: 'unlocked' } | { state: 'failed'; error: string };
 
+/** An image on a web server, open instead of dropped files. */
+export interface RemoteImage {
+  url: string;
+  /** Bytes fetched from the server for the preview. */
+  fetched: number;
+}
+
+/** The "Open from a URL" field: idle, fetching the image's metadata, or refused (with why). */
+export type UrlOpenState = { state: 'idle' } | { state: 'opening'; url: string } | { state: 'failed'; error: string };
+
 export interface AppState {
   formats: FormatSummary[];
   files: PickedFile[];
+  /** The open image is on a web server (`files` is then empty). */
+  remote?: RemoteImage;
+  urlOpen: UrlOpenState;
   inspecting: boolean;
   inspection?: Inspection;
   /** Failure of the inspection itself (not of one file). */
@@ -75,6 +88,7 @@ export const initialTarget: TargetChoice = {
 export const useApp = create<AppState>(() => ({
   formats: [],
   files: [],
+  urlOpen: { state: 'idle' },
   inspecting: false,
   sourcePassword: '',
   unlock: { state: 'locked' },
@@ -88,3 +102,6 @@ export const useApp = create<AppState>(() => ({
 
 /** The image summary currently selected, if any. */
 export const selectedImage = (s: AppState) => s.inspection?.images.find((i) => i.path === s.selected);
+
+/** Something is open: dropped files or an image on a web server (the page is a workspace). */
+export const hasSource = (s: AppState) => s.files.length > 0 || s.remote !== undefined;

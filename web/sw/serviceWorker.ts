@@ -1,5 +1,5 @@
 // The service worker: precaches the app shell, worker chunks, wasm, manifest and icons, then
-// answers every same-origin GET from the cache, so the app works offline after one visit.
+// answers every same-origin GET (but ranged reads) from the cache, so the app works offline after one visit.
 // The build (vite.config.ts, plugin `precacheManifest`) replaces the two placeholders below.
 
 // The page's tsconfig has lib.dom, which lacks the service-worker types and clashes with
@@ -49,7 +49,9 @@ sw.addEventListener('message', (event) => {
 sw.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
-  if (req.method !== 'GET' || url.origin !== sw.location.origin) return;
+  // Left to the network: other origins, and ranged reads (disk images opened from a URL): a
+  // cached whole file must never answer a range, and disk images are never cached.
+  if (req.method !== 'GET' || url.origin !== sw.location.origin || req.headers.has('range')) return;
   event.respondWith(
     (async () => {
       const cache = await caches.open(CACHE);

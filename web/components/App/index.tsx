@@ -1,4 +1,4 @@
-import { selectedImage, useApp } from '../../state/store.ts';
+import { hasSource, selectedImage, useApp } from '../../state/store.ts';
 import { ConvertStatus } from '../ConvertStatus/index.tsx';
 import { DropZone } from '../DropZone/index.tsx';
 import { ImageInfo } from '../ImageInfo/index.tsx';
@@ -42,7 +42,7 @@ export function App() {
   usePageDrop();
   const image = useApp(selectedImage);
   const formats = useApp((s) => s.formats);
-  const hasFiles = useApp((s) => s.files.length > 0);
+  const hasFiles = useApp(hasSource);
   const brand = (
     <div className="hero__brand">
       <img src="/icons/icon.svg" alt="" width="40" height="40" />

@@ -3,7 +3,8 @@ import { nativeDirectorySupported, nativeOpenSupported } from '../../capabilitie
 import { filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
 import type { PickedFile } from '../../../workers/protocol.ts';
 import { addFiles } from '../../state/actions.ts';
-import { useApp } from '../../state/store.ts';
+import { hasSource, useApp } from '../../state/store.ts';
+import { UrlForm } from '../UrlForm/index.tsx';
 import './style.css';
 
 const ACCEPT = '.vmdk,.vdi,.vhd,.vhdx,.qcow,.qcow2,.cow,.cloop,.img,.raw,.ova,.bin,.iso';
@@ -14,14 +15,14 @@ let openFileDialog: (append: boolean) => void = () => {};
 export const openFiles = (append = false) => openFileDialog(append);
 
 /**
- * Where files come in: drop zone, open-file and open-folder buttons, and the hidden inputs behind
- * them. Drops themselves are taken by the whole page (App/usePageDrop.ts); this zone lights up.
+ * Where files come in: drop zone, open-file and open-folder buttons, the hidden inputs behind
+ * them, and "Open from a URL". Drops themselves are taken by the whole page (App/usePageDrop.ts); this zone lights up.
  */
 export function DropZone() {
   const over = useApp((s) => s.dragging);
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
-  const hasFiles = useApp((s) => s.files.length > 0);
+  const hasFiles = useApp(hasSource);
   const inspecting = useApp((s) => s.inspecting);
 
   /** Set while the file dialog opened by "Add the missing files…" is up. */
@@ -82,6 +83,7 @@ export function DropZone() {
           Open folder…
         </button>
       </div>
+      <UrlForm />
       <input
         ref={fileInput}
         data-testid="file-input"

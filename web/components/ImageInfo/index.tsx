@@ -12,6 +12,7 @@ import './style.css';
 export function ImageInfo({ image }: { image: ImageSummary }) {
   const { info, map } = image;
   const formats = useApp((s) => s.formats);
+  const remote = useApp((s) => s.remote);
   const [copied, setCopied] = useState(false);
   const facts = { ...(info['format-specific']?.data ?? {}), ...(info.extra ?? {}) };
   const details = Object.entries(facts).filter(([, v]) => typeof v !== 'object' || v === null);
@@ -33,13 +34,21 @@ export function ImageInfo({ image }: { image: ImageSummary }) {
       'The size of the disk as the virtual machine sees it.',
     ],
     [
-      'Size on disk',
+      remote ? 'Size on the server' : 'Size on disk',
       <>
         {humanSize(image.filesBytes)}{' '}
         <span className="muted">{image.companions.length ? `in ${image.companions.length + 1} files` : 'in one file'}</span>
       </>,
     ],
   ];
+  if (remote)
+    rows.push([
+      'Fetched',
+      <span data-testid="fetched">
+        read {humanSize(remote.fetched)} of {humanSize(image.filesBytes)}
+      </span>,
+      'Only the metadata was fetched for this preview (range requests); converting streams the data.',
+    ]);
   if (info['cluster-size'])
     rows.push(['Cluster / block size', humanSize(info['cluster-size']), 'The unit in which the format allocates space.']);
   if (allocated !== undefined) {
