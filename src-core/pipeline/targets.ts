@@ -32,8 +32,10 @@ export interface Target {
   name: TargetName;
   /** The qemu-img format (-O). */
   format: string;
-  /** -o key=value pairs. */
+  /** -o key=value pairs the destination needs: a different value given by the user is an error. */
   options: Readonly<Record<string, string>>;
+  /** -o key=value pairs the destination is given unless the user says otherwise. */
+  defaults?: Readonly<Record<string, string>>;
   /** -c */
   compress: boolean;
   size?: SizeRule;
@@ -83,12 +85,12 @@ export const TARGETS: readonly Target[] = [
   {
     name: 'esxi-datastore',
     format: 'vmdk',
-    options: { subformat: 'monolithicFlat', adapter_type: 'lsilogic' },
+    options: { subformat: 'vmfs' },
+    defaults: { adapter_type: 'lsilogic' },
     compress: false,
     packaging: 'none',
-    description: 'ESXi datastore: a descriptor and its flat extent, uploaded side by side and attached to a VM.',
-    notYet:
-      'the datastore pair (createType "vmfs") is not written yet; -O vmdk -o subformat=monolithicFlat makes a pair to run through vmkfstools -i',
+    description:
+      'ESXi datastore: a createType "vmfs" descriptor (x.vmdk) and its flat extent (x-flat.vmdk), uploaded side by side and attached to a VM.',
   },
   {
     name: 'hyperv',
@@ -162,7 +164,7 @@ export function resolveTarget(name: string, given: ExplicitSettings = {}): Resol
   if (given.format !== undefined && given.format !== target.format) {
     throw new InvalidArgumentError(`--target=${name} writes ${target.format}, but -O ${given.format} was given`);
   }
-  const options: Record<string, string> = { ...target.options };
+  const options: Record<string, string> = { ...target.defaults, ...target.options };
   for (const [k, v] of Object.entries(given.options ?? {})) {
     const want = target.options[k];
     if (want !== undefined && want !== v)
