@@ -25,7 +25,7 @@ export interface SizeRule {
   why: string;
 }
 
-/** What the image file goes into: nothing, a Google Cloud image tarball, or an OVA (not yet). */
+/** What the image file goes into: nothing, a Google Cloud image tarball, or an OVA (pipeline/ova/). */
 export type Packaging = 'none' | 'gcp-tar' | 'ova';
 
 export interface Target {
@@ -79,8 +79,7 @@ export const TARGETS: readonly Target[] = [
     options: { subformat: 'streamOptimized' },
     compress: false,
     packaging: 'ova',
-    description: 'VMware ESXi / vCenter: an OVA carrying a stream-optimized VMDK, imported as a new VM.',
-    notYet: 'OVA output is not written yet; -O vmdk -o subformat=streamOptimized makes the disk it would carry',
+    description: 'VMware ESXi / vCenter: an OVA (OVF descriptor, SHA256 manifest, stream-optimized VMDK), imported as a new VM.',
   },
   {
     name: 'esxi-datastore',
