@@ -2,6 +2,7 @@ import { baseName } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import type { FormatDriver } from '../../image/types.ts';
 import { packageIdentity, type PackageIdentity } from './identity.ts';
+import { checkDiskCount } from './ovf.ts';
 import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
 import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from './writer.ts';
 
@@ -38,6 +39,7 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
       const main = baseName(opts.filename);
       const stem = main.includes('.') ? main.slice(0, main.lastIndexOf('.')) : main;
       const settings = vmSettings(opts.options, stem);
+      checkDiskCount(settings, sizes.length, opts.filename);
       const w = new PackageWriter({
         kind,
         sink,

@@ -108,10 +108,16 @@ function item(fields: [string, string | number | undefined][]): string {
   return `      <Item>\n${lines.join('\n')}\n      </Item>\n`;
 }
 
+/** A controller has so many places for disks (IDE: master and slave of one channel). */
+export function checkDiskCount(s: VmSettings, count: number, file?: string): void {
+  const units = controllerItem(s).units.length;
+  if (count > units)
+    throw new InvalidArgumentError(`the ${s.controller} controller takes at most ${units} disks; ${count} were given`, file);
+}
+
 export function buildOvf(s: VmSettings, disks: OvfDisk[], id: PackageIdentity): string {
   const ctl = controllerItem(s);
-  if (disks.length > ctl.units.length)
-    throw new InvalidArgumentError(`a ${s.controller} controller takes at most ${ctl.units.length} disks; ${disks.length} were given`);
+  checkDiskCount(s, disks.length);
   const vbox = s.family.startsWith('virtualbox');
   const nic = vbox ? 'E1000' : 'VmxNet3';
   const sys = id.systemId(s.name);
