@@ -3,6 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import convertFromVmdk, { readCapacityAndGrainTable } from 'xo-vmdk-to-vhd';
+import { MemorySink, MemorySource } from '../src-core/io/bytes.ts';
+import { drivers } from '../src-core/formats/registry.ts';
+import { listTar } from '../src-core/formats/ova/tar.ts';
+import { openImage } from '../src-core/image/open.ts';
+import { convert } from '../src-core/pipeline/convert.ts';
+import { packageDriver, packageIdentity } from '../src-core/pipeline/ova/index.ts';
+import { MemberSink } from '../src-core/pipeline/ova/memberSink.ts';
+import { nodeCodecs } from '../cli/nodeCodecs.ts';
 import { cli, cliOk } from './helpers/cli.ts';
 import { qemuCompare, qemuImg, run, runStatus, tempDir, writePatternedRaw } from './helpers/sys.ts';
 
@@ -373,5 +381,36 @@ describe('convert -O ovf', () => {
     checkDisk(`${dir}/vm-disk1.vmdk`, t.file('a.raw'));
     checkDisk(`${dir}/vm-disk2.vmdk`, t.file('b.raw'));
     expect(existsSync(`${dir}/vm.ova`)).toBe(false);
+  });
+});
+
+describe('the package writer in the core', () => {
+  it("writes an OVA into any seekable sink (as the page's are): our reader and GNU tar agree on it", async () => {
+    const disk = readFileSync(t.file('b.raw'));
+    const source = await openImage(new MemorySource(disk, 'b.raw'), drivers, { format: 'raw', codecs: nodeCodecs });
+    const sink = new MemorySink('mem.ova');
+    await convert({
+      source,
+      target: packageDriver('ova', undefined, packageIdentity(1_700_000_000)),
+      sink,
+      create: { options: { name: 'mem' }, codecs: nodeCodecs, filename: 'mem.ova' },
+    });
+    const bytes = sink.bytes.slice();
+    const members = await listTar(new MemorySource(bytes, 'mem.ova'));
+    expect(members.map((m) => m.name)).toEqual(['mem.ovf', 'mem.mf', 'mem-disk1.vmdk']);
+    // The pinned identity reaches every header: GNU tar shows that mtime.
+    await fsp.writeFile(t.file('mem.ova'), bytes);
+    expect(run('tar', ['tvf', t.file('mem.ova'), '--utc', '--full-time'])).toMatch(/2023-11-14 22:13:20 mem\.ovf/);
+    const back = await openImage(new MemorySource(bytes, 'mem.ova'), drivers, { codecs: nodeCodecs });
+    expect(back.format).toBe('ova');
+    expect(Buffer.compare(Buffer.from(await back.read(0, SIZE_B)), disk)).toBe(0);
+    await back.close();
+  });
+
+  it('a member is hashed in one pass: a write out of order is refused, not hashed wrong', async () => {
+    const m = new MemberSink(new MemorySink('x'), 512, 'x.ova/d.vmdk');
+    await m.write(0, new Uint8Array(10));
+    await expect(m.write(20, new Uint8Array(1))).rejects.toThrow(/written out of order \(20 after 10\)/);
+    await expect(m.truncate(5)).rejects.toThrow(/cannot be cut/);
   });
 });
