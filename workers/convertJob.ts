@@ -1,6 +1,7 @@
 import type { Codecs } from '../src-core/codecs/types.ts';
 import { drivers } from '../src-core/formats/registry.ts';
-import { findDriver, openImage } from '../src-core/image/open.ts';
+import { openImage } from '../src-core/image/open.ts';
+import { pageWriterFor } from '../src-core/pipeline/ova/index.ts';
 import type { BlockDevice, CreateOptions, FormatDriver } from '../src-core/image/types.ts';
 import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
 import { InvalidArgumentError } from '../src-core/io/errors.ts';
@@ -33,7 +34,7 @@ async function openPlan(
   signal?: AbortSignal,
   resolver = new FileSetResolver(plan.files),
 ): Promise<OpenedPlan> {
-  const target = findDriver(drivers, plan.target);
+  const target = pageWriterFor(plan.target, drivers);
   if (!target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${target.name} images`);
   if (plan.compress && !target.compression) throw new InvalidArgumentError(`${target.label} cannot be compressed; untick Compress`);
   const source = await openImage(resolver.source(plan.path), drivers, {

@@ -23,6 +23,8 @@ export interface Preset {
 /** A destination's settings from the table; Azure's size rule shows as needsWholeMiB. */
 function fromTable(name: TargetName): Pick<Preset, 'target' | 'options' | 'compress' | 'needsWholeMiB'> {
   const t = findTarget(name);
+  // An OVA is written as the `ova` format on the page; its disks are stream VMDKs by nature.
+  if (t.packaging === 'ova') return { target: 'ova', options: {}, compress: false };
   return { target: t.format, options: { ...t.options }, compress: t.compress, ...(t.size?.multiple === MiB && { needsWholeMiB: true }) };
 }
 
@@ -54,7 +56,7 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'esxi',
     title: 'VMware ESXi',
-    blurb: 'Stream-optimized VMDK: what an OVF/OVA import into ESXi or vCenter carries (a datastore runs it only after that import).',
+    blurb: 'An OVA (OVF descriptor, SHA256 manifest, stream-optimized VMDK) to deploy as a new VM in ESXi or vCenter.',
     ...fromTable('esxi'),
   },
   {

@@ -1,5 +1,6 @@
 import { baseName } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { findDriver } from '../../image/open.ts';
 import type { FormatDriver } from '../../image/types.ts';
 import { packageIdentity, type PackageIdentity } from './identity.ts';
 import { checkDiskCount } from './ovf.ts';
@@ -59,3 +60,12 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
 
 export { diskLayout, DISK_ALIGN, type PackageKind } from './writer.ts';
 export { packageIdentity, type PackageIdentity } from './identity.ts';
+
+/**
+ * The writer for a format name on the page: `ova` is the package writer (the registry's `ova`
+ * driver only reads); everything else is the registry's driver. (`ovf` writes several files and
+ * several disks need several sources: both are the CLI's.)
+ */
+export function pageWriterFor(name: string, registry: readonly FormatDriver[]): FormatDriver {
+  return name === 'ova' ? packageDriver('ova') : findDriver(registry, name);
+}
