@@ -40,22 +40,24 @@ for (const mode of ['download', 'picker'] as const) {
         await exportOpfsFile(page, name.startsWith('picked-') ? name : `picked-${name}`, out);
       }
 
+      // Members are named after the saved file (the picker stub saves "picked-" + the suggested name).
+      const n = mode === 'picker' ? 'picked-appliance' : 'appliance';
       const list = execFileSync('tar', ['tf', out], { encoding: 'utf8' }).trim().split('\n');
-      expect(list).toEqual(['appliance.ovf', 'appliance.mf', 'appliance-disk1.vmdk']);
+      expect(list).toEqual([`${n}.ovf`, `${n}.mf`, `${n}-disk1.vmdk`]);
       const dir = work.file('x');
       mkdirSync(dir);
       execFileSync('tar', ['xf', out, '-C', dir]);
-      expect(readdirSync(dir).sort()).toEqual(['appliance-disk1.vmdk', 'appliance.mf', 'appliance.ovf']);
-      const sums = execFileSync('sed', ['-E', 's/^SHA256\\((.*)\\)= ([0-9a-f]{64})$/\\2  \\1/', `${dir}/appliance.mf`], {
+      expect(readdirSync(dir).sort()).toEqual([`${n}-disk1.vmdk`, `${n}.mf`, `${n}.ovf`]);
+      const sums = execFileSync('sed', ['-E', 's/^SHA256\\((.*)\\)= ([0-9a-f]{64})$/\\2  \\1/', `${dir}/${n}.mf`], {
         encoding: 'utf8',
       });
       execFileSync('sha256sum', ['-c', '--strict', '-'], { cwd: dir, input: sums });
-      expect(execFileSync('grep', ['-c', 'SHA256(', `${dir}/appliance.mf`], { encoding: 'utf8' }).trim()).toBe('2');
-      const ovf = execFileSync('cat', [`${dir}/appliance.ovf`], { encoding: 'utf8' });
+      expect(execFileSync('grep', ['-c', 'SHA256(', `${dir}/${n}.mf`], { encoding: 'utf8' }).trim()).toBe('2');
+      const ovf = execFileSync('cat', [`${dir}/${n}.ovf`], { encoding: 'utf8' });
       expect(ovf).toContain('<vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType>');
       expect(ovf).toContain('ovf:capacity="24" ovf:capacityAllocationUnits="byte * 2^20"');
-      execFileSync('qemu-img', ['check', '-f', 'vmdk', `${dir}/appliance-disk1.vmdk`]);
-      execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'vmdk', src, `${dir}/appliance-disk1.vmdk`]);
+      execFileSync('qemu-img', ['check', '-f', 'vmdk', `${dir}/${n}-disk1.vmdk`]);
+      execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'vmdk', src, `${dir}/${n}-disk1.vmdk`]);
     });
   });
 }
