@@ -58,6 +58,12 @@ describe('the destinations table', () => {
     // ESXi is packaged: the page writes the OVA as its own format, the disks inside are the table's stream VMDKs.
     expect(findTarget('esxi').packaging).toBe('ova');
     expect(PRESETS.find((p) => p.id === 'esxi')).toMatchObject({ target: 'ova', options: {}, compress: false });
+    // The datastore pair: the table's required options and its defaults.
+    expect(PRESETS.find((p) => p.id === 'esxi-datastore')).toMatchObject({
+      target: 'vmdk',
+      options: { subformat: 'vmfs', adapter_type: 'lsilogic' },
+      compress: false,
+    });
     expect(PRESETS.find((p) => p.id === 'azure')!.needsWholeMiB).toBe(true);
     expect(PRESETS.filter((p) => p.needsWholeMiB).map((p) => p.id)).toEqual(['azure']);
   });

@@ -54,11 +54,14 @@ async function openPlan(
 
 /** Creates extra output files in the void, for the check of a multi-file output. */
 class VoidOutputResolver implements FileResolver {
+  /** Names of the files the writer asked for. */
+  readonly created: string[] = [];
   constructor(private readonly input: FileResolver) {}
   open(name: string, relativeTo: string): Promise<ByteSource> {
     return this.input.open(name, relativeTo);
   }
   async create(name: string): Promise<ByteSink> {
+    this.created.push(name);
     return new NullSink(name);
   }
 }
@@ -80,7 +83,8 @@ export async function checkPlan(plan: ConvertPlan, siblingsAllowed: boolean): Pr
     const create: CreateOptions = { ...opened.create, virtualSize: source.virtualSize, resolver };
     await target.create!(new NullSink(plan.outputName), create);
     const m = await target.measure?.(create, source).catch(() => undefined);
-    return { requiredBytes: m ? Math.max(m.required, 0) : undefined };
+    const companions = resolver instanceof VoidOutputResolver ? resolver.created : [];
+    return { requiredBytes: m ? Math.max(m.required, 0) : undefined, companions };
   } finally {
     await opened?.source.close().catch(() => {});
     releaseCodecs(codecs);

@@ -64,6 +64,15 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
           },
         },
       ];
+    case 'esxi-datastore': {
+      const flat = file.replace(/(\.vmdk)?$/i, '-flat.vmdk');
+      return [
+        {
+          text: `Upload ${file} and ${flat} to the same datastore folder (Datastore browser → Upload, or scp to /vmfs/volumes/DATASTORE/VM/), then add it to a VM as an existing hard disk:`,
+          command: `vmkfstools -e /vmfs/volumes/DATASTORE/VM/${file}`,
+        },
+      ];
+    }
     case 'virtualbox':
       return [
         {

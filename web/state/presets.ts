@@ -25,7 +25,12 @@ function fromTable(name: TargetName): Pick<Preset, 'target' | 'options' | 'compr
   const t = findTarget(name);
   // An OVA is written as the `ova` format on the page; its disks are stream VMDKs by nature.
   if (t.packaging === 'ova') return { target: 'ova', options: {}, compress: false };
-  return { target: t.format, options: { ...t.options }, compress: t.compress, ...(t.size?.multiple === MiB && { needsWholeMiB: true }) };
+  return {
+    target: t.format,
+    options: { ...t.defaults, ...t.options },
+    compress: t.compress,
+    ...(t.size?.multiple === MiB && { needsWholeMiB: true }),
+  };
 }
 
 export const PRESETS: readonly Preset[] = [
@@ -58,6 +63,12 @@ export const PRESETS: readonly Preset[] = [
     title: 'VMware ESXi',
     blurb: 'An OVA (OVF descriptor, SHA256 manifest, stream-optimized VMDK) to deploy as a new VM in ESXi or vCenter.',
     ...fromTable('esxi'),
+  },
+  {
+    id: 'esxi-datastore',
+    title: 'ESXi datastore',
+    blurb: 'A createType "vmfs" descriptor and its -flat.vmdk: upload both to a datastore and attach the disk to a VM.',
+    ...fromTable('esxi-datastore'),
   },
   {
     id: 'virtualbox',

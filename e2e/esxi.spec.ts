@@ -61,3 +61,41 @@ for (const mode of ['download', 'picker'] as const) {
     });
   });
 }
+
+/**
+ * The ESXi datastore preset writes the vmfs pair. Two files do not fit a save picker, so even
+ * where one exists the pair is built in private storage and arrives as two downloads.
+ */
+for (const mode of ['download', 'picker'] as const) {
+  test.describe(`${mode} mode`, () => {
+    test.use({ saveMode: mode });
+
+    test('the ESXi datastore preset saves the vmfs descriptor and its flat extent as two downloads', async ({ page, work }) => {
+      const src = work.file('dsdisk.qcow2');
+      const size = 10 * MiB;
+      qemuImg('create', '-q', '-f', 'qcow2', src, String(size));
+      fillPattern(src, 'qcow2', 0, 2 * MiB, 256 * 1024, 4);
+      const outDir = work.file('out');
+      mkdirSync(outDir);
+      const saved: Promise<string>[] = [];
+      page.on('download', (d) => saved.push(d.saveAs(`${outDir}/${d.suggestedFilename()}`).then(() => d.suggestedFilename())));
+      await page.goto('/');
+      await page.getByTestId('drop-zone').drop({ files: [src] });
+      await expectPreview(page, 'qcow2', size);
+      await page.getByRole('button', { name: /^ESXi datastore/ }).click();
+      await expect(page.getByTestId('target-format')).toHaveValue('vmdk');
+      await page.getByTestId('convert').click();
+      await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 120_000 });
+      const errors = await page.getByTestId('error').allInnerTexts();
+      expect(errors, errors.join('\n')).toEqual([]);
+      await expect(page.getByTestId('next-steps')).toContainText('dsdisk-flat.vmdk');
+      await expect.poll(() => saved.length).toBe(2);
+      expect((await Promise.all(saved)).sort()).toEqual(['dsdisk-flat.vmdk', 'dsdisk.vmdk']);
+      const desc = execFileSync('cat', [`${outDir}/dsdisk.vmdk`], { encoding: 'utf8' });
+      expect(desc).toContain('createType="vmfs"');
+      expect(desc).toContain('ddb.adapterType = "lsilogic"');
+      expect(desc).toContain(`RW ${size / 512} VMFS "dsdisk-flat.vmdk"`);
+      execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'vmdk', src, `${outDir}/dsdisk.vmdk`]);
+    });
+  });
+}
