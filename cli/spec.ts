@@ -126,7 +126,13 @@ const convert = {
     bitmaps: { long: 'bitmaps', help: 'copy persistent bitmaps (refused: DiskFerry does not copy bitmaps)' },
     skipBrokenBitmaps: { long: 'skip-broken-bitmaps', help: 'with --bitmaps (refused)' },
     salvage: { long: 'salvage', help: 'ignore errors on input (unreadable areas become zeros, with a warning per range)' },
-    targetFormat: { short: 'O', long: 'target-format', arg: true, meta: 'TGT_FMT', help: 'specify TGT_FILE image format (default: raw)' },
+    targetFormat: {
+      short: 'O',
+      long: 'target-format',
+      arg: true,
+      meta: 'TGT_FMT',
+      help: 'specify TGT_FILE image format (default: raw); ova/ovf package the disks (several SRC_FILEs = several disks) for VMware, VirtualBox, AWS',
+    },
     targetImageOpts: { long: 'target-image-opts', help: 'treat TGT_FILE as an option string (requires -n)' },
     options: {
       short: 'o',

@@ -39,14 +39,14 @@ describe('the destinations table', () => {
       const d = drivers.find((f) => f.name === x.format);
       expect(d?.create, x.name).toBeTypeOf('function');
       const known = new Set((d?.createOptions ?? []).map((o) => o.name));
-      for (const k of Object.keys(x.options)) expect(known.has(k), `${x.name}: -o ${k}`).toBe(true);
+      for (const k of Object.keys({ ...x.options, ...x.defaults })) expect(known.has(k), `${x.name}: -o ${k}`).toBe(true);
       if (x.compress) expect(d?.compression, `${x.name}: -c`).toBeDefined();
       expect(x.description.length).toBeGreaterThan(10);
     }
   });
 
   it('the page presets take format, options and -c from it', () => {
-    for (const id of ['proxmox', 'aws', 'azure', 'hyperv', 'esxi', 'virtualbox'] as const) {
+    for (const id of ['proxmox', 'aws', 'azure', 'hyperv', 'virtualbox'] as const) {
       const p = PRESETS.find((x) => x.id === id)!;
       const d = findTarget(id);
       expect({ target: p.target, options: p.options, compress: p.compress }).toEqual({
@@ -55,6 +55,15 @@ describe('the destinations table', () => {
         compress: d.compress,
       });
     }
+    // ESXi is packaged: the page writes the OVA as its own format, the disks inside are the table's stream VMDKs.
+    expect(findTarget('esxi').packaging).toBe('ova');
+    expect(PRESETS.find((p) => p.id === 'esxi')).toMatchObject({ target: 'ova', options: {}, compress: false });
+    // The datastore pair: the table's required options and its defaults.
+    expect(PRESETS.find((p) => p.id === 'esxi-datastore')).toMatchObject({
+      target: 'vmdk',
+      options: { subformat: 'vmfs', adapter_type: 'lsilogic' },
+      compress: false,
+    });
     expect(PRESETS.find((p) => p.id === 'azure')!.needsWholeMiB).toBe(true);
     expect(PRESETS.filter((p) => p.needsWholeMiB).map((p) => p.id)).toEqual(['azure']);
   });
@@ -63,7 +72,19 @@ describe('the destinations table', () => {
     expect(() => resolveTarget('azure', { format: 'qcow2' })).toThrow(/--target=azure writes vpc, but -O qcow2/);
     expect(() => resolveTarget('azure', { options: { subformat: 'dynamic' } })).toThrow(/-o subformat=fixed, but -o subformat=dynamic/);
     expect(() => resolveTarget('hyperv', { compress: true })).toThrow(/--target=hyperv writes vhdx without -c, but -c was given/);
-    expect(() => resolveTarget('esxi')).toThrow(/not yet/);
+    expect(resolveTarget('esxi')).toMatchObject({
+      format: 'vmdk',
+      options: { subformat: 'streamOptimized' },
+      target: { packaging: 'ova' },
+    });
+    // The datastore pair: vmfs is required, the adapter only a default the user may change.
+    expect(resolveTarget('esxi-datastore').options).toEqual({ subformat: 'vmfs', adapter_type: 'lsilogic' });
+    expect(resolveTarget('esxi-datastore', { options: { adapter_type: 'ide' } }).options).toEqual({
+      subformat: 'vmfs',
+      adapter_type: 'ide',
+    });
+    expect(() => resolveTarget('esxi-datastore', { options: { subformat: 'monolithicFlat' } })).toThrow(/sets -o subformat=vmfs/);
+    expect(TARGETS.filter((x) => x.notYet)).toEqual([]);
     expect(() => resolveTarget('nowhere')).toThrow(/unknown --target "nowhere"/);
     const r = resolveTarget('proxmox', { format: 'qcow2', options: { compression_type: 'zlib', cluster_size: '128k' }, compress: true });
     expect(r).toMatchObject({ format: 'qcow2', compress: true, options: { compression_type: 'zlib', cluster_size: '128k' } });

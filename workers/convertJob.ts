@@ -1,6 +1,7 @@
 import type { Codecs } from '../src-core/codecs/types.ts';
 import { drivers } from '../src-core/formats/registry.ts';
-import { findDriver, openImage } from '../src-core/image/open.ts';
+import { openImage } from '../src-core/image/open.ts';
+import { pageWriterFor } from '../src-core/pipeline/ova/index.ts';
 import type { BlockDevice, CreateOptions, FormatDriver } from '../src-core/image/types.ts';
 import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts';
 import { InvalidArgumentError } from '../src-core/io/errors.ts';
@@ -33,7 +34,7 @@ async function openPlan(
   signal?: AbortSignal,
   resolver: InputFiles = inputFor(plan, signal),
 ): Promise<OpenedPlan> {
-  const target = findDriver(drivers, plan.target);
+  const target = pageWriterFor(plan.target, drivers);
   if (!target.create) throw new InvalidArgumentError(`DiskFerry cannot write ${target.name} images`);
   if (plan.compress && !target.compression) throw new InvalidArgumentError(`${target.label} cannot be compressed; untick Compress`);
   await resolver.ready?.();
@@ -54,11 +55,14 @@ async function openPlan(
 
 /** Creates extra output files in the void, for the check of a multi-file output. */
 class VoidOutputResolver implements FileResolver {
+  /** Names of the files the writer asked for. */
+  readonly created: string[] = [];
   constructor(private readonly input: FileResolver) {}
   open(name: string, relativeTo: string): Promise<ByteSource> {
     return this.input.open(name, relativeTo);
   }
   async create(name: string): Promise<ByteSink> {
+    this.created.push(name);
     return new NullSink(name);
   }
 }
@@ -80,7 +84,8 @@ export async function checkPlan(plan: ConvertPlan, siblingsAllowed: boolean): Pr
     const create: CreateOptions = { ...opened.create, virtualSize: source.virtualSize, resolver };
     await target.create!(new NullSink(plan.outputName), create);
     const m = await target.measure?.(create, source).catch(() => undefined);
-    return { requiredBytes: m ? Math.max(m.required, 0) : undefined };
+    const companions = resolver instanceof VoidOutputResolver ? resolver.created : [];
+    return { requiredBytes: m ? Math.max(m.required, 0) : undefined, companions };
   } finally {
     await opened?.source.close().catch(() => {});
     releaseCodecs(codecs);

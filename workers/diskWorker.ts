@@ -1,5 +1,6 @@
 import * as Comlink from 'comlink';
 import { drivers } from '../src-core/formats/registry.ts';
+import { pageWriterFor } from '../src-core/pipeline/ova/index.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
 import { checkPlan, estimatePlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
@@ -18,15 +19,19 @@ let current: AbortController | undefined;
 const api = {
   /** The registry, as the page's format list. New drivers appear here with no UI change. */
   formats(): FormatSummary[] {
-    return drivers.map((d) => ({
-      name: d.name,
-      label: d.label,
-      title: d.title ?? d.name,
-      extensions: [...d.extensions],
-      canWrite: typeof d.create === 'function',
-      createOptions: [...(d.createOptions ?? [])],
-      compression: d.compression ? { ...d.compression } : undefined,
-    }));
+    return drivers.map((registered) => {
+      // The page writes `ova` through the package writer (pipeline/ova/), the registry's reads it.
+      const w = pageWriterFor(registered.name, drivers);
+      return {
+        name: registered.name,
+        label: registered.label,
+        title: registered.title ?? registered.name,
+        extensions: [...registered.extensions],
+        canWrite: typeof w.create === 'function',
+        createOptions: [...(w.createOptions ?? [])],
+        compression: w.compression ? { ...w.compression } : undefined,
+      };
+    });
   },
 
   inspect: (files: PickedFile[], opts: InspectOptions = {}) => rethrow(() => inspectFiles(files, opts)),

@@ -158,6 +158,8 @@ export interface Estimate {
 export interface PlanCheck {
   /** Bytes the output needs at most (qemu-img measure's fully-allocated figure, or the required one). */
   requiredBytes?: number;
+  /** Files the writer creates beside the output (a flat extent, split pieces): such an output takes the OPFS route. */
+  companions: string[];
 }
 
 export interface ConvertOutcome {

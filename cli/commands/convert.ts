@@ -2,7 +2,9 @@ import path from 'node:path';
 import { InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
-import type { BlockDevice, Extent, FormatDriver } from '../../src-core/image/types.ts';
+import type { BlockDevice, FormatDriver } from '../../src-core/image/types.ts';
+import { concatenatedDevice, sequenceDevice } from '../../src-core/image/sequence.ts';
+import { diskLayout, packageDriver, type PackageKind } from '../../src-core/pipeline/ova/index.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { runConversionJob } from '../../src-core/pipeline/job.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
@@ -55,13 +57,19 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     if (!dstArg) throw new InvalidArgumentError(`--target-image-opts "${args[args.length - 1]}" has no file.filename`);
     targetName = o.driver ?? targetName;
   }
-  const target = dest?.driver ?? findDriver(drivers, targetName);
+  // -O ova / -O ovf / --target=esxi: an OVF package around stream VMDKs; several sources are
+  // several disks of one VM there, not one concatenated disk.
+  const packageKind: PackageKind | undefined =
+    dest?.target.packaging === 'ova' ? 'ova' : targetName === 'ova' || targetName === 'ovf' ? targetName : undefined;
+  let target = dest?.driver ?? (packageKind ? packageDriver(packageKind) : findDriver(drivers, targetName));
   if ('help' in options || '?' in options) {
     process.stdout.write(optionHelp(target));
     return 0;
   }
   const srcArgs = expectArgs(args, 2, Infinity, 'Must specify image file name').slice(0, -1);
   const dst = dstArg!;
+  if (packageKind && opts.verify && (packageKind === 'ovf' || srcArgs.length > 1))
+    throw new InvalidArgumentError('--verify re-reads a single-disk OVA only; compare each disk after extracting it instead');
   if (srcArgs.length > 1 && opts.snapshot !== undefined) throw new InvalidArgumentError('No support for concatenating multiple snapshot');
   const backingName = opts.backing ?? options.backing_file;
   const backingFormat = opts.backingFormat ?? options.backing_fmt;
@@ -100,7 +108,18 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     for (const p of parts) await p.close();
     throw e;
   }
-  const opened = { device: parts.length === 1 ? parts[0]! : concatenated(parts) };
+  let device = parts.length === 1 ? parts[0]! : concatenatedDevice(parts);
+  if (packageKind && parts.length > 1) {
+    const sizes = parts.map((p) => p.virtualSize);
+    const { spans, end } = diskLayout(sizes);
+    device = sequenceDevice(
+      parts,
+      spans.map((x) => x.start),
+      end,
+    );
+    target = packageDriver(packageKind, sizes);
+  }
+  const opened = { device };
   const warn = (w: string) => {
     if (!opts.quiet) process.stderr.write(`warning: ${w}\n`);
   };
@@ -117,7 +136,9 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     // compress (a streamOptimized VMDK, cloop).
     const subformat = options.subformat;
     const alwaysCompressed =
-      target.name === 'cloop' || (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
+      target.name === 'cloop' ||
+      !!packageKind ||
+      (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
     if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
     const { result } = await runConversionJob({
       source,
@@ -170,46 +191,4 @@ export async function openBacking(name: string, format: string | undefined, dst:
     await src.close();
     throw e;
   });
-}
-
-/** Several disks one after another, as one disk (convert SRC1 SRC2 … TGT). */
-function concatenated(parts: BlockDevice[]): BlockDevice {
-  const starts: number[] = [];
-  let size = 0;
-  for (const p of parts) {
-    starts.push(size);
-    size += p.virtualSize;
-  }
-  async function* extents(from = 0, to = size): AsyncIterable<Extent> {
-    for (let i = 0; i < parts.length; i++) {
-      const s = starts[i]!;
-      const e = s + parts[i]!.virtualSize;
-      if (e <= from || s >= to) continue;
-      for await (const x of parts[i]!.extents(Math.max(from, s) - s, Math.min(to, e) - s))
-        yield { ...x, offset: x.offset + s, hostOffset: undefined, hostFile: undefined };
-    }
-  }
-  async function read(offset: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < parts.length; i++) {
-      const s = starts[i]!;
-      const e = s + parts[i]!.virtualSize;
-      const a = Math.max(offset, s);
-      const b = Math.min(offset + length, e);
-      if (a >= b) continue;
-      out.set((await parts[i]!.read(a - s, b - a)).subarray(0, b - a), a - offset);
-    }
-    return out;
-  }
-  return {
-    format: parts[0]!.format,
-    filename: parts[0]!.filename,
-    virtualSize: size,
-    extents,
-    read,
-    info: () => ({ ...parts[0]!.info(), 'virtual-size': size }),
-    close: async () => {
-      for (const p of parts) await p.close();
-    },
-  };
 }

@@ -1,6 +1,7 @@
 import type { ByteSink } from '../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../io/errors.ts';
 import type { FormatDriver, ImageWriter } from '../image/types.ts';
+import { tarArchiveEnd, tarHeader, TAR_BLOCK } from './tarHeader.ts';
 
 /**
  * Google Cloud's image tarball: a gzip-compressed tar in GNU `oldgnu` format holding one member,
@@ -25,50 +26,11 @@ export interface StreamOut {
 export type GzipFactory = (sink: ByteSink) => StreamOut;
 
 export const GCP_MEMBER = 'disk.raw';
-const BLOCK = 512;
-/** GNU tar's default record: 20 blocks. */
-const RECORD = 20 * BLOCK;
 const ZEROS = new Uint8Array(1024 * 1024);
-
-function putString(h: Uint8Array, at: number, len: number, s: string): void {
-  for (let i = 0; i < s.length && i < len; i++) h[at + i] = s.charCodeAt(i) & 0xff;
-}
-
-function putOctal(h: Uint8Array, at: number, len: number, n: number): void {
-  putString(h, at, len - 1, n.toString(8).padStart(len - 1, '0'));
-}
-
-/** A numeric field: octal where it fits, else GNU's base-256 (first byte 0x80, big-endian). */
-function putNumber(h: Uint8Array, at: number, len: number, n: number): void {
-  if (n < 8 ** (len - 1)) return putOctal(h, at, len, n);
-  let v = BigInt(n);
-  for (let i = len - 1; i > 0; i--) {
-    h[at + i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  h[at] = 0x80;
-}
 
 /** One `oldgnu` header block for a regular file. */
 export function oldGnuHeader(name: string, size: number, mtime: number): Uint8Array {
-  if (name.length > 100) throw new InvalidArgumentError(`tar member name longer than 100 bytes: ${name}`);
-  const h = new Uint8Array(BLOCK);
-  putString(h, 0, 100, name);
-  putOctal(h, 100, 8, 0o644);
-  putOctal(h, 108, 8, 0);
-  putOctal(h, 116, 8, 0);
-  putNumber(h, 124, 12, size);
-  putOctal(h, 136, 12, Math.max(0, Math.floor(mtime)));
-  h[156] = 0x30; // '0': regular file
-  putString(h, 257, 8, 'ustar  \0'); // GNU magic and version (oldgnu)
-  putString(h, 265, 32, 'root');
-  putString(h, 297, 32, 'root');
-  // The checksum is computed with its own field as spaces, then stored as 6 digits, NUL, space.
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  putString(h, 148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
-  return h;
+  return tarHeader(name, size, mtime, 'oldgnu');
 }
 
 /** The platform's own gzip (CompressionStream), for the browser and workers. */
@@ -157,9 +119,7 @@ class GcpTarWriter implements ImageWriter {
     await this.start();
     await this.zerosTo(this.size);
     // The member's last block, two zero blocks ending the archive, then a whole record.
-    const tarred = BLOCK + Math.ceil(this.size / BLOCK) * BLOCK;
-    const end = Math.ceil((tarred + 2 * BLOCK) / RECORD) * RECORD;
-    let pad = end - (BLOCK + this.size);
+    let pad = tarArchiveEnd(TAR_BLOCK + this.size) - (TAR_BLOCK + this.size);
     while (pad > 0) {
       const n = Math.min(pad, ZEROS.length);
       await this.out.write(ZEROS.subarray(0, n));

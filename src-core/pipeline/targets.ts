@@ -25,15 +25,17 @@ export interface SizeRule {
   why: string;
 }
 
-/** What the image file goes into: nothing, a Google Cloud image tarball, or an OVA (not yet). */
+/** What the image file goes into: nothing, a Google Cloud image tarball, or an OVA (pipeline/ova/). */
 export type Packaging = 'none' | 'gcp-tar' | 'ova';
 
 export interface Target {
   name: TargetName;
   /** The qemu-img format (-O). */
   format: string;
-  /** -o key=value pairs. */
+  /** -o key=value pairs the destination needs: a different value given by the user is an error. */
   options: Readonly<Record<string, string>>;
+  /** -o key=value pairs the destination is given unless the user says otherwise. */
+  defaults?: Readonly<Record<string, string>>;
   /** -c */
   compress: boolean;
   size?: SizeRule;
@@ -77,18 +79,17 @@ export const TARGETS: readonly Target[] = [
     options: { subformat: 'streamOptimized' },
     compress: false,
     packaging: 'ova',
-    description: 'VMware ESXi / vCenter: an OVA carrying a stream-optimized VMDK, imported as a new VM.',
-    notYet: 'OVA output is not written yet; -O vmdk -o subformat=streamOptimized makes the disk it would carry',
+    description: 'VMware ESXi / vCenter: an OVA (OVF descriptor, SHA256 manifest, stream-optimized VMDK), imported as a new VM.',
   },
   {
     name: 'esxi-datastore',
     format: 'vmdk',
-    options: { subformat: 'monolithicFlat', adapter_type: 'lsilogic' },
+    options: { subformat: 'vmfs' },
+    defaults: { adapter_type: 'lsilogic' },
     compress: false,
     packaging: 'none',
-    description: 'ESXi datastore: a descriptor and its flat extent, uploaded side by side and attached to a VM.',
-    notYet:
-      'the datastore pair (createType "vmfs") is not written yet; -O vmdk -o subformat=monolithicFlat makes a pair to run through vmkfstools -i',
+    description:
+      'ESXi datastore: a createType "vmfs" descriptor (x.vmdk) and its flat extent (x-flat.vmdk), uploaded side by side and attached to a VM.',
   },
   {
     name: 'hyperv',
@@ -162,7 +163,7 @@ export function resolveTarget(name: string, given: ExplicitSettings = {}): Resol
   if (given.format !== undefined && given.format !== target.format) {
     throw new InvalidArgumentError(`--target=${name} writes ${target.format}, but -O ${given.format} was given`);
   }
-  const options: Record<string, string> = { ...target.options };
+  const options: Record<string, string> = { ...target.defaults, ...target.options };
   for (const [k, v] of Object.entries(given.options ?? {})) {
     const want = target.options[k];
     if (want !== undefined && want !== v)

@@ -312,9 +312,13 @@ async function convertSelected(): Promise<void> {
   }
 
   // Everything that can fail before a byte is written fails here, before the save dialog.
+  // A save picker gives one file; an output of several files (a datastore pair, split pieces)
+  // is built in private storage and arrives as one download per file, wherever OPFS exists.
+  let viaPicker = nativeSaveSupported;
   try {
-    const check = await inspectorWorker().api.check(plan, !nativeSaveSupported);
-    if (!nativeSaveSupported && check.requiredBytes !== undefined) {
+    const check = await inspectorWorker().api.check(plan, !nativeSaveSupported || opfsSupported);
+    if (check.companions.length) viaPicker = false;
+    if (!viaPicker && check.requiredBytes !== undefined) {
       const shortBy = await privateStorageShortfall(check.requiredBytes);
       if (shortBy > 0) {
         fail(
@@ -336,7 +340,7 @@ async function convertSelected(): Promise<void> {
   if (plan.password) set({ unlock: { state: 'unlocked' } });
 
   let output: OutputTarget;
-  if (nativeSaveSupported) {
+  if (viaPicker) {
     let picked;
     try {
       picked = await pickOutputFile({

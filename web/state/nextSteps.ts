@@ -56,13 +56,23 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
     case 'esxi':
       return [
         {
-          text: 'ESXi runs a stream-optimized VMDK after an OVF import: deploy it in an OVF template (vSphere Client → Deploy OVF Template), or convert it with VMware’s ovftool.',
+          text: 'Deploy the OVA as a new VM (vSphere Client → Deploy OVF Template, or ESXi Host Client → Create/Register VM → Deploy from OVF or OVA), or with VMware’s ovftool:',
+          command: `ovftool ${q} vi://root@ESXI-HOST/`,
           link: {
             href: 'https://docs.vmware.com/en/VMware-vSphere/8.0/vsphere-vm-administration/GUID-17BEDA21-43F6-41F4-8FB2-E01D275FE9B4.html',
             label: 'Deploy an OVF template',
           },
         },
       ];
+    case 'esxi-datastore': {
+      const flat = file.replace(/(\.vmdk)?$/i, '-flat.vmdk');
+      return [
+        {
+          text: `Upload ${file} and ${flat} to the same datastore folder (Datastore browser → Upload, or scp to /vmfs/volumes/DATASTORE/VM/), then add it to a VM as an existing hard disk:`,
+          command: `vmkfstools -e /vmfs/volumes/DATASTORE/VM/${file}`,
+        },
+      ];
+    }
     case 'virtualbox':
       return [
         {

@@ -23,7 +23,14 @@ export interface Preset {
 /** A destination's settings from the table; Azure's size rule shows as needsWholeMiB. */
 function fromTable(name: TargetName): Pick<Preset, 'target' | 'options' | 'compress' | 'needsWholeMiB'> {
   const t = findTarget(name);
-  return { target: t.format, options: { ...t.options }, compress: t.compress, ...(t.size?.multiple === MiB && { needsWholeMiB: true }) };
+  // An OVA is written as the `ova` format on the page; its disks are stream VMDKs by nature.
+  if (t.packaging === 'ova') return { target: 'ova', options: {}, compress: false };
+  return {
+    target: t.format,
+    options: { ...t.defaults, ...t.options },
+    compress: t.compress,
+    ...(t.size?.multiple === MiB && { needsWholeMiB: true }),
+  };
 }
 
 export const PRESETS: readonly Preset[] = [
@@ -54,8 +61,14 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'esxi',
     title: 'VMware ESXi',
-    blurb: 'Stream-optimized VMDK: what an OVF/OVA import into ESXi or vCenter carries (a datastore runs it only after that import).',
+    blurb: 'An OVA (OVF descriptor, SHA256 manifest, stream-optimized VMDK) to deploy as a new VM in ESXi or vCenter.',
     ...fromTable('esxi'),
+  },
+  {
+    id: 'esxi-datastore',
+    title: 'ESXi datastore',
+    blurb: 'A createType "vmfs" descriptor and its -flat.vmdk: upload both to a datastore and attach the disk to a VM.',
+    ...fromTable('esxi-datastore'),
   },
   {
     id: 'virtualbox',

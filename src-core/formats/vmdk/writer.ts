@@ -10,7 +10,14 @@ import { FlatPieceWriter, GRAIN_BYTES, SparseExtentWriter, type PieceWriter } fr
 import { StreamWriter } from './streamWriter.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
-export const SUBFORMATS = ['monolithicSparse', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'streamOptimized'] as const;
+export const SUBFORMATS = [
+  'monolithicSparse',
+  'monolithicFlat',
+  'twoGbMaxExtentSparse',
+  'twoGbMaxExtentFlat',
+  'streamOptimized',
+  'vmfs',
+] as const;
 export type Subformat = (typeof SUBFORMATS)[number];
 const ADAPTERS = ['ide', 'buslogic', 'lsilogic', 'legacyESX'];
 
@@ -20,7 +27,7 @@ export const VMDK_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
     type: 'enum',
     values: SUBFORMATS,
     default: 'monolithicSparse',
-    help: 'file layout: one sparse file, descriptor + flat file, 2 GiB pieces, or a compressed stream (OVA, ESXi, AWS)',
+    help: 'file layout: one sparse file, descriptor + flat file, 2 GiB pieces, a compressed stream (OVA, ESXi, AWS), or vmfs (an ESXi datastore pair)',
   },
   { name: 'adapter_type', type: 'enum', values: ADAPTERS, default: 'ide', help: 'virtual controller recorded in the descriptor' },
   { name: 'hwversion', type: 'string', default: '4', help: 'virtual hardware version recorded in the descriptor' },
@@ -57,7 +64,10 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
   const hwVersion = o.hwversion ?? (compat6 ? '6' : '4');
   const toolsVersion = o.toolsversion ?? '2147483647';
   const zeroedGrain = parseBool(o.zeroed_grain, 'zeroed_grain');
-  const flat = sub === 'monolithicFlat' || sub === 'twoGbMaxExtentFlat';
+  // vmfs: what an ESXi datastore runs (createType "vmfs", one VMFS extent, x-flat.vmdk); the
+  // hosted types (monolithicFlat …) fail there with "disk type 7".
+  const vmfs = sub === 'vmfs';
+  const flat = sub === 'monolithicFlat' || sub === 'twoGbMaxExtentFlat' || vmfs;
   if (flat && opts.backing) throw new InvalidArgumentError("a flat VMDK can't have a backing file");
   if (flat && zeroedGrain) throw new InvalidArgumentError("a flat VMDK can't enable zeroed grains");
   if (sub === 'streamOptimized' && opts.backing) throw new InvalidArgumentError('a streamOptimized VMDK cannot have a backing file');
@@ -105,9 +115,12 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
       const writer = flat ? new FlatPieceWriter(pieceSink, len) : new SparseExtentWriter(pieceSink, len, zeroedGrain, undefined);
       pieces.push({ start, size: len, writer, sink: pieceSink });
       lines.push(
-        flat
-          ? { access: 'RW', sectors: len / SECTOR, type: 'FLAT', file: name, offset: 0 }
-          : { access: 'RW', sectors: len / SECTOR, type: 'SPARSE', file: name },
+        vmfs
+          ? // A VMFS extent line has no offset (VMware writes none; QEMU refuses one).
+            { access: 'RW', sectors: len / SECTOR, type: 'VMFS', file: name }
+          : flat
+            ? { access: 'RW', sectors: len / SECTOR, type: 'FLAT', file: name, offset: 0 }
+            : { access: 'RW', sectors: len / SECTOR, type: 'SPARSE', file: name },
       );
       if (!split) break;
     }

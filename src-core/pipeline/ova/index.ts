@@ -1,0 +1,71 @@
+import { baseName } from '../../io/bytes.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { findDriver } from '../../image/open.ts';
+import type { FormatDriver } from '../../image/types.ts';
+import { packageIdentity, type PackageIdentity } from './identity.ts';
+import { checkDiskCount } from './ovf.ts';
+import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
+import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from './writer.ts';
+
+/**
+ * `-O ova` and `-O ovf` (and `--target=esxi`): writer-only drivers convert() streams into, as the
+ * Google Cloud tarball is. They live in the pipeline, not among the formats, because they carry
+ * another format (VMDK) inside; the registry's `ova` driver is the reader.
+ *
+ * Several disks: the caller hands convert() one device with the disks at the starts
+ * `diskLayout(sizes)` gives (`sequenceDevice`), and passes the same sizes here; each becomes
+ * its own VMDK and its own <Disk> on the one controller.
+ */
+export function packageDriver(kind: PackageKind, diskSizes?: number[], identity: PackageIdentity = packageIdentity()): FormatDriver {
+  return {
+    name: kind,
+    label:
+      kind === 'ova'
+        ? 'OVA (OVF descriptor, manifest and stream VMDKs in one tar)'
+        : 'OVF package (descriptor, stream VMDKs and manifest side by side)',
+    title: kind.toUpperCase(),
+    extensions: [kind],
+    probe: () => 0,
+    open: () => Promise.reject(new UnsupportedError('', `an ${kind.toUpperCase()} is read through the ova driver`)),
+    createOptions: OVA_CREATE_OPTIONS,
+    async create(sink, opts) {
+      checkPackageCreate(kind, opts.filename, opts.compress, opts.backing);
+      const sizes = diskSizes ?? [opts.virtualSize];
+      const { spans, end } = diskLayout(sizes);
+      if (end !== opts.virtualSize && !(sizes.length === 1 && end === Math.ceil(opts.virtualSize / 512) * 512))
+        throw new InvalidArgumentError(
+          `the disks of the package take ${end} bytes together, but ${opts.virtualSize} were given`,
+          opts.filename,
+        );
+      const main = baseName(opts.filename);
+      const stem = main.includes('.') ? main.slice(0, main.lastIndexOf('.')) : main;
+      const settings = vmSettings(opts.options, stem);
+      checkDiskCount(settings, sizes.length, opts.filename);
+      const w = new PackageWriter({
+        kind,
+        sink,
+        filename: opts.filename,
+        resolver: opts.resolver,
+        codecs: opts.codecs,
+        settings,
+        spans,
+        identity,
+      });
+      if (!main.toLowerCase().endsWith(`.${kind}`))
+        w.warnings.push(`${opts.filename} does not end in .${kind}; importers look for that extension`);
+      return w;
+    },
+  };
+}
+
+export { diskLayout, DISK_ALIGN, type PackageKind } from './writer.ts';
+export { packageIdentity, type PackageIdentity } from './identity.ts';
+
+/**
+ * The writer for a format name on the page: `ova` is the package writer (the registry's `ova`
+ * driver only reads); everything else is the registry's driver. (`ovf` writes several files and
+ * several disks need several sources: both are the CLI's.)
+ */
+export function pageWriterFor(name: string, registry: readonly FormatDriver[]): FormatDriver {
+  return name === 'ova' ? packageDriver('ova') : findDriver(registry, name);
+}
