@@ -3,6 +3,7 @@ import { DiskFerryError, InvalidArgumentError } from '../../src-core/io/errors.t
 import { formatInfoHuman } from '../../src-core/pipeline/info.ts';
 import {
   editQcow2Snapshots,
+  RefcountOverflowError,
   SnapshotNotFoundError,
   type ImageFile,
   type SnapshotEdit,
@@ -58,6 +59,8 @@ export async function snapshotCommand({ opts, args }: Cmd<'snapshot'>): Promise<
   } catch (e) {
     if (e instanceof SnapshotNotFoundError)
       throw fail(edit.op === 'apply' ? 'Failed to load snapshot: No such file or directory' : 'snapshot not found');
+    if (e instanceof RefcountOverflowError)
+      throw fail(`${edit.op === 'create' ? '-22 (Invalid argument)' : 'Failed to load snapshot: Invalid argument'} (${e.detail})`);
     if (e instanceof DiskFerryError) throw fail(e.detail);
     throw e;
   } finally {

@@ -47,6 +47,9 @@ export type SnapshotEdit =
 /** The snapshot named was not found (qemu-img's messages differ between -a and -d). */
 export class SnapshotNotFoundError extends InvalidArgumentError {}
 
+/** A cluster would need a refcount above what refcount_bits holds (qemu-img: EINVAL). */
+export class RefcountOverflowError extends InvalidArgumentError {}
+
 /** One snapshot as it will be written: its table entry and L1 table. */
 interface SnapEntry {
   snap: Qcow2Snapshot;
@@ -216,6 +219,22 @@ export async function editQcow2Snapshots(file: ImageFile, edit: SnapshotEdit): P
     mapped(l2Tables.get(off)!, (o, l) => refs.addRange(o, l, cs, n));
   }
 
+  // qemu-img -a counts the snapshot's references up before it counts the old active table's
+  // down, and fails where that peak does not fit the refcount width: so does this.
+  if (edit.op === 'apply') {
+    const max = refcountMax(2 ** h.refcountOrder);
+    const peak = new ClusterCounts();
+    for (const l1 of [oldActive, ...oldSnaps.map((s) => s.l1), snaps.find((s) => s.snap.id === id)!.l1]) {
+      for (const e of l1) {
+        const off = l1Offset(e);
+        if (!off) continue;
+        peak.add(off / cs);
+        mapped(l2Tables.get(off)!, (o, l) => peak.addRange(o, l, cs));
+      }
+    }
+    for (let c = 0; c <= peak.highest(); c++) if (peak.get(c) > max) throw overflow(c, peak.get(c), 2 ** h.refcountOrder, file.name);
+  }
+
   const newUsed = new ClusterCounts();
   for (let c = 0; c <= refs.highest(); c++) if (refs.get(c)) newUsed.add(c);
   let cursor = 1;
@@ -321,6 +340,13 @@ function refuseUnsupported(name: string, h: Qcow2Header): void {
     throw new UnsupportedError(name, 'has an external data file; internal snapshots are not supported with one (as in QEMU)');
   if (h.incompatible & INCOMPAT_CORRUPT) throw new CorruptImageError(name, 'is marked corrupt; run qemu-img check -r all first');
   if (h.bitmaps) throw new UnsupportedError(name, 'has persistent bitmaps, which DiskFerry does not carry through snapshot changes');
+}
+
+function overflow(cluster: number, n: number, bits: number, file: string): RefcountOverflowError {
+  return new RefcountOverflowError(
+    `cluster ${cluster} would be referenced ${n} times; refcount_bits=${bits} allows ${refcountMax(bits)}`,
+    file,
+  );
 }
 
 function leadingNumber(id: string): number {
