@@ -199,6 +199,27 @@ describe('snapshot -c, -l, -a, -d', () => {
   });
 });
 
+describe('snapshots of another size', () => {
+  it('-a takes the virtual size the snapshot had, both ways, as qemu-img -a', async () => {
+    const f = t.file('sz.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', f, '4M');
+    qemuIo('-c', 'write -P 5 0 4M', f);
+    qemuImg('snapshot', '-c', 'small', f);
+    qemuImg('resize', f, '8M');
+    qemuIo('-c', 'write -P 6 6M 1M', f);
+    qemuImg('snapshot', '-c', 'big', f);
+    const [ours, theirs] = twins(f, 'sz');
+    for (const name of ['small', 'big']) {
+      expect((await cli('snapshot', '-a', name, ours)).code).toBe(0);
+      qemuImg('snapshot', '-a', name, theirs);
+      checkClean(ours);
+      expect(same(ours, theirs), name).toBe(true);
+      expect(layoutFreeInfo(ours), name).toEqual(layoutFreeInfo(theirs));
+    }
+    expect(JSON.parse(qemuImg('info', '--output=json', ours))['virtual-size']).toBe(8 << 20);
+  });
+});
+
 describe('snapshot errors: qemu-img exit codes, one line naming the file', () => {
   it('missing snapshots, duplicate names, unsupported formats, mixed actions', async () => {
     const f = makeImage('err.qcow2');
