@@ -2,7 +2,7 @@ import { copyFileSync, promises as fs, readFileSync } from 'node:fs';
 import { editQcow2Snapshots, type ImageFile, type SnapshotEdit } from '../src-core/formats/qcow2/snapshotWrite.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, cliOk } from './helpers/cli.ts';
-import { qemuImg, qemuIo, runStatus, tempDir } from './helpers/sys.ts';
+import { qemuImg, qemuImgCalibrating, qemuIo, runStatus, tempDir } from './helpers/sys.ts';
 
 // snapshot -c/-a/-d on qcow2: each step done by DiskFerry on one copy and by qemu-img on a twin;
 // qemu-img judges (check clean, compare equal, the same snapshot list and exit codes).
@@ -260,6 +260,32 @@ describe('snapshot errors: qemu-img exit codes, one line naming the file', () =>
       expect(snapList(ours)).toEqual(snapList(theirs));
     }
     checkClean(ours);
+  });
+
+  it('a LUKS-encrypted image: refused without its key as qemu-img refuses it; with it, a clean snapshot', async () => {
+    const f = t.file('enc.qcow2');
+    const secret = ['--object', 'secret,id=s0,data=pw'];
+    qemuImgCalibrating(
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      ...secret,
+      '-o',
+      'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10',
+      f,
+      '4M',
+    );
+    const [ours, theirs] = twins(f, 'enc');
+    const r = await cli('snapshot', '-c', 's', ours);
+    const q = runStatus('qemu-img', ['snapshot', '-c', 's', theirs]);
+    expect(r.code).toBe(q.status);
+    expect(r.stderr).toContain("Parameter 'encrypt.key-secret' is required");
+    const opts = (file: string) => [...secret, '--image-opts', `driver=qcow2,file.filename=${file},encrypt.key-secret=s0`];
+    expect((await cli('snapshot', '-c', 's', ...opts(ours))).code).toBe(0);
+    const c = runStatus('qemu-img', ['check', ...opts(ours)]);
+    expect(c.status, c.stdout + c.stderr).toBe(0);
+    expect(runStatus('qemu-img', ['snapshot', '-l', ...opts(ours)]).stdout).toMatch(/^1\s+s\s/m);
   });
 
   it('a refcount too narrow for a second reference: exit 1 as qemu-img, the image untouched', async () => {

@@ -25,6 +25,11 @@ export async function snapshotCommand({ opts, args }: Cmd<'snapshot'>): Promise<
   let format: string;
   try {
     format = device.format;
+    // qemu-img opens an encrypted image only with its key, even to list or change snapshots.
+    const info = device.info();
+    const d = (info['format-specific']?.data ?? {}) as { encrypt?: { format?: string } };
+    if (info.encrypted && d.encrypt?.format === 'luks' && !spec.keySecret)
+      throw new InvalidArgumentError(`Could not open '${spec.filename}': Parameter 'encrypt.key-secret' is required for cipher`);
     if (!actions || opts.list) {
       const info = device.info();
       if (!info.snapshots?.length) return 0;
