@@ -232,11 +232,12 @@ export async function editQcow2Snapshots(file: ImageFile, edit: SnapshotEdit): P
         mapped(l2Tables.get(off)!, (o, l) => peak.addRange(o, l, cs));
       }
     }
-    for (let c = 0; c <= peak.highest(); c++) if (peak.get(c) > max) throw overflow(c, peak.get(c), 2 ** h.refcountOrder, file.name);
+    for (let c = 0, last = peak.highest(); c <= last; c++)
+      if (peak.get(c) > max) throw overflow(c, peak.get(c), 2 ** h.refcountOrder, file.name);
   }
 
   const newUsed = new ClusterCounts();
-  for (let c = 0; c <= refs.highest(); c++) if (refs.get(c)) newUsed.add(c);
+  for (let c = 0, last = refs.highest(); c <= last; c++) if (refs.get(c)) newUsed.add(c);
   let cursor = 1;
   /** First fit: `n` contiguous clusters used by neither image. */
   const allocate = (bytes: number): number => {
@@ -287,7 +288,7 @@ export async function editQcow2Snapshots(file: ImageFile, edit: SnapshotEdit): P
 
   // ---- refcounts of every cluster the new image uses
   const counts = new ClusterCounts();
-  for (let c = 0; c <= refs.highest(); c++) if (refs.get(c)) counts.add(c, refs.get(c));
+  for (let c = 0, last = refs.highest(); c <= last; c++) if (refs.get(c)) counts.add(c, refs.get(c));
   counts.addRange(0, cs, cs);
   counts.addRange(activeOffset, active.length * 8, cs);
   for (const s of snaps) counts.addRange(s.l1Offset!, s.l1.length * 8, cs);
@@ -303,7 +304,7 @@ export async function editQcow2Snapshots(file: ImageFile, edit: SnapshotEdit): P
   counts.addRange(blocksOffset, (layout.blocks + layout.tableClusters) * cs, cs);
   const max = refcountMax(bits);
   const blocks = new Uint8Array(layout.blocks * cs);
-  for (let c = 0; c <= counts.highest(); c++) {
+  for (let c = 0, last = counts.highest(); c <= last; c++) {
     const n = counts.get(c);
     if (!n) continue;
     if (n > max)
