@@ -153,6 +153,22 @@ describe('convert -n into an existing qcow2 image', () => {
     expect(qemuCompare(ours, base)).not.toBe(0);
   });
 
+  it('a source shorter than the image: past its end the backing file still shows through', async () => {
+    oldTarget('nq-base2.qcow2', 12 * MiB);
+    const src = t.file('nq-src5.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', src, `${5 * MiB + 512}`);
+    qemuIo('-c', `write -P 0x42 ${4 * MiB} ${MiB}`, src);
+    const ours = t.file('nq-top2-ours.qcow2');
+    const theirs = t.file('nq-top2-qemu.qcow2');
+    for (const f of [ours, theirs]) qemuImg('create', '-q', '-f', 'qcow2', '-b', 'nq-base2.qcow2', '-F', 'qcow2', f);
+    const r = await cli('convert', '-n', '-O', 'qcow2', src, ours);
+    expect(r.code, r.stderr).toBe(0);
+    qemuImg('convert', '-n', '-O', 'qcow2', src, theirs);
+    expect(runStatus('qemu-img', ['check', ours]).status).toBe(0);
+    expect(qemuCompare(ours, theirs)).toBe(0);
+    expect(qemuIo('-c', `read -P 0x99 ${6 * MiB} ${6 * MiB}`, ours)).not.toContain('Pattern verification failed');
+  });
+
   it('refusals: a smaller image, a file that is not qcow2, formats DiskFerry cannot write into', async () => {
     const small = oldTarget('nq-small.qcow2', 4 * MiB);
     const rawFile = t.file('nq-not.raw');

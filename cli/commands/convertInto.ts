@@ -34,10 +34,13 @@ export async function convertIntoExistingQcow2(
   }
   const tmp = path.join(path.dirname(dst), `.${path.basename(dst)}.diskferry-${process.pid}.part`);
   let sink: NodeFileSink | undefined;
+  let chain: BlockDevice | undefined;
   try {
     if (target.virtualSize < source.virtualSize) throw new InvalidArgumentError('output file is smaller than input file', dst);
     const { format, options } = rewritableOptions(target);
     const backing = keptBacking(target);
+    // The image through its backing chain: what the part of a cluster past the source's end shows.
+    chain = backing ? (await openCliImage({ filename: dst, format: 'qcow2' }, { ...opts, snapshot: undefined })).device : undefined;
     const size = target.virtualSize;
     const srcSize = source.virtualSize;
     let lastDone = -1;
@@ -56,11 +59,15 @@ export async function convertIntoExistingQcow2(
       size,
       async (pos, end, unit) => {
         // Past the source's end the image keeps what it held, as it held it.
-        if (pos >= srcSize) return layerWindow(target, pos, end, !!backing, undefined, unit);
+        if (pos >= srcSize) return layerWindow(target, pos, end, !!backing, chain, unit);
         const bytes = new Uint8Array(end - pos);
         bytes.set((await source.read(pos, Math.min(end, srcSize) - pos)).subarray(0, end - pos));
-        if (end > srcSize) bytes.set((await target.read(srcSize, end - srcSize)).subarray(0, end - srcSize), srcSize - pos);
+        // A window across the source's end: the units past it keep the old image's, and the
+        // unit the end falls in gets the old image's bytes after it.
+        const old = end > srcSize ? await layerWindow(target, pos, end, !!backing, chain, unit) : undefined;
+        if (end > srcSize) bytes.set((await (chain ?? target).read(srcSize, end - srcSize)).subarray(0, end - srcSize), srcSize - pos);
         return (off, len): UnitContent => {
+          if (old && off >= srcSize) return old(off, len);
           const b = bytes.subarray(off - pos, off - pos + len);
           // Zeros must hide the target's backing file, as qemu-img's zero writes do.
           if (isAllZero(b)) return backing ? { kind: 'zero' } : { kind: 'skip' };
@@ -80,6 +87,7 @@ export async function convertIntoExistingQcow2(
   } finally {
     await sink?.close().catch(() => {});
     await target.close().catch(() => {});
+    await chain?.close().catch(() => {});
     await fs.rm(tmp, { force: true });
   }
 }
