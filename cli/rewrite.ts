@@ -25,6 +25,8 @@ export interface RewritePlan {
   virtualSize: number;
   options: Record<string, string>;
   backing?: BackingRef;
+  /** With options.preallocation: where it starts (resize: the old size). */
+  preallocateFrom?: number;
   /** Writes the content, in increasing offset order. */
   fill(writer: ImageWriter): Promise<void>;
 }
@@ -40,6 +42,7 @@ export async function replaceImage(plan: RewritePlan): Promise<void> {
       virtualSize: plan.virtualSize,
       options: plan.options,
       backing: plan.backing,
+      preallocateFrom: plan.preallocateFrom,
       codecs: nodeCodecs,
       filename: plan.file,
       resolver: new NodeResolver([dir], true),

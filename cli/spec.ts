@@ -379,7 +379,7 @@ const resize = {
       long: 'preallocation',
       arg: true,
       meta: 'PREALLOC',
-      help: 'preallocation of the new area: off, falloc, full (raw); off (qcow2)',
+      help: 'preallocation of the new area: off, metadata (qcow2), falloc, full',
     },
     shrink: { long: 'shrink', help: 'allow operation when the new size is smaller than the original' },
     ...quietWithSecrets,

@@ -340,19 +340,14 @@ describe('subclusters (extended_l2) over a backing file', () => {
 });
 
 describe('snapshot', () => {
-  it('-l lists as qemu-img does; -c/-a/-d are refused with one line, exit 1, the image untouched', async () => {
+  // -c, -a and -d: test/cli-snapshot.test.ts.
+  it('-l lists as qemu-img does; an image with snapshots is not rewritten by resize', async () => {
     const [a] = pair(base, 'snap');
     qemuImg('snapshot', '-c', 'one', a);
     const r = await cli('snapshot', '-l', a);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('one');
     const before = readFileSync(a);
-    for (const op of ['-c', '-a', '-d']) {
-      const x = await cli('snapshot', op, 'one', a);
-      expect(x.code).toBe(1);
-      expect(x.stderr.trim().split('\n')).toHaveLength(1);
-    }
-    expect(readFileSync(a).equals(before)).toBe(true);
     // An image with snapshots is not rewritten (they would be lost).
     const rs = await cli('resize', a, '+1M');
     expect(rs.code).toBe(1);

@@ -96,6 +96,105 @@ describe('convert -n (--no-create)', () => {
   });
 });
 
+describe('convert -n into an existing qcow2 image', () => {
+  /**
+   * A qcow2 target with old data (0x99): over the source's 8 MiB (unless `head` is false:
+   * qemu-img -n -c cannot write compressed clusters over allocated ones) and past its end.
+   */
+  function oldTarget(name: string, size: number, opts: string[] = [], head = true): string {
+    const f = t.file(name);
+    qemuImg('create', '-q', '-f', 'qcow2', ...opts, f, String(size));
+    if (head) qemuIo('-c', `write -P 0x99 0 ${Math.min(size, 8 * MiB)}`, f);
+    if (size > 8 * MiB) qemuIo('-c', `write -P 0x99 ${8 * MiB} ${size - 8 * MiB}`, f);
+    return f;
+  }
+  const info = (f: string) => {
+    const { filename: _f, 'actual-size': _a, 'full-backing-filename': _b, ...rest } = JSON.parse(qemuImg('info', '--output=json', f));
+    return rest;
+  };
+
+  for (const [label, opts, extra] of [
+    ['4k clusters, compat=0.10', ['-o', 'cluster_size=4k,compat=0.10'], []],
+    ['refcount_bits=8, -c (into unallocated clusters)', ['-o', 'refcount_bits=8'], ['-c']],
+    ['extended L2', ['-o', 'extended_l2=on'], []],
+  ] as [string, string[], string[]][]) {
+    it(`${label}: the image keeps its options, size and tail; the same content as qemu-img -n; same file`, async () => {
+      const key = label.replace(/\W/g, '');
+      const ours = oldTarget(`nq-${key}-ours.qcow2`, 12 * MiB, opts, !extra.length);
+      const theirs = oldTarget(`nq-${key}-qemu.qcow2`, 12 * MiB, opts, !extra.length);
+      const before = statSync(ours);
+      const r = await cli('convert', '-n', ...extra, '-O', 'qcow2', blocky, ours);
+      expect(r.code, r.stderr).toBe(0);
+      qemuImg('convert', '-n', ...extra, '-O', 'qcow2', blocky, theirs);
+      expect(runStatus('qemu-img', ['check', ours]).status).toBe(0);
+      expect(qemuCompare(ours, theirs)).toBe(0);
+      expect(info(ours)).toEqual(info(theirs));
+      const after = statSync(ours);
+      expect(after.ino).toBe(before.ino);
+      expect(after.size).toBeGreaterThanOrEqual(before.size);
+      // Past the source's 8 MiB the old data is still there.
+      expect(qemuIo('-c', `read -P 0x99 ${8 * MiB} ${4 * MiB}`, ours)).not.toContain('Pattern verification failed');
+      if (extra.includes('-c')) expect(JSON.parse(qemuImg('check', '--output=json', ours))['compressed-clusters']).toBeGreaterThan(0);
+    });
+  }
+
+  it('over a backing file: zeros of the source hide it, as qemu-img -n writes them', async () => {
+    const base = oldTarget('nq-base.qcow2', 8 * MiB);
+    const ours = t.file('nq-top-ours.qcow2');
+    const theirs = t.file('nq-top-qemu.qcow2');
+    for (const f of [ours, theirs]) qemuImg('create', '-q', '-f', 'qcow2', '-b', 'nq-base.qcow2', '-F', 'qcow2', f);
+    const r = await cli('convert', '-n', '-O', 'qcow2', blocky, ours);
+    expect(r.code, r.stderr).toBe(0);
+    qemuImg('convert', '-n', '-O', 'qcow2', blocky, theirs);
+    expect(runStatus('qemu-img', ['check', ours]).status).toBe(0);
+    expect(qemuCompare(ours, theirs)).toBe(0);
+    expect(qemuCompare(ours, blocky)).toBe(0);
+    expect(info(ours)['backing-filename']).toBe('nq-base.qcow2');
+    expect(qemuCompare(ours, base)).not.toBe(0);
+  });
+
+  it('a source shorter than the image: past its end the backing file still shows through', async () => {
+    oldTarget('nq-base2.qcow2', 12 * MiB);
+    const src = t.file('nq-src5.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', src, `${5 * MiB + 512}`);
+    qemuIo('-c', `write -P 0x42 ${4 * MiB} ${MiB}`, src);
+    const ours = t.file('nq-top2-ours.qcow2');
+    const theirs = t.file('nq-top2-qemu.qcow2');
+    for (const f of [ours, theirs]) qemuImg('create', '-q', '-f', 'qcow2', '-b', 'nq-base2.qcow2', '-F', 'qcow2', f);
+    const r = await cli('convert', '-n', '-O', 'qcow2', src, ours);
+    expect(r.code, r.stderr).toBe(0);
+    qemuImg('convert', '-n', '-O', 'qcow2', src, theirs);
+    expect(runStatus('qemu-img', ['check', ours]).status).toBe(0);
+    expect(qemuCompare(ours, theirs)).toBe(0);
+    expect(qemuIo('-c', `read -P 0x99 ${6 * MiB} ${6 * MiB}`, ours)).not.toContain('Pattern verification failed');
+  });
+
+  it('refusals: a smaller image, a file that is not qcow2, formats DiskFerry cannot write into', async () => {
+    const small = oldTarget('nq-small.qcow2', 4 * MiB);
+    const rawFile = t.file('nq-not.raw');
+    junk(rawFile, 16 * MiB);
+    const vmdk = t.file('nq.vmdk');
+    qemuImg('create', '-q', '-f', 'vmdk', vmdk, '16M');
+    for (const [dst, fmt, message] of [
+      [small, 'qcow2', 'output file is smaller than input file'],
+      [rawFile, 'qcow2', 'Image is not in qcow2 format'],
+      [vmdk, 'vmdk', 'only for raw and qcow2'],
+    ]) {
+      const before = readFileSync(dst!);
+      const r = await cli('convert', '-n', '-O', fmt!, blocky, dst!);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(message);
+      expect(readFileSync(dst!).equals(before)).toBe(true);
+      if (fmt === 'qcow2') {
+        const q = runStatus('qemu-img', ['convert', '-n', '-O', fmt, blocky, dst!]);
+        expect(q.status).toBe(1);
+        expect(q.stderr).toContain(message);
+      }
+    }
+  });
+});
+
 /** The allocation of an image as qemu-img map reports it (offsets left out). */
 function allocation(file: string): { start: number; length: number; data: boolean; zero: boolean }[] {
   return (JSON.parse(qemuImg('map', '--output=json', file)) as { start: number; length: number; data: boolean; zero: boolean }[]).map(

@@ -30,6 +30,10 @@ beforeAll(() => {
   w('base.qcow2', 0x11, 0);
   w('other.qcow2', 0x22, 2 * 2 ** 20);
   w('top.qcow2', 0x33, 1 * 2 ** 20);
+  // An overlay with an internal snapshot and data written after it (snapshot -a and -d).
+  copyFileSync(path.join(FIX, 'top.qcow2'), path.join(FIX, 'snap.qcow2'));
+  qemuImg('snapshot', '-c', 's', path.join(FIX, 'snap.qcow2'));
+  w('snap.qcow2', 0x44, 3 * 2 ** 20);
 }, 120_000);
 afterAll(() => t.cleanup());
 
@@ -39,6 +43,11 @@ afterAll(() => t.cleanup());
  */
 function state(file: string): string {
   const { 'actual-size': _a, filename: _f, 'full-backing-filename': _fb, ...info } = JSON.parse(qemuImg('info', '--output=json', file));
+  // A snapshot made by each run has that run's date.
+  for (const s of (info.snapshots ?? []) as Record<string, unknown>[]) {
+    delete s['date-sec'];
+    delete s['date-nsec'];
+  }
   const map = (JSON.parse(qemuImg('map', '--output=json', file)) as Record<string, unknown>[]).map(({ offset: _o, ...e }) => e);
   const check = runStatus('qemu-img', ['check', file]).status;
   return JSON.stringify({ info, map, check });
@@ -66,6 +75,9 @@ const CASES: Case[] = [
     prepare: (dir) => addQcow2Leak(path.join(dir, 'top.qcow2')),
   },
   { name: 'commit', args: ['commit', 'top.qcow2'], files: ['base.qcow2', 'top.qcow2'] },
+  { name: 'snapshot -c', args: ['snapshot', '-c', 'new', 'top.qcow2'], files: ['top.qcow2'] },
+  { name: 'snapshot -a', args: ['snapshot', '-a', 's', 'snap.qcow2'], files: ['snap.qcow2'] },
+  { name: 'snapshot -d', args: ['snapshot', '-d', 's', 'snap.qcow2'], files: ['snap.qcow2'] },
 ];
 
 /** A fresh copy of the fixtures in a folder of its own. */

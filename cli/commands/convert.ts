@@ -90,9 +90,9 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   for (const spec of specs)
     if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
   if (opts.noCreate) {
-    if (target.name !== 'raw')
+    if (target.name !== 'raw' && target.name !== 'qcow2')
       throw new InvalidArgumentError(
-        `-n writes into an existing image only for raw targets (files and block devices), not ${target.name}`,
+        `-n writes into an existing image only for raw and qcow2 targets (files and block devices), not ${target.name}`,
         dst,
       );
     if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
@@ -124,6 +124,21 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     if (!opts.quiet) process.stderr.write(`warning: ${w}\n`);
   };
   const source: BlockDevice = opts.salvage ? salvagingDevice(opened.device, warn) : opened.device;
+  if (opts.noCreate && target.name === 'qcow2') {
+    // Into the existing qcow2 image: its options, size and backing file stay (convertInto.ts).
+    try {
+      const cb = jsonProgress(opts) ?? progress.callback();
+      const { convertIntoExistingQcow2 } = await import('./convertInto.ts');
+      await convertIntoExistingQcow2(source, dst, { ...common, compress: opts.compress }, (done, total) =>
+        cb?.({ done, total, rate: 0, phase: 'reading' }),
+      );
+      progress.print(100, 0);
+    } finally {
+      progress.end();
+      await source.close();
+    }
+    return 0;
+  }
   let backing: BlockDevice | undefined;
   // Clusters and grains are compressed on a pool of worker threads (cli/pool/), loaded only when the output compresses.
   let pool: CliCodecs | undefined;

@@ -33,7 +33,7 @@ export async function createCommand({ opts, args }: Cmd<'create'>): Promise<numb
   // falloc and full write them so the blocks are allocated.
   if (target.name === 'raw') {
     if (prealloc !== undefined && !['off', 'falloc', 'full'].includes(prealloc))
-      throw new InvalidArgumentError(`Invalid parameter '${prealloc}'`, file);
+      throw new InvalidArgumentError(`Unsupported preallocation mode: ${prealloc}`, file);
     delete options.preallocation;
   }
   let size = sizeArg !== undefined ? parseSize(sizeArg, 'image size') : undefined;
@@ -96,6 +96,7 @@ function formattingLine(
     parts.push(
       `cluster_size=${cs}`,
       `extended_l2=${options.extended_l2 ?? 'off'}`,
+      ...(prealloc ? [`preallocation=${prealloc}`] : []),
       `compression_type=${options.compression_type ?? 'zlib'}`,
       `size=${size}`,
       ...back,

@@ -30,7 +30,7 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
       throw new InvalidArgumentError('Use the --shrink option to perform a shrink operation.');
     }
     if (device.format === 'raw') {
-      if (prealloc === 'metadata') throw new InvalidArgumentError("Unsupported preallocation mode 'metadata'", file);
+      if (prealloc === 'metadata') throw new InvalidArgumentError('Unsupported preallocation mode: metadata', file);
       await device.close();
       closed = true;
       const fh = await fs.open(spec.filename, 'r+');
@@ -45,10 +45,12 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
         await fh.close();
       }
     } else {
-      if (prealloc !== 'off')
+      if (prealloc !== 'off' && device.format !== 'qcow2')
         throw new InvalidArgumentError(`preallocation=${prealloc} is not supported for ${device.format} images (only off)`);
       if (device.format === 'qcow2' && total % 512) throw new InvalidArgumentError('The new size must be a multiple of 512');
       const { format, options } = rewritableOptions(device);
+      // The new area only: the writer allocates (metadata) or writes zeros into (falloc, full) its clusters.
+      if (prealloc !== 'off') options.preallocation = prealloc;
       const backing = keptBacking(device);
       // The image through its backing chain: what a partly allocated cluster shows.
       const chain = backing ? (await openCliImage(spec, opts)).device : undefined;
@@ -59,6 +61,7 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
           virtualSize: total,
           options,
           backing,
+          preallocateFrom: current,
           fill: (w) => fillByUnits(w, Math.min(total, current), (pos, end, g) => layerWindow(device, pos, end, !!backing, chain, g)),
         });
       } finally {

@@ -123,6 +123,8 @@ export interface CreateOptions {
   secrets?: Secrets;
   /** Name of the output file, for companion files and error messages. */
   filename: string;
+  /** With -o preallocation: the guest offset it starts at (resize preallocates only the new area). */
+  preallocateFrom?: number;
 }
 
 /**

@@ -16,9 +16,13 @@ export class Int64RangeError extends CorruptImageError {
   }
 }
 
+const MAX_SAFE_BIG = BigInt(MAX_SAFE_OFFSET);
+const MIN_SAFE_BIG = -MAX_SAFE_BIG;
+
 /** bigint → number, throwing when the value cannot be represented exactly. */
 export function toSafeNumber(value: bigint, field = '64-bit field'): number {
-  if (value > BigInt(MAX_SAFE_OFFSET) || value < -BigInt(MAX_SAFE_OFFSET)) {
+  // The bounds are built once: this runs for every L2 entry of a table walk.
+  if (value > MAX_SAFE_BIG || value < MIN_SAFE_BIG) {
     throw new Int64RangeError(field, value);
   }
   return Number(value);

@@ -50,7 +50,13 @@ export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'compression_type', type: 'enum', values: ['zlib', 'zstd'], default: 'zlib', help: 'how -c compresses clusters' },
   { name: 'extended_l2', type: 'bool', default: 'off', help: 'subcluster allocation (32 per cluster)' },
   { name: 'lazy_refcounts', type: 'bool', default: 'off', help: 'mark the image as using lazy refcounts (v3)' },
-  { name: 'preallocation', type: 'enum', values: ['off'], default: 'off', help: 'only off: output stays sparse' },
+  {
+    name: 'preallocation',
+    type: 'enum',
+    values: ['off', 'metadata', 'falloc', 'full'],
+    default: 'off',
+    help: 'metadata: every cluster allocated, the file sparse; falloc, full: zeros written too',
+  },
   ...QCOW2_ENCRYPT_OPTIONS,
 ];
 
@@ -74,6 +80,7 @@ export interface Qcow2WriterConfig {
   extendedL2: boolean;
   lazyRefcounts: boolean;
   encryption?: Qcow2EncryptionConfig;
+  preallocation: 'off' | 'metadata' | 'falloc' | 'full';
 }
 
 export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
@@ -97,7 +104,24 @@ export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
   }
   if (extendedL2 && clusterSize < 16384) throw new InvalidArgumentError('extended_l2 requires cluster_size of at least 16k');
   const encryption = parseEncryptionOptions(opts);
-  return { version, clusterBits: Math.log2(clusterSize), refcountBits, compressionType, extendedL2, lazyRefcounts, encryption };
+  const preallocation = (o.preallocation ?? 'off') as Qcow2WriterConfig['preallocation'];
+  if (preallocation !== 'off') {
+    // qemu-img's refusals, in its words.
+    if (opts.compress) throw new InvalidArgumentError('Compression and preallocation not supported at the same time');
+    if (opts.backing && !extendedL2)
+      throw new InvalidArgumentError('Backing file and preallocation can only be used at the same time if extended_l2 is on');
+    if (encryption) throw new InvalidArgumentError('DiskFerry does not preallocate encrypted qcow2 images (only preallocation=off)');
+  }
+  return {
+    version,
+    clusterBits: Math.log2(clusterSize),
+    refcountBits,
+    compressionType,
+    extendedL2,
+    lazyRefcounts,
+    encryption,
+    preallocation,
+  };
 }
 
 export async function createQcow2Writer(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
@@ -140,6 +164,8 @@ export class Qcow2Writer implements ImageWriter {
   private queueHead = 0;
   /** How many clusters may wait: about 8 MiB of guest data, enough to keep a pool busy. */
   private readonly queueLimit: number;
+  /** With preallocation: the first guest cluster not yet placed (clusters are placed in order). */
+  private nextIndex = 0;
 
   constructor(
     private readonly sink: ByteSink,
@@ -178,6 +204,7 @@ export class Qcow2Writer implements ImageWriter {
     }
     if (enc?.warning) this.warnings.push(enc.warning);
     this.queueLimit = Math.max(16, Math.floor((8 * 1024 * 1024) / this.cs));
+    this.nextIndex = Math.ceil((opts.preallocateFrom ?? 0) / this.cs);
     this.checkBacking();
   }
 
@@ -298,7 +325,29 @@ export class Qcow2Writer implements ImageWriter {
     return out.length < this.cs ? out : undefined;
   }
 
+  /**
+   * preallocation: every guest cluster before `index` that got no data is allocated now, in
+   * guest order as qemu-img lays them out (L2 tables among the data). metadata leaves the
+   * cluster unwritten (a hole in the file, read as zeros); falloc and full write zeros (Node
+   * has no fallocate, so falloc is full).
+   */
+  private async preallocateUpTo(index: number): Promise<void> {
+    if (this.cfg.preallocation === 'off') return;
+    for (; this.nextIndex < index; this.nextIndex++) {
+      const { table, i } = await this.l2For(this.nextIndex);
+      if (table[i] || (this.cfg.extendedL2 && table[i + 1])) continue;
+      const at = this.allocCluster();
+      table[i] = BigInt(at) | OFLAG_COPIED;
+      // Extended L2: the cluster is reserved but its subclusters stay unallocated (bitmap 0), as
+      // qemu-img leaves them, so a backing file still shows through.
+      if (this.cfg.extendedL2) table[i + 1] = 0n;
+      if (this.cfg.preallocation !== 'metadata') await this.out.write(at, new Uint8Array(this.cs));
+    }
+  }
+
   private async putCluster(index: number, bytes: Uint8Array, compressed: Uint8Array | undefined): Promise<void> {
+    await this.preallocateUpTo(index);
+    this.nextIndex = Math.max(this.nextIndex, index + 1);
     const { table, i } = await this.l2For(index);
     if (compressed) {
       const at = this.allocCompressed(compressed.length);
@@ -325,6 +374,7 @@ export class Qcow2Writer implements ImageWriter {
     await this.drain(0); // L2 entries are filled in guest order
     for (let pos = offset; pos < offset + length; pos += this.cs) {
       const index = pos / this.cs;
+      await this.preallocateUpTo(index);
       if (this.cfg.version === 2) {
         // Version 2 has no zero flag: zeros over a backing file must be stored.
         await this.putCluster(index, new Uint8Array(this.cs), undefined);
@@ -340,6 +390,7 @@ export class Qcow2Writer implements ImageWriter {
 
   async finish(): Promise<void> {
     await this.drain(0);
+    await this.preallocateUpTo(Math.ceil(this.size / this.cs));
     await this.l2.flush();
     await this.out.write(this.l1Offset, writeBig64Table(this.l1));
     if (this.enc?.luks) await this.out.write(this.luksOffset, this.enc.luks.bytes);
