@@ -104,7 +104,7 @@ const info = {
 
 const convert = {
   syntax:
-    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] SRC_FILE TGT_FILE',
+    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] [--reproducible] SRC_FILE TGT_FILE',
   description: 'Convert an image into another format (or copy it)',
   options: {
     format: {
@@ -186,6 +186,10 @@ const convert = {
       arg: true,
       meta: 'NAME',
       help: 'write what this destination accepts (-O, -o, -c and its size rule): aws, azure, gcp, esxi, esxi-datastore, hyperv, virtualbox, proxmox, openstack, xcp-ng',
+    },
+    reproducible: {
+      long: 'reproducible',
+      help: 'the same input and options give the same bytes: ids derived from the source and the settings, timestamps fixed at 2000-01-01 (refused with LUKS encryption)',
     },
     allowOutside: outside,
   },

@@ -4,6 +4,7 @@ import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BlockDevice, Extent, FormatDriver } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
+import { sourceFingerprint } from '../../src-core/pipeline/fingerprint.ts';
 import { runConversionJob } from '../../src-core/pipeline/job.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
@@ -135,6 +136,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
         backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
         codecs: pool?.codecs ?? nodeCodecs,
         secrets: parseSecrets(common),
+        // --reproducible: ids from the source's fingerprint and the settings (image/identity.ts).
+        reproducible: opts.reproducible ? await sourceFingerprint(source) : undefined,
       },
       verify: opts.verify ? { codecs: nodeCodecs } : undefined,
     });

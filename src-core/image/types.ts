@@ -103,6 +103,11 @@ export interface OpenContext {
   member?: string;
 }
 
+/** What reproducible mode hashes besides the settings: a fingerprint of the source's content (pipeline/fingerprint.ts). */
+export interface ReproducibleSeed {
+  source: Uint8Array;
+}
+
 /** Creation options, `-o key=value` as strings, plus what the pipeline knows. */
 export interface CreateOptions {
   virtualSize: number;
@@ -118,6 +123,11 @@ export interface CreateOptions {
   secrets?: Secrets;
   /** Name of the output file, for companion files and error messages. */
   filename: string;
+  /**
+   * --reproducible: ids derived from the source's fingerprint and the settings, timestamps
+   * fixed (image/identity.ts `identityFor`); absent, ids are random and times are now.
+   */
+  reproducible?: ReproducibleSeed;
 }
 
 /**
