@@ -444,6 +444,30 @@ const dd = {
   ],
 } as const satisfies CommandDef;
 
-export const COMMANDS = { amend, check, commit, compare, convert, create, dd, info, map, measure, rebase, resize, snapshot } as const;
+const lint = {
+  syntax: '[--target NAME] [-f FMT | --image-opts] [--output human|json] [--object OBJDEF] [--disk N|NAME] FILE [FILE...]',
+  description: "Check files against what a destination's importer accepts (exit 0 pass, 1 a rule failed, 2 usage or unreadable file)",
+  options: {
+    target: {
+      long: 'target',
+      arg: true,
+      meta: 'NAME',
+      help: 'the destination to check for (default: every one): aws, azure, gcp, esxi, esxi-datastore, hyperv, virtualbox, proxmox, openstack, xcp-ng',
+    },
+    ...imageInput,
+    output,
+    object,
+    disk: { long: 'disk', arg: true, meta: 'N|NAME', help: 'which disk of an OVA to check (default: the first in the OVF)' },
+    allowOutside: outside,
+  },
+  args: [
+    [
+      'FILE',
+      'image files to check; several at once are also checked for shared UUIDs (VirtualBox refuses a second disk with the same UUID)',
+    ],
+  ],
+} as const satisfies CommandDef;
+
+export const COMMANDS = { amend, check, commit, compare, convert, create, dd, info, lint, map, measure, rebase, resize, snapshot } as const;
 export type CommandName = keyof typeof COMMANDS;
 export type OptsOf<N extends CommandName> = Opts<(typeof COMMANDS)[N]['options']>;
