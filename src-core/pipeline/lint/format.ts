@@ -111,11 +111,11 @@ const subformatRule: LintRule = (target, f) => {
     case 'esxi':
       if (f.format !== 'vmdk') return undefined;
       return sub === 'streamOptimized'
-        ? r('pass', `${target.name === 'aws' ? 'VM Import' : 'an OVF import'} takes stream-optimized VMDKs; this one is`)
+        ? r('pass', `${target.name === 'aws' ? 'VM Import' : 'an OVF import'} takes stream-optimized VMDKs; this one is streamOptimized`)
         : r('fail', `${target.name === 'aws' ? 'VM Import' : 'an OVF import'} takes only stream-optimized VMDKs; this one is ${sub}`);
     case 'esxi-datastore':
       if (f.format !== 'vmdk') return undefined;
-      if (sub === 'vmfs') return r('pass', 'a datastore runs createType "vmfs" with its -flat.vmdk; this one is');
+      if (sub === 'vmfs') return r('pass', 'a datastore runs createType "vmfs" with its -flat.vmdk; this one is vmfs');
       if (sub === 'monolithicFlat' || sub === 'vmfsThin' || sub === 'vmfsSparse')
         return r('warn', `a datastore runs createType "vmfs"; ${sub} may run, vmkfstools -i makes it native`);
       return r(
