@@ -288,6 +288,17 @@ describe('lint command line', () => {
     expect(report.files[0]!.targets.find((x) => x.target === 'azure')!.status).toBe('pass');
   });
 
+  it('convert --target=NAME checks its own output: what does not pass is a warning, the file stays', async () => {
+    rawDisk('blank21.raw', 21 * MiB, 'none');
+    const blank = await cli('convert', '--target=azure', f('blank21.raw'), f('blank21.vhd'));
+    expect(blank.code).toBe(0);
+    expect(blank.stderr).toMatch(/^warning: lint --target=azure: warn partition-table: no MBR signature/m);
+    expect(readFileSync(f('blank21.vhd')).length).toBe(21 * MiB + 512);
+    const boot = await cli('convert', '--target=azure', f('odd.raw'), f('odd-again.vhd'));
+    expect(boot.code).toBe(0);
+    expect(boot.stderr).not.toMatch(/lint/);
+  });
+
   it('--help describes it', async () => {
     const r = await cli('lint', '--help');
     expect(r.code).toBe(0);

@@ -147,6 +147,13 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
         `diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`,
       );
     for (const w of result.warnings) warn(w);
+    // The output checked against the destination's rules, as `diskferry lint` would (a tarball is
+    // left out: checking it means unpacking it all again).
+    if (dest && dest.target.packaging === 'none' && !opts.quiet) {
+      const { lintOutput } = await import('./lint.ts');
+      for (const r of await lintOutput(dest.target, dst, { object: opts.object, allowOutside: opts.allowOutside }))
+        warn(`lint --target=${dest.target.name}: ${r.status} ${r.rule}: ${r.reason}`);
+    }
   } catch (e) {
     // A failure before the job started (the backing file, the codec pool) leaves nothing either.
     await place.discard();
