@@ -268,6 +268,13 @@ describe('lint command line', () => {
     const missing = await cli('lint', f('no-such.vmdk'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/no-such.vmdk/);
+    // A tarball cut short: gzip ends early while the scan unpacks it.
+    run('tar', ['--format=oldgnu', '-czf', f('whole.tar.gz'), '-C', t.dir, 'boot.raw']);
+    writeFileSync(f('cut.tar.gz'), readFileSync(f('whole.tar.gz')).subarray(0, 3000));
+    const cut = await cli('lint', '--target=gcp', f('cut.tar.gz'));
+    expect(cut.code).toBe(2);
+    expect(cut.stderr.trim().split('\n')).toHaveLength(1);
+    expect(cut.stderr).toMatch(/cut\.tar\.gz: the tarball cannot be read/);
   });
 
   it('without --target checks every destination', async () => {

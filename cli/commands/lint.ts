@@ -8,6 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
+import { CorruptImageError } from '../../src-core/io/errors.ts';
 import { isTarHeader } from '../../src-core/formats/ova/tar.ts';
 import {
   gatherFacts,
@@ -135,7 +136,12 @@ async function tarballFacts(file: string): Promise<LintFacts> {
   const fh = await open(file, 'r');
   const fileSize = (await fh.stat()).size;
   await fh.close();
-  for await (const chunk of createReadStream(file).pipe(createGunzip()) as AsyncIterable<Buffer>) scan.push(chunk);
+  try {
+    for await (const chunk of createReadStream(file).pipe(createGunzip()) as AsyncIterable<Buffer>) scan.push(chunk);
+  } catch (e) {
+    // A cut or damaged gzip stream, or a tar header the scan refuses: one line naming the file.
+    throw new CorruptImageError(file, `the tarball cannot be read: ${(e as Error).message}`);
+  }
   const first = scan.members[0];
   return {
     file,
