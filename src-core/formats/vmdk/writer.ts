@@ -132,7 +132,7 @@ function pad3(n: number): string {
  * values (QEMU's rule for its random CIDs). Without -o uuid= the UUID is the identity
  * source's: random, or derived in reproducible mode.
  */
-export function cidFrom(uuid: Uint8Array): number {
+function cidFrom(uuid: Uint8Array): number {
   const v = new DataView(uuid.buffer, uuid.byteOffset, 4).getUint32(0, false);
   return v >= 0xfffffffe ? 0x12345678 : v;
 }
