@@ -1,6 +1,8 @@
 import { copyFileSync, openSync, readFileSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lintImage, type LintFacts } from '../src-core/pipeline/lint/index.ts';
+import { findTarget } from '../src-core/pipeline/targets.ts';
 import { cli, cliOk } from './helpers/cli.ts';
 import { qemuImg, qemuIo, run, tempDir } from './helpers/sys.ts';
 
@@ -311,5 +313,30 @@ describe('lint command line', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--target NAME/);
     expect(r.stdout).toMatch(/exit 0 pass, 1 a rule failed, 2/);
+  });
+});
+
+describe('lintImage(target, facts): the pure API the page calls', () => {
+  const facts: LintFacts = {
+    file: 'disk.vhd',
+    format: 'vpc',
+    subformat: 'fixed',
+    virtualSize: 30 * MiB,
+    fileSize: 30 * MiB + 512,
+    partitionTable: 'gpt',
+  };
+
+  it('judges plain facts without any file', () => {
+    const r = lintImage(findTarget('azure'), facts);
+    expect(r.map((x) => [x.rule, x.status])).toEqual([
+      ['format', 'pass'],
+      ['subformat', 'pass'],
+      ['size', 'pass'],
+      ['vhd-file-size', 'pass'],
+      ['standalone', 'pass'],
+      ['partition-table', 'pass'],
+    ]);
+    const dynamic = lintImage(findTarget('azure'), { ...facts, subformat: 'dynamic', virtualSize: 30 * MiB + 512 });
+    expect(dynamic.filter((x) => x.status === 'fail').map((x) => x.rule)).toEqual(['subformat', 'size']);
   });
 });
