@@ -21,6 +21,7 @@ const RUNNERS: Loaders = {
   create: async () => (await import('./commands/create.ts')).createCommand,
   dd: async () => (await import('./commands/dd.ts')).ddCommand,
   info: async () => (await import('./commands/info.ts')).infoCommand,
+  lint: async () => (await import('./commands/lint.ts')).lintCommand,
   map: async () => (await import('./commands/map.ts')).mapCommand,
   measure: async () => (await import('./commands/measure.ts')).measureCommand,
   rebase: async () => (await import('./commands/rewrite.ts')).rebaseCommand,
@@ -55,7 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     cmd = parseCommandLine(argv);
   } catch (e) {
     process.stderr.write(`diskferry${argv[0] && argv[0] in COMMANDS ? ` ${argv[0]}` : ''}: ${errorLine(e)}\n`);
-    return 1;
+    // lint keeps 1 for "a rule failed": a bad command line is 2 there.
+    return argv[0] === 'lint' ? 2 : 1;
   }
   if (cmd.name === 'help') {
     process.stdout.write(cmd.command ? commandHelp(cmd.command) : await usage());
@@ -85,6 +87,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`diskferry ${cmd.name}: ${errorLine(e)}\n`);
     if (!isDiskFerryError(e) && process.env.DISKFERRY_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     // compare reports errors as 2, everything else as 1 (qemu-img); a bad command line is 1.
+    // lint's 1 means "a rule failed", so its errors and bad command lines are 2.
+    if (cmd.name === 'lint' && !abort.signal.aborted) return 2;
     if (e instanceof UsageError) return 1;
     return cmd.name === 'compare' ? 2 : abort.signal.aborted ? signalled || 130 : 1;
   } finally {

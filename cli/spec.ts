@@ -104,7 +104,7 @@ const info = {
 
 const convert = {
   syntax:
-    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] SRC_FILE TGT_FILE',
+    '[-f SRC_FMT | --image-opts] [-T SRC_CACHE] [-l SNAPSHOT] [--salvage]\n        [-O TGT_FMT] [-o TGT_FMT_OPTS] [-t TGT_CACHE] [-b BACKING_FILE [-F BACKING_FMT]] [-S SPARSE_SIZE]\n        [-n] [--target-is-zero] [-c] [-U] [-r RATE] [-m NUM_PARALLEL] [-W] [-C] [-p] [-q] [--object OBJDEF]\n        [--verify] [--disk N|NAME] [--target NAME] [--reproducible] SRC_FILE TGT_FILE',
   description: 'Convert an image into another format (or copy it)',
   options: {
     format: {
@@ -192,6 +192,10 @@ const convert = {
       arg: true,
       meta: 'NAME',
       help: 'write what this destination accepts (-O, -o, -c and its size rule): aws, azure, gcp, esxi, esxi-datastore, hyperv, virtualbox, proxmox, openstack, xcp-ng',
+    },
+    reproducible: {
+      long: 'reproducible',
+      help: 'the same input and options give the same bytes: ids derived from the source and the settings, timestamps fixed at 2000-01-01 (refused with LUKS encryption)',
     },
     allowOutside: outside,
   },
@@ -446,6 +450,30 @@ const dd = {
   ],
 } as const satisfies CommandDef;
 
-export const COMMANDS = { amend, check, commit, compare, convert, create, dd, info, map, measure, rebase, resize, snapshot } as const;
+const lint = {
+  syntax: '[--target NAME] [-f FMT | --image-opts] [--output human|json] [--object OBJDEF] [--disk N|NAME] FILE [FILE...]',
+  description: "Check files against what a destination's importer accepts (exit 0 pass, 1 a rule failed, 2 usage or unreadable file)",
+  options: {
+    target: {
+      long: 'target',
+      arg: true,
+      meta: 'NAME',
+      help: 'the destination to check for (default: every one): aws, azure, gcp, esxi, esxi-datastore, hyperv, virtualbox, proxmox, openstack, xcp-ng',
+    },
+    ...imageInput,
+    output,
+    object,
+    disk: { long: 'disk', arg: true, meta: 'N|NAME', help: 'which disk of an OVA to check (default: the first in the OVF)' },
+    allowOutside: outside,
+  },
+  args: [
+    [
+      'FILE',
+      'image files to check; several at once are also checked for shared UUIDs (VirtualBox refuses a second disk with the same UUID)',
+    ],
+  ],
+} as const satisfies CommandDef;
+
+export const COMMANDS = { amend, check, commit, compare, convert, create, dd, info, lint, map, measure, rebase, resize, snapshot } as const;
 export type CommandName = keyof typeof COMMANDS;
 export type OptsOf<N extends CommandName> = Opts<(typeof COMMANDS)[N]['options']>;

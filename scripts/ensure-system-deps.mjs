@@ -13,6 +13,7 @@ const NEEDS = [
   ['firefox-esr', 'firefox-esr'],
   ['create_compressed_fs', 'cloop-utils'],
   ['vmdkinfo', 'libvmdk-utils'],
+  // vhdiinfo reads VHD and VHDX alike (Debian has no libvhdx-utils).
   ['vhdiinfo', 'libvhdi-utils'],
   ['qcowinfo', 'libqcow-utils'],
   ['mkfs.ext4', 'e2fsprogs'],

@@ -12,6 +12,7 @@ import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { WorkerOutputPlace } from './io/outputPlace.ts';
 import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, PlanCheck, ProgressReport } from './protocol.ts';
+import { sourceFingerprint } from '../src-core/pipeline/fingerprint.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
 const OUTPUT_SECRET = 'sec0';
@@ -50,7 +51,19 @@ async function openPlan(
   const secrets = plan.outputPassword ? new Map([[OUTPUT_SECRET, enc(plan.outputPassword)]]) : undefined;
   if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
   if (secrets && target.name === 'luks') options['key-secret'] = OUTPUT_SECRET;
-  return { source, target, resolver, create: { options, compress: plan.compress, codecs, secrets, filename: plan.outputName } };
+  // The same seed as the CLI's --reproducible (pipeline/fingerprint.ts), so both write the same bytes.
+  const reproducible = plan.reproducible
+    ? await sourceFingerprint(source).catch(async (e: unknown) => {
+        await source.close().catch(() => {});
+        throw e;
+      })
+    : undefined;
+  return {
+    source,
+    target,
+    resolver,
+    create: { options, compress: plan.compress, codecs, secrets, filename: plan.outputName, reproducible },
+  };
 }
 
 /** Creates extra output files in the void, for the check of a multi-file output. */

@@ -137,6 +137,8 @@ export interface ConvertPlan {
   outputPassword?: string;
   snapshot?: { id?: string; name?: string };
   outputName: string;
+  /** convert --reproducible: ids derived from the source and the settings, fixed timestamps (the CLI's bytes). */
+  reproducible?: boolean;
 }
 
 export interface ConvertRequest extends ConvertPlan {

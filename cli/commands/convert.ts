@@ -6,6 +6,7 @@ import type { BlockDevice, FormatDriver } from '../../src-core/image/types.ts';
 import { concatenatedDevice, sequenceDevice } from '../../src-core/image/sequence.ts';
 import { diskLayout, packageDriver, type PackageKind } from '../../src-core/pipeline/ova/index.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
+import { sourceFingerprint } from '../../src-core/pipeline/fingerprint.ts';
 import { runConversionJob } from '../../src-core/pipeline/job.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
@@ -171,6 +172,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
         backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
         codecs: pool?.codecs ?? nodeCodecs,
         secrets: parseSecrets(common),
+        // --reproducible: ids from the source's fingerprint and the settings (image/identity.ts).
+        reproducible: opts.reproducible ? await sourceFingerprint(source) : undefined,
       },
       verify: opts.verify ? { codecs: nodeCodecs } : undefined,
     });
@@ -180,6 +183,13 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
         `diskferry: stats ${JSON.stringify({ zeroBytesWritten: result.zeroBytesWritten, bytesRead: result.bytesRead })}\n`,
       );
     for (const w of result.warnings) warn(w);
+    // The output checked against the destination's rules, as `diskferry lint` would (a tarball is
+    // left out: checking it means unpacking it all again).
+    if (dest && dest.target.packaging === 'none' && !opts.quiet) {
+      const { lintOutput } = await import('./lint.ts');
+      for (const r of await lintOutput(dest.target, dst, { object: opts.object, allowOutside: opts.allowOutside }))
+        warn(`lint --target=${dest.target.name}: ${r.status} ${r.rule}: ${r.reason}`);
+    }
   } catch (e) {
     // A failure before the job started (the backing file, the codec pool) leaves nothing either.
     await place.discard();

@@ -108,6 +108,11 @@ export interface OpenContext {
   member?: string;
 }
 
+/** What reproducible mode hashes besides the settings: a fingerprint of the source's content (pipeline/fingerprint.ts). */
+export interface ReproducibleSeed {
+  source: Uint8Array;
+}
+
 /** Creation options, `-o key=value` as strings, plus what the pipeline knows. */
 export interface CreateOptions {
   virtualSize: number;
@@ -125,6 +130,11 @@ export interface CreateOptions {
   filename: string;
   /** With -o preallocation: the guest offset it starts at (resize preallocates only the new area). */
   preallocateFrom?: number;
+  /**
+   * --reproducible: ids derived from the source's fingerprint and the settings, timestamps
+   * fixed (image/identity.ts `identityFor`); absent, ids are random and times are now.
+   */
+  reproducible?: ReproducibleSeed;
 }
 
 /**

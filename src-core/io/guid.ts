@@ -1,26 +1,8 @@
 /**
  * GUIDs as on-disk formats store them. VDI, VHD and VHDX keep 16 raw bytes; most (VDI, VHDX)
  * use the Microsoft layout where the first three fields are little-endian. Comparisons are on
- * raw bytes, so only random generation and display need to know the layout.
+ * raw bytes, so only display and parsing need to know the layout (ids are made in image/identity.ts).
  */
-
-/** A random version-4 GUID in the Microsoft (mixed-endian) byte layout. */
-export function randomGuid(): Uint8Array {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  // Version nibble lives in the high byte of the little-endian third field (byte 7);
-  // the variant bits in byte 8, which is stored as-is.
-  b[7] = (b[7]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  return b;
-}
-
-/** A random version-4 UUID in RFC 4122 (big-endian) byte order, as VHD footers use it. */
-export function randomUuidBigEndian(): Uint8Array {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  return b;
-}
 
 export function isNullGuid(b: Uint8Array): boolean {
   return b.every((x) => x === 0);

@@ -2,6 +2,7 @@ import type { ByteSink } from '../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../io/errors.ts';
 import type { FormatDriver, ImageWriter } from '../image/types.ts';
 import { tarArchiveEnd, tarHeader, TAR_BLOCK } from './tarHeader.ts';
+import { identityFor } from '../image/identity.ts';
 
 /**
  * Google Cloud's image tarball: a gzip-compressed tar in GNU `oldgnu` format holding one member,
@@ -133,7 +134,7 @@ class GcpTarWriter implements ImageWriter {
  * A writer-only driver for the pipeline: `convert()` with it as the target makes the tarball.
  * `gzip` is the platform's compressor (CompressionStream on the page, zlib in the CLI).
  */
-export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime = Date.now() / 1000): FormatDriver {
+export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime?: number): FormatDriver {
   return {
     name: 'gcp-tar',
     label: 'Google Cloud image (disk.raw in .tar.gz)',
@@ -145,7 +146,8 @@ export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime = 
       if (opts.backing) throw new UnsupportedError(opts.filename, 'a Google Cloud tarball cannot have a backing file');
       const keys = Object.keys(opts.options);
       if (keys.length) throw new InvalidArgumentError(`a Google Cloud tarball takes no -o options (${keys.join(', ')})`, opts.filename);
-      const w = new GcpTarWriter(gzip(sink), opts.virtualSize, mtime);
+      // The member's time: now, or reproducible mode's fixed time (image/identity.ts).
+      const w = new GcpTarWriter(gzip(sink), opts.virtualSize, mtime ?? identityFor(opts, 'gcp-tar').time() / 1000);
       // gcloud compute images create --source-uri takes only a name ending in .tar.gz.
       if (!/\.tar\.gz$/i.test(opts.filename))
         w.warnings.push(`Google Cloud imports a tarball only by a name ending in .tar.gz; ${opts.filename} does not`);

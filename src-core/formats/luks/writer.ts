@@ -15,6 +15,7 @@ import {
   type LuksCreateOptions,
   type SectorCipher,
 } from '../../codecs/crypto/index.ts';
+import { refuseReproducibleSecrets } from '../../image/identity.ts';
 
 /** qemu-img create -f luks options (QCryptoBlockCreateOptionsLUKS without the encrypt. prefix). */
 export const LUKS_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
@@ -98,6 +99,7 @@ export async function createLuksWriter(sink: ByteSink, opts: CreateOptions): Pro
   checkOptions('luks', opts.options, LUKS_CREATE_OPTIONS);
   if (opts.backing) throw new UnsupportedError(opts.filename, 'the luks format has no backing file');
   if (opts.compress) throw new UnsupportedError(opts.filename, 'the luks format has no compression (-c)');
+  refuseReproducibleSecrets(opts, 'a LUKS image');
   const { keySecret, luks } = parseLuksOptions(opts);
   const secret = opts.secrets?.get(keySecret);
   if (!secret) throw new InvalidArgumentError(`No secret with id '${keySecret}'`, opts.filename);

@@ -13,6 +13,7 @@ import {
   type SectorCipher,
 } from '../../codecs/crypto/index.ts';
 import { CRYPT_AES, CRYPT_LUKS } from './header.ts';
+import { refuseReproducibleSecrets } from '../../image/identity.ts';
 
 // `-o encrypt.*` for qcow2 output, as qemu-img 7.2 spells them (QCryptoBlockCreateOptionsLUKS).
 export const QCOW2_ENCRYPT_OPTIONS: readonly CreateOptionSpec[] = [
@@ -74,6 +75,7 @@ export async function setupEncryption(opts: CreateOptions, cfg: Qcow2EncryptionC
   if (cfg.format === 'aes') {
     return { cryptMethod: CRYPT_AES, encrypt: bySector(legacyAesCipher(secret, opts.codecs.aesEcb), false), warning: LEGACY_AES_WARNING };
   }
+  refuseReproducibleSecrets(opts, 'a LUKS-encrypted qcow2');
   const created = await createLuks(secret, cfg.luks, pbkdf2Of(opts.codecs), opts.codecs.aesEcb);
   return {
     cryptMethod: CRYPT_LUKS,

@@ -1,9 +1,9 @@
 import { readPadded, type ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
-import { randomGuid } from '../../io/guid.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
+import { identityFor, parseUuidOption, toGuidLayout, uuidOption } from '../../image/identity.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import {
@@ -23,6 +23,7 @@ import { WriteOrder } from '../../image/writeOrder.ts';
 
 export const VDI_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'static', type: 'bool', default: 'off', help: 'preallocate every block (VirtualBox "fixed" image)' },
+  uuidOption('the image UUID VirtualBox registers the disk by (header uuidCreate); random unless given'),
 ];
 
 /** QEMU reads only 1 MiB blocks (and VirtualBox always makes them). */
@@ -47,6 +48,8 @@ export class VdiWriter implements ImageWriter {
   private readonly size: number;
   private allocated = 0;
   private readonly order: WriteOrder;
+  private readonly uuidCreate: Uint8Array;
+  private readonly uuidModify: Uint8Array;
 
   constructor(
     private readonly sink: ByteSink,
@@ -66,6 +69,10 @@ export class VdiWriter implements ImageWriter {
       this.allocated = blocks;
     }
     this.offData = alignUp(this.offBlocks + blocks * 4, ALIGN);
+    const id = identityFor(opts, 'vdi');
+    const given = parseUuidOption(opts);
+    this.uuidCreate = given ? toGuidLayout(given) : id.guid('vdi image');
+    this.uuidModify = id.guid('vdi modification');
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -114,8 +121,8 @@ export class VdiWriter implements ImageWriter {
       blockSize: BLOCK_SIZE,
       blocks: this.map.length,
       blocksAllocated: this.allocated,
-      uuidCreate: randomGuid(),
-      uuidModify: randomGuid(),
+      uuidCreate: this.uuidCreate,
+      uuidModify: this.uuidModify,
       parent: this.parent,
     });
     await this.sink.write(0, header);

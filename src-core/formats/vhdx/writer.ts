@@ -7,7 +7,8 @@ import { crc32c } from '../../codecs/crc32c.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { batGeometry, makeEntry, payloadIndex, type BatGeometry } from './bat.ts';
-import { guidToString, randomGuid } from '../../io/guid.ts';
+import { guidToString } from '../../io/guid.ts';
+import { identityFor, parseUuidOption, toGuidLayout, uuidOption } from '../../image/identity.ts';
 import { readStructure } from './reader.ts';
 import {
   BAT,
@@ -67,6 +68,9 @@ export const VHDX_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
     default: 'off',
     help: "mark unwritten blocks of a dynamic image ZERO instead of NOT_PRESENT (qemu-img's default; non-standard)",
   },
+  uuidOption(
+    "the disk's id: the page 83 virtual disk id (Hyper-V's DiskIdentifier) and the DataWriteGuid (libvhdi's Identifier); random unless given",
+  ),
 ];
 
 const SECTOR = 512;
@@ -79,6 +83,8 @@ export interface VhdxWriterConfig {
   virtualSize: number;
   /** Set for a differencing file: the parent's name as stored and its DataWriteGuid. */
   parent?: { name: string; dataWriteGuid: Uint8Array };
+  /** Microsoft-layout GUIDs: FileWriteGuid, DataWriteGuid, the page 83 virtual disk id. */
+  ids: { file: Uint8Array; data: Uint8Array; page83: Uint8Array };
 }
 
 /** qemu-img's option handling (vhdx_co_create_opts / vhdx_co_create): sizes rounded up to 512 and 1 MiB. */
@@ -95,7 +101,22 @@ export function parseVhdxOptions(opts: CreateOptions): VhdxWriterConfig {
   blockSize = Math.min(blockSize, BLOCK_SIZE_MAX);
   if (!isPowerOfTwo(blockSize)) throw new InvalidArgumentError(`block_size must be a power of two (got ${blockSize})`, opts.filename);
   const sub = o.subformat ?? 'dynamic';
-  return { fixed: sub === 'fixed', blockSize, logSize, blockStateZero: parseBool(o.block_state_zero, 'block_state_zero'), virtualSize };
+  // -o uuid= names the disk: both the id Hyper-V shows (page 83) and the one tools print (DataWriteGuid).
+  const id = identityFor(opts, 'vhdx');
+  const given = parseUuidOption(opts);
+  const ids = {
+    file: id.guid('vhdx file write'),
+    data: given ? toGuidLayout(given) : id.guid('vhdx data write'),
+    page83: given ? toGuidLayout(given) : id.guid('vhdx page83'),
+  };
+  return {
+    fixed: sub === 'fixed',
+    blockSize,
+    logSize,
+    blockStateZero: parseBool(o.block_state_zero, 'block_state_zero'),
+    virtualSize,
+    ids,
+  };
 }
 
 export interface VhdxLayout {
@@ -290,10 +311,9 @@ export class VhdxWriter implements ImageWriter {
     await out.flush();
     await out.write(0, fileIdentifier());
     // Headers: identical but for the sequence number, as QEMU's vhdx_create_new_headers writes them.
-    const fileGuid = randomGuid();
-    const dataGuid = randomGuid();
-    await out.write(HEADER1_OFFSET, this.header(1n, fileGuid, dataGuid));
-    await out.write(HEADER2_OFFSET, this.header(2n, fileGuid, dataGuid));
+    const { file, data } = this.cfg.ids;
+    await out.write(HEADER1_OFFSET, this.header(1n, file, data));
+    await out.write(HEADER2_OFFSET, this.header(2n, file, data));
     const rt = this.regionTable();
     await out.write(REGION_TABLE1_OFFSET, rt);
     await out.write(REGION_TABLE2_OFFSET, rt);
@@ -355,7 +375,7 @@ export class VhdxWriter implements ImageWriter {
       this.cfg.parent ? PARAM_HAS_PARENT : this.cfg.fixed ? PARAM_LEAVE_BLOCKS_ALLOCATED : 0,
     );
     s.setU64(base + 8, this.cfg.virtualSize);
-    s.setBytes(base + 16, randomGuid());
+    s.setBytes(base + 16, this.cfg.ids.page83);
     s.setU32(base + 32, SECTOR).setU32(base + 36, SECTOR);
     if (locator) s.setBytes(base + 40, locator);
     return s.bytes;

@@ -1,4 +1,5 @@
 import { CorruptImageError, UnsupportedError } from '../../io/errors.ts';
+import { uuidToString } from '../../io/guid.ts';
 
 /**
  * The VMDK text descriptor: header keys, extent lines and the disk database (VMDK spec §4;
@@ -153,6 +154,8 @@ function parseExtentLine(file: string, m: RegExpExecArray): ExtentLine {
 
 export interface DescriptorBuild {
   cid: number;
+  /** -o uuid= (RFC 4122 bytes): written as ddb.uuid.image and ddb.uuid after qemu-img's lines. */
+  uuid?: Uint8Array;
   parentCid: number;
   createType: string;
   parentFileNameHint?: string;
@@ -194,6 +197,13 @@ export function buildDescriptor(b: DescriptorBuild): string {
     `ddb.geometry.heads = "${b.heads}"\n` +
     'ddb.geometry.sectors = "63"\n' +
     `ddb.adapterType = "${b.adapterType}"\n` +
-    `ddb.toolsVersion = "${b.toolsVersion}"\n`
+    `ddb.toolsVersion = "${b.toolsVersion}"\n` +
+    (b.uuid ? uuidLines(b.uuid) : '')
   );
+}
+
+/** VirtualBox's ddb.uuid.image (text form) and VMware's ddb.uuid (16 hex bytes, a dash after the 8th). */
+function uuidLines(u: Uint8Array): string {
+  const hex = Array.from(u, (x) => x.toString(16).padStart(2, '0'));
+  return `ddb.uuid.image = "${uuidToString(u)}"\n` + `ddb.uuid = "${hex.slice(0, 8).join(' ')}-${hex.slice(8).join(' ')}"\n`;
 }

@@ -1,6 +1,7 @@
 import { baseName, type ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { utf8Encode } from '../../io/struct.ts';
+import { identityFor, parseUuidOption, uuidOption } from '../../image/identity.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { buildDescriptor, NO_PARENT_CID, type DescriptorBuild } from './descriptor.ts';
@@ -34,6 +35,7 @@ export const VMDK_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
   { name: 'compat6', type: 'bool', default: 'off', help: 'VMware Workstation 6 compatibility (hardware version 6)' },
   { name: 'toolsversion', type: 'string', default: '2147483647', help: 'VMware Tools version recorded in the descriptor' },
   { name: 'zeroed_grain', type: 'bool', default: 'off', help: 'sparse formats: mark zero grains without storing them (version 2 header)' },
+  uuidOption("the disk's UUID, written as ddb.uuid.image (VirtualBox) and ddb.uuid (VMware); the CID becomes its first 8 hex digits"),
 ];
 
 /** QEMU splits at exactly 2 GiB (vmdk_co_do_create: split_size). */
@@ -79,8 +81,10 @@ export async function createVmdkWriter(sink: ByteSink, opts: CreateOptions): Pro
   const heads = adapter === 'ide' ? 16 : 255;
   let parentCid = NO_PARENT_CID;
   if (opts.backing) parentCid = await readParentCid(opts);
+  const uuid = parseUuidOption(opts);
   const desc: Omit<DescriptorBuild, 'extents' | 'createType'> = {
-    cid: randomCid(),
+    cid: uuid ? cidFrom(uuid) : cidFrom(identityFor(opts, 'vmdk').uuid('vmdk cid')),
+    uuid,
     parentCid,
     parentFileNameHint: opts.backing?.name,
     hwVersion,
@@ -136,10 +140,13 @@ function pad3(n: number): string {
   return String(n).padStart(3, '0');
 }
 
-/** A CID as QEMU makes one: random, never the "no parent" values. */
-function randomCid(): number {
-  const b = crypto.getRandomValues(new Uint8Array(4));
-  const v = new DataView(b.buffer).getUint32(0, true);
+/**
+ * The CID from a UUID's first four bytes (its first 8 hex digits), never the "no parent"
+ * values (QEMU's rule for its random CIDs). Without -o uuid= the UUID is the identity
+ * source's: random, or derived in reproducible mode.
+ */
+function cidFrom(uuid: Uint8Array): number {
+  const v = new DataView(uuid.buffer, uuid.byteOffset, 4).getUint32(0, false);
   return v >= 0xfffffffe ? 0x12345678 : v;
 }
 

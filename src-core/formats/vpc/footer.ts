@@ -197,6 +197,7 @@ export function buildFooter(f: FooterFields): Uint8Array {
   return s.bytes;
 }
 
-export function vhdTimestampNow(): number {
-  return Math.max(0, Math.floor((Date.now() - VHD_EPOCH_MS) / 1000)) >>> 0;
+/** Seconds since 2000-01-01 UTC for a time in ms since 1970 (0 for anything earlier). */
+export function vhdTimestamp(ms: number): number {
+  return Math.max(0, Math.floor((ms - VHD_EPOCH_MS) / 1000)) >>> 0;
 }

@@ -1,9 +1,9 @@
 import { baseName, dirName, joinRelative, normalizePath, readPadded, type ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
-import { randomUuidBigEndian } from '../../io/guid.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero } from '../../io/struct.ts';
+import { identityFor, parseUuidOption, uuidOption } from '../../image/identity.ts';
 import { checkOptions, parseBool } from '../../image/options.ts';
 import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import {
@@ -30,7 +30,7 @@ import {
   MAX_SPT,
   roundUpToChs,
   VHD_MAX_SECTORS,
-  vhdTimestampNow,
+  vhdTimestamp,
 } from './footer.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 
@@ -47,6 +47,7 @@ export const VPC_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
     type: 'bool',
     help: 'unset (default): keep the exact size, creator "win " (QEMU, Hyper-V and libvhdi read it); on: as qemu-img, creator "qem2" with saturated CHS; off: as qemu-img, round the size up to a CHS geometry (creator "qemu", Virtual PC compatible)',
   },
+  uuidOption("the footer's unique id (Hyper-V and Azure identify the disk by it); random unless given"),
 ];
 
 /** QEMU's (and the spec's) block size for dynamic disks. */
@@ -64,6 +65,16 @@ export interface VpcLayout {
   creatorVersion: number;
   geometry: { cylinders: number; heads: number; sectorsPerTrack: number };
   warnings: string[];
+  /** The footer's unique id (RFC 4122 byte order) and time stamp (image/identity.ts). */
+  uuid: Uint8Array;
+  timestamp: number;
+}
+
+/** The layout with the ids: -o uuid= or the identity source's, and its time. */
+export function planVpc(opts: CreateOptions): VpcLayout {
+  const size = planSize(opts);
+  const id = identityFor(opts, 'vpc');
+  return { ...size, uuid: parseUuidOption(opts) ?? id.uuid('vhd footer'), timestamp: vhdTimestamp(id.time()) };
 }
 
 /**
@@ -72,7 +83,7 @@ export interface VpcLayout {
  * geometry is the spec's (rounded down), which only Virtual PC uses. force_size=on/off follow
  * qemu-img exactly (vpc_co_create / calculate_rounded_image_size).
  */
-export function planVpc(opts: CreateOptions): VpcLayout {
+function planSize(opts: CreateOptions): Omit<VpcLayout, 'uuid' | 'timestamp'> {
   const o = opts.options;
   checkOptions('vpc', o, VPC_CREATE_OPTIONS);
   const fixed = (o.subformat ?? 'dynamic') === 'fixed';
@@ -117,7 +128,7 @@ export async function createVpcWriter(sink: ByteSink, opts: CreateOptions): Prom
   return layout.fixed ? new FixedVpcWriter(sink, layout) : new DynamicVpcWriter(sink, layout);
 }
 
-function footerFor(layout: VpcLayout, diskType: number, dataOffset: number, uuid: Uint8Array): Uint8Array {
+function footerFor(layout: VpcLayout, diskType: number, dataOffset: number): Uint8Array {
   return buildFooter({
     dataOffset,
     creatorApp: layout.creatorApp,
@@ -125,8 +136,8 @@ function footerFor(layout: VpcLayout, diskType: number, dataOffset: number, uuid
     size: layout.size,
     geometry: layout.geometry,
     diskType,
-    uuid,
-    timestamp: vhdTimestampNow(),
+    uuid: layout.uuid,
+    timestamp: layout.timestamp,
   });
 }
 
@@ -148,7 +159,7 @@ class FixedVpcWriter implements ImageWriter {
   }
   async writeZeroes(): Promise<void> {}
   async finish(): Promise<void> {
-    await this.out.write(this.layout.size, footerFor(this.layout, DISK_FIXED, -1, randomUuidBigEndian()));
+    await this.out.write(this.layout.size, footerFor(this.layout, DISK_FIXED, -1));
     await this.out.flush();
     // Zeros in between stay holes where the platform supports sparse files.
     if (this.sink.truncate) await this.sink.truncate(this.layout.size + FOOTER_SIZE);
@@ -200,7 +211,7 @@ abstract class BlockTableVpcWriter implements ImageWriter {
 
   /** The footer after the last block, then the footer copy, dynamic header and BAT at the start. */
   protected async writeTables(diskType: number, parent?: ParentFields): Promise<void> {
-    const footer = footerFor(this.layout, diskType, FOOTER_SIZE, randomUuidBigEndian());
+    const footer = footerFor(this.layout, diskType, FOOTER_SIZE);
     const batBytes = new Uint8Array(alignUp(this.bat.length * 4, 512)).fill(0xff);
     const v = new DataView(batBytes.buffer);
     for (let i = 0; i < this.bat.length; i++) v.setUint32(i * 4, this.bat[i]!);
