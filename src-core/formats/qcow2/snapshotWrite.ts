@@ -1,6 +1,6 @@
 import { readExact } from '../../io/bytes.ts';
 import { CorruptImageError, InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
-import { bytesEqual, readBig64Table, utf8Decode, utf8Encode, writeBig64Table } from '../../io/struct.ts';
+import { bytesEqual, concatBytes, readBig64Table, utf8Decode, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { clusterType, decodeCompressed, l1Offset, l2Offset, OFLAG_COPIED } from './entries.ts';
 import {
   INCOMPAT_CORRUPT,
@@ -378,11 +378,5 @@ export function encodeSnapshotTable(snaps: SnapEntry[]): Uint8Array {
     e.set(name, SNAPSHOT_FIXED + s.extraData.length + id.length);
     parts.push(e);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
