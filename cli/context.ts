@@ -11,6 +11,8 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
 import { nodeScratch } from './nodeScratch.ts';
+import { cliSignal } from './cancel.ts';
+import { STDIO } from './stdio.ts';
 import { unwrapContainer, type ContainerProgress } from '../src-core/image/containers/index.ts';
 
 /** The options every image-opening command shares (a subset of each command's opts). */
@@ -86,12 +88,18 @@ export async function openCliImage(
   }
   const allowOutside = !!p.allowOutside;
   // http(s):// URLs are read with ranged GETs; their companions are fetched relative to the URL.
+  // `-` is standard input (cli/stdin.ts); what it names resolves from the current folder.
   const { file, resolver }: { file: ByteSource; resolver: FileResolver } = isHttpUrl(spec.filename)
     ? await (await import('./httpFiles.ts')).openUrl(spec.filename, allowOutside)
-    : {
-        file: await NodeFileSource.open(spec.filename),
-        resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside),
-      };
+    : spec.filename === STDIO
+      ? {
+          file: await (await import('./stdin.ts')).openStdin(scratchDir, cliSignal()),
+          resolver: new NodeResolver([path.resolve('.')], allowOutside),
+        }
+      : {
+          file: await NodeFileSource.open(spec.filename),
+          resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside),
+        };
   // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
   const onProgress = p.progress && !p.quiet ? unpackProgress(spec.filename) : undefined;
   const source =

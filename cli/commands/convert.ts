@@ -15,6 +15,11 @@ import type { CliCodecs } from '../pool/cliCodecs.ts';
 import { salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
 import { applyTarget } from '../target.ts';
+import { checkForwardOnly, STDIO, StdoutPlace } from '../stdio.ts';
+import { forwardQcow2 } from '../../src-core/formats/qcow2/forwardWriter.ts';
+import { NullSink } from '../../src-core/io/nullSink.ts';
+import { convert } from '../../src-core/pipeline/convert.ts';
+import type { ProgressCallback } from '../../src-core/pipeline/progress.ts';
 
 /** qemu-img convert's -S: a multiple of 512 up to 16 MiB (MAX_BUF_SECTORS). */
 function sparseSize(text: string): number {
@@ -79,8 +84,17 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
   }
   const specs = srcArgs.map((a) => imageSpec(a, opts.imageOpts, opts.format));
+  // `-`: standard input as a source, standard output as the target (cli/stdio.ts).
+  const toStdout = dst === STDIO;
+  if (specs.filter((s) => s.filename === STDIO).length > 1) throw new InvalidArgumentError('standard input ("-") can be read only once');
   for (const spec of specs)
-    if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
+    if (spec.filename !== STDIO && path.resolve(spec.filename) === path.resolve(dst))
+      throw new InvalidArgumentError('source and destination are the same file', dst);
+  if (toStdout) {
+    if (opts.noCreate) throw new InvalidArgumentError('-n writes into an existing file; "-" (standard output) is a stream');
+    if (opts.verify) throw new InvalidArgumentError('--verify reads the output back; "-" (standard output) cannot be read back');
+    checkForwardOnly(target, options, !!opts.compress);
+  }
   if (opts.noCreate) {
     if (target.name !== 'raw')
       throw new InvalidArgumentError(
@@ -89,13 +103,16 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       );
     if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
   }
-  const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
+  // With the image on stdout, -p's text goes to stderr (--progress=json is there anyway).
+  const progress = new QemuProgress(opts.progress && !opts.quiet, 1, toStdout ? process.stderr : process.stdout);
   progress.print(0, 100);
   const common: CommonOpts = opts;
   // --disk N|NAME picks a disk inside an OVA.
   const parts: BlockDevice[] = [];
+  // Scratch files (stdin from a pipe, a container to unpack) go beside the output, or to the OS's temporary folder for stdout.
+  const scratchDir = toStdout ? undefined : path.dirname(path.resolve(dst));
   try {
-    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk }, path.dirname(path.resolve(dst)))).device);
+    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk }, scratchDir)).device);
   } catch (e) {
     for (const p of parts) await p.close();
     throw e;
@@ -109,7 +126,9 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // Clusters and grains are compressed on a pool of worker threads (cli/pool/), loaded only when the output compresses.
   let pool: CliCodecs | undefined;
   // A temporary file beside the destination, renamed over it when complete; -n writes in place.
-  const place = new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
+  const place = toStdout
+    ? new StdoutPlace(!!opts.allowOutside)
+    : new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
   let ok = false;
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, common);
@@ -119,23 +138,41 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     const alwaysCompressed =
       target.name === 'cloop' || (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
     if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
+    const onProgress = jsonProgress(opts) ?? progress.callback();
+    // -n without --target-is-zero: the target's old bytes must all be overwritten.
+    const sparse = opts.noCreate && !opts.targetIsZero ? 0 : minSparse;
+    const create = {
+      ...(dest && { virtualSize: dest.virtualSize(source.virtualSize) }),
+      options,
+      compress: opts.compress,
+      backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
+      codecs: pool?.codecs ?? nodeCodecs,
+      secrets: parseSecrets(common),
+    };
+    // qcow2 to a pipe: a first pass learns where every cluster goes, the second writes the file
+    // front to back (formats/qcow2/forwardWriter.ts); progress counts both passes as one.
+    const forward = toStdout && target.name === 'qcow2' ? forwardQcow2() : undefined;
+    if (forward) {
+      await convert({
+        source,
+        target: forward.plan,
+        sink: new NullSink(place.name),
+        backing,
+        signal,
+        minSparse: sparse,
+        onProgress: onProgress && halfProgress(onProgress, 0),
+        create: { ...create, filename: place.name, resolver: place.resolver },
+      });
+    }
     const { result } = await runConversionJob({
       source,
-      target,
+      target: forward?.write ?? target,
       place,
       backing,
       signal,
-      onProgress: jsonProgress(opts) ?? progress.callback(),
-      // -n without --target-is-zero: the target's old bytes must all be overwritten.
-      minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
-      create: {
-        ...(dest && { virtualSize: dest.virtualSize(source.virtualSize) }),
-        options,
-        compress: opts.compress,
-        backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
-        codecs: pool?.codecs ?? nodeCodecs,
-        secrets: parseSecrets(common),
-      },
+      onProgress: forward && onProgress ? halfProgress(onProgress, 1) : onProgress,
+      minSparse: sparse,
+      create,
       verify: opts.verify ? { codecs: nodeCodecs } : undefined,
     });
     ok = true;
@@ -156,6 +193,18 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     await backing?.close();
   }
   return 0;
+}
+
+/** Progress of one of two passes over the same data, as the first or second half of one. */
+function halfProgress(cb: ProgressCallback, pass: 0 | 1): ProgressCallback {
+  return (p) =>
+    cb({
+      ...p,
+      done: Math.floor((pass * p.total + p.done) / 2),
+      eta: undefined,
+      // The first pass never ends the whole: its finishing phases are still reading.
+      phase: pass === 0 ? 'reading' : p.phase,
+    });
 }
 
 /** -b names the backing file as the new image will store it: relative to the new image's folder. */
