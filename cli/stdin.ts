@@ -1,8 +1,11 @@
 import { fstatSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import type { Codecs } from '../src-core/codecs/types.ts';
 import type { ByteSource } from '../src-core/io/bytes.ts';
 import { CancelledError } from '../src-core/io/errors.ts';
 import { isAllZero } from '../src-core/io/struct.ts';
+import type { BlockDevice } from '../src-core/image/types.ts';
+import { ForwardStreamVmdk, isStreamVmdkHead, type ForwardBytes } from '../src-core/formats/vmdk/streamForward.ts';
 import { NodeFileSource } from './nodeFiles.ts';
 import { nodeScratch } from './nodeScratch.ts';
 
@@ -10,36 +13,123 @@ export const STDIN_NAME = 'stdin';
 /** Zero pieces of this size are not written to the scratch file: it stays sparse where the disk is. */
 const ZERO_SKIP = 64 * 1024;
 
-/**
- * `-` as the source: standard input as a ByteSource. A file redirected in (`< disk.qcow2`) is
- * read in place, like any file. A pipe has no size until it ends and cannot be read twice, while
- * every conversion plans from the source's size and metadata before it writes a byte (a stream
- * VMDK's grain directory, a fixed VHD's footer, a qcow2's tables may sit anywhere in it), so a
- * pipe is copied to a hidden scratch file beside the output first (sparse: all-zero 64 KiB
- * pieces are skipped), read from there and removed when the source is closed.
- */
-export async function openStdin(
-  scratchDir: string | undefined,
-  signal?: AbortSignal,
-  input: Readable = process.stdin,
-): Promise<ByteSource> {
-  const st = fstatSync(0);
-  if (st.isFile() && input === process.stdin) return NodeFileSource.open('/dev/stdin', STDIN_NAME);
-  return spool(input, scratchDir, signal);
+/** A stream read front to back, with a look at its first bytes before deciding how to read it. */
+export class StreamBytes implements ForwardBytes {
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  private ended = false;
+  private readonly it: AsyncIterator<Buffer>;
+
+  constructor(input: Readable) {
+    this.it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  private async fill(n: number): Promise<void> {
+    while (this.buffered < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else if (r.value.length) {
+        this.chunks.push(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length));
+        this.buffered += r.value.length;
+      }
+    }
+  }
+
+  /** The next `n` bytes (fewer at the end), left in place. */
+  async peek(n: number): Promise<Uint8Array> {
+    await this.fill(n);
+    const out = this.take(n);
+    if (out.length) {
+      this.chunks.unshift(out);
+      this.buffered += out.length;
+    }
+    return out;
+  }
+
+  async read(n: number): Promise<Uint8Array> {
+    await this.fill(n);
+    return this.take(n);
+  }
+
+  /** Everything not read yet, in the pieces it arrives in. */
+  async *rest(): AsyncIterable<Uint8Array> {
+    while (this.chunks.length) {
+      const c = this.chunks.shift()!;
+      this.buffered -= c.length;
+      yield c;
+    }
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return;
+      yield new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0];
+    if (first && first.length >= n) {
+      this.chunks[0] = first.subarray(n);
+      if (!this.chunks[0].length) this.chunks.shift();
+      this.buffered -= n;
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(Math.min(n, this.buffered));
+    let o = 0;
+    while (o < out.length) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, out.length - o);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= out.length;
+    return out;
+  }
 }
 
-async function spool(input: Readable, scratchDir: string | undefined, signal?: AbortSignal): Promise<ByteSource> {
+export interface StdinOptions {
+  scratchDir?: string;
+  signal?: AbortSignal;
+  /** The caller reads the disk once, front to back: a stream VMDK may be read as it arrives. */
+  forward?: boolean;
+  codecs: Codecs;
+  input?: Readable;
+}
+
+/**
+ * `-` as the source: standard input. A file redirected in (`< disk.qcow2`) is read in place,
+ * like any file. From a pipe, a streamOptimized VMDK is read as it arrives when the caller reads
+ * the disk once, front to back (its grain markers carry everything; formats/vmdk/streamForward.ts).
+ * Anything else is copied to a hidden scratch file first (sparse: all-zero 64 KiB pieces are
+ * skipped) and read from there, removed when the source is closed: a pipe has no size until it
+ * ends and cannot be read twice, while every conversion plans from the source's size and
+ * metadata (a raw disk's size, a fixed VHD's footer, a qcow2's tables) before it writes a byte.
+ */
+export async function openStdin(o: StdinOptions): Promise<{ file: ByteSource } | { device: BlockDevice }> {
+  const input = o.input ?? process.stdin;
+  if (input === process.stdin && fstatSync(0).isFile()) return { file: await NodeFileSource.open('/dev/stdin', STDIN_NAME) };
+  const bytes = new StreamBytes(input);
+  if (o.forward && isStreamVmdkHead(await bytes.peek(512)))
+    return { device: await ForwardStreamVmdk.open(bytes, STDIN_NAME, o.codecs, () => bytes.close()) };
+  return { file: await spool(bytes, o.scratchDir, o.signal) };
+}
+
+async function spool(bytes: StreamBytes, scratchDir: string | undefined, signal?: AbortSignal): Promise<ByteSource> {
   const scratch = await nodeScratch(scratchDir)(undefined);
   let pos = 0;
   try {
-    for await (const chunk of input as AsyncIterable<Buffer>) {
+    for await (const chunk of bytes.rest()) {
       if (signal?.aborted) throw new CancelledError();
-      const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-      for (let o = 0; o < bytes.length; o += ZERO_SKIP) {
-        const part = bytes.subarray(o, o + ZERO_SKIP);
+      for (let o = 0; o < chunk.length; o += ZERO_SKIP) {
+        const part = chunk.subarray(o, o + ZERO_SKIP);
         if (!isAllZero(part)) await scratch.write(pos + o, part);
       }
-      pos += bytes.length;
+      pos += chunk.length;
     }
     if (signal?.aborted) throw new CancelledError();
     return await scratch.finish(pos, STDIN_NAME);

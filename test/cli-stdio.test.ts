@@ -158,6 +158,27 @@ describe('convert - (standard input as the source)', () => {
     expect(qemuCompare(RAW, t.file('restream.vmdk'), '-f', 'raw', '-F', 'vmdk')).toBe(0);
   }, 60_000);
 
+  it('a stream VMDK on a pipe is read as it arrives: output leaves before the input has ended', async () => {
+    const vmdk = readFileSync(t.file('in.vmdk'));
+    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', '-', '-'], {
+      cwd: t.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const firstOutput = new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Half the file, then wait: a copy to a scratch file would print nothing until the end.
+    child.stdin.write(vmdk.subarray(0, vmdk.length >> 1));
+    const early = await Promise.race([firstOutput.then(() => true), closed.then(() => false)]);
+    expect(early, err).toBe(true);
+    child.stdin.end(vmdk.subarray(vmdk.length >> 1));
+    expect(await closed, err).toBe(0);
+    expect(Buffer.concat(out).equals(readFileSync(RAW))).toBe(true);
+  }, 60_000);
+
   it('a file redirected to stdin (< in.vmdk) converts too', () => {
     shOk('$DF convert -O qcow2 - redirected.qcow2 < in.vmdk');
     expect(qemuCompare(RAW, t.file('redirected.qcow2'), '-f', 'raw', '-F', 'qcow2')).toBe(0);

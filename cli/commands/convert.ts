@@ -106,7 +106,9 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // With the image on stdout, -p's text goes to stderr (--progress=json is there anyway).
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1, toStdout ? process.stderr : process.stdout);
   progress.print(0, 100);
-  const common: CommonOpts = opts;
+  // A stream VMDK on stdin is read as it arrives when the disk is read once, front to back:
+  // not by --verify, --salvage's retries or the two passes of a qcow2 to stdout.
+  const common: CommonOpts = { ...opts, forwardStdin: !opts.verify && !opts.salvage && !(toStdout && target.name === 'qcow2') };
   // --disk N|NAME picks a disk inside an OVA.
   const parts: BlockDevice[] = [];
   // Scratch files (stdin from a pipe, a container to unpack) go beside the output, or to the OS's temporary folder for stdout.
