@@ -19,14 +19,31 @@ export class StreamBytes implements ForwardBytes {
   private buffered = 0;
   private ended = false;
   private readonly it: AsyncIterator<Buffer>;
+  /** Rejects when the command is cancelled: a pipe that sends nothing must not hold SIGTERM up. */
+  private readonly cancelled: Promise<never> | undefined;
 
-  constructor(input: Readable) {
+  constructor(
+    private readonly input: Readable,
+    signal?: AbortSignal,
+  ) {
     this.it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    if (signal) {
+      this.cancelled = new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(new CancelledError());
+        signal.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+      });
+      this.cancelled.catch(() => {});
+    }
+  }
+
+  private next(): Promise<IteratorResult<Buffer>> {
+    const n = this.it.next();
+    return this.cancelled ? Promise.race([n, this.cancelled]) : n;
   }
 
   private async fill(n: number): Promise<void> {
     while (this.buffered < n && !this.ended) {
-      const r = await this.it.next();
+      const r = await this.next();
       if (r.done) this.ended = true;
       else if (r.value.length) {
         this.chunks.push(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length));
@@ -59,14 +76,18 @@ export class StreamBytes implements ForwardBytes {
       yield c;
     }
     for (;;) {
-      const r = await this.it.next();
+      const r = await this.next();
       if (r.done) return;
       yield new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length);
     }
   }
 
+  /**
+   * Stops reading: the stream is destroyed, so nothing keeps the process waiting for input.
+   * (Not the iterator's return(): while a read is pending it waits for the next chunk.)
+   */
   async close(): Promise<void> {
-    await this.it.return?.();
+    this.input.destroy();
   }
 
   private take(n: number): Uint8Array {
@@ -113,10 +134,15 @@ export interface StdinOptions {
 export async function openStdin(o: StdinOptions): Promise<{ file: ByteSource } | { device: BlockDevice }> {
   const input = o.input ?? process.stdin;
   if (input === process.stdin && fstatSync(0).isFile()) return { file: await NodeFileSource.open('/dev/stdin', STDIN_NAME) };
-  const bytes = new StreamBytes(input);
-  if (o.forward && isStreamVmdkHead(await bytes.peek(512)))
-    return { device: await ForwardStreamVmdk.open(bytes, STDIN_NAME, o.codecs, () => bytes.close()) };
-  return { file: await spool(bytes, o.scratchDir, o.signal) };
+  const bytes = new StreamBytes(input, o.signal);
+  try {
+    if (o.forward && isStreamVmdkHead(await bytes.peek(512)))
+      return { device: await ForwardStreamVmdk.open(bytes, STDIN_NAME, o.codecs, () => bytes.close()) };
+    return { file: await spool(bytes, o.scratchDir, o.signal) };
+  } catch (e) {
+    await bytes.close();
+    throw e;
+  }
 }
 
 async function spool(bytes: StreamBytes, scratchDir: string | undefined, signal?: AbortSignal): Promise<ByteSource> {

@@ -179,6 +179,29 @@ describe('convert - (standard input as the source)', () => {
     expect(Buffer.concat(out).equals(readFileSync(RAW))).toBe(true);
   }, 60_000);
 
+  it('SIGTERM while stdin is being copied: exits at once (143) and removes the scratch copy', async () => {
+    const dir = t.file('sigterm');
+    mkdirSync(dir);
+    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-f', 'raw', '-O', 'raw', '-', 'out.raw'], {
+      cwd: dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.stdin.on('error', () => {}); // the CLI stops reading: what was still to go gets EPIPE
+    // Some data and then silence: the copy waits for more that never comes.
+    child.stdin.write(readFileSync(RAW).subarray(0, 4 * MiB));
+    for (let i = 0; i < 100 && !readdirSync(dir).some((f) => f.includes('unpack')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(dir).some((f) => f.includes('unpack'))).toBe(true);
+    const t0 = performance.now();
+    child.kill('SIGTERM');
+    expect(await closed).toBe(143);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(err).toContain('operation cancelled');
+    expect(readdirSync(dir)).toEqual([]);
+  }, 60_000);
+
   it('a file redirected to stdin (< in.vmdk) converts too', () => {
     shOk('$DF convert -O qcow2 - redirected.qcow2 < in.vmdk');
     expect(qemuCompare(RAW, t.file('redirected.qcow2'), '-f', 'raw', '-F', 'qcow2')).toBe(0);
