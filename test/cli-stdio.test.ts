@@ -207,6 +207,15 @@ describe('convert - (standard input as the source)', () => {
     expect(qemuCompare(RAW, t.file('redirected.qcow2'), '-f', 'raw', '-F', 'qcow2')).toBe(0);
   });
 
+  it('info - reads a piped image (through a scratch copy), as qemu-img info reads the file', () => {
+    shOk('cat in.qcow2 | $DF info --output=json - > info.json');
+    const ours = JSON.parse(readFileSync(t.file('info.json'), 'utf8')) as Record<string, unknown>;
+    const theirs = JSON.parse(qemuImg('info', '--output=json', t.file('in.qcow2'))) as Record<string, unknown>;
+    expect(ours['virtual-size']).toBe(theirs['virtual-size']);
+    expect(ours.format).toBe('qcow2');
+    expect(ours['cluster-size']).toBe(theirs['cluster-size']);
+  });
+
   it('an empty pipe is an empty disk: one line, exit 1', () => {
     const r = sh('printf "" | $DF convert -f raw -O raw - empty.raw');
     expect(r.status).toBe(1);
