@@ -4,6 +4,7 @@ import { InvalidArgumentError, UnsupportedError } from '../src-core/io/errors.ts
 import type { FormatDriver } from '../src-core/image/types.ts';
 import type { OutputPlace } from '../src-core/pipeline/job.ts';
 import { NodeResolver } from './nodeFiles.ts';
+import { RateLimitedSink } from './sinks.ts';
 import { StdoutSink } from './stdoutSink.ts';
 
 /** `-` names standard input as a source and standard output as a target. */
@@ -40,9 +41,12 @@ export function checkForwardOnly(target: FormatDriver, options: Record<string, s
 export class StdoutPlace implements OutputPlace<void> {
   readonly name = STDIO;
   readonly resolver: FileResolver;
-  private sink: StdoutSink | undefined;
 
-  constructor(allowOutside: boolean) {
+  constructor(
+    allowOutside: boolean,
+    /** -r: bytes per second (0: no limit). */
+    private readonly rate = 0,
+  ) {
     const reader = new NodeResolver([path.resolve('.')], allowOutside);
     // Reads only: a writer that wants a companion file beside a stream has nowhere to put it.
     this.resolver = {
@@ -52,8 +56,8 @@ export class StdoutPlace implements OutputPlace<void> {
   }
 
   async create(): Promise<ByteSink> {
-    this.sink = new StdoutSink();
-    return this.sink;
+    const sink = new StdoutSink();
+    return this.rate ? new RateLimitedSink(sink, this.rate) : sink;
   }
 
   reopen(): Promise<{ source: ByteSource; resolver: FileResolver }> {
