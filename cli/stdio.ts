@@ -5,7 +5,7 @@ import type { FormatDriver } from '../src-core/image/types.ts';
 import type { OutputPlace } from '../src-core/pipeline/job.ts';
 import { NodeResolver } from './nodeFiles.ts';
 import { RateLimitedSink } from './sinks.ts';
-import { StdoutSink } from './stdoutSink.ts';
+import { StdoutSink, stdoutStream } from './stdoutSink.ts';
 
 /** `-` names standard input as a source and standard output as a target. */
 export const STDIO = '-';
@@ -41,11 +41,14 @@ export function checkForwardOnly(target: FormatDriver, options: Record<string, s
 export class StdoutPlace implements OutputPlace<void> {
   readonly name = STDIO;
   readonly resolver: FileResolver;
+  private sink: StdoutSink | undefined;
 
   constructor(
     allowOutside: boolean,
     /** -r: bytes per second (0: no limit). */
     private readonly rate = 0,
+    /** The command's cancel (SIGINT, SIGTERM): it also interrupts a write the reader holds up. */
+    private readonly signal?: AbortSignal,
   ) {
     const reader = new NodeResolver([path.resolve('.')], allowOutside);
     // Reads only: a writer that wants a companion file beside a stream has nowhere to put it.
@@ -56,8 +59,9 @@ export class StdoutPlace implements OutputPlace<void> {
   }
 
   async create(): Promise<ByteSink> {
-    const sink = new StdoutSink();
-    return this.rate ? new RateLimitedSink(sink, this.rate) : sink;
+    const { stream, owned } = stdoutStream();
+    this.sink = new StdoutSink(stream, 'stdout', { owned, signal: this.signal });
+    return this.rate ? new RateLimitedSink(this.sink, this.rate) : this.sink;
   }
 
   reopen(): Promise<{ source: ByteSource; resolver: FileResolver }> {
@@ -66,5 +70,8 @@ export class StdoutPlace implements OutputPlace<void> {
 
   async commit(): Promise<void> {}
 
-  async discard(): Promise<void> {}
+  /** What was sent stays sent; the stream stops so that a stalled reader cannot hold the exit up. */
+  async discard(): Promise<void> {
+    this.sink?.destroy();
+  }
 }

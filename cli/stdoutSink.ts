@@ -1,6 +1,21 @@
+import { createWriteStream, fstatSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { ByteSink } from '../src-core/io/bytes.ts';
-import { DiskFerryError, ErrorCode, UnsupportedError } from '../src-core/io/errors.ts';
+import { CancelledError, DiskFerryError, ErrorCode, UnsupportedError } from '../src-core/io/errors.ts';
+
+/**
+ * File descriptor 1 as a stream of our own. Not process.stdout for a pipe: Node writes to pipes
+ * synchronously on Linux, so a reader that stops reading would block the whole process, SIGTERM
+ * included. A socket over the pipe waits in the event loop instead. A regular file (`> out.img`)
+ * is written through fs at its current position; anything else (a terminal) is process.stdout.
+ */
+export function stdoutStream(): { stream: Writable; owned: boolean } {
+  const st = fstatSync(1);
+  if (st.isFIFO() || st.isSocket()) return { stream: new Socket({ fd: 1, readable: false, writable: true }), owned: true };
+  if (st.isFile()) return { stream: createWriteStream('/dev/stdout', { fd: 1, autoClose: false }), owned: true };
+  return { stream: process.stdout, owned: false };
+}
 
 const ZEROS = new Uint8Array(1024 * 1024);
 
@@ -21,10 +36,26 @@ export class StdoutSink implements ByteSink {
   constructor(
     private readonly stream: Writable = process.stdout,
     readonly name = 'stdout',
+    opts: {
+      /** The stream is this sink's: ended by close(), destroyed by destroy() or a cancel. */
+      owned?: boolean;
+      /** Cancels a write the reader is holding up (a full pipe nobody reads). */
+      signal?: AbortSignal;
+    } = {},
   ) {
+    this.owned = !!opts.owned;
     // Without a listener an EPIPE would crash the process instead of failing the command.
     stream.on('error', (e) => (this.failure ??= this.streamError(e)));
+    opts.signal?.addEventListener(
+      'abort',
+      () => {
+        this.failure ??= new CancelledError();
+        this.destroy();
+      },
+      { once: true },
+    );
   }
+  private readonly owned: boolean;
 
   get position(): number {
     return this.end;
@@ -50,10 +81,16 @@ export class StdoutSink implements ByteSink {
     });
   }
 
-  /** Every write was awaited until the stream took it: nothing is held here. Standard output stays open. */
+  /** Every write was awaited until the stream took it; a stream of our own is ended (process.stdout stays open). */
   async close(): Promise<void> {
     await this.queue;
     if (this.failure) throw this.failure;
+    if (this.owned) await new Promise<void>((resolve) => this.stream.end(resolve));
+  }
+
+  /** Stops at once (failure, cancel): pending writes fail, and nothing keeps the process waiting for the reader. */
+  destroy(): void {
+    if (this.owned) this.stream.destroy();
   }
 
   /** One operation at a time, in call order: the stream has a single position. */

@@ -127,6 +127,25 @@ describe('convert - - (stdin to stdout)', () => {
     expect(lines.filter((l) => l.phase === 'done')).toHaveLength(1);
   }, 60_000);
 
+  it('SIGTERM while the reader has stopped reading (a full pipe): exits within a second, 143', async () => {
+    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', RAW, '-'], {
+      cwd: t.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // Take the first bytes, then read no more: the pipe fills and the CLI's writes wait.
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = performance.now();
+    child.kill('SIGTERM');
+    expect(await closed, err).toBe(143);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(err).toContain('operation cancelled');
+  }, 60_000);
+
   it('a reader that goes away (EPIPE) fails the conversion with one line, exit 1', async () => {
     const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', RAW, '-'], {
       cwd: t.dir,

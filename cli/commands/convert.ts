@@ -129,7 +129,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   let pool: CliCodecs | undefined;
   // A temporary file beside the destination, renamed over it when complete; -n writes in place.
   const place = toStdout
-    ? new StdoutPlace(!!opts.allowOutside, rate)
+    ? new StdoutPlace(!!opts.allowOutside, rate, signal)
     : new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
   let ok = false;
   try {
