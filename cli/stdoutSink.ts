@@ -23,8 +23,8 @@ const ZEROS = new Uint8Array(1024 * 1024);
  * The output as a stream (standard output, a pipe): bytes leave front to back and never come
  * back. A write must start at or after the end of what is out already; a gap before it is sent
  * as zeros (a pipe has no holes), and a write that would go back is refused, so a writer that
- * seeks fails loudly instead of corrupting the stream. truncate() may only lengthen (zeros
- * again). Each write resolves once the stream has taken it (backpressure: the reader sets the
+ * seeks fails loudly instead of corrupting the stream. There is no truncate(): a stream's
+ * length is what was sent, and writers finish without it (raw writes its last byte). Each write resolves once the stream has taken it (backpressure: the reader sets the
  * pace); a reader that went away (EPIPE) fails the conversion with one line.
  */
 export class StdoutSink implements ByteSink {
@@ -70,14 +70,6 @@ export class StdoutSink implements ByteSink {
         );
       await this.zerosTo(offset);
       await this.push(data);
-    });
-  }
-
-  /** Only forward: the rest of the length as zeros. Cutting what is out already is impossible. */
-  truncate(size: number): Promise<void> {
-    return this.inTurn(async () => {
-      if (size < this.end) throw new UnsupportedError(this.name, `cannot cut the output to ${size} bytes: ${this.end} are out already`);
-      await this.zerosTo(size);
     });
   }
 
