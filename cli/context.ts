@@ -12,8 +12,10 @@ import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
 import { nodeScratch } from './nodeScratch.ts';
 import { cliSignal } from './cancel.ts';
-import { STDIO } from './stdio.ts';
 import { unwrapContainer, type ContainerProgress } from '../src-core/image/containers/index.ts';
+
+/** `-` names standard input as a source (cli/stdin.ts) and standard output as convert's target (cli/stdio.ts). */
+export const STDIO = '-';
 
 /** The options every image-opening command shares (a subset of each command's opts). */
 export interface CommonOpts {

@@ -3,12 +3,10 @@ import type { ByteSink, ByteSource, FileResolver } from '../src-core/io/bytes.ts
 import { InvalidArgumentError, UnsupportedError } from '../src-core/io/errors.ts';
 import type { FormatDriver } from '../src-core/image/types.ts';
 import type { OutputPlace } from '../src-core/pipeline/job.ts';
+import { STDIO } from './context.ts';
 import { NodeResolver } from './nodeFiles.ts';
 import { RateLimitedSink } from './sinks.ts';
 import { StdoutSink, stdoutStream } from './stdoutSink.ts';
-
-/** `-` names standard input as a source and standard output as a target. */
-export const STDIO = '-';
 
 /** What may go to a pipe, for the error that refuses the rest. */
 const FORWARD_ONLY = 'raw, qcow2, vmdk (subformat=streamOptimized or -c), vpc (subformat=fixed) and --target=gcp';
