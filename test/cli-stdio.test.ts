@@ -117,6 +117,12 @@ describe('convert - - (stdin to stdout)', () => {
     expect(qemuCompare(RAW, t.file('fifo.qcow2'), '-f', 'raw', '-F', 'qcow2')).toBe(0);
   }, 60_000);
 
+  it('qcow2 to stdout from a raw disk in a .gz (read twice, so unpacked rather than streamed)', () => {
+    shOk('gzip -c disk.raw > disk.raw.gz && $DF convert -c -O qcow2 disk.raw.gz - > from-gz.qcow2');
+    expect(qemuCheck('qcow2', t.file('from-gz.qcow2'))).toBe(0);
+    expect(qemuCompare(RAW, t.file('from-gz.qcow2'), '-f', 'raw', '-F', 'qcow2')).toBe(0);
+  }, 60_000);
+
   it('-p prints on stderr, the image alone is on stdout', () => {
     const err = shOk('$DF convert -p -O qcow2 disk.raw - > progress.qcow2');
     expect(err).toContain('(100.00/100%)');

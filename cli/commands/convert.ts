@@ -106,9 +106,15 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // With the image on stdout, -p's text goes to stderr (--progress=json is there anyway).
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1, toStdout ? process.stderr : process.stdout);
   progress.print(0, 100);
-  // A stream VMDK on stdin is read as it arrives when the disk is read once, front to back:
-  // not by --verify, --salvage's retries or the two passes of a qcow2 to stdout.
-  const common: CommonOpts = { ...opts, forwardStdin: !opts.verify && !opts.salvage && !(toStdout && target.name === 'qcow2') };
+  // qcow2 to stdout reads the source twice (formats/qcow2/forwardWriter.ts), as --verify does:
+  // a raw disk in a .gz/.xz is then unpacked rather than streamed. A stream VMDK on stdin is
+  // read as it arrives only when the disk is read once, front to back (not --salvage's retries).
+  const twoPasses = toStdout && target.name === 'qcow2';
+  const common: CommonOpts = {
+    ...opts,
+    verify: opts.verify || twoPasses,
+    forwardStdin: !opts.verify && !opts.salvage && !twoPasses,
+  };
   // --disk N|NAME picks a disk inside an OVA.
   const parts: BlockDevice[] = [];
   // Scratch files (stdin from a pipe, a container to unpack) go beside the output, or to the OS's temporary folder for stdout.
@@ -153,7 +159,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     };
     // qcow2 to a pipe: a first pass learns where every cluster goes, the second writes the file
     // front to back (formats/qcow2/forwardWriter.ts); progress counts both passes as one.
-    const forward = toStdout && target.name === 'qcow2' ? forwardQcow2() : undefined;
+    const forward = twoPasses ? forwardQcow2() : undefined;
     if (forward) {
       await convert({
         source,
