@@ -11,7 +11,11 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from './nodeFiles.ts';
 import { nodeScratch } from './nodeScratch.ts';
+import { cliSignal } from './cancel.ts';
 import { unwrapContainer, type ContainerProgress } from '../src-core/image/containers/index.ts';
+
+/** `-` names standard input as a source (cli/stdin.ts) and standard output as convert's target (cli/stdio.ts). */
+export const STDIO = '-';
 
 /** The options every image-opening command shares (a subset of each command's opts). */
 export interface CommonOpts {
@@ -24,6 +28,8 @@ export interface CommonOpts {
   quiet?: boolean;
   /** --verify reads the source twice, so a raw image in a container is unpacked, not streamed. */
   verify?: boolean;
+  /** The disk is read once, front to back: a stream VMDK on standard input may be read as it arrives. */
+  forwardStdin?: boolean;
 }
 
 /** --object secret,id=ID,data=…|file=… → secrets by id. Other object types are refused. */
@@ -67,7 +73,8 @@ export function imageSpec(arg: string, imageOpts: boolean, format: string | unde
 
 export interface OpenedImage {
   device: BlockDevice;
-  source: ByteSource;
+  /** The file under the device; absent when the disk is read as it arrives (a stream VMDK on stdin). */
+  source?: ByteSource;
 }
 
 /** Opens an image file and its backing chain with the CLI's resolver and codecs. */
@@ -85,13 +92,29 @@ export async function openCliImage(
     if (!password) throw new InvalidArgumentError(`no secret with id "${spec.keySecret}" (give it with --object secret,id=…)`);
   }
   const allowOutside = !!p.allowOutside;
-  // http(s):// URLs are read with ranged GETs; their companions are fetched relative to the URL.
-  const { file, resolver }: { file: ByteSource; resolver: FileResolver } = isHttpUrl(spec.filename)
-    ? await (await import('./httpFiles.ts')).openUrl(spec.filename, allowOutside)
-    : {
-        file: await NodeFileSource.open(spec.filename),
-        resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside),
-      };
+  let opened: { file: ByteSource; resolver: FileResolver };
+  if (isHttpUrl(spec.filename)) {
+    // http(s):// URLs are read with ranged GETs; their companions are fetched relative to the URL.
+    opened = await (await import('./httpFiles.ts')).openUrl(spec.filename, allowOutside);
+  } else if (spec.filename === STDIO) {
+    // Standard input (cli/stdin.ts): a stream VMDK may be read as it arrives, anything else is
+    // read in place or from a scratch copy; what it names resolves from the current folder.
+    const { openStdin } = await import('./stdin.ts');
+    const stdin = await openStdin({
+      scratchDir,
+      signal: cliSignal(),
+      forward: !!p.forwardStdin && (spec.format === undefined || spec.format === 'vmdk'),
+      codecs: nodeCodecs,
+    });
+    if ('device' in stdin) return { device: stdin.device };
+    opened = { file: stdin.file, resolver: new NodeResolver([path.resolve('.')], allowOutside) };
+  } else {
+    opened = {
+      file: await NodeFileSource.open(spec.filename),
+      resolver: new NodeResolver([path.dirname(path.resolve(spec.filename))], allowOutside),
+    };
+  }
+  const { file, resolver } = opened;
   // A .gz/.xz/.zst/.bz2/.zip holding an image opens as that image (-f raw keeps the bytes as they are).
   const onProgress = p.progress && !p.quiet ? unpackProgress(spec.filename) : undefined;
   const source =

@@ -11,6 +11,8 @@ export class QemuProgress {
   constructor(
     readonly enabled: boolean,
     private readonly minSkip = 1,
+    /** stdout as qemu-img prints it; stderr when stdout carries the output image (`-`). */
+    private readonly out: NodeJS.WritableStream = process.stdout,
   ) {}
 
   /** qemu_progress_print(delta, max): max 0 sets the percentage, otherwise adds delta% of max. */
@@ -20,12 +22,12 @@ export class QemuProgress {
     this.current = current;
     if (current > this.last + this.minSkip || current < this.last - this.minSkip || current === 0 || current === 100) {
       this.last = current;
-      if (this.enabled) process.stdout.write(`    (${current.toFixed(2)}/100%)\r`);
+      if (this.enabled) this.out.write(`    (${current.toFixed(2)}/100%)\r`);
     }
   }
 
   end(): void {
-    if (this.enabled) process.stdout.write('\n');
+    if (this.enabled) this.out.write('\n');
   }
 
   /** A pipeline callback that sets the percentage from bytes done. */

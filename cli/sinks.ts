@@ -10,10 +10,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class RateLimitedSink implements ByteSink {
   private readonly started = performance.now();
   private sent = 0;
+  /** Only where the inner sink has one: a stream (stdout) cannot set its length, and writers must see that. */
+  readonly truncate?: (size: number) => Promise<void>;
   constructor(
     private readonly inner: ByteSink,
     private readonly bytesPerSecond: number,
-  ) {}
+  ) {
+    if (inner.truncate) this.truncate = (size) => inner.truncate!(size);
+  }
   get name(): string {
     return this.inner.name;
   }
@@ -23,9 +27,6 @@ export class RateLimitedSink implements ByteSink {
     const wait = this.started + (this.sent / this.bytesPerSecond) * 1000 - performance.now();
     if (wait > 0) await sleep(wait);
     await this.inner.write(offset, data);
-  }
-  async truncate(size: number): Promise<void> {
-    await this.inner.truncate?.(size);
   }
   close(): Promise<void> {
     return this.inner.close();

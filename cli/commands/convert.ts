@@ -8,7 +8,7 @@ import { diskLayout, packageDriver, type PackageKind } from '../../src-core/pipe
 import { drivers } from '../../src-core/formats/registry.ts';
 import { sourceFingerprint } from '../../src-core/pipeline/fingerprint.ts';
 import { runConversionJob } from '../../src-core/pipeline/job.ts';
-import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
+import { imageSpec, openCliImage, parseSecrets, STDIO, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { CliOutputPlace } from '../outputPlace.ts';
@@ -18,6 +18,11 @@ import type { CliCodecs } from '../pool/cliCodecs.ts';
 import { salvagingDevice } from '../sinks.ts';
 import { expectArgs, type Cmd } from './types.ts';
 import { applyTarget } from '../target.ts';
+import { checkForwardOnly, StdoutPlace } from '../stdio.ts';
+import { forwardQcow2 } from '../../src-core/formats/qcow2/forwardWriter.ts';
+import { NullSink } from '../../src-core/io/nullSink.ts';
+import { convert } from '../../src-core/pipeline/convert.ts';
+import type { ProgressCallback } from '../../src-core/pipeline/progress.ts';
 
 /** qemu-img convert's -S: a multiple of 512 up to 16 MiB (MAX_BUF_SECTORS). */
 function sparseSize(text: string): number {
@@ -88,8 +93,17 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       throw new InvalidArgumentError('Invalid number of coroutines specified. Must be between 1 and 16.');
   }
   const specs = srcArgs.map((a) => imageSpec(a, opts.imageOpts, opts.format));
+  // `-`: standard input as a source, standard output as the target (cli/stdio.ts).
+  const toStdout = dst === STDIO;
+  if (specs.filter((s) => s.filename === STDIO).length > 1) throw new InvalidArgumentError('standard input ("-") can be read only once');
   for (const spec of specs)
-    if (path.resolve(spec.filename) === path.resolve(dst)) throw new InvalidArgumentError('source and destination are the same file', dst);
+    if (spec.filename !== STDIO && path.resolve(spec.filename) === path.resolve(dst))
+      throw new InvalidArgumentError('source and destination are the same file', dst);
+  if (toStdout) {
+    if (opts.noCreate) throw new InvalidArgumentError('-n writes into an existing file; "-" (standard output) is a stream');
+    if (opts.verify) throw new InvalidArgumentError('--verify reads the output back; "-" (standard output) cannot be read back');
+    checkForwardOnly(target, options, !!opts.compress);
+  }
   if (opts.noCreate) {
     if (target.name !== 'raw' && target.name !== 'qcow2')
       throw new InvalidArgumentError(
@@ -98,13 +112,24 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       );
     if (backingName) throw new InvalidArgumentError('-n cannot give the target a backing file', dst);
   }
-  const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
+  // With the image on stdout, -p's text goes to stderr (--progress=json is there anyway).
+  const progress = new QemuProgress(opts.progress && !opts.quiet, 1, toStdout ? process.stderr : process.stdout);
   progress.print(0, 100);
-  const common: CommonOpts = opts;
+  // qcow2 to stdout reads the source twice (formats/qcow2/forwardWriter.ts), as --verify does:
+  // a raw disk in a .gz/.xz is then unpacked rather than streamed. A stream VMDK on stdin is
+  // read as it arrives only when the disk is read once, front to back (not --salvage's retries).
+  const twoPasses = toStdout && target.name === 'qcow2';
+  const common: CommonOpts = {
+    ...opts,
+    verify: opts.verify || twoPasses,
+    forwardStdin: !opts.verify && !opts.salvage && !twoPasses,
+  };
   // --disk N|NAME picks a disk inside an OVA.
   const parts: BlockDevice[] = [];
+  // Scratch files (stdin from a pipe, a container to unpack) go beside the output, or to the OS's temporary folder for stdout.
+  const scratchDir = toStdout ? undefined : path.dirname(path.resolve(dst));
   try {
-    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk }, path.dirname(path.resolve(dst)))).device);
+    for (const spec of specs) parts.push((await openCliImage(spec, common, { member: opts.disk }, scratchDir)).device);
   } catch (e) {
     for (const p of parts) await p.close();
     throw e;
@@ -144,7 +169,9 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // Clusters and grains are compressed on a pool of worker threads (cli/pool/), loaded only when the output compresses.
   let pool: CliCodecs | undefined;
   // A temporary file beside the destination, renamed over it when complete; -n writes in place.
-  const place = new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
+  const place = toStdout
+    ? new StdoutPlace(!!opts.allowOutside, rate, signal)
+    : new CliOutputPlace(dst, { inPlace: opts.noCreate, minSize: source.virtualSize, rate });
   let ok = false;
   try {
     if (backingName) backing = await openBacking(backingName, backingFormat, dst, common);
@@ -156,25 +183,43 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       !!packageKind ||
       (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
     if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
+    const onProgress = jsonProgress(opts) ?? progress.callback();
+    // -n without --target-is-zero: the target's old bytes must all be overwritten.
+    const sparse = opts.noCreate && !opts.targetIsZero ? 0 : minSparse;
+    const create = {
+      ...(dest && { virtualSize: dest.virtualSize(source.virtualSize) }),
+      options,
+      compress: opts.compress,
+      backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
+      codecs: pool?.codecs ?? nodeCodecs,
+      secrets: parseSecrets(common),
+      // --reproducible: ids from the source's fingerprint and the settings (image/identity.ts).
+      reproducible: opts.reproducible ? await sourceFingerprint(source) : undefined,
+    };
+    // qcow2 to a pipe: a first pass learns where every cluster goes, the second writes the file
+    // front to back (formats/qcow2/forwardWriter.ts); progress counts both passes as one.
+    const forward = twoPasses ? forwardQcow2() : undefined;
+    if (forward) {
+      await convert({
+        source,
+        target: forward.plan,
+        sink: new NullSink(place.name),
+        backing,
+        signal,
+        minSparse: sparse,
+        onProgress: onProgress && halfProgress(onProgress, 0),
+        create: { ...create, filename: place.name, resolver: place.resolver },
+      });
+    }
     const { result } = await runConversionJob({
       source,
-      target,
+      target: forward?.write ?? target,
       place,
       backing,
       signal,
-      onProgress: jsonProgress(opts) ?? progress.callback(),
-      // -n without --target-is-zero: the target's old bytes must all be overwritten.
-      minSparse: opts.noCreate && !opts.targetIsZero ? 0 : minSparse,
-      create: {
-        ...(dest && { virtualSize: dest.virtualSize(source.virtualSize) }),
-        options,
-        compress: opts.compress,
-        backing: backingName ? { name: backingName, format: backingFormat ?? backing?.format } : undefined,
-        codecs: pool?.codecs ?? nodeCodecs,
-        secrets: parseSecrets(common),
-        // --reproducible: ids from the source's fingerprint and the settings (image/identity.ts).
-        reproducible: opts.reproducible ? await sourceFingerprint(source) : undefined,
-      },
+      onProgress: forward && onProgress ? halfProgress(onProgress, 1) : onProgress,
+      minSparse: sparse,
+      create,
       verify: opts.verify ? { codecs: nodeCodecs } : undefined,
     });
     ok = true;
@@ -202,6 +247,18 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     await backing?.close();
   }
   return 0;
+}
+
+/** Progress of one of two passes over the same data, as the first or second half of one. */
+function halfProgress(cb: ProgressCallback, pass: 0 | 1): ProgressCallback {
+  return (p) =>
+    cb({
+      ...p,
+      done: Math.floor((pass * p.total + p.done) / 2),
+      eta: undefined,
+      // The first pass never ends the whole: its finishing phases are still reading.
+      phase: pass === 0 ? 'reading' : p.phase,
+    });
 }
 
 /** -b names the backing file as the new image will store it: relative to the new image's folder. */

@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import { CorruptImageError } from '../../src-core/io/errors.ts';
+import { CorruptImageError, InvalidArgumentError } from '../../src-core/io/errors.ts';
 import { isTarHeader } from '../../src-core/formats/ova/tar.ts';
 import {
   gatherFacts,
@@ -100,6 +100,8 @@ async function factsFor(file: string, opts: OpenOpts): Promise<LintFacts> {
   // Without the backing file: a disk that has one fails the "standalone" rule instead of stopping the check.
   const { device, source } = await openCliImage(spec, opts, { member: opts.disk, noBacking: true });
   try {
+    // Only a disk read as it arrives (a stream VMDK on a pipe) has no file under it.
+    if (!source) throw new InvalidArgumentError(`${file}: lint reads the file itself; give it as a file, not a stream`);
     return await gatherFacts(file, device, source);
   } finally {
     await device.close();

@@ -148,8 +148,9 @@ export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime?: 
       if (keys.length) throw new InvalidArgumentError(`a Google Cloud tarball takes no -o options (${keys.join(', ')})`, opts.filename);
       // The member's time: now, or reproducible mode's fixed time (image/identity.ts).
       const w = new GcpTarWriter(gzip(sink), opts.virtualSize, mtime ?? identityFor(opts, 'gcp-tar').time() / 1000);
-      // gcloud compute images create --source-uri takes only a name ending in .tar.gz.
-      if (!/\.tar\.gz$/i.test(opts.filename))
+      // gcloud compute images create --source-uri takes only a name ending in .tar.gz. `-` is a
+      // stream (the CLI's standard output): whoever stores it gives it its name.
+      if (opts.filename !== '-' && !/\.tar\.gz$/i.test(opts.filename))
         w.warnings.push(`Google Cloud imports a tarball only by a name ending in .tar.gz; ${opts.filename} does not`);
       return w;
     },

@@ -61,7 +61,7 @@ export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
 ];
 
 /** The feature-name table QEMU writes into version 3 headers (cluster_size > 4 KiB). */
-const FEATURE_NAMES: [number, number, string][] = [
+export const FEATURE_NAMES: [number, number, string][] = [
   [0, 0, 'dirty bit'],
   [0, 1, 'corrupt bit'],
   [0, 2, 'external data file'],

@@ -40,6 +40,8 @@ class RawWriter implements ImageWriter {
   readonly granularity = 64 * 1024;
   /** finish() cuts the file at the disk's size: a write past it would be lost without a word. */
   private readonly order: WriteOrder;
+  /** Just past the last byte written. */
+  private end = 0;
   constructor(
     private readonly sink: ByteSink,
     private readonly size: number,
@@ -49,12 +51,14 @@ class RawWriter implements ImageWriter {
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.order.check(offset, data.length);
     await this.sink.write(offset, data);
+    this.end = offset + data.length;
   }
   // Nothing to do: a raw file is zero where nothing was written (sparse where the platform can).
   async writeZeroes(): Promise<void> {}
   async finish(): Promise<void> {
     if (this.sink.truncate) await this.sink.truncate(this.size);
-    else if (this.size > 0) await this.sink.write(this.size - 1, new Uint8Array(1));
+    // A sink that cannot set its length (a pipe) gets the last byte only when no data reached it.
+    else if (this.end < this.size) await this.sink.write(this.size - 1, new Uint8Array(1));
   }
 }
 
