@@ -96,4 +96,32 @@ describe('zlib streams on the pool (VMDK stream grains, cloop blocks)', () => {
       await pool.close();
     }
   });
+  it("use Node's zlib when asked (the CLI's default), the wasm zlib otherwise (--reproducible: the page's bytes); qcow clusters stay on wasm", async () => {
+    const { createNodeDeflatePool } = await import('../cli/pool/pool.ts');
+    const { nodeCodecs } = await import('../cli/nodeCodecs.ts');
+    const { WasmDeflater } = await import('../src-core/codecs/zlib-wasm/loader.ts');
+    const { QCOW_DEFLATE } = await import('../src-core/codecs/types.ts');
+    const { readFileSync } = await import('node:fs');
+    const zlib = await import('node:zlib');
+    const wasm = await WasmDeflater.create(readFileSync('src-core/codecs/zlib-wasm/zlib.wasm'));
+    // Numbers as text: matches at many distances, where the two zlib builds choose differently.
+    const rand = prng(3);
+    const text = new TextEncoder().encode(Array.from({ length: 20000 }, () => `${rand() % 1000} `).join('')).subarray(0, 65536);
+    const nativeRaw = zlib.deflateRawSync(text, { level: 6 });
+    const out = new Uint8Array(65536);
+    const wasmRaw = out.slice(0, wasm.deflateRawInto(text, out, { level: 6, windowBits: 15, memLevel: 8 }));
+    expect(Buffer.from(nativeRaw).equals(wasmRaw)).toBe(false); // else this test could not tell them apart
+    for (const nativeStreams of [true, false]) {
+      const pool = createNodeDeflatePool(nodeCodecs, { engine: 'wasm', workers: 1, nativeStreams });
+      try {
+        const stream = await pool.zlibDeflate(text, 6);
+        // A zlib stream is a 2-byte header, the raw deflate, and the Adler-32.
+        expect(Buffer.from(stream.subarray(2, stream.length - 4)).equals(nativeStreams ? nativeRaw : wasmRaw)).toBe(true);
+        const cluster = await pool.deflateRaw(text, QCOW_DEFLATE);
+        expect(Buffer.from(cluster).equals(out.slice(0, wasm.deflateRawInto(text, out, QCOW_DEFLATE)))).toBe(true);
+      } finally {
+        await pool.close();
+      }
+    }
+  });
 });

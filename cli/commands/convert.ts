@@ -182,7 +182,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       target.name === 'cloop' ||
       !!packageKind ||
       (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
-    if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
+    if (opts.compress || alwaysCompressed)
+      pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs({ portable: !!opts.reproducible });
     const onProgress = jsonProgress(opts) ?? progress.callback();
     // -n without --target-is-zero: the target's old bytes must all be overwritten.
     const sparse = opts.noCreate && !opts.targetIsZero ? 0 : minSparse;

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { pooledCodecs, type DeflateBridge, type DeflateReply, type PooledCodecs } from '../../src-core/codecs/deflatePool.ts';
 import type { Codecs, DeflateParams } from '../../src-core/codecs/types.ts';
 import { compileWasmModule, type WasmModule } from '../../src-core/codecs/zlib-wasm/loader.ts';
-import type { DeflateEngine, PoolJob, PoolReply } from './protocol.ts';
+import type { DeflateEngine, PoolJob, PoolReply, WorkerSetup } from './protocol.ts';
 
 export type { DeflateEngine } from './protocol.ts';
 
@@ -29,9 +29,10 @@ class WorkerBridge implements DeflateBridge {
   private readonly pending = new Map<number, { resolve(r: DeflateReply[]): void; reject(e: unknown): void }>();
   private next = 0;
 
-  constructor(engine: DeflateEngine) {
+  constructor(engine: DeflateEngine, nativeStreams: boolean) {
+    const setup: WorkerSetup = { engine, wasm: engine === 'wasm' ? zlibWasmModule() : undefined, nativeStreams };
     this.worker = new Worker(WORKER_URL, {
-      workerData: { engine, wasm: engine === 'wasm' ? zlibWasmModule() : undefined },
+      workerData: setup,
       // A worker holds one job at a time; a small heap makes it collect its buffers promptly
       // (the CLI's peak memory counts every worker's heap).
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
@@ -79,11 +80,13 @@ export interface NodePoolOptions {
   workers?: number;
   /** Default 'wasm': stock zlib, byte-identical to qemu-img's clusters. */
   engine?: DeflateEngine;
+  /** zlib streams (stream VMDK, cloop) on Node's zlib (protocol.ts WorkerSetup). Default off. */
+  nativeStreams?: boolean;
 }
 
 /** A worker_threads pool behind the Codecs interface; `base` serves everything but deflateRaw. */
 export function createNodeDeflatePool(base: Codecs, opts: NodePoolOptions = {}): PooledCodecs {
   const n = Math.max(1, opts.workers ?? availableParallelism());
   const engine = opts.engine ?? 'wasm';
-  return pooledCodecs(() => Array.from({ length: n }, () => new WorkerBridge(engine)), base);
+  return pooledCodecs(() => Array.from({ length: n }, () => new WorkerBridge(engine, !!opts.nativeStreams)), base);
 }
