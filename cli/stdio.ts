@@ -9,13 +9,13 @@ import { RateLimitedSink } from './sinks.ts';
 import { StdoutSink, stdoutStream } from './stdoutSink.ts';
 
 /** What may go to a pipe, for the error that refuses the rest. */
-const FORWARD_ONLY = 'raw, qcow2, vmdk (subformat=streamOptimized or -c), vpc (subformat=fixed) and --target=gcp';
+const FORWARD_ONLY = 'raw, qcow2, vmdk (subformat=streamOptimized or -c), vpc (subformat=fixed), ova and --target=gcp';
 
 /**
  * Whether `target` with these options can be written front to back. raw, a fixed VHD (data then
  * footer), a streamOptimized VMDK (grains, tables and the directory after the data they map) and
  * the Google Cloud tarball are written in file order anyway; qcow2 has a writer of its own for
- * it (formats/qcow2/forwardWriter.ts). Every other layout writes its tables last, in front of
+ * it (formats/qcow2/forwardWriter.ts), and an OVA is written in two passes (pipeline/ova forwardPackage). Every other layout writes its tables last, in front of
  * the data, so it is refused before anything is read.
  */
 export function checkForwardOnly(target: FormatDriver, options: Record<string, string>, compress: boolean): void {
@@ -24,6 +24,7 @@ export function checkForwardOnly(target: FormatDriver, options: Record<string, s
     target.name === 'raw' ||
     target.name === 'qcow2' ||
     target.name === 'gcp-tar' ||
+    target.name === 'ova' ||
     (target.name === 'vmdk' && (sub === 'streamOptimized' || (sub === undefined && compress))) ||
     (target.name === 'vpc' && sub === 'fixed');
   if (ok) return;

@@ -111,6 +111,26 @@ describe('convert - - (stdin to stdout)', () => {
     expect(qemuCompare(RAW, t.file('gcp/disk.raw'), '-f', 'raw', '-F', 'raw')).toBe(0);
   }, 120_000);
 
+  it('-O ova to stdout (two disks, through | cat): descriptor, manifest and disks in tar order, digests right, disks equal', () => {
+    writeFileSync(t.file('small.raw'), Buffer.alloc(3 * MiB + 512, 0x5a));
+    const err = shOk('cat disk.raw | $DF convert -O ova -f raw - small.raw - | cat > vm.ova');
+    expect(err).toBe('');
+    const members = run('tar', ['-tf', t.file('vm.ova')])
+      .trim()
+      .split('\n');
+    expect(members).toEqual(['vm.ovf', 'vm.mf', 'vm-disk1.vmdk', 'vm-disk2.vmdk']);
+    mkdirSync(t.file('ova'));
+    run('tar', ['-xf', t.file('vm.ova'), '-C', t.file('ova')]);
+    // sha256sum checks every line of the manifest against the extracted members.
+    expect(spawnSync('sha256sum', ['-c', 'vm.mf'], { cwd: t.file('ova') }).status).toBe(0);
+    expect(qemuCheck('vmdk', t.file('ova/vm-disk1.vmdk'))).toBe(0);
+    expect(qemuCompare(RAW, t.file('ova/vm-disk1.vmdk'), '-f', 'raw', '-F', 'vmdk')).toBe(0);
+    expect(qemuCompare(t.file('small.raw'), t.file('ova/vm-disk2.vmdk'), '-f', 'raw', '-F', 'vmdk')).toBe(0);
+    // The descriptor carries the sizes the disks came out at.
+    const ovf = readFileSync(t.file('ova/vm.ovf'), 'utf8');
+    expect(ovf).toContain(`ovf:size="${statSync(t.file('ova/vm-disk2.vmdk')).size}"`);
+  }, 120_000);
+
   it('through a FIFO: compressed qcow2 from a file to stdout, read by cat on the other end', () => {
     shOk('mkfifo pipe.fifo && { cat pipe.fifo > fifo.qcow2 & $DF convert -c -O qcow2 disk.raw - > pipe.fifo; wait; }');
     expect(qemuCheck('qcow2', t.file('fifo.qcow2'))).toBe(0);
@@ -268,6 +288,8 @@ describe('refusals', () => {
     await expectOneLineFailure(['convert', '-O', 'vpc', RAW, '-'], /vpc \(subformat=dynamic\)|vpc cannot be written to "-"/);
     await expectOneLineFailure(['convert', '-O', 'vmdk', RAW, '-'], /vmdk cannot be written to "-"/);
     await expectOneLineFailure(['convert', '-O', 'vdi', RAW, '-'], /vdi cannot be written to "-"/);
+    // -O ovf writes several files side by side; -O ova goes (in two passes).
+    await expectOneLineFailure(['convert', '-O', 'ovf', RAW, '-'], /ovf cannot be written to "-"/);
   });
 
   it('-n, --verify, -b and an encrypted qcow2 to stdout are refused with one line', async () => {

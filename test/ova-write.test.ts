@@ -8,7 +8,8 @@ import { drivers } from '../src-core/formats/registry.ts';
 import { listTar } from '../src-core/formats/ova/tar.ts';
 import { openImage } from '../src-core/image/open.ts';
 import { convert } from '../src-core/pipeline/convert.ts';
-import { packageDriver, packageIdentity } from '../src-core/pipeline/ova/index.ts';
+import { forwardPackage, packageDriver, packageIdentity } from '../src-core/pipeline/ova/index.ts';
+import { NullSink } from '../src-core/io/nullSink.ts';
 import { MemberSink } from '../src-core/pipeline/ova/memberSink.ts';
 import { nodeCodecs } from '../cli/nodeCodecs.ts';
 import { cli, cliOk } from './helpers/cli.ts';
@@ -405,6 +406,38 @@ describe('the package writer in the core', () => {
     expect(back.format).toBe('ova');
     expect(Buffer.compare(Buffer.from(await back.read(0, SIZE_B)), disk)).toBe(0);
     await back.close();
+  });
+
+  it("in two passes for a stream: every write goes forward, the bytes equal the seekable writer's layout read back, and a source that changed is refused", async () => {
+    const disk = readFileSync(t.file('b.raw'));
+    const open = (bytes: Uint8Array) => openImage(new MemorySource(bytes, 'b.raw'), drivers, { format: 'raw', codecs: nodeCodecs });
+    /** A sink that, like a pipe, takes each byte once, in order. */
+    class ForwardSink extends MemorySink {
+      private end = 0;
+      override async write(offset: number, data: Uint8Array): Promise<void> {
+        if (offset !== this.end) throw new Error(`a backward or skipping write at ${offset} (end ${this.end})`);
+        this.end += data.length;
+        await super.write(offset, data);
+      }
+    }
+    const create = { options: { name: 'fw' }, codecs: nodeCodecs, filename: 'fw.ova' };
+    const f = forwardPackage(undefined, packageIdentity(1_700_000_000));
+    await convert({ source: await open(disk), target: f.plan, sink: new NullSink('fw.ova'), create });
+    const sink = new ForwardSink('fw.ova');
+    await convert({ source: await open(disk), target: f.write, sink, create });
+    const bytes = sink.bytes.slice();
+    expect((await listTar(new MemorySource(bytes, 'fw.ova'))).map((m) => m.name)).toEqual(['fw.ovf', 'fw.mf', 'fw-disk1.vmdk']);
+    const back = await openImage(new MemorySource(bytes, 'fw.ova'), drivers, { codecs: nodeCodecs });
+    expect(Buffer.compare(Buffer.from(await back.read(0, SIZE_B)), disk)).toBe(0);
+    await back.close();
+    // The second pass sees other bytes than the first: an error, never a manifest that lies.
+    const g = forwardPackage(undefined, packageIdentity(1_700_000_000));
+    await convert({ source: await open(disk), target: g.plan, sink: new NullSink('fw.ova'), create });
+    const changed = Buffer.from(disk);
+    changed[4096] = changed[4096]! ^ 0xff;
+    await expect(convert({ source: await open(changed), target: g.write, sink: new ForwardSink('fw.ova'), create })).rejects.toThrow(
+      /the source changed between the two passes/,
+    );
   });
 
   it('a member is hashed in one pass: a write out of order is refused, not hashed wrong', async () => {

@@ -4,7 +4,7 @@ import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BlockDevice, FormatDriver } from '../../src-core/image/types.ts';
 import { concatenatedDevice, sequenceDevice } from '../../src-core/image/sequence.ts';
-import { diskLayout, packageDriver, type PackageKind } from '../../src-core/pipeline/ova/index.ts';
+import { diskLayout, forwardPackage, packageDriver, type PackageKind } from '../../src-core/pipeline/ova/index.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { sourceFingerprint } from '../../src-core/pipeline/fingerprint.ts';
 import { runConversionJob } from '../../src-core/pipeline/job.ts';
@@ -118,7 +118,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
   // qcow2 to stdout reads the source twice (formats/qcow2/forwardWriter.ts), as --verify does:
   // a raw disk in a .gz/.xz is then unpacked rather than streamed. A stream VMDK on stdin is
   // read as it arrives only when the disk is read once, front to back (not --salvage's retries).
-  const twoPasses = toStdout && target.name === 'qcow2';
+  const twoPasses = toStdout && (target.name === 'qcow2' || target.name === 'ova');
   const common: CommonOpts = {
     ...opts,
     verify: opts.verify || twoPasses,
@@ -135,8 +135,10 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     throw e;
   }
   let device = parts.length === 1 ? parts[0]! : concatenatedDevice(parts);
+  let packageSizes: number[] | undefined;
   if (packageKind && parts.length > 1) {
     const sizes = parts.map((p) => p.virtualSize);
+    packageSizes = sizes;
     const { spans, end } = diskLayout(sizes);
     device = sequenceDevice(
       parts,
@@ -199,7 +201,8 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
     };
     // qcow2 to a pipe: a first pass learns where every cluster goes, the second writes the file
     // front to back (formats/qcow2/forwardWriter.ts); progress counts both passes as one.
-    const forward = twoPasses ? forwardQcow2() : undefined;
+    // An OVA to a pipe likewise: the first pass learns each disk's size and digest (pipeline/ova).
+    const forward = !twoPasses ? undefined : target.name === 'qcow2' ? forwardQcow2() : forwardPackage(packageSizes);
     if (forward) {
       await convert({
         source,

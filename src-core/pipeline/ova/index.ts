@@ -1,11 +1,11 @@
 import { baseName } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { findDriver } from '../../image/open.ts';
-import type { FormatDriver } from '../../image/types.ts';
+import type { FormatDriver, ReproducibleSeed } from '../../image/types.ts';
 import { packageIdentity, type PackageIdentity } from './identity.ts';
 import { checkDiskCount } from './ovf.ts';
 import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
-import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from './writer.ts';
+import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind, type PackagePlan } from './writer.ts';
 
 /**
  * `-O ova` and `-O ovf` (and `--target=esxi`): writer-only drivers convert() streams into, as the
@@ -16,7 +16,12 @@ import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from 
  * `diskLayout(sizes)` gives (`sequenceDevice`), and passes the same sizes here; each becomes
  * its own VMDK and its own <Disk> on the one controller.
  */
-export function packageDriver(kind: PackageKind, diskSizes?: number[], identity: PackageIdentity = packageIdentity()): FormatDriver {
+export function packageDriver(
+  kind: PackageKind,
+  diskSizes?: number[],
+  identity: PackageIdentity = packageIdentity(),
+  forward?: { plan?: () => PackagePlan | undefined; made?: (w: PackageWriter) => void; diskSeed?: ReproducibleSeed },
+): FormatDriver {
   return {
     name: kind,
     label:
@@ -37,7 +42,7 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
           `the disks of the package take ${end} bytes together, but ${opts.virtualSize} were given`,
           opts.filename,
         );
-      const main = baseName(opts.filename);
+      const main = opts.filename === '-' ? 'vm.ova' : baseName(opts.filename);
       const stem = main.includes('.') ? main.slice(0, main.lastIndexOf('.')) : main;
       const settings = vmSettings(opts.options, stem);
       checkDiskCount(settings, sizes.length, opts.filename);
@@ -50,11 +55,39 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
         settings,
         spans,
         identity,
+        plan: forward?.plan?.(),
+        diskSeed: forward?.diskSeed,
       });
+      forward?.made?.(w);
       if (!main.toLowerCase().endsWith(`.${kind}`))
         w.warnings.push(`${opts.filename} does not end in .${kind}; importers look for that extension`);
       return w;
     },
+  };
+}
+
+/**
+ * An OVA written front to back (to a pipe), in two passes as the front-to-back qcow2 is: `plan`
+ * runs the conversion into a sink that keeps nothing and learns each disk's size and digest;
+ * `write` then writes the descriptor and manifest first and every disk after its header. The
+ * stream VMDKs are compressed twice.
+ */
+export function forwardPackage(
+  diskSizes?: number[],
+  identity: PackageIdentity = packageIdentity(),
+): { plan: FormatDriver; write: FormatDriver } {
+  let first: PackageWriter | undefined;
+  // One random seed for the disks' ids in both passes (else each pass draws its own CIDs).
+  const diskSeed = { source: crypto.getRandomValues(new Uint8Array(32)) };
+  return {
+    plan: packageDriver('ova', diskSizes, identity, { made: (w) => (first = w), diskSeed }),
+    write: packageDriver('ova', diskSizes, identity, {
+      diskSeed,
+      plan: () => {
+        if (!first) throw new RangeError('OVA written in order: the planning pass has not run');
+        return first.planned;
+      },
+    }),
   };
 }
 

@@ -1,9 +1,9 @@
 import { baseName, type ByteSink, type FileResolver } from '../../io/bytes.ts';
-import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
+import { CorruptImageError, InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { utf8Encode } from '../../io/struct.ts';
 import type { Codecs } from '../../codecs/types.ts';
-import type { ImageWriter } from '../../image/types.ts';
+import type { ImageWriter, ReproducibleSeed } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 import { vmdkDriver } from '../../formats/vmdk/index.ts';
 import { tarArchiveEnd, tarHeader, tarPadded, TAR_BLOCK } from '../tarHeader.ts';
@@ -59,7 +59,8 @@ export function diskLayout(sizes: number[]): { spans: DiskSpan[]; end: number } 
 
 /** Member names from the output's name: x.ova → x.ovf, x.mf, x-disk1.vmdk … (tar names: printable ASCII). */
 export function packageNames(filename: string, kind: PackageKind, disks: number): { ovf: string; mf: string; disks: string[] } {
-  const main = baseName(filename);
+  // Standard output ("-") has no name to take the members' names from.
+  const main = filename === '-' ? 'vm.ova' : baseName(filename);
   const dot = main.lastIndexOf('.');
   let stem = dot > 0 ? main.slice(0, dot) : main;
   if (kind === 'ova') stem = stem.replace(/[^\x21-\x7e]/g, '_').slice(0, 80) || 'vm';
@@ -85,6 +86,16 @@ interface OpenDisk {
   populated: number;
 }
 
+/**
+ * What a first pass over the source learned about each disk's VMDK, so that a second pass can
+ * write the OVA strictly front to back (to a pipe): the descriptor and the manifest go first,
+ * each disk's tar header before its data. Stream VMDKs are deterministic, so the second pass
+ * makes the same bytes; a disk that comes out otherwise (the source changed) is an error.
+ */
+export interface PackagePlan {
+  disks: { fileSize: number; populatedSize: number; digest: string }[];
+}
+
 export interface PackageWriterOptions {
   kind: PackageKind;
   sink: ByteSink;
@@ -94,6 +105,13 @@ export interface PackageWriterOptions {
   settings: VmSettings;
   spans: DiskSpan[];
   identity: PackageIdentity;
+  /** -O ova to a stream: the first pass's findings; everything is then written in file order. */
+  plan?: PackagePlan;
+  /**
+   * Seeds the ids inside the disks (each VMDK's CID) instead of chance: both passes of a package
+   * written in order must make the same bytes.
+   */
+  diskSeed?: ReproducibleSeed;
 }
 
 export class PackageWriter implements ImageWriter {
@@ -123,7 +141,53 @@ export class PackageWriter implements ImageWriter {
     this.ovfSlot = tarPadded(utf8Encode(buildOvf(o.settings, widest, o.identity)).length);
     const hex = '0'.repeat(64);
     this.mfLength = [this.names.ovf, ...this.names.disks].reduce((n, name) => n + utf8Encode(manifestLine(name, hex)).length, 0);
-    this.pos = TAR_BLOCK + this.ovfSlot + TAR_BLOCK + tarPadded(this.mfLength);
+    // Front to back, the descriptor and manifest are written at their exact lengths first.
+    this.pos = o.plan ? 0 : TAR_BLOCK + this.ovfSlot + TAR_BLOCK + tarPadded(this.mfLength);
+    if (o.plan && (o.kind !== 'ova' || o.plan.disks.length !== spans.length))
+      throw new RangeError('a package plan is for an OVA with as many disks as the plan has');
+  }
+
+  /** What this pass found (each disk's size, populated bytes and digest), for a second pass to write in order. */
+  get planned(): PackagePlan {
+    return { disks: this.done.map((d) => ({ fileSize: d.fileSize, populatedSize: d.populatedSize, digest: d.digest })) };
+  }
+
+  /** The descriptor as it ends up: for a planned package known from the start. */
+  private descriptor(disks: OvfDisk[]): Uint8Array {
+    return utf8Encode(buildOvf(this.o.settings, disks, this.o.identity));
+  }
+
+  private manifest(ovf: Uint8Array, digests: string[]): Uint8Array {
+    return utf8Encode(manifestLine(this.names.ovf, sha256Hex(ovf)) + this.names.disks.map((n, i) => manifestLine(n, digests[i]!)).join(''));
+  }
+
+  /** One tar member, header and data padded to whole blocks, at the front of what is left. */
+  private async appendMember(name: string, data: Uint8Array): Promise<void> {
+    const block = new Uint8Array(TAR_BLOCK + tarPadded(data.length));
+    block.set(tarHeader(name, data.length, this.o.identity.mtime, 'ustar'));
+    block.set(data, TAR_BLOCK);
+    await this.o.sink.write(this.pos, block);
+    this.pos += block.length;
+  }
+
+  /** Planned: the descriptor and the manifest, written before the first disk. */
+  private async writeFront(): Promise<void> {
+    const plan = this.o.plan!;
+    const disks: OvfDisk[] = plan.disks.map((d, i) => ({
+      href: this.names.disks[i]!,
+      capacity: this.o.spans[i]!.size,
+      fileSize: d.fileSize,
+      populatedSize: d.populatedSize,
+    }));
+    const ovf = this.descriptor(disks);
+    await this.appendMember(this.names.ovf, ovf);
+    await this.appendMember(
+      this.names.mf,
+      this.manifest(
+        ovf,
+        plan.disks.map((d) => d.digest),
+      ),
+    );
   }
 
   private diskOptions(): Record<string, string> {
@@ -135,6 +199,11 @@ export class PackageWriter implements ImageWriter {
     const name = this.names.disks[index]!;
     let file: ByteSink | undefined;
     let member: MemberSink;
+    if (this.o.plan) {
+      // In file order: the header (its size known from the plan) before the disk's data.
+      if (index === 0) await this.writeFront();
+      await this.o.sink.write(this.pos, tarHeader(name, this.o.plan.disks[index]!.fileSize, this.o.identity.mtime, 'ustar'));
+    }
     if (this.o.kind === 'ova') member = new MemberSink(this.o.sink, this.pos + TAR_BLOCK, `${this.o.filename}/${name}`);
     else {
       if (!this.o.resolver?.create)
@@ -147,6 +216,7 @@ export class PackageWriter implements ImageWriter {
       options: this.diskOptions(),
       codecs: this.o.codecs,
       filename: name,
+      reproducible: this.o.diskSeed,
     });
     this.cur = { index, writer, member, file, headerAt: this.pos, populated: 0 };
   }
@@ -158,8 +228,12 @@ export class PackageWriter implements ImageWriter {
     await c.writer.finish();
     const size = c.member.size;
     const name = this.names.disks[c.index]!;
+    const digest = c.member.digestHex(); // once: taking it ends the hash
+    const planned = this.o.plan?.disks[c.index];
+    if (planned && (planned.fileSize !== size || planned.digest !== digest))
+      throw new CorruptImageError(name, 'the source changed between the two passes of a package written in order (a pipe)');
     if (this.o.kind === 'ova') {
-      await this.o.sink.write(c.headerAt, tarHeader(name, size, this.o.identity.mtime, 'ustar'));
+      if (!planned) await this.o.sink.write(c.headerAt, tarHeader(name, size, this.o.identity.mtime, 'ustar'));
       const end = c.headerAt + TAR_BLOCK + size;
       const padded = c.headerAt + TAR_BLOCK + tarPadded(size);
       if (padded > end) await this.o.sink.write(end, new Uint8Array(padded - end));
@@ -170,7 +244,7 @@ export class PackageWriter implements ImageWriter {
       fileSize: size,
       capacity: this.o.spans[c.index]!.size,
       populatedSize: c.populated,
-      digest: c.member.digestHex(),
+      digest,
     });
   }
 
@@ -203,6 +277,12 @@ export class PackageWriter implements ImageWriter {
   async finish(): Promise<void> {
     await this.enter(this.o.spans.length - 1);
     await this.closeCurrent();
+    if (this.o.plan) {
+      // Front to back: only the archive's end is left.
+      const end = tarArchiveEnd(this.pos);
+      await this.o.sink.write(this.pos, new Uint8Array(end - this.pos));
+      return;
+    }
     const ovfText = buildOvf(this.o.settings, this.done, this.o.identity);
     let ovf = utf8Encode(ovfText);
     if (this.o.kind === 'ova') {
@@ -210,7 +290,10 @@ export class PackageWriter implements ImageWriter {
       const pad = this.ovfSlot - ovf.length;
       ovf = utf8Encode(pad ? ovfText + ' '.repeat(pad - 1) + '\n' : ovfText);
     }
-    const mf = utf8Encode(manifestLine(this.names.ovf, sha256Hex(ovf)) + this.done.map((d) => manifestLine(d.href, d.digest)).join(''));
+    const mf = this.manifest(
+      ovf,
+      this.done.map((d) => d.digest),
+    );
     if (this.o.kind === 'ovf') {
       await this.o.sink.write(0, ovf);
       if (this.o.sink.truncate) await this.o.sink.truncate(ovf.length);
