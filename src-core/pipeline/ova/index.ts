@@ -2,7 +2,7 @@ import { baseName } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { findDriver } from '../../image/open.ts';
 import type { FormatDriver } from '../../image/types.ts';
-import { packageIdentity, type PackageIdentity } from './identity.ts';
+import { packageIdentityFor, type PackageIdentity } from './identity.ts';
 import { checkDiskCount } from './ovf.ts';
 import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
 import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from './writer.ts';
@@ -16,7 +16,11 @@ import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from 
  * `diskLayout(sizes)` gives (`sequenceDevice`), and passes the same sizes here; each becomes
  * its own VMDK and its own <Disk> on the one controller.
  */
-export function packageDriver(kind: PackageKind, diskSizes?: number[], identity: PackageIdentity = packageIdentity()): FormatDriver {
+/**
+ * `identity` pins the package's times and ids (tests); by default they come from the creation
+ * options when the package is created: now and random, or fixed with `--reproducible`.
+ */
+export function packageDriver(kind: PackageKind, diskSizes?: number[], identity?: PackageIdentity): FormatDriver {
   return {
     name: kind,
     label:
@@ -49,7 +53,7 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
         codecs: opts.codecs,
         settings,
         spans,
-        identity,
+        identity: identity ?? packageIdentityFor(opts, kind),
       });
       if (!main.toLowerCase().endsWith(`.${kind}`))
         w.warnings.push(`${opts.filename} does not end in .${kind}; importers look for that extension`);
@@ -59,7 +63,7 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity:
 }
 
 export { diskLayout, DISK_ALIGN, type PackageKind } from './writer.ts';
-export { packageIdentity, type PackageIdentity } from './identity.ts';
+export { packageIdentity, packageIdentityFor, type PackageIdentity } from './identity.ts';
 
 /**
  * The writer for a format name on the page: `ova` is the package writer (the registry's `ova`

@@ -147,6 +147,7 @@ export class PackageWriter implements ImageWriter {
       options: this.diskOptions(),
       codecs: this.o.codecs,
       filename: name,
+      reproducible: this.o.identity.diskSeed(index + 1),
     });
     this.cur = { index, writer, member, file, headerAt: this.pos, populated: 0 };
   }
