@@ -5,6 +5,7 @@ import type { FormatDriver } from '../../image/types.ts';
 import { packageIdentityFor, type PackageIdentity } from './identity.ts';
 import { checkDiskCount } from './ovf.ts';
 import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
+import { compressionStreamGzip, gcpTarDriver } from '../gcpTar.ts';
 import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind } from './writer.ts';
 
 /**
@@ -65,11 +66,17 @@ export function packageDriver(kind: PackageKind, diskSizes?: number[], identity?
 export { diskLayout, DISK_ALIGN, type PackageKind } from './writer.ts';
 export { packageIdentity, packageIdentityFor, type PackageIdentity } from './identity.ts';
 
+/** Writers the page offers that the registry (readers and writers of disk formats) does not hold. */
+export const PAGE_ONLY_WRITERS: readonly string[] = ['gcp-tar'];
+
 /**
  * The writer for a format name on the page: `ova` is the package writer (the registry's `ova`
- * driver only reads); everything else is the registry's driver. (`ovf` writes several files and
+ * driver only reads), `gcp-tar` the Google Cloud tarball through the platform's
+ * CompressionStream; everything else is the registry's driver. (`ovf` writes several files and
  * several disks need several sources: both are the CLI's.)
  */
 export function pageWriterFor(name: string, registry: readonly FormatDriver[]): FormatDriver {
-  return name === 'ova' ? packageDriver('ova') : findDriver(registry, name);
+  if (name === 'ova') return packageDriver('ova');
+  if (name === 'gcp-tar') return gcpTarDriver(compressionStreamGzip);
+  return findDriver(registry, name);
 }
