@@ -38,7 +38,17 @@ test.describe('every destination: the page writes what the CLI writes', () => {
       qemuImg('create', '-q', '-f', 'qcow2', src, String(SIZE));
       // Patterned data at the start (partition-table sector included), the middle and across the end.
       fillPattern(src, 'qcow2', 0, 3 * MiB, 256 * 1024, 6);
-      spawnSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x55 510 1`, '-c', `write -P 0xaa 511 1`, '-c', `write -P 0x77 ${SIZE - 64 * 1024} 65536`, src]);
+      spawnSync('qemu-io', [
+        '-f',
+        'qcow2',
+        '-c',
+        `write -P 0x55 510 1`,
+        '-c',
+        `write -P 0xaa 511 1`,
+        '-c',
+        `write -P 0x77 ${SIZE - 64 * 1024} 65536`,
+        src,
+      ]);
 
       const pageDir = work.file('page');
       const cliDir = work.file('cli');

@@ -6,7 +6,7 @@ import { pickOutputFile, sameFileAsSource } from '../adapters/pickOutput.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
 import { optionApplies } from './formats.ts';
 import { suggestOutputName } from './outputName.ts';
-import { presetById, PRESETS } from './presets.ts';
+import { PRESETS, sizingPreset } from './presets.ts';
 import { initialTarget, selectedImage, useApp, type TargetChoice } from './store.ts';
 
 const set = useApp.setState;
@@ -227,6 +227,7 @@ export function applyPreset(id: string): void {
       options,
       compress: p.compress,
       preset: id,
+      destination: p.destination,
       snapshot: t.snapshot,
       verify: t.verify,
       reproducible: t.reproducible,
@@ -293,7 +294,7 @@ export function currentPlan(): ConvertPlan | undefined {
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,
     reproducible: s.target.reproducible || undefined,
     // The preset's destination: its size rule applies in the worker, as --target=NAME applies it.
-    destination: presetById(s.target.preset)?.destination,
+    destination: sizingPreset(s.target)?.destination,
     outputName: suggestOutputName(
       sourceName,
       fmt.extensions[0] ?? fmt.name,
@@ -386,6 +387,7 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
       sourceBytes: selectedImage(get())?.filesBytes,
       format: plan.target,
       preset: get().target.preset,
+      destination: get().target.destination,
     },
   });
   let shownAt = 0;

@@ -38,11 +38,9 @@ export function plannedSize(preset: Preset | undefined, sourceSize: number): Siz
   const exact = sourceSize % (64 * 1024) ? ` (${sourceSize} bytes)` : '';
   return {
     size,
-    rounded: `rounded up from ${humanSize(sourceSize)}${exact} to ${humanSize(size)}, because ${lowerFirst(target.size!.why)}; the added space is zeros and the guest’s data is unchanged`,
+    rounded: `rounded up from ${humanSize(sourceSize)}${exact} to ${humanSize(size)} (${preset.title} wants a whole number of ${humanSize(target.size!.multiple).replace(/^1 /, '')}); the added space is zeros, the guest’s data is unchanged`,
   };
 }
-
-const lowerFirst = (s: string) => (/^[A-Z][a-z]/.test(s) && !/^(Azure|Google)/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s);
 
 /** Subformats as the rules name them (pipeline/lint/facts.ts), for what each writer makes by default. */
 function plannedSubformat(format: string, options: Readonly<Record<string, string>>): string | undefined {

@@ -95,3 +95,17 @@ export const PRESETS: readonly Preset[] = [
 export function presetById(id: string | undefined): Preset | undefined {
   return PRESETS.find((p) => p.id === id);
 }
+
+/** The destination the user picked (it stays while they change the format or options: the pre-flight check judges the change). */
+export function destinationOf(choice: { destination?: string }): Preset | undefined {
+  return choice.destination ? PRESETS.find((p) => p.destination === choice.destination) : undefined;
+}
+
+/**
+ * The destination whose size rule applies to the choice: only while the choice still writes the
+ * destination's format (as `--target=NAME` with extra -o pairs); another format is the user's own.
+ */
+export function sizingPreset(choice: { destination?: string; format: string }): Preset | undefined {
+  const p = destinationOf(choice);
+  return p && p.target === choice.format ? p : undefined;
+}

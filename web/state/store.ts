@@ -15,6 +15,8 @@ export interface Job {
   /** The target format and preset the job was started with (for the result's next steps). */
   format?: string;
   preset?: string;
+  /** The destination the result is checked against (pre-flight on the saved file). */
+  destination?: string;
   /** The output is a download (OPFS path) rather than a file the user picked. */
   viaDownload?: boolean;
   /** The pre-flight check of the finished file: its facts once read back, or why they could not be. */
@@ -33,6 +35,8 @@ export interface TargetChoice {
   /** convert --reproducible: ids from the source and the settings, fixed times (the CLI's bytes). */
   reproducible: boolean;
   preset?: string;
+  /** The destination of the last preset picked (the table's name): the pre-flight check's, kept through changes to the form. */
+  destination?: string;
 }
 
 /** The output size for the current choice, worked out in the background. */

@@ -1,7 +1,7 @@
 import { useEffect, useRef } from 'react';
 import { cancelConvert, convertAgain } from '../../state/actions.ts';
 import { nextSteps } from '../../state/nextSteps.ts';
-import { presetById } from '../../state/presets.ts';
+import { destinationOf } from '../../state/presets.ts';
 import { FileName } from '../FileName/index.tsx';
 import { LintSummary, lintWithClashes } from '../Preflight/index.tsx';
 import { useApp } from '../../state/store.ts';
@@ -204,7 +204,7 @@ function NextSteps({ preset, format, file }: { preset?: string; format: string; 
 function OutputCheck() {
   const job = useApp((s) => s.job);
   const converted = useApp((s) => s.converted);
-  const preset = presetById(job.preset);
+  const preset = destinationOf(job);
   const destination = preset?.destination;
   const f = job.outputFacts;
   if (!destination || !f) return null;

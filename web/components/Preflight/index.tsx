@@ -27,11 +27,11 @@ export function LintSummary(props: {
         <span className={`lint__badge lint__badge--${status}`} aria-hidden="true">
           {status === 'pass' ? '✓' : status === 'warn' ? '!' : '✕'}
         </span>
-        <span className="lint__title">
-          {props.title} pre-flight <span className="muted">({props.subject})</span>
-        </span>
-        <span className="lint__counts" data-testid={`${props.testId}-counts`}>
-          {parts.join(' · ')}
+        <span className="lint__head">
+          <span className="lint__title">{props.title} pre-flight</span> <span className="lint__subject muted">{props.subject}</span>
+          <span className="lint__counts" data-testid={`${props.testId}-counts`}>
+            {parts.join(' · ')}
+          </span>
         </span>
       </summary>
       <ul className="lint__rules" id={listId}>

@@ -15,7 +15,7 @@ import {
 } from '../../state/actions.ts';
 import { formatTitle, optionApplies, orderFormats, titleWithCliName } from '../../state/formats.ts';
 import { dropClash, plannedFacts, plannedSize } from '../../state/preflight.ts';
-import { MiB, presetById, PRESETS } from '../../state/presets.ts';
+import { destinationOf, MiB, PRESETS, sizingPreset } from '../../state/presets.ts';
 import { LintSummary, lintWithClashes } from '../Preflight/index.tsx';
 import { useApp } from '../../state/store.ts';
 import { bytesExact, duration, humanSize } from '../../units.ts';
@@ -42,8 +42,9 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const writable = (name: string) => formats.some((f) => f.name === name && f.canWrite);
   const specs = (fmt?.createOptions ?? []).filter((o) => !HIDDEN_OPTIONS.has(o.name) && optionApplies(o.name, target.options));
   // A preset's destination rounds the size itself (and says so); a fixed VHD chosen by hand only warns.
-  const sizePlan = plannedSize(preset, image.virtualSize);
-  const wantsWholeMiB = !preset?.destination && target.format === 'vpc' && target.options.subformat === 'fixed';
+  const sizing = sizingPreset(target);
+  const sizePlan = plannedSize(sizing, image.virtualSize);
+  const wantsWholeMiB = !sizing && target.format === 'vpc' && target.options.subformat === 'fixed';
   const notWholeMiB = image.virtualSize % MiB !== 0;
   // qcow2 encrypts when asked to; the luks format always does.
   const encrypting = Boolean(target.options['encrypt.format']) || target.format === 'luks';
@@ -92,7 +93,7 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           )}
           {sizePlan.error && (
             <p className="notice notice--warn" data-testid="size-refused">
-              {preset?.title} cannot take this disk: {sizePlan.error}.
+              {sizing?.title} cannot take this disk: {sizePlan.error}.
             </p>
           )}
         </div>
@@ -370,7 +371,7 @@ function EstimateLine({ sourceBytes, dataBytes }: { sourceBytes: number; dataByt
 function PlannedCheck({ image, size }: { image: ImageSummary; size: number }) {
   const target = useApp((s) => s.target);
   const images = useApp((s) => s.inspection?.images ?? []);
-  const preset = presetById(target.preset);
+  const preset = destinationOf(target);
   const destination = preset?.destination;
   if (!destination) {
     return (
@@ -390,7 +391,7 @@ function PlannedCheck({ image, size }: { image: ImageSummary; size: number }) {
   const planned = plannedFacts(image.facts, target, size, name);
   const others = images
     .filter((i) => i.path !== image.path && i.facts)
-    .map((i) => plannedFacts(i.facts!, target, plannedSize(preset, i.virtualSize).size, i.path));
+    .map((i) => plannedFacts(i.facts!, target, plannedSize(sizingPreset(target), i.virtualSize).size, i.path));
   const results = lintWithClashes(destination, planned, []);
   const clash = dropClash(
     destination,
