@@ -5,8 +5,9 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { TARGETS } from '../src-core/pipeline/targets.ts';
 import { PRESETS } from '../web/state/presets.ts';
-import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { expectPreview } from './helpers.ts';
+import type { Page } from '@playwright/test';
+import { test, expect, qemuImg, qemuIo, fillPattern } from './fixtures.ts';
+import { expectPreview, exportOpfsFile } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 /** Not a whole MiB, so the Azure preset rounds (21 MiB), and above Azure's 20 MiB minimum. */
@@ -19,6 +20,27 @@ function diskferry(...args: string[]): void {
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A qcow2 of SIZE with patterned data at the start (an MBR signature too), the middle and the last 64 KiB. */
+function parityDisk(src: string): string {
+  qemuImg('create', '-q', '-f', 'qcow2', src, String(SIZE));
+  fillPattern(src, 'qcow2', 0, 3 * MiB, 256 * 1024, 6);
+  qemuIo('-f', 'qcow2', '-c', 'write -P 0x55 510 1', '-c', 'write -P 0xaa 511 1', '-c', `write -P 0x77 ${SIZE - 64 * 1024} 65536`, src);
+  return src;
+}
+
+/** Drops the disk, picks the destination's preset, ticks Reproducible output and converts. */
+async function convertOnPage(page: Page, src: string, name: string): Promise<void> {
+  await page.goto('/');
+  await page.getByTestId('drop-zone').drop({ files: [src] });
+  await expectPreview(page, 'qcow2', SIZE);
+  const preset = PRESETS.find((p) => p.destination === name)!;
+  await page.getByRole('button', { name: new RegExp(`^${preset.title.replace(/[/()]/g, '\\$&')}$`) }).click();
+  await page.locator('.target__advanced > summary').click();
+  await page.getByTestId('reproducible').check();
+  await page.getByTestId('convert').click();
+  await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 150_000 });
+}
 
 /**
  * Every destination of the table, on the page with Reproducible output on, saves the same bytes
@@ -34,21 +56,7 @@ test.describe('every destination: the page writes what the CLI writes', () => {
 
   for (const { name } of TARGETS) {
     test(`--target=${name}`, async ({ page, work }) => {
-      const src = work.file('parity.qcow2');
-      qemuImg('create', '-q', '-f', 'qcow2', src, String(SIZE));
-      // Patterned data at the start (partition-table sector included), the middle and across the end.
-      fillPattern(src, 'qcow2', 0, 3 * MiB, 256 * 1024, 6);
-      spawnSync('qemu-io', [
-        '-f',
-        'qcow2',
-        '-c',
-        `write -P 0x55 510 1`,
-        '-c',
-        `write -P 0xaa 511 1`,
-        '-c',
-        `write -P 0x77 ${SIZE - 64 * 1024} 65536`,
-        src,
-      ]);
+      const src = parityDisk(work.file('parity.qcow2'));
 
       const pageDir = work.file('page');
       const cliDir = work.file('cli');
@@ -57,15 +65,7 @@ test.describe('every destination: the page writes what the CLI writes', () => {
       const saved: Promise<string>[] = [];
       page.on('download', (d) => saved.push(d.saveAs(path.join(pageDir, d.suggestedFilename())).then(() => d.suggestedFilename())));
 
-      await page.goto('/');
-      await page.getByTestId('drop-zone').drop({ files: [src] });
-      await expectPreview(page, 'qcow2', SIZE);
-      const preset = PRESETS.find((p) => p.destination === name)!;
-      await page.getByRole('button', { name: new RegExp(`^${preset.title.replace(/[/()]/g, '\\$&')}$`) }).click();
-      await page.locator('.target__advanced > summary').click();
-      await page.getByTestId('reproducible').check();
-      await page.getByTestId('convert').click();
-      await expect(page.getByTestId('result').or(page.getByTestId('error'))).toBeVisible({ timeout: 150_000 });
+      await convertOnPage(page, src, name);
       const errors = await page.getByTestId('error').allInnerTexts();
       expect(errors, errors.join('\n')).toEqual([]);
       const companions = name === 'esxi-datastore' ? 2 : 1;
@@ -93,6 +93,33 @@ test.describe('every destination: the page writes what the CLI writes', () => {
           expect(sha256(gunzipSync(ours)), n).toBe(sha256(gunzipSync(theirs)));
         } else expect(sha256(ours), n).toBe(sha256(theirs));
       }
+    });
+  }
+});
+
+/**
+ * The picker route (Chromium's save dialog; stubbed to an OPFS file named "picked-" + the
+ * suggested name): the package writers' positioned writes and the tarball's sequential ones land
+ * in the user's file as the CLI writes them.
+ */
+test.describe('picker route: the page writes what the CLI writes', () => {
+  test.use({ saveMode: 'picker' });
+
+  for (const name of ['esxi', 'gcp', 'proxmox']) {
+    test(`--target=${name}`, async ({ page, work }) => {
+      const src = parityDisk(work.file('parity.qcow2'));
+      await convertOnPage(page, src, name);
+      const errors = await page.getByTestId('error').allInnerTexts();
+      expect(errors, errors.join('\n')).toEqual([]);
+      const saved = await page.getByTestId('result').locator('code').first().innerText();
+      expect(saved).toMatch(/^picked-parity\./);
+      const ours = work.file(`page-${saved}`);
+      await exportOpfsFile(page, saved, ours);
+      mkdirSync(work.file('cli'));
+      const theirs = path.join(work.file('cli'), saved);
+      diskferry('convert', '-q', '--reproducible', `--target=${name}`, src, theirs);
+      if (name === 'gcp') expect(sha256(gunzipSync(readFileSync(ours)))).toBe(sha256(gunzipSync(readFileSync(theirs))));
+      else expect(sha256(readFileSync(ours))).toBe(sha256(readFileSync(theirs)));
     });
   }
 });
