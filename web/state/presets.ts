@@ -18,8 +18,6 @@ export interface Preset {
   compress: boolean;
   /** The table's entry: its size rule applies and its importer's rules are the pre-flight check. */
   destination?: TargetName;
-  /** Azure accepts only fixed VHDs whose virtual size is a whole number of MiB. */
-  needsWholeMiB?: boolean;
 }
 
 /** The page's names and one-line explanations; everything else comes from the table. */
@@ -61,7 +59,6 @@ function fromTable(t: Target): Preset {
     target: t.format,
     options: { ...t.defaults, ...t.options },
     compress: t.compress,
-    ...(t.size?.multiple === MiB && { needsWholeMiB: true }),
   };
 }
 

@@ -207,7 +207,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       {wantsWholeMiB && notWholeMiB && (
         <p className="notice notice--warn">
           Azure needs a virtual size that is a whole number of MiB; this disk is {bytesExact(image.virtualSize)} bytes (
-          {bytesExact(image.virtualSize % MiB)} bytes over). Resize the source to a whole MiB first, or Azure will refuse the upload.
+          {bytesExact(image.virtualSize % MiB)} bytes over). The Azure preset rounds it up for you (the added space is zeros); as it stands,
+          Azure will refuse the upload.
         </p>
       )}
 
