@@ -146,41 +146,39 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         )}
       </div>
 
-      {
-        <details className="target__advanced">
-          <summary>
-            Advanced {fmt ? titleWithCliName(formats, fmt.name) : ''} options
-            {target.reproducible && <span className="muted"> — reproducible</span>}
-            {Object.keys(target.options).length > 0 && (
-              <span className="muted">
-                {' '}
-                —{' '}
-                {Object.entries(target.options)
-                  .filter(([k]) => !HIDDEN_OPTIONS.has(k))
-                  .map(([k, v]) => `${k}=${v}`)
-                  .join(', ')}
-              </span>
-            )}
-          </summary>
-          <CheckField
-            testId="reproducible"
-            checked={target.reproducible}
-            disabled={busy}
-            onChange={(reproducible) => updateTarget({ reproducible })}
-          >
-            Reproducible output{' '}
+      <details className="target__advanced">
+        <summary>
+          Advanced {fmt ? titleWithCliName(formats, fmt.name) : ''} options
+          {target.reproducible && <span className="muted"> — reproducible</span>}
+          {Object.keys(target.options).length > 0 && (
             <span className="muted">
-              (ids from the disk’s contents and these settings, fixed times: the same input gives the same bytes;{' '}
-              <code className="nowrap">diskferry convert --reproducible</code>)
+              {' '}
+              —{' '}
+              {Object.entries(target.options)
+                .filter(([k]) => !HIDDEN_OPTIONS.has(k))
+                .map(([k, v]) => `${k}=${v}`)
+                .join(', ')}
             </span>
-          </CheckField>
-          <div className="target__options">
-            {specs.map((spec) => (
-              <OptionField key={spec.name} spec={spec} value={target.options[spec.name]} disabled={busy} />
-            ))}
-          </div>
-        </details>
-      }
+          )}
+        </summary>
+        <CheckField
+          testId="reproducible"
+          checked={target.reproducible}
+          disabled={busy}
+          onChange={(reproducible) => updateTarget({ reproducible })}
+        >
+          Reproducible output{' '}
+          <span className="muted">
+            (ids from the disk’s contents and these settings, fixed times: the same input gives the same bytes;{' '}
+            <code className="nowrap">diskferry convert --reproducible</code>)
+          </span>
+        </CheckField>
+        <div className="target__options">
+          {specs.map((spec) => (
+            <OptionField key={spec.name} spec={spec} value={target.options[spec.name]} disabled={busy} />
+          ))}
+        </div>
+      </details>
       {encrypting && (
         <label className="field">
           <span>Encryption password</span>
