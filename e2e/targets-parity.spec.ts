@@ -83,6 +83,7 @@ test.describe('every destination: the page writes what the CLI writes', () => {
         expect(readFileSync(path.join(pageDir, main)).length).toBe(21 * MiB + 512);
       }
       if (name === 'gcp') expect(gunzipSync(readFileSync(path.join(pageDir, main))).length).toBeGreaterThan(1024 * MiB);
+      if (name === 'gcp') await expect(page.getByTestId('next-steps')).toContainText('gcloud compute images create');
 
       for (const n of names) {
         const ours = readFileSync(path.join(pageDir, n));
