@@ -1,32 +1,10 @@
-import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Page } from '@playwright/test';
 import { test, expect, qemuImg, fillPattern } from './fixtures.ts';
-import { expectPreview, screenshot, startConversion } from './helpers.ts';
+import { expectPreview, screenshot, seriousViolations, startConversion } from './helpers.ts';
 
 const MiB = 1024 * 1024;
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** axe-core's critical and serious findings on the page as it stands, one line each. */
-async function seriousViolations(page: Page): Promise<string[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
-  const violations = await page.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe.run();
-    return r.violations;
-  });
-  return violations
-    .filter((v) => v.impact === 'critical' || v.impact === 'serious')
-    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-}
-
 /** Every state must pass axe and fit the width (no sideways scrolling). */
 async function checkState(page: Page, name: string, width: number): Promise<void> {
   await screenshot(page, `a11y-${width}-${name}`);

@@ -18,7 +18,7 @@ test('the start page explains itself and lists every format by its CLI name', as
   await screenshot(page, 'start');
 });
 
-test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and AWS', async ({ page, work }) => {
+test('presets set the target for Proxmox, Azure (rounding to a whole MiB, and saying so) and AWS', async ({ page, work }) => {
   const src = work.file('odd.qcow2');
   const size = 40 * MiB + 3 * 512;
   qemuImg('create', '-q', '-f', 'qcow2', src, String(size));
@@ -38,8 +38,10 @@ test('presets set the target for Proxmox, Azure (with the whole-MiB warning) and
   await page.getByRole('button', { name: /^Azure/ }).click();
   await expect(select).toHaveValue('vpc');
   await expect(page.getByTestId('compress')).not.toBeChecked();
-  await expect(page.getByText(/whole number of MiB; this disk is/)).toBeVisible();
-  await screenshot(page, 'preset-azure-warning');
+  // The preset applies Azure's size rule instead of warning about it, and says what it rounded.
+  await expect(page.getByTestId('size-rounded')).toContainText(`rounded up from 40 MiB (${size} bytes) to 41 MiB`);
+  await expect(page.getByTestId('size-rounded')).toContainText('the added space is zeros');
+  await screenshot(page, 'preset-azure-rounded');
 
   await page.getByRole('button', { name: /^AWS import/ }).click();
   await expect(select).toHaveValue('vmdk');

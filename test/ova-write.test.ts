@@ -421,7 +421,7 @@ describe('the package writer in the core', () => {
       }
     }
     const create = { options: { name: 'fw' }, codecs: nodeCodecs, filename: 'fw.ova' };
-    const f = forwardPackage(undefined, packageIdentity(1_700_000_000));
+    const f = forwardPackage();
     await convert({ source: await open(disk), target: f.plan, sink: new NullSink('fw.ova'), create });
     const sink = new ForwardSink('fw.ova');
     await convert({ source: await open(disk), target: f.write, sink, create });
@@ -431,7 +431,7 @@ describe('the package writer in the core', () => {
     expect(Buffer.compare(Buffer.from(await back.read(0, SIZE_B)), disk)).toBe(0);
     await back.close();
     // The second pass sees other bytes than the first: an error, never a manifest that lies.
-    const g = forwardPackage(undefined, packageIdentity(1_700_000_000));
+    const g = forwardPackage();
     await convert({ source: await open(disk), target: g.plan, sink: new NullSink('fw.ova'), create });
     const changed = Buffer.from(disk);
     changed[4096] = changed[4096]! ^ 0xff;

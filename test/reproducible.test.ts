@@ -98,6 +98,40 @@ describe('convert --reproducible', () => {
     expect(parseInt(tar.replace(/\0/g, '').trim(), 8)).toBe(Date.UTC(2000, 0, 1) / 1000);
   });
 
+  it('-O ova: two runs give the same package; the disk inside is the source (tar member times 2000-01-01)', async () => {
+    const a = await convertTo('ova', ['--reproducible']);
+    const b = await convertTo('ova', ['--reproducible']);
+    expect(sameFiles(a.files, b.files)).toBe(true);
+    const ova = path.join(a.dir, 'disk.ova');
+    // GNU tar lists each member's time; every one is the fixed time.
+    const listing = run('tar', ['--utc', '-tvf', ova]);
+    expect(listing.trim().split('\n')).toHaveLength(3);
+    for (const line of listing.trim().split('\n')) expect(line).toContain('2000-01-01 00:00');
+    const x = t.file('ova-x');
+    mkdirSync(x);
+    run('tar', ['-xf', ova, '-C', x]);
+    expect(qemuCompare(src, path.join(x, 'disk-disk1.vmdk'))).toBe(0);
+    // Without the flag, the disk's CID is random: two runs differ.
+    const c = await convertTo('ova', []);
+    const d = await convertTo('ova', []);
+    expect(sameFiles(c.files, d.files)).toBe(false);
+  });
+
+  it('-O ova with two disks: reproducible, and the disks do not share a CID', async () => {
+    const twice = async () => {
+      const dir = t.file(`run${n++}`);
+      mkdirSync(dir);
+      await cliOk('convert', '-q', '--reproducible', '-O', 'ova', src, src, path.join(dir, 'vm.ova'));
+      return { dir, bytes: readFileSync(path.join(dir, 'vm.ova')) };
+    };
+    const a = await twice();
+    const b = await twice();
+    expect(a.bytes.equals(b.bytes)).toBe(true);
+    const cids = [...a.bytes.toString('latin1').matchAll(/\nCID=([0-9a-f]{8})/g)].map((m) => m[1]);
+    expect(cids).toHaveLength(2);
+    expect(cids[0]).not.toBe(cids[1]);
+  });
+
   it('refuses LUKS (its salts and keys must be secret), in one line', async () => {
     await expectOneLineFailure(
       ['convert', '--reproducible', '--object', 'secret,id=s,data=pw', '-O', 'luks', '-o', 'key-secret=s', src, t.file('x.luks')],

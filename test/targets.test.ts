@@ -46,7 +46,7 @@ describe('the destinations table', () => {
   });
 
   it('the page presets take format, options and -c from it', () => {
-    for (const id of ['proxmox', 'aws', 'azure', 'hyperv', 'virtualbox'] as const) {
+    for (const id of ['proxmox', 'aws', 'azure', 'hyperv', 'virtualbox', 'openstack', 'xcp-ng'] as const) {
       const p = PRESETS.find((x) => x.id === id)!;
       const d = findTarget(id);
       expect({ target: p.target, options: p.options, compress: p.compress }).toEqual({
@@ -64,8 +64,12 @@ describe('the destinations table', () => {
       options: { subformat: 'vmfs', adapter_type: 'lsilogic' },
       compress: false,
     });
-    expect(PRESETS.find((p) => p.id === 'azure')!.needsWholeMiB).toBe(true);
-    expect(PRESETS.filter((p) => p.needsWholeMiB).map((p) => p.id)).toEqual(['azure']);
+    // Google Cloud: the tarball, written on the page as a format of its own (through CompressionStream).
+    expect(PRESETS.find((p) => p.id === 'gcp')).toMatchObject({ target: 'gcp-tar', options: {}, compress: false, destination: 'gcp' });
+    // One preset for every destination, named by it (the pre-flight panel and the size rule find the table's entry).
+    for (const x of TARGETS) expect(PRESETS.find((p) => p.destination === x.name)?.id, x.name).toBe(x.name);
+    // The size rules travel with the destination (web/state/preflight.ts applies them, test/preflight.test.ts).
+    expect(PRESETS.filter((p) => p.destination && findTarget(p.destination).size).map((p) => p.id)).toEqual(['azure', 'gcp']);
   });
 
   it('explicit settings that contradict it are errors naming both; agreeing ones and extra -o pass', () => {

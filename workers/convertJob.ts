@@ -13,6 +13,7 @@ import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { WorkerOutputPlace } from './io/outputPlace.ts';
 import type { ConvertOutcome, ConvertPlan, ConvertRequest, Estimate, PlanCheck, ProgressReport } from './protocol.ts';
 import { sourceFingerprint } from '../src-core/pipeline/fingerprint.ts';
+import { findTarget, targetVirtualSize } from '../src-core/pipeline/targets.ts';
 
 /** The secret id an encrypted output's password is stored under (qemu-img's --object secret,id=…). */
 const OUTPUT_SECRET = 'sec0';
@@ -26,6 +27,8 @@ interface OpenedPlan {
   source: BlockDevice;
   target: FormatDriver;
   create: Omit<CreateOptions, 'virtualSize' | 'resolver'>;
+  /** The output's virtual size: the source's, or rounded up by the destination's size rule. */
+  virtualSize: number;
   resolver: InputFiles;
 }
 
@@ -47,6 +50,16 @@ async function openPlan(
     password: plan.password ? enc(plan.password) : undefined,
     snapshot: plan.snapshot,
   });
+  // The destination's size rule (Azure's whole MiB, Google's whole GiB), as --target=NAME applies it.
+  let virtualSize = source.virtualSize;
+  if (plan.destination) {
+    try {
+      virtualSize = targetVirtualSize(findTarget(plan.destination), source.virtualSize);
+    } catch (e) {
+      await source.close().catch(() => {});
+      throw e;
+    }
+  }
   const options = { ...plan.options };
   const secrets = plan.outputPassword ? new Map([[OUTPUT_SECRET, enc(plan.outputPassword)]]) : undefined;
   if (secrets && options['encrypt.format']) options['encrypt.key-secret'] = OUTPUT_SECRET;
@@ -62,6 +75,7 @@ async function openPlan(
     source,
     target,
     resolver,
+    virtualSize,
     create: { options, compress: plan.compress, codecs, secrets, filename: plan.outputName, reproducible },
   };
 }
@@ -94,7 +108,7 @@ export async function checkPlan(plan: ConvertPlan, siblingsAllowed: boolean): Pr
     if (source.virtualSize <= 0) throw new InvalidArgumentError('the source disk is empty', source.filename);
     // Multi-file outputs can only be written where their siblings can be created (the OPFS route).
     const resolver = siblingsAllowed ? new VoidOutputResolver(opened.resolver) : opened.resolver;
-    const create: CreateOptions = { ...opened.create, virtualSize: source.virtualSize, resolver };
+    const create: CreateOptions = { ...opened.create, virtualSize: opened.virtualSize, resolver };
     await target.create!(new NullSink(plan.outputName), create);
     const m = await target.measure?.(create, source).catch(() => undefined);
     const companions = resolver instanceof VoidOutputResolver ? resolver.created : [];
@@ -122,7 +136,7 @@ export async function estimatePlan(plan: ConvertPlan, onProgress: (p: ProgressRe
     const e = await estimateOutput({
       source: opened.source,
       target: opened.target,
-      create: { ...opened.create, resolver: new VoidOutputResolver(opened.resolver) },
+      create: { ...opened.create, virtualSize: opened.virtualSize, resolver: new VoidOutputResolver(opened.resolver) },
       onProgress: (p) => onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: 'reading' }),
     });
     return { bytes: e.bytes, nonZeroBytes: e.nonZeroBytes, exact: e.exact, seconds: e.seconds };
@@ -168,7 +182,7 @@ export async function runConvert(
         onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
       // Chromium hashes the whole staged file in close() before it appears: "finalizing".
       onClosing: () => onProgress({ done: 1, total: 1, rate: 0, phase: 'finalizing' }),
-      create: plan.create,
+      create: { ...plan.create, virtualSize: plan.virtualSize },
       verify: req.verify ? { codecs, password: req.outputPassword ? enc(req.outputPassword) : undefined } : undefined,
     });
     return {

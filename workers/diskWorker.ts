@@ -1,10 +1,11 @@
 import * as Comlink from 'comlink';
 import { drivers } from '../src-core/formats/registry.ts';
-import { pageWriterFor } from '../src-core/pipeline/ova/index.ts';
+import { PAGE_ONLY_WRITERS, pageWriterFor } from '../src-core/pipeline/ova/index.ts';
 import { DiskFerryError, errorLine } from '../src-core/io/errors.ts';
 import { checkPlan, estimatePlan, runConvert } from './convertJob.ts';
 import { inspectFiles, unlockImage } from './inspectFiles.ts';
 import { inspectUrl } from './inspectUrl.ts';
+import { outputFacts } from './outputFacts.ts';
 import { removeOpfsOutputs } from './io/opfsCleanup.ts';
 import { removeUnpacked, unpackToOpfs, type UnpackProgress } from './io/opfsUnpack.ts';
 import type { ConvertPlan, ConvertRequest, FormatSummary, InspectOptions, PickedFile, ProgressReport } from './protocol.ts';
@@ -19,7 +20,8 @@ let current: AbortController | undefined;
 const api = {
   /** The registry, as the page's format list. New drivers appear here with no UI change. */
   formats(): FormatSummary[] {
-    return drivers.map((registered) => {
+    const pageOnly = PAGE_ONLY_WRITERS.map((name) => pageWriterFor(name, drivers));
+    return [...drivers, ...pageOnly].map((registered) => {
       // The page writes `ova` through the package writer (pipeline/ova/), the registry's reads it.
       const w = pageWriterFor(registered.name, drivers);
       return {
@@ -54,6 +56,9 @@ const api = {
       if (current === controller) current = undefined;
     });
   },
+
+  /** The pre-flight check's facts of a finished output (its files: the main one at `path`, and its companions). */
+  outputFacts: (files: PickedFile[], path: string) => rethrow(() => outputFacts(files, path)),
 
   /** Soft cancel: the job sees it between batches, aborts its staged file and removes what it created. */
   cancel(): void {

@@ -7,6 +7,7 @@ import type { BlockDevice } from '../src-core/image/types.ts';
 import { joinRelative, normalizePath, type ByteSource } from '../src-core/io/bytes.ts';
 import { DiskFerryError, ErrorCode, errorLine, MissingFileError, PartOfImageError, UnsupportedError } from '../src-core/io/errors.ts';
 import { humanSize, infoJson } from '../src-core/pipeline/info.ts';
+import { gatherFacts } from '../src-core/pipeline/lint/index.ts';
 import { FileSetResolver, type PickedFile } from './io/fileSet.ts';
 import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { allocationSummary } from './allocationMap.ts';
@@ -150,6 +151,8 @@ export async function describe(
     for (const s of shortfalls) warnings.push(incompleteMessage(s, normalizePath(path)));
     let filesBytes = 0;
     for (const size of sizes.values()) filesBytes += size;
+    // The pre-flight check's facts (pipeline/lint); a damaged image simply has none.
+    const facts = await gatherFacts(path, dev, src).catch(() => undefined);
     return {
       path,
       format: info.format,
@@ -165,6 +168,7 @@ export async function describe(
       missingBacking,
       forcedRaw: format === 'raw',
       map,
+      facts,
     };
   } finally {
     await dev.close();

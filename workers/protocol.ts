@@ -1,7 +1,10 @@
 // Shapes that cross the page ↔ worker boundary. Only structured-cloneable data lives here;
 // the page imports this file with `import type` only.
 import type { CreateOptionSpec, ImageInfo, SnapshotInfo } from '../src-core/image/types.ts';
+import type { LintFacts } from '../src-core/pipeline/lint/types.ts';
 import type { PickedFile } from './io/fileSet.ts';
+
+export type { LintFacts };
 
 export type { PickedFile };
 
@@ -54,6 +57,8 @@ export interface ImageSummary {
   /** Opened as raw because the user chose "treat as raw". */
   forcedRaw: boolean;
   map?: AllocationSummary;
+  /** What the pre-flight check judges (pipeline/lint `gatherFacts`): absent when they could not be read. */
+  facts?: LintFacts;
 }
 
 export interface InspectError {
@@ -139,6 +144,11 @@ export interface ConvertPlan {
   outputName: string;
   /** convert --reproducible: ids derived from the source and the settings, fixed timestamps (the CLI's bytes). */
   reproducible?: boolean;
+  /**
+   * A destination of the table (pipeline/targets.ts) whose size rule applies: the output's
+   * virtual size is rounded up as `convert --target=NAME` rounds it (Azure's whole MiB, Google's GiB).
+   */
+  destination?: string;
 }
 
 export interface ConvertRequest extends ConvertPlan {

@@ -21,7 +21,8 @@ export interface SizeEstimate {
 export interface EstimateOptions {
   source: BlockDevice;
   target: FormatDriver;
-  create: Omit<CreateOptions, 'virtualSize' | 'resolver'> & { resolver?: FileResolver };
+  /** `virtualSize` when the output is larger than the source (a destination's size rule). */
+  create: Omit<CreateOptions, 'virtualSize' | 'resolver'> & { resolver?: FileResolver; virtualSize?: number };
   /** Sources holding at most this much data are converted whole (exact); larger ones are sampled. */
   wholeUpTo?: number;
   /** Data a sample holds, roughly. */

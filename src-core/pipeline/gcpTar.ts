@@ -138,6 +138,7 @@ export function gcpTarDriver(gzip: GzipFactory = compressionStreamGzip, mtime?: 
   return {
     name: 'gcp-tar',
     label: 'Google Cloud image (disk.raw in .tar.gz)',
+    title: 'Google Cloud tarball',
     extensions: ['tar.gz'],
     probe: () => 0,
     open: () => Promise.reject(new UnsupportedError('', 'a Google Cloud tarball is opened as a tar, not as a disk')),

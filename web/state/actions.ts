@@ -1,12 +1,12 @@
 import { baseName } from '../../src-core/io/bytes.ts';
 import { errorLine } from '../../src-core/io/errors.ts';
-import type { ConvertPlan, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
+import type { ConvertOutcome, ConvertPlan, OutputTarget, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 import { nativeSaveSupported, opfsSupported } from '../capabilities.ts';
 import { pickOutputFile, sameFileAsSource } from '../adapters/pickOutput.ts';
 import { Comlink, inspectorWorker, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
 import { optionApplies } from './formats.ts';
 import { suggestOutputName } from './outputName.ts';
-import { PRESETS } from './presets.ts';
+import { PRESETS, sizingPreset } from './presets.ts';
 import { initialTarget, selectedImage, useApp, type TargetChoice } from './store.ts';
 
 const set = useApp.setState;
@@ -227,8 +227,10 @@ export function applyPreset(id: string): void {
       options,
       compress: p.compress,
       preset: id,
+      destination: p.destination,
       snapshot: t.snapshot,
       verify: t.verify,
+      reproducible: t.reproducible,
       outputPassword: t.outputPassword,
     },
   });
@@ -290,6 +292,9 @@ export function currentPlan(): ConvertPlan | undefined {
     password: s.sourcePassword || undefined,
     outputPassword: s.target.outputPassword || undefined,
     snapshot: s.target.snapshot ? { id: s.target.snapshot } : undefined,
+    reproducible: s.target.reproducible || undefined,
+    // The preset's destination: its size rule applies in the worker, as --target=NAME applies it.
+    destination: sizingPreset(s.target)?.destination,
     outputName: suggestOutputName(
       sourceName,
       fmt.extensions[0] ?? fmt.name,
@@ -382,6 +387,7 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
       sourceBytes: selectedImage(get())?.filesBytes,
       format: plan.target,
       preset: get().target.preset,
+      destination: get().target.destination,
     },
   });
   let shownAt = 0;
@@ -407,7 +413,8 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
         triggerDownload(url, x.name);
       }
     }
-    set({ job: { ...get().job, state: 'done', outcome: { ...outcome, downloadUrl, extraDownloads } } });
+    set({ job: { ...get().job, state: 'done', outcome: { ...outcome, downloadUrl, extraDownloads }, outputFacts: { state: 'reading' } } });
+    void checkOutput(plan.outputName, output, outcome);
   } catch (e) {
     const cancelled = (e as Error).name === 'cancelled' || controller.signal.aborted;
     if (cancelled) set({ job: { state: 'cancelled' } });
@@ -416,6 +423,28 @@ async function runJob(plan: ConvertPlan, output: OutputTarget): Promise<void> {
     window.removeEventListener('beforeunload', warnBeforeLeaving);
     if (running?.controller === controller) running = undefined;
     worker.terminate();
+  }
+}
+
+/**
+ * The result's pre-flight check: the finished file read back (in the inspector worker) for the
+ * facts `diskferry lint` judges. The picked file is read through its handle; downloads from the
+ * private-storage files the worker handed over.
+ */
+async function checkOutput(name: string, output: OutputTarget, outcome: ConvertOutcome): Promise<void> {
+  const job = get().job;
+  const still = () => get().job.outcome?.outputName === outcome.outputName && get().job.state === 'done' && get().job.format === job.format;
+  try {
+    let files: PickedFile[];
+    if (outcome.file)
+      files = [{ file: outcome.file, path: name }, ...(outcome.extraFiles ?? []).map((x) => ({ file: x.file, path: x.name }))];
+    else if (output.kind === 'fsa') files = [{ file: await output.handle.getFile(), path: name }];
+    else return;
+    const facts = await inspectorWorker().api.outputFacts(files, name);
+    set({ converted: [...get().converted.filter((f) => f.file !== facts.file), facts] });
+    if (still()) set({ job: { ...get().job, outputFacts: { state: 'done', facts } } });
+  } catch (e) {
+    if (still()) set({ job: { ...get().job, outputFacts: { state: 'failed', error: errorLine(e) } } });
   }
 }
 

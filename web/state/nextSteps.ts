@@ -80,6 +80,31 @@ export function nextSteps(preset: string | undefined, format: string, file: stri
           command: `VBoxManage storageattach VMNAME --storagectl SATA --port 0 --device 0 --type hdd --medium ${q}`,
         },
       ];
+    case 'gcp':
+      return [
+        { text: 'Upload the tarball to a Cloud Storage bucket:', command: `gcloud storage cp ${q} gs://BUCKET/${file}` },
+        {
+          text: 'Create an image from it (the name must end in .tar.gz), then a VM from the image:',
+          command: `gcloud compute images create IMAGE --source-uri gs://BUCKET/${file}`,
+          link: { href: 'https://cloud.google.com/compute/docs/import/import-existing-image', label: 'Google Cloud: import an image' },
+        },
+      ];
+    case 'openstack':
+      return [
+        {
+          text: 'Upload it to Glance as an image:',
+          command: `openstack image create --disk-format qcow2 --container-format bare --file ${q} IMAGE`,
+          link: { href: 'https://docs.openstack.org/glance/latest/admin/manage-images.html', label: 'Glance images' },
+        },
+      ];
+    case 'xcp-ng':
+      return [
+        {
+          text: 'Import it with Xen Orchestra (Import → Disk), which makes the VDI; or on the host, into a new VDI of the disk’s size:',
+          command: `xe vdi-import uuid=$(xe vdi-create sr-uuid=SR-UUID name-label=NAME type=user virtual-size=SIZE) filename=${q} format=vhd`,
+          link: { href: 'https://docs.xcp-ng.org/storage/', label: 'XCP-ng storage' },
+        },
+      ];
     case 'raw':
       return [
         {

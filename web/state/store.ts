@@ -1,5 +1,5 @@
 import { create } from 'zustand';
-import type { ConvertOutcome, Estimate, FormatSummary, Inspection, PickedFile, ProgressReport } from '../../workers/protocol.ts';
+import type { ConvertOutcome, Estimate, FormatSummary, Inspection, LintFacts, PickedFile, ProgressReport } from '../../workers/protocol.ts';
 
 export type JobState = 'idle' | 'checking' | 'running' | 'finalizing' | 'done' | 'error' | 'cancelling' | 'cancelled';
 
@@ -15,8 +15,12 @@ export interface Job {
   /** The target format and preset the job was started with (for the result's next steps). */
   format?: string;
   preset?: string;
+  /** The destination the result is checked against (pre-flight on the saved file). */
+  destination?: string;
   /** The output is a download (OPFS path) rather than a file the user picked. */
   viaDownload?: boolean;
+  /** The pre-flight check of the finished file: its facts once read back, or why they could not be. */
+  outputFacts?: { state: 'reading' } | { state: 'done'; facts: LintFacts } | { state: 'failed'; error: string };
 }
 
 export interface TargetChoice {
@@ -28,7 +32,11 @@ export interface TargetChoice {
   outputPassword: string;
   /** Snapshot id to convert from ('' = the current state). */
   snapshot: string;
+  /** convert --reproducible: ids from the source and the settings, fixed times (the CLI's bytes). */
+  reproducible: boolean;
   preset?: string;
+  /** The destination of the last preset picked (the table's name): the pre-flight check's, kept through changes to the form. */
+  destination?: string;
 }
 
 /** The output size for the current choice, worked out in the background. */
@@ -73,6 +81,8 @@ export interface AppState {
   dragging: boolean;
   target: TargetChoice;
   job: Job;
+  /** Facts of every file converted this visit: the result's check looks for UUIDs they share. */
+  converted: LintFacts[];
   updateReady: boolean;
 }
 
@@ -83,6 +93,7 @@ export const initialTarget: TargetChoice = {
   verify: false,
   outputPassword: '',
   snapshot: '',
+  reproducible: false,
 };
 
 export const useApp = create<AppState>(() => ({
@@ -97,6 +108,7 @@ export const useApp = create<AppState>(() => ({
   dragging: false,
   target: initialTarget,
   job: { state: 'idle' },
+  converted: [],
   updateReady: false,
 }));
 

@@ -1,10 +1,11 @@
 import { baseName } from '../../io/bytes.ts';
 import { InvalidArgumentError, UnsupportedError } from '../../io/errors.ts';
 import { findDriver } from '../../image/open.ts';
-import type { FormatDriver, ReproducibleSeed } from '../../image/types.ts';
-import { packageIdentity, type PackageIdentity } from './identity.ts';
+import type { FormatDriver } from '../../image/types.ts';
+import { packageIdentity, packageIdentityFor, type PackageIdentity } from './identity.ts';
 import { checkDiskCount } from './ovf.ts';
 import { OVA_CREATE_OPTIONS, vmSettings } from './vmSettings.ts';
+import { compressionStreamGzip, gcpTarDriver } from '../gcpTar.ts';
 import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind, type PackagePlan } from './writer.ts';
 
 /**
@@ -16,11 +17,20 @@ import { checkPackageCreate, diskLayout, PackageWriter, type PackageKind, type P
  * `diskLayout(sizes)` gives (`sequenceDevice`), and passes the same sizes here; each becomes
  * its own VMDK and its own <Disk> on the one controller.
  */
+/**
+ * `identity` pins the package's times and ids (tests); by default they come from the creation
+ * options when the package is created: now and random, or fixed with `--reproducible`.
+ * `forward` is forwardPackage's: one identity for both passes, and the first pass's findings.
+ */
 export function packageDriver(
   kind: PackageKind,
   diskSizes?: number[],
-  identity: PackageIdentity = packageIdentity(),
-  forward?: { plan?: () => PackagePlan | undefined; made?: (w: PackageWriter) => void; diskSeed?: ReproducibleSeed },
+  identity?: PackageIdentity,
+  forward?: {
+    identity: (opts: Parameters<typeof packageIdentityFor>[0]) => PackageIdentity;
+    plan?: () => PackagePlan | undefined;
+    made?: (w: PackageWriter) => void;
+  },
 ): FormatDriver {
   return {
     name: kind,
@@ -54,9 +64,8 @@ export function packageDriver(
         codecs: opts.codecs,
         settings,
         spans,
-        identity,
+        identity: identity ?? forward?.identity(opts) ?? packageIdentityFor(opts, kind),
         plan: forward?.plan?.(),
-        diskSeed: forward?.diskSeed,
       });
       forward?.made?.(w);
       if (!main.toLowerCase().endsWith(`.${kind}`))
@@ -72,17 +81,19 @@ export function packageDriver(
  * `write` then writes the descriptor and manifest first and every disk after its header. The
  * stream VMDKs are compressed twice.
  */
-export function forwardPackage(
-  diskSizes?: number[],
-  identity: PackageIdentity = packageIdentity(),
-): { plan: FormatDriver; write: FormatDriver } {
+export function forwardPackage(diskSizes?: number[], identity?: PackageIdentity): { plan: FormatDriver; write: FormatDriver } {
   let first: PackageWriter | undefined;
-  // One random seed for the disks' ids in both passes (else each pass draws its own CIDs).
-  const diskSeed = { source: crypto.getRandomValues(new Uint8Array(32)) };
+  // One identity for both passes, made on the first: --reproducible's, or now with a random
+  // seed for the disks' ids (each pass drawing its own CIDs would make different disks).
+  let shared = identity;
+  const pick = (opts: Parameters<typeof packageIdentityFor>[0]) =>
+    (shared ??= opts.reproducible
+      ? packageIdentityFor(opts, 'ova')
+      : packageIdentity(Date.now() / 1000, { source: crypto.getRandomValues(new Uint8Array(32)) }));
   return {
-    plan: packageDriver('ova', diskSizes, identity, { made: (w) => (first = w), diskSeed }),
-    write: packageDriver('ova', diskSizes, identity, {
-      diskSeed,
+    plan: packageDriver('ova', diskSizes, undefined, { identity: pick, made: (w) => (first = w) }),
+    write: packageDriver('ova', diskSizes, undefined, {
+      identity: pick,
       plan: () => {
         if (!first) throw new RangeError('OVA written in order: the planning pass has not run');
         return first.planned;
@@ -92,13 +103,19 @@ export function forwardPackage(
 }
 
 export { diskLayout, DISK_ALIGN, type PackageKind } from './writer.ts';
-export { packageIdentity, type PackageIdentity } from './identity.ts';
+export { packageIdentity, packageIdentityFor, type PackageIdentity } from './identity.ts';
+
+/** Writers the page offers that the registry (readers and writers of disk formats) does not hold. */
+export const PAGE_ONLY_WRITERS: readonly string[] = ['gcp-tar'];
 
 /**
  * The writer for a format name on the page: `ova` is the package writer (the registry's `ova`
- * driver only reads); everything else is the registry's driver. (`ovf` writes several files and
+ * driver only reads), `gcp-tar` the Google Cloud tarball through the platform's
+ * CompressionStream; everything else is the registry's driver. (`ovf` writes several files and
  * several disks need several sources: both are the CLI's.)
  */
 export function pageWriterFor(name: string, registry: readonly FormatDriver[]): FormatDriver {
-  return name === 'ova' ? packageDriver('ova') : findDriver(registry, name);
+  if (name === 'ova') return packageDriver('ova');
+  if (name === 'gcp-tar') return gcpTarDriver(compressionStreamGzip);
+  return findDriver(registry, name);
 }

@@ -3,7 +3,7 @@ import { CorruptImageError, InvalidArgumentError, UnsupportedError } from '../..
 import { alignUp } from '../../io/int64.ts';
 import { utf8Encode } from '../../io/struct.ts';
 import type { Codecs } from '../../codecs/types.ts';
-import type { ImageWriter, ReproducibleSeed } from '../../image/types.ts';
+import type { ImageWriter } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 import { vmdkDriver } from '../../formats/vmdk/index.ts';
 import { tarArchiveEnd, tarHeader, tarPadded, TAR_BLOCK } from '../tarHeader.ts';
@@ -107,11 +107,6 @@ export interface PackageWriterOptions {
   identity: PackageIdentity;
   /** -O ova to a stream: the first pass's findings; everything is then written in file order. */
   plan?: PackagePlan;
-  /**
-   * Seeds the ids inside the disks (each VMDK's CID) instead of chance: both passes of a package
-   * written in order must make the same bytes.
-   */
-  diskSeed?: ReproducibleSeed;
 }
 
 export class PackageWriter implements ImageWriter {
@@ -216,7 +211,7 @@ export class PackageWriter implements ImageWriter {
       options: this.diskOptions(),
       codecs: this.o.codecs,
       filename: name,
-      reproducible: this.o.diskSeed,
+      reproducible: this.o.identity.diskSeed(index + 1),
     });
     this.cur = { index, writer, member, file, headerAt: this.pos, populated: 0 };
   }

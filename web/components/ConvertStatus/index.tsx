@@ -1,7 +1,9 @@
 import { useEffect, useRef } from 'react';
 import { cancelConvert, convertAgain } from '../../state/actions.ts';
 import { nextSteps } from '../../state/nextSteps.ts';
+import { destinationOf } from '../../state/presets.ts';
 import { FileName } from '../FileName/index.tsx';
+import { LintSummary, lintWithClashes } from '../Preflight/index.tsx';
 import { useApp } from '../../state/store.ts';
 import { duration, humanSize, rate } from '../../units.ts';
 import './style.css';
@@ -103,6 +105,7 @@ function StatusPanel() {
               {w}
             </p>
           ))}
+          <OutputCheck />
           <NextSteps preset={job.preset} format={job.format ?? ''} file={o.outputName} />
           <p>
             <button type="button" className="button button--quiet button--small" onClick={convertAgain}>
@@ -190,6 +193,37 @@ function NextSteps({ preset, format, file }: { preset?: string; format: string; 
           </li>
         ))}
       </ol>
+    </div>
+  );
+}
+
+/**
+ * The pre-flight check run again on the saved file, read back as `diskferry lint` reads it; with
+ * the other files converted this visit, whether they share a UUID.
+ */
+function OutputCheck() {
+  const job = useApp((s) => s.job);
+  const converted = useApp((s) => s.converted);
+  const preset = destinationOf(job);
+  const destination = preset?.destination;
+  const f = job.outputFacts;
+  if (!destination || !f) return null;
+  if (f.state === 'reading')
+    return (
+      <p className="muted" data-testid="output-check-reading">
+        Checking the saved file against {preset.title}’s rules…
+      </p>
+    );
+  if (f.state === 'failed')
+    return (
+      <p className="notice notice--warn" data-testid="output-check">
+        The saved file could not be read back for the pre-flight check: {f.error}
+      </p>
+    );
+  const results = lintWithClashes(destination, f.facts, converted);
+  return (
+    <div className="status__lint">
+      <LintSummary destination={destination} title={preset.title} results={results} testId="output-check" subject="the saved file" />
     </div>
   );
 }

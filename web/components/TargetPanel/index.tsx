@@ -4,6 +4,7 @@ import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
 import {
   applyPreset,
+  currentPlan,
   compressAllowed,
   encryptOutput,
   setCompress,
@@ -13,7 +14,9 @@ import {
   updateTarget,
 } from '../../state/actions.ts';
 import { formatTitle, optionApplies, orderFormats, titleWithCliName } from '../../state/formats.ts';
-import { MiB, PRESETS } from '../../state/presets.ts';
+import { dropClash, plannedFacts, plannedSize } from '../../state/preflight.ts';
+import { destinationOf, MiB, PRESETS, sizingPreset } from '../../state/presets.ts';
+import { LintSummary, lintWithClashes } from '../Preflight/index.tsx';
 import { useApp } from '../../state/store.ts';
 import { bytesExact, duration, humanSize } from '../../units.ts';
 import './style.css';
@@ -38,7 +41,10 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
   const preset = PRESETS.find((p) => p.id === target.preset);
   const writable = (name: string) => formats.some((f) => f.name === name && f.canWrite);
   const specs = (fmt?.createOptions ?? []).filter((o) => !HIDDEN_OPTIONS.has(o.name) && optionApplies(o.name, target.options));
-  const wantsWholeMiB = preset?.needsWholeMiB || (target.format === 'vpc' && target.options.subformat === 'fixed');
+  // A preset's destination rounds the size itself (and says so); a fixed VHD chosen by hand only warns.
+  const sizing = sizingPreset(target);
+  const sizePlan = plannedSize(sizing, image.virtualSize);
+  const wantsWholeMiB = !sizing && target.format === 'vpc' && target.options.subformat === 'fixed';
   const notWholeMiB = image.virtualSize % MiB !== 0;
   // qcow2 encrypts when asked to; the luks format always does.
   const encrypting = Boolean(target.options['encrypt.format']) || target.format === 'luks';
@@ -56,28 +62,43 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
           <span className="step">3</span> Where is it going?
         </h2>
       </header>
-      <div className="presets" role="group" aria-label="Where it is going">
-        {PRESETS.map((p) => {
-          const ok = writable(p.target);
-          return (
-            <button
-              key={p.id}
-              type="button"
-              className={`preset${p.id === target.preset ? ' preset--active' : ''}`}
-              disabled={!ok || busy}
-              aria-pressed={p.id === target.preset}
-              aria-describedby={p.id === target.preset ? 'preset-blurb' : undefined}
-              onClick={() => applyPreset(p.id)}
-              title={ok ? p.blurb : `This build cannot write ${p.target} images yet`}
-            >
-              {p.title}
-            </button>
-          );
-        })}
+      <div className="target__dest">
+        <div>
+          <div className="presets" role="group" aria-label="Where it is going">
+            {PRESETS.map((p) => {
+              const ok = writable(p.target);
+              return (
+                <button
+                  key={p.id}
+                  type="button"
+                  className={`preset${p.id === target.preset ? ' preset--active' : ''}`}
+                  disabled={!ok || busy}
+                  aria-pressed={p.id === target.preset}
+                  aria-describedby={p.id === target.preset ? 'preset-blurb' : undefined}
+                  onClick={() => applyPreset(p.id)}
+                  title={ok ? p.blurb : `This build cannot write ${p.target} images yet`}
+                >
+                  {p.title}
+                </button>
+              );
+            })}
+          </div>
+          <p className="preset-blurb muted" id="preset-blurb">
+            {preset ? preset.blurb : 'Pick where the disk is going for ready-made settings, or choose the format yourself below.'}
+          </p>
+          {sizePlan.rounded && !sizePlan.error && (
+            <p className="notice notice--quiet size-rounded" data-testid="size-rounded">
+              Size {sizePlan.rounded}.
+            </p>
+          )}
+          {sizePlan.error && (
+            <p className="notice notice--warn" data-testid="size-refused">
+              {sizing?.title} cannot take this disk: {sizePlan.error}.
+            </p>
+          )}
+        </div>
+        <PlannedCheck image={image} size={sizePlan.size} />
       </div>
-      <p className="preset-blurb muted" id="preset-blurb">
-        {preset ? preset.blurb : 'Pick where the disk is going for ready-made settings, or choose the format yourself below.'}
-      </p>
 
       <div className="target__form">
         <label className="field">
@@ -125,28 +146,39 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
         )}
       </div>
 
-      {specs.length > 0 && (
-        <details className="target__advanced">
-          <summary>
-            Advanced {fmt ? titleWithCliName(formats, fmt.name) : ''} options
-            {Object.keys(target.options).length > 0 && (
-              <span className="muted">
-                {' '}
-                —{' '}
-                {Object.entries(target.options)
-                  .filter(([k]) => !HIDDEN_OPTIONS.has(k))
-                  .map(([k, v]) => `${k}=${v}`)
-                  .join(', ')}
-              </span>
-            )}
-          </summary>
-          <div className="target__options">
-            {specs.map((spec) => (
-              <OptionField key={spec.name} spec={spec} value={target.options[spec.name]} disabled={busy} />
-            ))}
-          </div>
-        </details>
-      )}
+      <details className="target__advanced">
+        <summary>
+          Advanced {fmt ? titleWithCliName(formats, fmt.name) : ''} options
+          {target.reproducible && <span className="muted"> — reproducible</span>}
+          {Object.keys(target.options).length > 0 && (
+            <span className="muted">
+              {' '}
+              —{' '}
+              {Object.entries(target.options)
+                .filter(([k]) => !HIDDEN_OPTIONS.has(k))
+                .map(([k, v]) => `${k}=${v}`)
+                .join(', ')}
+            </span>
+          )}
+        </summary>
+        <CheckField
+          testId="reproducible"
+          checked={target.reproducible}
+          disabled={busy}
+          onChange={(reproducible) => updateTarget({ reproducible })}
+        >
+          Reproducible output{' '}
+          <span className="muted">
+            (ids from the disk’s contents and these settings, fixed times: the same input gives the same bytes;{' '}
+            <code className="nowrap">diskferry convert --reproducible</code>)
+          </span>
+        </CheckField>
+        <div className="target__options">
+          {specs.map((spec) => (
+            <OptionField key={spec.name} spec={spec} value={target.options[spec.name]} disabled={busy} />
+          ))}
+        </div>
+      </details>
       {encrypting && (
         <label className="field">
           <span>Encryption password</span>
@@ -173,7 +205,8 @@ export function TargetPanel({ image }: { image: ImageSummary }) {
       {wantsWholeMiB && notWholeMiB && (
         <p className="notice notice--warn">
           Azure needs a virtual size that is a whole number of MiB; this disk is {bytesExact(image.virtualSize)} bytes (
-          {bytesExact(image.virtualSize % MiB)} bytes over). Resize the source to a whole MiB first, or Azure will refuse the upload.
+          {bytesExact(image.virtualSize % MiB)} bytes over). The Azure preset rounds it up for you (the added space is zeros); as it stands,
+          Azure will refuse the upload.
         </p>
       )}
 
@@ -326,5 +359,47 @@ function EstimateLine({ sourceBytes, dataBytes }: { sourceBytes: number; dataByt
         </span>
       )}
     </p>
+  );
+}
+
+/**
+ * The pre-flight check beside the presets: the chosen destination's importer rules judged on the
+ * file this form would write (the source's facts, with the writer's format, subformat and the
+ * planned size), and with several dropped disks whether their ids would clash.
+ */
+function PlannedCheck({ image, size }: { image: ImageSummary; size: number }) {
+  const target = useApp((s) => s.target);
+  const images = useApp((s) => s.inspection?.images ?? []);
+  const preset = destinationOf(target);
+  const destination = preset?.destination;
+  if (!destination) {
+    return (
+      <p className="preflight-hint muted" data-testid="preflight-none">
+        Pick a destination to see what its importer checks before you convert.
+      </p>
+    );
+  }
+  if (!image.facts) {
+    return (
+      <p className="preflight-hint muted" data-testid="preflight-none">
+        The disk could not be read for the pre-flight check.
+      </p>
+    );
+  }
+  const name = currentPlan()?.outputName ?? image.path;
+  const planned = plannedFacts(image.facts, target, size, name);
+  const others = images
+    .filter((i) => i.path !== image.path && i.facts)
+    .map((i) => plannedFacts(i.facts!, target, plannedSize(sizingPreset(target), i.virtualSize).size, i.path));
+  const results = lintWithClashes(destination, planned, []);
+  const clash = dropClash(
+    destination,
+    planned,
+    [planned, ...others],
+    images.flatMap((i) => (i.facts ? [i.facts] : [])),
+  );
+  if (clash) results.push(clash);
+  return (
+    <LintSummary destination={destination} title={preset.title} results={results} testId="preflight" subject="as it will be written" />
   );
 }
