@@ -4,7 +4,10 @@
  * UUIDs, a VMDK's CID and adapter type, a VHD's creator) comes out new, as it does when
  * qemu-img writes into such an image (QEMU gives a VMDK a new CID on its first write).
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { UnsupportedError } from '../src-core/io/errors.ts';
+import { parseDescriptor } from '../src-core/formats/vmdk/descriptor.ts';
 import type { BlockDevice, ImageInfo } from '../src-core/image/types.ts';
 
 type Extra = Record<string, unknown>;
@@ -66,4 +69,19 @@ export function creationOptions(layer: BlockDevice): Record<string, string> {
   if (!of) throw new UnsupportedError(file, `DiskFerry does not rewrite ${layer.format} images`);
   const d = (info['format-specific']?.data ?? {}) as Extra;
   return of(info, layer.format === 'qcow2' ? d : ((info.extra ?? {}) as Extra), file);
+}
+
+/**
+ * A VMDK whose data is one FLAT extent from its start (monolithicFlat): the extent file, which
+ * is raw and is what a rewrite replaces (the descriptor stays as it is). Else undefined.
+ */
+export async function flatExtentFile(layer: BlockDevice, file: string): Promise<string | undefined> {
+  if (layer.format !== 'vmdk') return undefined;
+  const d = (layer.info()['format-specific']?.data ?? {}) as Extra;
+  if (d['create-type'] !== 'monolithicFlat') return undefined;
+  const desc = parseDescriptor(file, await readFile(file, 'latin1'));
+  const e = desc.extents[0];
+  if (desc.extents.length !== 1 || e?.type !== 'FLAT' || e.offset !== 0 || !e.file)
+    throw new UnsupportedError(file, 'is a flat VMDK whose data is not one extent file from its start; DiskFerry does not rewrite it');
+  return path.resolve(path.dirname(file), e.file);
 }

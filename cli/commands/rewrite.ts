@@ -7,7 +7,7 @@ import path from 'node:path';
 import { InvalidArgumentError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { isAllZero, bytesEqual } from '../../src-core/io/struct.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
-import { openImage } from '../../src-core/image/open.ts';
+import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BackingRef, BlockDevice, CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { imageSpec, openCliImage, type CommonOpts } from '../context.ts';
@@ -24,6 +24,8 @@ import {
   unitKind,
   type UnitContent,
 } from '../rewrite.ts';
+import { flatExtentFile } from '../rewriteOptions.ts';
+import { refuseUnwritable } from './resizeInPlace.ts';
 import { expectArgs, type Cmd } from './types.ts';
 
 /** An image file as one layer: its own allocation, the backing file not opened. */
@@ -40,6 +42,12 @@ async function startRewrite(file: string, opts: Cmd<'rebase' | 'commit'>['opts']
   const progress = new QemuProgress(opts.progress && !opts.quiet, progressMinSkip);
   progress.print(0, 100);
   const layer = await openLayer(spec.filename, spec.format, opts);
+  try {
+    refuseUnwritable(layer.format, spec.filename);
+  } catch (e) {
+    await layer.close();
+    throw e;
+  }
   return { spec, progress, layer };
 }
 
@@ -105,6 +113,7 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
   const layer = await openLayer(spec.filename, spec.format, opts);
   try {
+    refuseUnwritable(layer.format, spec.filename);
     if (layer.format !== 'qcow2')
       throw new UnsupportedError(spec.filename, `Format driver '${layer.format}' does not support option amendment`);
     const { format, options } = rewritableOptions(layer);
@@ -259,14 +268,16 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
       );
     topChain = await openWithChain(spec.filename, spec.format, opts);
     baseChain = base.backingRef ? await openWithChain(baseFile, top.backingRef.format, opts) : undefined;
-    const baseOpts = rewritableOptions(base);
+    // A flat VMDK: its raw extent file is rewritten, its descriptor kept.
+    const flat = await flatExtentFile(base, baseFile);
+    const baseOpts = flat ? { format: findDriver(drivers, 'raw'), options: {} } : rewritableOptions(base);
     if (baseOpts.options.subformat === 'streamOptimized' && base.format === 'vmdk') await refuseStreamOverwrite(top, base);
     const baseBacking = keptBacking(base);
     const baseSize = base.virtualSize;
     const b = base;
     // 1. The base gets the top's data over its own: written beside it and renamed over it.
     await replaceImage({
-      file: baseFile,
+      file: flat ?? baseFile,
       format: baseOpts.format,
       virtualSize: baseSize,
       options: baseOpts.options,
