@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addQcow2Leak } from './helpers/qcow2Leak.ts';
@@ -34,6 +34,17 @@ beforeAll(() => {
   copyFileSync(path.join(FIX, 'top.qcow2'), path.join(FIX, 'snap.qcow2'));
   qemuImg('snapshot', '-c', 's', path.join(FIX, 'snap.qcow2'));
   w('snap.qcow2', 0x44, 3 * 2 ** 20);
+  // The other formats changed in place or rewritten (test/cli-commands-formats.test.ts).
+  qemuImg('create', '-q', '-f', 'qed', path.join(FIX, 'top.qed'), '4G');
+  w('top.qed', 0x55, 0);
+  qemuImg('create', '-q', '-f', 'parallels', path.join(FIX, 'leak.parallels'), '4G');
+  w('leak.parallels', 0x66, 0);
+  for (const fmt of ['qed', 'vdi']) {
+    qemuImg('create', '-q', '-f', fmt, path.join(FIX, `base.${fmt}`), '4G');
+    w(`base.${fmt}`, 0x77, 0);
+    qemuImg('create', '-q', '-f', 'qcow2', '-b', `base.${fmt}`, '-F', fmt, path.join(FIX, `over-${fmt}.qcow2`));
+    w(`over-${fmt}.qcow2`, 0x78, 2 * 2 ** 20);
+  }
 }, 120_000);
 afterAll(() => t.cleanup());
 
@@ -61,7 +72,11 @@ interface Case {
   files: string[];
   /** Readies a fresh copy (check -r: a leak to repair). */
   prepare?: (dir: string) => void;
+  /** The fixtures the case needs (default: the qcow2 ones). */
+  fixtures?: string[];
 }
+
+const QCOW2_FIXTURES = ['base.qcow2', 'other.qcow2', 'top.qcow2', 'snap.qcow2'];
 
 const CASES: Case[] = [
   { name: 'resize', args: ['resize', 'top.qcow2', '+1G'], files: ['top.qcow2'] },
@@ -78,6 +93,22 @@ const CASES: Case[] = [
   { name: 'snapshot -c', args: ['snapshot', '-c', 'new', 'top.qcow2'], files: ['top.qcow2'] },
   { name: 'snapshot -a', args: ['snapshot', '-a', 's', 'snap.qcow2'], files: ['snap.qcow2'] },
   { name: 'snapshot -d', args: ['snapshot', '-d', 's', 'snap.qcow2'], files: ['snap.qcow2'] },
+  // QED: one write of the header's size field.
+  { name: 'resize qed', args: ['resize', '-f', 'qed', 'top.qed', '+1G'], files: ['top.qed'], fixtures: ['top.qed'] },
+  {
+    name: 'check -r all parallels',
+    args: ['check', '-r', 'all', '-f', 'parallels', 'leak.parallels'],
+    files: ['leak.parallels'],
+    fixtures: ['leak.parallels'],
+    // Space leaked at the end of the file: one ftruncate repairs it.
+    prepare: (dir) => appendFileSync(path.join(dir, 'leak.parallels'), new Uint8Array(2 ** 20)),
+  },
+  ...['qed', 'vdi'].map((fmt) => ({
+    name: `commit into ${fmt}`,
+    args: ['commit', `over-${fmt}.qcow2`],
+    files: [`base.${fmt}`, `over-${fmt}.qcow2`],
+    fixtures: [`base.${fmt}`, `over-${fmt}.qcow2`],
+  })),
 ];
 
 /** A fresh copy of the fixtures in a folder of its own. */
@@ -85,7 +116,7 @@ function fresh(name: string, c: Case): string {
   const dir = t.file(name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
-  for (const f of readdirSync(FIX)) copyFileSync(path.join(FIX, f), path.join(dir, f));
+  for (const f of c.fixtures ?? QCOW2_FIXTURES) copyFileSync(path.join(FIX, f), path.join(dir, f));
   c.prepare?.(dir);
   return dir;
 }
