@@ -310,6 +310,53 @@ describe('amend', () => {
   }
 });
 
+describe('amend luks', () => {
+  it('key slots added and erased: the same exit codes, the same active slots, both open with the new secret, as qemu-img amend', async () => {
+    const img = made({ tag: 'luks', fmt: 'luks' });
+    const { ours, theirs } = pair([img]);
+    const S = [...SECRET, '--object', 'secret,id=s1,data=new', '--object', 'secret,id=s2,data=bad'];
+    const opened = (file: string, key = 's0') => `driver=luks,key-secret=${key},file.filename=${file}`;
+    const slots = (file: string) =>
+      (JSON.parse(qemuImg('info', '--output=json', file))['format-specific'].data.slots as { active: boolean }[]).map((x) => x.active);
+    const steps: [string, number][] = [
+      ['new-secret=s1,iter-time=10', 1],
+      ['state=active,iter-time=10', 1],
+      ['state=active,new-secret=s1,iter-time=10,keyslot=0', 1],
+      ['state=active,new-secret=s1,iter-time=10,keyslot=9', 1],
+      ['state=active,new-secret=s1,iter-time=10,old-secret=s2', 1],
+      ['state=active,new-secret=s1,iter-time=10', 0],
+      ['state=active,new-secret=s2,iter-time=10,keyslot=5', 0],
+      ['state=inactive,keyslot=4', 1],
+      ['state=inactive,old-secret=s1', 0],
+      ['state=inactive,old-secret=s1', 1],
+      ['state=inactive,keyslot=5', 0],
+      ['state=inactive,old-secret=s0', 1],
+      ['state=inactive,keyslot=0', 1],
+    ];
+    for (const [o, expected] of steps) {
+      const q = runStatus('qemu-img', ['amend', ...S, '-o', o, '--image-opts', opened(theirs[0]!)]);
+      const d = await cli('amend', ...S, '-o', o, '--image-opts', opened(ours[0]!));
+      expect(q.status, `qemu-img amend -o ${o}: ${q.stderr}`).toBe(expected);
+      expect(d.code, `amend -o ${o}: ${d.stderr}`).toBe(expected);
+      expect(slots(ours[0]!), o).toEqual(slots(theirs[0]!));
+      if (expected === 0 && o.startsWith('state=active,new-secret=s')) {
+        // The new secret opens the image and shows the same disk.
+        const key = /new-secret=(\w+)/.exec(o)![1]!;
+        const r = runStatus('qemu-img', ['compare', ...S, '--image-opts', opened(ours[0]!, key), opened(theirs[0]!, 's0')]);
+        expect(r.status, r.stdout + r.stderr).toBe(0);
+      }
+      if (expected === 0 && o === 'state=inactive,old-secret=s1') {
+        // The erased secret opens nothing any more.
+        const r = runStatus('qemu-img', ['info', ...S, '--image-opts', opened(ours[0]!, 's1')]);
+        expect(r.stderr).toMatch(/Invalid password/);
+      }
+    }
+    // The payload is untouched.
+    const payload = JSON.parse(qemuImg('info', '--output=json', img))['format-specific'].data['payload-offset'];
+    expect(readFileSync(ours[0]!).subarray(payload).equals(readFileSync(img).subarray(payload))).toBe(true);
+  });
+});
+
 describe('read-only formats', () => {
   it('cloop and cow (DiskFerry writes them, qemu-img 7.2 cannot): every command that writes is refused', async () => {
     const raw = made({ tag: 'raw', fmt: 'raw' });

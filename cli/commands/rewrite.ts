@@ -10,7 +10,7 @@ import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
 import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BackingRef, BlockDevice, CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
-import { imageSpec, openCliImage, type CommonOpts } from '../context.ts';
+import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { QemuProgress } from '../progress.ts';
@@ -114,6 +114,18 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
   const layer = await openLayer(spec.filename, spec.format, opts);
   try {
     refuseUnwritable(layer.format, spec.filename);
+    if (layer.format === 'luks') {
+      const secrets = parseSecrets(opts);
+      const { amendLuks } = await import('./amendLuks.ts');
+      await amendLuks({
+        file: spec.filename,
+        keySecret: spec.keySecret ? secrets.get(spec.keySecret) : undefined,
+        changes,
+        secrets,
+        force: !!opts.force,
+      });
+      return 0;
+    }
     if (layer.format !== 'qcow2')
       throw new UnsupportedError(spec.filename, `Format driver '${layer.format}' does not support option amendment`);
     const { format, options } = rewritableOptions(layer);
