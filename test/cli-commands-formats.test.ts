@@ -347,7 +347,7 @@ describe('amend luks', () => {
       }
       if (expected === 0 && o === 'state=inactive,old-secret=s1') {
         // The erased secret opens nothing any more.
-        const r = runStatus('qemu-img', ['info', ...S, '--image-opts', opened(ours[0]!, 's1')]);
+        const r = runStatus('qemu-img', ['compare', ...S, '--image-opts', opened(ours[0]!, 's1'), opened(theirs[0]!, 's0')]);
         expect(r.stderr).toMatch(/Invalid password/);
       }
     }
