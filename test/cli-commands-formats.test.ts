@@ -191,6 +191,23 @@ describe('check -r', () => {
     expectSameContent(r.ours[0]!, r.theirs[0]!, 'parallels');
   });
 
+  it('qed: -r all zeroes an L2 entry pointing past the end of the file, the same bytes as qemu-img', async () => {
+    const img = made({ tag: 'qed', fmt: 'qed' });
+    const buf = readFileSync(img);
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const l1 = Number(view.getBigUint64(40, true));
+    const l2 = Number(view.getBigUint64(l1, true));
+    const fd = openSync(img, 'r+');
+    writeSync(fd, new Uint8Array(new BigUint64Array([0x7fff0000n]).buffer), 0, 8, l2 + 8 * 3);
+    closeSync(fd);
+    expect(runStatus('qemu-img', ['check', img]).status).toBe(2);
+    const r = await both([img], ['check', '-r', 'all', '-f', 'qed', '@'], 'qed -r all');
+    // Repaired; the leak that the bad entry left stays (exit 3), in both.
+    expect(r.code).toBe(3);
+    expect(readFileSync(r.ours[0]!).equals(readFileSync(r.theirs[0]!))).toBe(true);
+    expect((await cli('check', '-r', 'leaks', '-f', 'qed', r.ours[0]!)).code).toBe(3);
+  });
+
   it('qed: leaked clusters stay, as qemu-img leaves them (exit 3)', async () => {
     const img = made({ tag: 'qed', fmt: 'qed' });
     writeFileSync(img, new Uint8Array(64 * 1024), { flag: 'a' });

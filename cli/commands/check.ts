@@ -49,7 +49,8 @@ export async function checkCommand(cmd: Cmd<'check'>): Promise<number> {
 async function repair(file: string, r: CheckResult, mode: 'leaks' | 'all', cmd: Cmd<'check'>) {
   if (r.format === 'parallels') return (await import('./repairInPlace.ts')).repairParallels(file, mode);
   // QEMU's QED check counts leaked clusters but never frees them (QED has no free-space map).
-  if (r.format === 'qed' && !(mode === 'all' && r.corruptions)) return { leaks: 0, corruptions: 0 };
+  if (r.format === 'qed')
+    return mode === 'all' && r.corruptions ? (await import('./repairInPlace.ts')).repairQed(file) : { leaks: 0, corruptions: 0 };
   if (r.format !== 'qcow2')
     throw new UnsupportedError(
       file,
