@@ -2,6 +2,7 @@ import { copyFileSync, openSync, readFileSync, statSync, writeSync, closeSync, w
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.ts';
 import { qemuImg, qemuImgCalibrating, qemuIo, runStatus, tempDir } from './helpers/sys.ts';
+import { batSector, makeDirty } from './helpers/vhdxLog.ts';
 
 // resize, rebase, commit, amend and check -r on every format qemu-img 7.2 writes: each run by
 // qemu-img on one copy of a qemu-img-made image and by DiskFerry on another. Where qemu-img
@@ -206,6 +207,20 @@ describe('check -r', () => {
     expect(r.code).toBe(3);
     expect(readFileSync(r.ours[0]!).equals(readFileSync(r.theirs[0]!))).toBe(true);
     expect((await cli('check', '-r', 'leaks', '-f', 'qed', r.ours[0]!)).code).toBe(3);
+  });
+
+  it('vhdx: -r all replays an unapplied log into the file, as qemu-img does', async () => {
+    const img = t.file('dirty.vhdx');
+    qemuImg('create', '-q', '-f', 'vhdx', '-o', 'block_size=1M,log_size=2M', img, '8M');
+    qemuIo('-f', 'vhdx', '-c', 'write -P 0x41 0 1M', img);
+    // One entry that rewrites 4 KiB of block 0 (where the BAT puts it).
+    const b0 = Number(batSector(img, 0).bytes.readBigUInt64LE(0) >> 20n) * MiB;
+    makeDirty(img, [{ sequence: 7n, ops: [{ data: new Uint8Array(4096).fill(0x77), offset: b0 + 8192 }] }]);
+    expect(runStatus('qemu-img', ['info', img]).stderr).toMatch(/log that needs to be replayed/);
+    const r = await both([img], ['check', '-r', 'all', '-f', 'vhdx', '@'], 'vhdx -r all');
+    expect(r.code).toBe(0);
+    expectCheckClean(r.ours[0]!, 'vhdx');
+    expectSameContent(r.ours[0]!, r.theirs[0]!, 'vhdx');
   });
 
   it('qed: leaked clusters stay, as qemu-img leaves them (exit 3)', async () => {

@@ -51,11 +51,11 @@ async function repair(file: string, r: CheckResult, mode: 'leaks' | 'all', cmd: 
   // QEMU's QED check counts leaked clusters but never frees them (QED has no free-space map).
   if (r.format === 'qed')
     return mode === 'all' && r.corruptions ? (await import('./repairInPlace.ts')).repairQed(file) : { leaks: 0, corruptions: 0 };
-  if (r.format !== 'qcow2')
-    throw new UnsupportedError(
-      file,
-      `DiskFerry does not repair ${r.format} corruptions in place (qemu-img rewrites the bad table entries)`,
-    );
+  // A VHDX whose only problem is an unreplayed log (read replayed, in memory): rewritten beside
+  // itself with the log applied, as qemu-img's check -r all replays it into the file.
+  const logOnly = r.format === 'vhdx' && mode === 'all' && !r.messages.some((m) => m.startsWith('ERROR'));
+  if (r.format !== 'qcow2' && !logOnly)
+    throw new UnsupportedError(file, `DiskFerry does not repair ${r.format} corruptions (qemu-img rewrites the bad table entries)`);
   const { repairImage } = await import('./rewrite.ts');
   return repairImage(file, r, mode, cmd);
 }
