@@ -4,8 +4,8 @@
  * file's mode, and renamed over it; then the folder is flushed. A kill at any moment leaves
  * either the old image or the new one under the name (and perhaps the hidden part file).
  *
- * Used by resize (qcow2), amend, rebase, commit and check -r. Only raw and qcow2 are rewritten:
- * their creation options can be read back from the image and given to the writer again.
+ * Used by resize (qcow2), amend, rebase, commit and check -r (qcow2). The formats whose
+ * creation options can be read back from the image (rewriteOptions.ts) can be rewritten.
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { findDriver } from '../src-core/image/open.ts';
 import type { BackingRef, BlockDevice, Extent, FormatDriver, ImageWriter } from '../src-core/image/types.ts';
 import { drivers } from '../src-core/formats/registry.ts';
 import { nodeCodecs } from './nodeCodecs.ts';
+import { creationOptions } from './rewriteOptions.ts';
 import { NodeFileSink, NodeResolver } from './nodeFiles.ts';
 
 export interface RewritePlan {
@@ -79,27 +80,10 @@ export async function syncDir(dir: string): Promise<void> {
   await fh.close();
 }
 
-/** The creation options that rebuild an image like this one (raw and qcow2). */
+/** The driver and creation options that rebuild an image like this one (rewriteOptions.ts). */
 export function rewritableOptions(layer: BlockDevice): { format: FormatDriver; options: Record<string, string> } {
-  const info = layer.info();
-  if (info.snapshots?.length)
-    throw new UnsupportedError(layer.filename, 'has internal snapshots, which DiskFerry cannot rewrite (they would be lost)');
-  if (info.encrypted) throw new UnsupportedError(layer.filename, 'is encrypted; DiskFerry does not rewrite encrypted images');
-  if (layer.format === 'raw') return { format: findDriver(drivers, 'raw'), options: {} };
-  if (layer.format !== 'qcow2')
-    throw new UnsupportedError(layer.filename, `DiskFerry changes only raw and qcow2 images in place, not ${layer.format}`);
-  const d = (info['format-specific']?.data ?? {}) as Record<string, unknown>;
-  if (d['data-file']) throw new UnsupportedError(layer.filename, 'has an external data file; DiskFerry does not rewrite those');
-  if (Array.isArray(d.bitmaps) && d.bitmaps.length)
-    throw new UnsupportedError(layer.filename, 'has persistent bitmaps, which DiskFerry cannot rewrite (they would be lost)');
-  const options: Record<string, string> = {};
-  if (info['cluster-size']) options.cluster_size = String(info['cluster-size']);
-  if (typeof d.compat === 'string') options.compat = d.compat;
-  if (typeof d['refcount-bits'] === 'number') options.refcount_bits = String(d['refcount-bits']);
-  if (typeof d['compression-type'] === 'string') options.compression_type = d['compression-type'];
-  if (d['extended-l2'] === true) options.extended_l2 = 'on';
-  if (d['lazy-refcounts'] === true) options.lazy_refcounts = 'on';
-  return { format: findDriver(drivers, 'qcow2'), options };
+  const options = creationOptions(layer);
+  return { format: findDriver(drivers, layer.format), options };
 }
 
 const WINDOW = 4 * 1024 * 1024;

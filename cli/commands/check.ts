@@ -1,11 +1,13 @@
 import path from 'node:path';
-import { errorLine, InvalidArgumentError, isDiskFerryError, MissingFileError } from '../../src-core/io/errors.ts';
+import { errorLine, InvalidArgumentError, isDiskFerryError, MissingFileError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { findDriver, probe } from '../../src-core/image/open.ts';
 import { checkExitCode, type CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
 import { imageSpec, openCliImage, parseSecrets, type CommonOpts, type ImageSpec } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
+import { REPAIRABLE } from './repairInPlace.ts';
+import { refuseUnwritable } from './resizeInPlace.ts';
 import { expectArgs, outputJson, type Cmd } from './types.ts';
 
 /** qemu-img check: 0 clean, 1 check failed, 2 corruptions, 3 leaks; 63 when the format cannot be checked. */
@@ -21,9 +23,8 @@ export async function checkCommand(cmd: Cmd<'check'>): Promise<number> {
   if (first === 63 || first === 1) return first;
   let r = first;
   let fixed: { leaks: number; corruptions: number } | undefined;
-  if (opts.repair && (r.leaks || (opts.repair === 'all' && r.corruptions))) {
-    const { repairImage } = await import('./rewrite.ts');
-    fixed = await repairImage(spec.filename, r, opts.repair, cmd);
+  if (opts.repair && (r.leaks || (opts.repair === 'all' && r.corruptions))) fixed = await repair(spec.filename, r, opts.repair, cmd);
+  if (opts.repair && fixed && (fixed.leaks || fixed.corruptions)) {
     if (!json && !opts.quiet) {
       process.stdout.write(
         `The following inconsistencies were found and repaired:\n\n    ${fixed.leaks} leaked clusters\n    ${fixed.corruptions} corruptions\n\nDouble checking the fixed image now...\n`,
@@ -44,6 +45,21 @@ export async function checkCommand(cmd: Cmd<'check'>): Promise<number> {
   return checkExitCode(r);
 }
 
+/** Repairs as qemu-img 7.2 does for the format; what it fixed. */
+async function repair(file: string, r: CheckResult, mode: 'leaks' | 'all', cmd: Cmd<'check'>) {
+  if (r.format === 'parallels') return (await import('./repairInPlace.ts')).repairParallels(file, mode);
+  // QEMU's QED check counts leaked clusters but never frees them (QED has no free-space map).
+  if (r.format === 'qed')
+    return mode === 'all' && r.corruptions ? (await import('./repairInPlace.ts')).repairQed(file) : { leaks: 0, corruptions: 0 };
+  // A VHDX whose only problem is an unreplayed log (read replayed, in memory): rewritten beside
+  // itself with the log applied, as qemu-img's check -r all replays it into the file.
+  const logOnly = r.format === 'vhdx' && mode === 'all' && !r.messages.some((m) => m.startsWith('ERROR'));
+  if (r.format !== 'qcow2' && !logOnly)
+    throw new UnsupportedError(file, `DiskFerry does not repair ${r.format} corruptions (qemu-img rewrites the bad table entries)`);
+  const { repairImage } = await import('./rewrite.ts');
+  return repairImage(file, r, mode, cmd);
+}
+
 /** The check's result; 63 when the format has no check, 1 when the image (or its backing chain) does not open. */
 async function runCheck(spec: ImageSpec, { opts }: Cmd<'check'>): Promise<CheckResult | 63 | 1> {
   const { filename: file, format, keySecret } = spec;
@@ -54,6 +70,19 @@ async function runCheck(spec: ImageSpec, { opts }: Cmd<'check'>): Promise<CheckR
     if (opened.backingError) {
       process.stderr.write(`diskferry check: Could not open '${file}': Could not open backing file: ${opened.backingError}\n`);
       return 1;
+    }
+    if (opts.repair !== undefined) {
+      // qemu-img opens the image read-write to repair it: read-only formats stop there.
+      try {
+        refuseUnwritable(driver.name, file);
+      } catch (e) {
+        process.stderr.write(`diskferry check: ${errorLine(e)}\n`);
+        return 1;
+      }
+      if (!REPAIRABLE.has(driver.name)) {
+        process.stderr.write(`diskferry check: This image format does not support checks\n`);
+        return 63;
+      }
     }
     if (!driver.check) {
       // qemu-img opens the image before it learns the format has no check.

@@ -1,14 +1,40 @@
-import { promises as fs } from 'node:fs';
-import { InvalidArgumentError } from '../../src-core/io/errors.ts';
+import { InvalidArgumentError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { parseSize } from '../../src-core/image/options.ts';
+import type { BlockDevice } from '../../src-core/image/types.ts';
 import { imageSpec, openCliImage } from '../context.ts';
 import { fillByUnits, keptBacking, layerWindow, replaceImage, rewritableOptions } from '../rewrite.ts';
+import { refuseUnwritable, resizeQed, truncateFile } from './resizeInPlace.ts';
 import { expectArgs, type Cmd } from './types.ts';
 
 const PREALLOC = ['off', 'metadata', 'falloc', 'full'];
 
+interface InPlaceResize {
+  /** LUKS: where the payload starts in the file; else 0. */
+  payload: number;
+  current: number;
+  total: number;
+  prealloc: string;
+}
+
+/** The formats resized in place in one step (resizeInPlace.ts); qcow2 is rewritten; others qemu-img 7.2 does not resize. */
+const IN_PLACE: Record<string, (file: string, r: InPlaceResize) => Promise<void>> = {
+  raw: (file, r) => truncateAfterCheck(file, r),
+  luks: (file, r) => truncateAfterCheck(file, r),
+  qed: (file, r) => resizeQed(file, r.total, r.prealloc),
+};
+
+async function truncateAfterCheck(file: string, r: InPlaceResize): Promise<void> {
+  if (r.prealloc === 'metadata') throw new InvalidArgumentError('Unsupported preallocation mode: metadata', file);
+  await truncateFile(file, r.payload + r.total, r.payload + r.current, r.prealloc);
+}
+
+function luksPayloadOffset(device: BlockDevice): number {
+  const data = device.info()['format-specific']?.data as { 'payload-offset'?: number } | undefined;
+  return data?.['payload-offset'] ?? 0;
+}
+
 /**
- * qemu-img resize. raw: the file is cut or extended in place (one ftruncate, atomic); falloc
+ * qemu-img resize. raw, LUKS and QED change in place in one step (resizeInPlace.ts); falloc
  * and full write zeros into the new area. qcow2: the image is rewritten beside itself at the
  * new size and renamed over the old one (rewrite.ts), so a kill leaves the old or the new image.
  */
@@ -22,6 +48,7 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
   const { device } = await openCliImage(spec, opts, { noBacking: true });
   let closed = false;
   try {
+    refuseUnwritable(device.format, spec.filename);
     const current = device.virtualSize;
     const total = relative ? current + relative * n : n;
     if (total <= 0) throw new InvalidArgumentError('New image size must be positive');
@@ -29,25 +56,15 @@ export async function resizeCommand({ opts, args }: Cmd<'resize'>): Promise<numb
     if (total < current && !opts.shrink) {
       throw new InvalidArgumentError('Use the --shrink option to perform a shrink operation.');
     }
-    if (device.format === 'raw') {
-      if (prealloc === 'metadata') throw new InvalidArgumentError('Unsupported preallocation mode: metadata', file);
+    const inPlace = IN_PLACE[device.format];
+    if (inPlace) {
+      const payload = device.format === 'luks' ? luksPayloadOffset(device) : 0;
       await device.close();
       closed = true;
-      const fh = await fs.open(spec.filename, 'r+');
-      try {
-        await fh.truncate(total);
-        if (prealloc === 'falloc' || prealloc === 'full') {
-          const zeros = new Uint8Array(1 << 20);
-          for (let pos = current; pos < total; pos += zeros.length) await fh.write(zeros, 0, Math.min(zeros.length, total - pos), pos);
-        }
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await inPlace(spec.filename, { payload, current, total, prealloc });
     } else {
-      if (prealloc !== 'off' && device.format !== 'qcow2')
-        throw new InvalidArgumentError(`preallocation=${prealloc} is not supported for ${device.format} images (only off)`);
-      if (device.format === 'qcow2' && total % 512) throw new InvalidArgumentError('The new size must be a multiple of 512');
+      if (device.format !== 'qcow2') throw new UnsupportedError(spec.filename, 'Image format driver does not support resize');
+      if (total % 512) throw new InvalidArgumentError('The new size must be a multiple of 512');
       const { format, options } = rewritableOptions(device);
       // The new area only: the writer allocates (metadata) or writes zeros into (falloc, full) its clusters.
       if (prealloc !== 'off') options.preallocation = prealloc;

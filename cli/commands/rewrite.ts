@@ -7,10 +7,10 @@ import path from 'node:path';
 import { InvalidArgumentError, UnsupportedError } from '../../src-core/io/errors.ts';
 import { isAllZero, bytesEqual } from '../../src-core/io/struct.ts';
 import { parseOptionString, parseSize } from '../../src-core/image/options.ts';
-import { openImage } from '../../src-core/image/open.ts';
+import { findDriver, openImage } from '../../src-core/image/open.ts';
 import type { BackingRef, BlockDevice, CheckResult } from '../../src-core/image/types.ts';
 import { drivers } from '../../src-core/formats/registry.ts';
-import { imageSpec, openCliImage, type CommonOpts } from '../context.ts';
+import { imageSpec, openCliImage, parseSecrets, type CommonOpts } from '../context.ts';
 import { nodeCodecs } from '../nodeCodecs.ts';
 import { NodeFileSource, NodeResolver } from '../nodeFiles.ts';
 import { QemuProgress } from '../progress.ts';
@@ -24,6 +24,8 @@ import {
   unitKind,
   type UnitContent,
 } from '../rewrite.ts';
+import { flatExtentFile } from '../rewriteOptions.ts';
+import { refuseUnwritable } from './resizeInPlace.ts';
 import { expectArgs, type Cmd } from './types.ts';
 
 /** An image file as one layer: its own allocation, the backing file not opened. */
@@ -40,6 +42,12 @@ async function startRewrite(file: string, opts: Cmd<'rebase' | 'commit'>['opts']
   const progress = new QemuProgress(opts.progress && !opts.quiet, progressMinSkip);
   progress.print(0, 100);
   const layer = await openLayer(spec.filename, spec.format, opts);
+  try {
+    refuseUnwritable(layer.format, spec.filename);
+  } catch (e) {
+    await layer.close();
+    throw e;
+  }
   return { spec, progress, layer };
 }
 
@@ -75,6 +83,13 @@ async function readPadded(dev: BlockDevice | undefined, off: number, len: number
   return out;
 }
 
+/** The formats whose backing file name qemu-img 7.2 can change (rebase). */
+const REBASABLE = new Set(['qcow2', 'qed']);
+/** The formats whose backing file qemu-img 7.2 opens (commit has a base). */
+const BACKED = new Set(['qcow2', 'qcow', 'qed', 'vmdk']);
+/** The formats QEMU can empty after a commit (bdrv_make_empty). */
+const EMPTIABLE = new Set(['qcow2', 'qcow', 'qed']);
+
 // ---------------------------------------------------------------- amend
 
 const AMENDABLE = new Set(['compat', 'lazy_refcounts', 'refcount_bits', 'size', 'backing_file', 'backing_fmt']);
@@ -98,6 +113,19 @@ export async function amendCommand({ opts, args }: Cmd<'amend'>): Promise<number
   const progress = new QemuProgress(opts.progress && !opts.quiet, 1);
   const layer = await openLayer(spec.filename, spec.format, opts);
   try {
+    refuseUnwritable(layer.format, spec.filename);
+    if (layer.format === 'luks') {
+      const secrets = parseSecrets(opts);
+      const { amendLuks } = await import('./amendLuks.ts');
+      await amendLuks({
+        file: spec.filename,
+        keySecret: spec.keySecret ? secrets.get(spec.keySecret) : undefined,
+        changes,
+        secrets,
+        force: !!opts.force,
+      });
+      return 0;
+    }
     if (layer.format !== 'qcow2')
       throw new UnsupportedError(spec.filename, `Format driver '${layer.format}' does not support option amendment`);
     const { format, options } = rewritableOptions(layer);
@@ -160,9 +188,11 @@ export async function rebaseCommand({ opts, args }: Cmd<'rebase'>): Promise<numb
   let oldTop: BlockDevice | undefined;
   let newBacking: BlockDevice | undefined;
   try {
-    const { format, options } = rewritableOptions(layer);
-    if (format.name === 'raw') throw new UnsupportedError(spec.filename, 'raw images have no backing file');
     const newName = opts.backing ?? '';
+    // QEMU changes the backing file name in qcow2 and QED headers only (bdrv_change_backing_file).
+    if (!REBASABLE.has(layer.format))
+      throw new UnsupportedError(spec.filename, `Could not change the backing file to '${newName}': Operation not supported`);
+    const { format, options } = rewritableOptions(layer);
     let newFormat = opts.backingFormat;
     if (!opts.unsafe) {
       if (layer.backingRef) {
@@ -231,24 +261,35 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
   let topChain: BlockDevice | undefined;
   let baseChain: BlockDevice | undefined;
   try {
-    if (!top.backingRef) throw new InvalidArgumentError('Image does not have a backing file', spec.filename);
+    // qemu-img 7.2 never opens the parent of a differencing VHD, VHDX or VDI.
+    if (!top.backingRef || !BACKED.has(top.format)) throw new InvalidArgumentError('Image does not have a backing file', spec.filename);
     const baseFile = resolveBacking(spec.filename, top.backingRef.name);
     if (opts.base !== undefined && path.resolve(opts.base) !== path.resolve(baseFile) && opts.base !== top.backingRef.name) {
       throw new InvalidArgumentError(
         `Did not find '${opts.base}' in the backing chain of '${file}' (DiskFerry commits into the immediate backing file only)`,
       );
     }
-    const topOpts = rewritableOptions(top);
+    // A top QEMU cannot empty (no bdrv_make_empty: VMDK) keeps its clusters, as qemu-img leaves it.
+    const empty = !opts.drop && opts.base === undefined && EMPTIABLE.has(top.format);
+    const topOpts = empty ? rewritableOptions(top) : undefined;
     base = await openLayer(baseFile, top.backingRef.format, opts);
+    if (base.format === 'parallels')
+      throw new UnsupportedError(
+        baseFile,
+        "Block format 'parallels' does not support reopening files (qemu-img 7.2 cannot commit into it)",
+      );
     topChain = await openWithChain(spec.filename, spec.format, opts);
     baseChain = base.backingRef ? await openWithChain(baseFile, top.backingRef.format, opts) : undefined;
-    const baseOpts = rewritableOptions(base);
+    // A flat VMDK: its raw extent file is rewritten, its descriptor kept.
+    const flat = await flatExtentFile(base, baseFile);
+    const baseOpts = flat ? { format: findDriver(drivers, 'raw'), options: {} } : rewritableOptions(base);
+    if (baseOpts.options.subformat === 'streamOptimized' && base.format === 'vmdk') await refuseStreamOverwrite(top, base);
     const baseBacking = keptBacking(base);
     const baseSize = base.virtualSize;
     const b = base;
     // 1. The base gets the top's data over its own: written beside it and renamed over it.
     await replaceImage({
-      file: baseFile,
+      file: flat ?? baseFile,
       format: baseOpts.format,
       virtualSize: baseSize,
       options: baseOpts.options,
@@ -274,7 +315,7 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
         ),
     });
     // 2. Unless -d (or -b): the top is emptied, its clusters now all read from the base.
-    if (!opts.drop && opts.base === undefined) {
+    if (topOpts) {
       await replaceImage({
         file: spec.filename,
         format: topOpts.format,
@@ -294,6 +335,23 @@ export async function commitCommand({ opts, args }: Cmd<'commit'>): Promise<numb
   }
   if (!opts.quiet) process.stdout.write('Image committed.\n');
   return 0;
+}
+
+/**
+ * QEMU writes a streamOptimized VMDK only into grains it has not yet written: a commit whose top
+ * covers a grain the base already holds fails there ("Could not write to allocated cluster").
+ * DiskFerry refuses before writing anything (qemu-img leaves the base half committed).
+ */
+async function refuseStreamOverwrite(top: BlockDevice, base: BlockDevice): Promise<void> {
+  const grain = base.info()['cluster-size'] ?? 65536;
+  const end = Math.min(top.virtualSize, base.virtualSize);
+  for (const e of await layerExtents(top, 0, end)) {
+    if (e.kind === 'unallocated') continue;
+    const from = Math.floor(e.offset / grain) * grain;
+    const to = Math.min(end, Math.ceil((e.offset + e.length) / grain) * grain);
+    if ((await layerExtents(base, from, to)).some((b) => b.kind !== 'unallocated'))
+      throw new UnsupportedError(base.filename, 'Could not write to allocated cluster for streamOptimized');
+  }
 }
 
 // ---------------------------------------------------------------- check -r
