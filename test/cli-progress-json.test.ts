@@ -10,7 +10,6 @@ import { qemuCompare, qemuImg, qemuIo, tempDir } from './helpers/sys.ts';
 // convert --progress=json (one JSON object per line on stderr) and SIGTERM in the middle of
 // a conversion (the CLI as a child process: it stops within a second, leaving nothing behind).
 const ROOT = path.resolve(import.meta.dirname, '..');
-const TSX = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const t = tempDir('diskferry-progress-');
 const MiB = 1 << 20;
 let server: TestServer;
@@ -97,11 +96,12 @@ describe('SIGTERM during convert', () => {
       mkdirSync(outDir);
       const input = src === 'local' ? t.file('big.qcow2') : `${server.base}/big.qcow2`;
       // -r slows the writes so that the signal surely lands in the middle.
-      // tsx from the sources, as `npx tsx cli/bin.ts` runs it but without npx in between: npx
-      // dies of SIGTERM itself and does not pass it on, while tsx relays it to the CLI.
+      // One process, the TypeScript loader inside it (node --import tsx): the signal reaches the
+      // CLI itself and its last stderr line reaches us. Through the tsx command (or npx) a parent
+      // relays the signal and may exit with 143 before relaying the child's final line.
       const child = spawn(
         process.execPath,
-        [TSX, 'cli/bin.ts', 'convert', '--progress=json', '-r', '32M', '-O', 'qcow2', input, path.join(outDir, 'dst.qcow2')],
+        ['--import', 'tsx', 'cli/bin.ts', 'convert', '--progress=json', '-r', '32M', '-O', 'qcow2', input, path.join(outDir, 'dst.qcow2')],
         {
           cwd: ROOT,
           stdio: ['ignore', 'ignore', 'pipe'],
