@@ -2,22 +2,13 @@ import type { ByteSink } from '../../io/bytes.ts';
 import { UnsupportedError } from '../../io/errors.ts';
 import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, padTo, Struct, writeBig64Table } from '../../io/struct.ts';
+import { isAllZero, padTo, writeBig64Table } from '../../io/struct.ts';
 import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import type { CreateOptions, FormatDriver, ImageWriter } from '../../image/types.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
 import { encodeCompressed, OFLAG_COPIED } from './entries.ts';
-import {
-  COMPAT_LAZY_REFCOUNTS,
-  EXT_FEATURE_TABLE,
-  INCOMPAT_COMPRESSION,
-  INCOMPAT_EXTL2,
-  QCOW_MAGIC,
-  V2_HEADER_LENGTH,
-  V3_HEADER_LENGTH_WITH_COMPRESSION,
-} from './header.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
-import { FEATURE_NAMES, parseQcow2Options, QCOW2_CREATE_OPTIONS, type Qcow2WriterConfig } from './writer.ts';
+import { parseQcow2Options, QCOW2_CREATE_OPTIONS, qcow2Header, type Qcow2WriterConfig } from './writer.ts';
 
 /**
  * qcow2 written strictly front to back, for an output that cannot seek (a pipe): header,
@@ -364,38 +355,15 @@ class ForwardWriter implements ImageWriter {
   }
 
   private header(): Uint8Array {
-    const cfg = this.plan.cfg;
     const L = this.layout;
-    const v3 = cfg.version === 3;
-    const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
-    const s = Struct.alloc(this.cs);
-    s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
-    s.setU32(20, cfg.clusterBits).setU64(24, this.plan.size).setU32(32, 0);
-    s.setU32(36, L.l1Entries).setU64(40, L.l1Offset);
-    s.setU64(48, L.reftableOffset).setU32(56, L.reftableClusters);
-    s.setU32(60, 0).setU64(64, 0);
-    let off = headerLength;
-    if (v3) {
-      let incompat = 0n;
-      if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
-      if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
-      s.setBig64(72, incompat)
-        .setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n)
-        .setBig64(88, 0n);
-      s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
-      if (this.cs > 4096) {
-        s.setU32(off, EXT_FEATURE_TABLE).setU32(off + 4, FEATURE_NAMES.length * 48);
-        FEATURE_NAMES.forEach(([type, bit, name], i) =>
-          s
-            .setU8(off + 8 + i * 48, type)
-            .setU8(off + 8 + i * 48 + 1, bit)
-            .setString(off + 8 + i * 48 + 2, name, 46),
-        );
-        off += 8 + FEATURE_NAMES.length * 48;
-      }
-    }
-    off += 8; // end-of-extensions marker: type 0, length 0
-    return s.bytes.subarray(0, alignUp(off, 512));
+    return qcow2Header(this.plan.cfg, this.cs, {
+      size: this.plan.size,
+      cryptMethod: 0,
+      l1Entries: L.l1Entries,
+      l1Offset: L.l1Offset,
+      reftableOffset: L.reftableOffset,
+      reftableClusters: L.reftableClusters,
+    });
   }
 }
 

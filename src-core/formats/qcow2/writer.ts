@@ -5,7 +5,7 @@ import { SinkBuffer } from '../../io/sinkBuffer.ts';
 import { isAllZero, padTo, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QCOW_DEFLATE } from '../../codecs/types.ts';
 import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
-import type { CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
+import type { BackingRef, CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
 import { encodeCompressed, OFLAG_COPIED, OFLAG_ZERO } from './entries.ts';
 import {
   COMPAT_LAZY_REFCOUNTS,
@@ -429,55 +429,79 @@ export class Qcow2Writer implements ImageWriter {
   }
 
   private header(reftable: { offset: number; clusters: number }): Uint8Array {
-    const cfg = this.cfg;
-    const v3 = cfg.version === 3;
-    const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
-    const s = Struct.alloc(this.cs);
-    s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
-    s.setU32(20, cfg.clusterBits)
-      .setU64(24, this.size)
-      .setU32(32, this.enc?.cryptMethod ?? 0);
-    s.setU32(36, this.l1.length).setU64(40, this.l1Offset);
-    s.setU64(48, reftable.offset).setU32(56, reftable.clusters);
-    s.setU32(60, 0).setU64(64, 0);
-    if (v3) {
-      let incompat = 0n;
-      if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
-      if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
-      s.setBig64(72, incompat)
-        .setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n)
-        .setBig64(88, 0n);
-      s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
-    }
-    let off = headerLength;
-    const ext = (type: number, data: Uint8Array) => {
-      s.setU32(off, type)
-        .setU32(off + 4, data.length)
-        .setBytes(off + 8, data);
-      off += 8 + alignUp(data.length, 8);
-    };
-    const b = this.opts.backing;
-    if (b?.format) ext(EXT_BACKING_FORMAT, utf8Encode(b.format));
-    if (this.enc?.luks) ext(EXT_CRYPTO, Struct.alloc(16).setU64(0, this.luksOffset).setU64(8, this.enc.luks.length).bytes);
-    if (v3 && this.cs > 4096) {
-      const t = Struct.alloc(FEATURE_NAMES.length * 48);
-      FEATURE_NAMES.forEach(([type, bit, name], i) =>
-        t
-          .setU8(i * 48, type)
-          .setU8(i * 48 + 1, bit)
-          .setString(i * 48 + 2, name, 46),
-      );
-      ext(EXT_FEATURE_TABLE, t.bytes);
-    }
-    off += 8; // end-of-extensions marker: type 0, length 0
-    if (b) {
-      const name = utf8Encode(b.name);
-      if (off + name.length > this.cs) throw new InvalidArgumentError('backing file name does not fit in the first cluster');
-      s.setU64(8, off).setU32(16, name.length).setBytes(off, name);
-      off += name.length;
-    }
-    return s.bytes.subarray(0, Math.min(this.cs, alignUp(off, 512)));
+    return qcow2Header(this.cfg, this.cs, {
+      size: this.size,
+      cryptMethod: this.enc?.cryptMethod ?? 0,
+      l1Entries: this.l1.length,
+      l1Offset: this.l1Offset,
+      reftableOffset: reftable.offset,
+      reftableClusters: reftable.clusters,
+      backing: this.opts.backing,
+      luks: this.enc?.luks ? { offset: this.luksOffset, length: this.enc.luks.length } : undefined,
+    });
   }
+}
+
+/** Where a qcow2 header points, for qcow2Header (both writers: the ordinary one and the front-to-back one). */
+export interface Qcow2HeaderFields {
+  size: number;
+  cryptMethod: number;
+  l1Entries: number;
+  l1Offset: number;
+  reftableOffset: number;
+  reftableClusters: number;
+  backing?: BackingRef;
+  /** The LUKS header's place in the file (encrypt.format=luks). */
+  luks?: { offset: number; length: number };
+}
+
+/** The first cluster's header: fields, extensions (backing format, crypto, feature names) and the backing file name. */
+export function qcow2Header(cfg: Qcow2WriterConfig, cs: number, f: Qcow2HeaderFields): Uint8Array {
+  const v3 = cfg.version === 3;
+  const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
+  const s = Struct.alloc(cs);
+  s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
+  s.setU32(20, cfg.clusterBits).setU64(24, f.size).setU32(32, f.cryptMethod);
+  s.setU32(36, f.l1Entries).setU64(40, f.l1Offset);
+  s.setU64(48, f.reftableOffset).setU32(56, f.reftableClusters);
+  s.setU32(60, 0).setU64(64, 0);
+  if (v3) {
+    let incompat = 0n;
+    if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
+    if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
+    s.setBig64(72, incompat)
+      .setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n)
+      .setBig64(88, 0n);
+    s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
+  }
+  let off = headerLength;
+  const ext = (type: number, data: Uint8Array) => {
+    s.setU32(off, type)
+      .setU32(off + 4, data.length)
+      .setBytes(off + 8, data);
+    off += 8 + alignUp(data.length, 8);
+  };
+  const b = f.backing;
+  if (b?.format) ext(EXT_BACKING_FORMAT, utf8Encode(b.format));
+  if (f.luks) ext(EXT_CRYPTO, Struct.alloc(16).setU64(0, f.luks.offset).setU64(8, f.luks.length).bytes);
+  if (v3 && cs > 4096) {
+    const t = Struct.alloc(FEATURE_NAMES.length * 48);
+    FEATURE_NAMES.forEach(([type, bit, name], i) =>
+      t
+        .setU8(i * 48, type)
+        .setU8(i * 48 + 1, bit)
+        .setString(i * 48 + 2, name, 46),
+    );
+    ext(EXT_FEATURE_TABLE, t.bytes);
+  }
+  off += 8; // end-of-extensions marker: type 0, length 0
+  if (b) {
+    const name = utf8Encode(b.name);
+    if (off + name.length > cs) throw new InvalidArgumentError('backing file name does not fit in the first cluster');
+    s.setU64(8, off).setU32(16, name.length).setBytes(off, name);
+    off += name.length;
+  }
+  return s.bytes.subarray(0, Math.min(cs, alignUp(off, 512)));
 }
 
 interface QueuedCluster {
