@@ -10,8 +10,8 @@
  *     alternating, BENCH_REPEAT times (default 3), and prints the median wall time, CPU time,
  *     peak memory, output size and the ratios to qemu-img, then writes it all as JSON.
  *
- * The CLI compresses with stock zlib in wasm on a worker per core (qemu-img's exact bytes);
- * the `cli-native` row runs it with Node's own zlib in the workers instead (faster, larger).
+ * The CLI compresses with libdeflate in wasm on a worker per core (the page's engine and bytes);
+ * the `cli-native` row runs it with Node's own zlib in the workers instead (slower, larger).
  * Environment: BENCH_REPEAT=N, BENCH_NO_BROWSER=1 (CLI only), BENCH_CASES=a,b (case names),
  * BENCH_TOOLS=qemu-img,cli,cli-native,chromium,node (a subset),
  * BENCH_CASES='info start-up' BENCH_NO_BROWSER=1: only the start-up row (no 4 GiB image needed):

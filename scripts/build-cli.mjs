@@ -5,7 +5,7 @@
  *   dist/cli/index.js          the library entry (cli/lib.ts)
  *   dist/cli/deflateWorker.js  the compression worker thread (cli/pool/deflateWorker.ts)
  *   dist/cli/chunk-*.js        code shared by those and loaded on demand (import())
- *   dist/cli/zlib.wasm (+ LICENSE.zlib), zstd.wasm
+ *   dist/cli/deflate.wasm (+ LICENSE.libdeflate), zstd.wasm
  *   dist/cli/holes-<platform>-<arch>.node  lseek SEEK_DATA/SEEK_HOLE (optional; scripts/build-native.mjs)
  *   dist/types/**.d.ts         declarations for the library (tsc)
  * Everything the CLI needs is bundled: the package has no runtime dependencies.
@@ -54,10 +54,10 @@ await esbuild.build({
 const bin = path.join(outdir, 'diskferry.js');
 writeFileSync(bin, '#!/usr/bin/env node\n' + readFileSync(bin, 'utf8'));
 chmodSync(bin, 0o755);
-copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/zlib.wasm'), path.join(outdir, 'zlib.wasm'));
+copyFileSync(path.join(ROOT, 'src-core/codecs/deflate-wasm/deflate.wasm'), path.join(outdir, 'deflate.wasm'));
 copyFileSync(path.join(ROOT, 'node_modules/@bokuweb/zstd-wasm/dist/common/zstd.wasm'), path.join(outdir, 'zstd.wasm'));
-// zlib.wasm is stock zlib: its licence travels with it.
-copyFileSync(path.join(ROOT, 'src-core/codecs/zlib-wasm/LICENSE.zlib'), path.join(outdir, 'LICENSE.zlib'));
+// deflate.wasm is libdeflate: its licence travels with it.
+copyFileSync(path.join(ROOT, 'src-core/codecs/deflate-wasm/LICENSE.libdeflate'), path.join(outdir, 'LICENSE.libdeflate'));
 // lseek(SEEK_DATA) for sparse files, where this machine can build it (optional: without it the CLI reads holes).
 execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-native.mjs'), outdir], { stdio: 'inherit' });
 

@@ -43,7 +43,7 @@ describe('npm package', () => {
     expect(existsSync(bin)).toBe(true);
     expect(existsSync(path.join(pkgDir, 'node_modules'))).toBe(false);
     const files = readdirSync(path.join(pkgDir, 'dist', 'cli'));
-    expect(files).toEqual(expect.arrayContaining(['diskferry.js', 'deflateWorker.js', 'index.js', 'zlib.wasm', 'zstd.wasm']));
+    expect(files).toEqual(expect.arrayContaining(['diskferry.js', 'deflateWorker.js', 'index.js', 'deflate.wasm', 'zstd.wasm']));
     expect(existsSync(path.join(pkgDir, 'cli'))).toBe(false);
     expect(existsSync(path.join(pkgDir, 'src-core'))).toBe(false);
     const r = df('--version');
@@ -70,7 +70,7 @@ describe('npm package', () => {
     for (const k of ['virtual-size', 'format', 'cluster-size', 'format-specific', 'dirty-flag']) expect(ours[k], k).toEqual(theirs[k]);
   });
 
-  it('convert -c -O qcow2 (the worker pool and zlib.wasm from the bundle) reads back equal and qemu-img check is clean', () => {
+  it('convert -c -O qcow2 (the worker pool and deflate.wasm from the bundle) reads back equal and qemu-img check is clean', () => {
     const r = df('convert', '-c', '-O', 'qcow2', 'src.raw', 'c.qcow2');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pooledCodecs, type DeflateBridge, type DeflateReply } from '../src-core/codecs/deflatePool.ts';
 import { portableCodecs } from '../src-core/codecs/portable.ts';
-import { QEMU_DEFLATE, type DeflateParams } from '../src-core/codecs/types.ts';
+import { QCOW_DEFLATE, type DeflateParams } from '../src-core/codecs/types.ts';
 import { prng } from './helpers/sys.ts';
 
 /** A stand-in worker: answers after a random delay with "compressed" = the job reversed. */
@@ -33,7 +33,7 @@ describe('the compression pool dispatcher', () => {
     expect(started).toBe(0); // no workers until the first deflate
     expect(pool.workers).toBe(0);
     const jobs = Array.from({ length: 300 }, (_, i) => new Uint8Array([i & 0xff, i >> 8, 7, 9]));
-    const results = await Promise.all(jobs.map((j) => pool.deflateRaw(j, QEMU_DEFLATE)));
+    const results = await Promise.all(jobs.map((j) => pool.deflateRaw(j, QCOW_DEFLATE)));
     expect(started).toBe(1);
     results.forEach((r, i) => expect(Array.from(r)).toEqual(Array.from(jobs[i]!).reverse()));
     for (const b of bridges) {
@@ -60,14 +60,14 @@ describe('the compression pool dispatcher', () => {
       terminate() {},
     };
     const pool = pooledCodecs([flaky], portableCodecs, 1, 2);
-    const a = pool.deflateRaw(new Uint8Array([1]), QEMU_DEFLATE);
-    const b = pool.deflateRaw(new Uint8Array([2]), QEMU_DEFLATE);
-    const c = pool.deflateRaw(new Uint8Array([3]), QEMU_DEFLATE);
+    const a = pool.deflateRaw(new Uint8Array([1]), QCOW_DEFLATE);
+    const b = pool.deflateRaw(new Uint8Array([2]), QCOW_DEFLATE);
+    const c = pool.deflateRaw(new Uint8Array([3]), QCOW_DEFLATE);
     await expect(a).rejects.toThrow('worker died');
     await expect(b).rejects.toThrow('worker died');
     expect(Array.from(await c)).toEqual([3]);
     await pool.close();
-    await expect(pool.deflateRaw(new Uint8Array([4]), QEMU_DEFLATE)).rejects.toThrow(/closed/);
+    await expect(pool.deflateRaw(new Uint8Array([4]), QCOW_DEFLATE)).rejects.toThrow(/closed/);
   });
 });
 
@@ -96,29 +96,30 @@ describe('zlib streams on the pool (VMDK stream grains, cloop blocks)', () => {
       await pool.close();
     }
   });
-  it("use Node's zlib when asked (the CLI's default), the wasm zlib otherwise (--reproducible: the page's bytes); qcow clusters stay on wasm", async () => {
+  it("write the page's bytes on the wasm engine (libdeflate) and Node's zlib's on the native one, for zlib streams and qcow clusters", async () => {
     const { createNodeDeflatePool } = await import('../cli/pool/pool.ts');
     const { nodeCodecs } = await import('../cli/nodeCodecs.ts');
-    const { WasmDeflater } = await import('../src-core/codecs/zlib-wasm/loader.ts');
-    const { QCOW_DEFLATE } = await import('../src-core/codecs/types.ts');
+    const { WasmDeflater } = await import('../src-core/codecs/deflate-wasm/loader.ts');
+    const { zlibStreamParams } = await import('../src-core/codecs/types.ts');
     const { readFileSync } = await import('node:fs');
     const zlib = await import('node:zlib');
-    const wasm = await WasmDeflater.create(readFileSync('src-core/codecs/zlib-wasm/zlib.wasm'));
-    // Numbers as text: matches at many distances, where the two zlib builds choose differently.
+    const wasm = await WasmDeflater.create(readFileSync('src-core/codecs/deflate-wasm/deflate.wasm'));
+    // Numbers as text: matches at many distances, where the two engines choose differently.
     const rand = prng(3);
     const text = new TextEncoder().encode(Array.from({ length: 20000 }, () => `${rand() % 1000} `).join('')).subarray(0, 65536);
-    const nativeRaw = zlib.deflateRawSync(text, { level: 6 });
-    const out = new Uint8Array(65536);
-    const wasmRaw = out.slice(0, wasm.deflateRawInto(text, out, { level: 6, windowBits: 15, memLevel: 8 }));
-    expect(Buffer.from(nativeRaw).equals(wasmRaw)).toBe(false); // else this test could not tell them apart
-    for (const nativeStreams of [true, false]) {
-      const pool = createNodeDeflatePool(nodeCodecs, { engine: 'wasm', workers: 1, nativeStreams });
+    const expected = {
+      wasm: { stream: wasm.deflate(text, zlibStreamParams(6), true), cluster: wasm.deflate(text, QCOW_DEFLATE) },
+      native: {
+        stream: zlib.deflateSync(text, { level: 6 }),
+        cluster: zlib.deflateRawSync(text, { level: 6, windowBits: 12, memLevel: 9 }),
+      },
+    };
+    expect(Buffer.from(expected.wasm.stream).equals(expected.native.stream)).toBe(false); // else this test could not tell them apart
+    for (const engine of ['wasm', 'native'] as const) {
+      const pool = createNodeDeflatePool(nodeCodecs, { engine, workers: 1 });
       try {
-        const stream = await pool.zlibDeflate(text, 6);
-        // A zlib stream is a 2-byte header, the raw deflate, and the Adler-32.
-        expect(Buffer.from(stream.subarray(2, stream.length - 4)).equals(nativeStreams ? nativeRaw : wasmRaw)).toBe(true);
-        const cluster = await pool.deflateRaw(text, QCOW_DEFLATE);
-        expect(Buffer.from(cluster).equals(out.slice(0, wasm.deflateRawInto(text, out, QCOW_DEFLATE)))).toBe(true);
+        expect(Buffer.from(await pool.zlibDeflate(text, 6)).equals(expected[engine].stream)).toBe(true);
+        expect(Buffer.from(await pool.deflateRaw(text, QCOW_DEFLATE)).equals(expected[engine].cluster)).toBe(true);
       } finally {
         await pool.close();
       }

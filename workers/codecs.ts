@@ -9,7 +9,7 @@ import { createBrowserDeflatePool } from './pool/pool.ts';
  * portable codecs (pako, fzstd, zstd-wasm). Nothing else in the worker knows which it is.
  */
 export function chooseCodecs(): Codecs {
-  // N Web Workers with stock zlib in wasm (pako inside them if wasm fails); they
+  // N Web Workers with libdeflate in wasm (pako inside them if wasm fails); they
   // start on the first deflate, so inspecting files spawns nothing.
   return createBrowserDeflatePool(portableCodecs);
 }

@@ -184,8 +184,7 @@ export async function convertCommand({ opts, args }: Cmd<'convert'>, signal: Abo
       target.name === 'cloop' ||
       !!packageKind ||
       (target.compression?.subformat !== undefined && subformat === target.compression.subformat);
-    if (opts.compress || alwaysCompressed)
-      pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs({ portable: !!opts.reproducible });
+    if (opts.compress || alwaysCompressed) pool = (await import('../pool/cliCodecs.ts')).cliCompressionCodecs();
     const onProgress = jsonProgress(opts) ?? progress.callback();
     // -n without --target-is-zero: the target's old bytes must all be overwritten.
     const sparse = opts.noCreate && !opts.targetIsZero ? 0 : minSparse;

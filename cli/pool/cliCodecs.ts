@@ -12,24 +12,18 @@ export interface CliCodecs {
 
 /**
  * The codecs `convert -c` uses. Default: a worker_threads pool, one worker per core, running
- * stock zlib in wasm for qcow/qcow2 clusters (the page's bytes, and qemu-img's but for the
- * shorter match search) and Node's zlib for zlib streams (stream VMDK, cloop: ~30 % less CPU).
- * `portable` (--reproducible) keeps zlib streams on the wasm zlib too: bytes that do not depend
- * on the Node version and equal the page's.
- * DISKFERRY_DEFLATE=native uses Node's zlib in the workers for everything (faster, output
- * ~0.5–2 % larger); DISKFERRY_DEFLATE=single compresses on the main thread with Node's zlib
- * (no pool); DISKFERRY_WORKERS=N overrides the pool size.
+ * libdeflate in wasm for everything it compresses (qcow/qcow2 clusters, stream VMDK grains,
+ * cloop blocks): the page's engine, so the CLI and the page write the same bytes, and faster
+ * than Node's zlib (docs/performance.md).
+ * DISKFERRY_DEFLATE=native uses Node's zlib in the workers instead (slower, output ~1–2.5 %
+ * larger; kept to compare); DISKFERRY_DEFLATE=single compresses on the main thread with Node's
+ * zlib (no pool); DISKFERRY_WORKERS=N overrides the pool size.
  */
-export function cliCompressionCodecs(opts: { portable?: boolean } = {}): CliCodecs {
+export function cliCompressionCodecs(): CliCodecs {
   const mode = process.env.DISKFERRY_DEFLATE ?? 'wasm';
   if (mode === 'single') return { codecs: nodeCodecs, label: 'node-zlib, main thread', close: async () => {} };
   const engine: DeflateEngine = mode === 'native' ? 'native' : 'wasm';
   const workers = Number(process.env.DISKFERRY_WORKERS) || availableParallelism();
-  const nativeStreams = engine === 'wasm' && !opts.portable;
-  const pool = createNodeDeflatePool(nodeCodecs, { engine, workers, nativeStreams });
-  return {
-    codecs: pool,
-    label: `${engine}${nativeStreams ? ' (zlib streams native)' : ''} ×${workers} workers`,
-    close: () => pool.close(),
-  };
+  const pool = createNodeDeflatePool(nodeCodecs, { engine, workers });
+  return { codecs: pool, label: `${engine} ×${workers} workers`, close: () => pool.close() };
 }

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { pooledCodecs, type DeflateBridge, type DeflateReply, type PooledCodecs } from '../../src-core/codecs/deflatePool.ts';
 import type { Codecs, DeflateParams } from '../../src-core/codecs/types.ts';
-import { compileWasmModule, type WasmModule } from '../../src-core/codecs/zlib-wasm/loader.ts';
+import { compileWasmModule, type WasmModule } from '../../src-core/codecs/deflate-wasm/loader.ts';
 import type { DeflateEngine, PoolJob, PoolReply, WorkerSetup } from './protocol.ts';
 
 export type { DeflateEngine } from './protocol.ts';
@@ -11,15 +11,15 @@ export type { DeflateEngine } from './protocol.ts';
 /**
  * Run from sources (tsx), this file is pool.ts and the worker entry is deflateWorker.mjs, which
  * registers tsx in the worker. Bundled (bench/ builds one), the worker is a sibling .js bundle
- * and zlib.wasm is copied next to it.
+ * and deflate.wasm is copied next to it.
  */
 const bundled = !import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(bundled ? './deflateWorker.js' : './deflateWorker.mjs', import.meta.url);
-const WASM_URL = new URL(bundled ? './zlib.wasm' : '../../src-core/codecs/zlib-wasm/zlib.wasm', import.meta.url);
+const WASM_URL = new URL(bundled ? './deflate.wasm' : '../../src-core/codecs/deflate-wasm/deflate.wasm', import.meta.url);
 
 let wasmModule: WasmModule | undefined;
-/** zlib.wasm compiled once; a compiled Module is shared with every worker without recompiling. */
-export function zlibWasmModule(): WasmModule {
+/** deflate.wasm compiled once; a compiled Module is shared with every worker without recompiling. */
+export function deflateWasmModule(): WasmModule {
   wasmModule ??= compileWasmModule(readFileSync(WASM_URL));
   return wasmModule;
 }
@@ -29,8 +29,8 @@ class WorkerBridge implements DeflateBridge {
   private readonly pending = new Map<number, { resolve(r: DeflateReply[]): void; reject(e: unknown): void }>();
   private next = 0;
 
-  constructor(engine: DeflateEngine, nativeStreams: boolean) {
-    const setup: WorkerSetup = { engine, wasm: engine === 'wasm' ? zlibWasmModule() : undefined, nativeStreams };
+  constructor(engine: DeflateEngine) {
+    const setup: WorkerSetup = { engine, wasm: engine === 'wasm' ? deflateWasmModule() : undefined };
     this.worker = new Worker(WORKER_URL, {
       workerData: setup,
       // A worker holds one job at a time; a small heap makes it collect its buffers promptly
@@ -56,12 +56,12 @@ class WorkerBridge implements DeflateBridge {
     this.pending.clear();
   }
 
-  deflate(data: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]> {
+  deflate(data: Uint8Array[], params: DeflateParams, zlib: boolean): Promise<DeflateReply[]> {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      const job: PoolJob = { id, data, params };
+      const job: PoolJob = { id, data, params, zlib };
       // Transferred, not copied: the dispatcher handed us buffers of our own.
       this.worker.postMessage(
         job,
@@ -78,15 +78,13 @@ class WorkerBridge implements DeflateBridge {
 export interface NodePoolOptions {
   /** Default: one per core (os.availableParallelism()). */
   workers?: number;
-  /** Default 'wasm': stock zlib, byte-identical to qemu-img's clusters. */
+  /** Default 'wasm': libdeflate, the page's engine and bytes. */
   engine?: DeflateEngine;
-  /** zlib streams (stream VMDK, cloop) on Node's zlib (protocol.ts WorkerSetup). Default off. */
-  nativeStreams?: boolean;
 }
 
 /** A worker_threads pool behind the Codecs interface; `base` serves everything but deflateRaw. */
 export function createNodeDeflatePool(base: Codecs, opts: NodePoolOptions = {}): PooledCodecs {
   const n = Math.max(1, opts.workers ?? availableParallelism());
   const engine = opts.engine ?? 'wasm';
-  return pooledCodecs(() => Array.from({ length: n }, () => new WorkerBridge(engine, !!opts.nativeStreams)), base);
+  return pooledCodecs(() => Array.from({ length: n }, () => new WorkerBridge(engine)), base);
 }

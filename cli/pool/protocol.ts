@@ -1,18 +1,12 @@
 import type { DeflateParams } from '../../src-core/codecs/types.ts';
 
-/** Which deflate a worker runs: stock zlib in wasm (qemu-img's exact output) or Node's zlib (faster, ~0.5–2 % larger). */
+/** Which deflate a worker runs: libdeflate in wasm (the page's bytes) or Node's zlib (slower, ~1–2.5 % larger; for comparison). */
 export type DeflateEngine = 'wasm' | 'native';
 
 /** What a worker is started with. */
 export interface WorkerSetup {
   engine: DeflateEngine;
   wasm?: unknown;
-  /**
-   * zlib streams (32 KiB window: stream VMDK grains, cloop blocks) on Node's zlib even when
-   * `engine` is wasm: ~30 % less CPU for the same size (measured on the bench disk's grains).
-   * Off for --reproducible, whose bytes must not depend on the Node version (and equal the page's).
-   */
-  nativeStreams: boolean;
 }
 
 /** A batch of clusters compressed with the same parameters. */
@@ -20,6 +14,8 @@ export interface PoolJob {
   id: number;
   data: Uint8Array[];
   params: DeflateParams;
+  /** Whole zlib streams (RFC 1950) instead of raw deflate. */
+  zlib: boolean;
 }
 
 export interface PoolResult {

@@ -1,16 +1,16 @@
-import type { Codecs, DeflateParams } from './types.ts';
-import { adler32, wrapZlib, zlibStreamParams } from './zlibWrap.ts';
+import { zlibStreamParams, type Codecs, type DeflateParams } from './types.ts';
 
 /**
  * One compression worker as the dispatcher sees it (a worker_threads Worker in the CLI, a Web
  * Worker behind Comlink in browsers). `deflate` receives a buffer it may transfer (detach) and
- * resolves to the raw deflate stream, or to a buffer of the input's length or more when the
- * data did not shrink (the qcow2 writer then stores the cluster as it is, as QEMU does).
+ * resolves to the deflate stream (raw, or zlib-wrapped when `zlib`), or to a buffer of the
+ * input's length or more when the data did not shrink (the writer then stores it as it is, as
+ * QEMU does).
  * Jobs travel in batches: one message per cluster cost a worker ~10 % of its time in
  * postMessage (measured, Node 20, 64 KiB clusters).
  */
 export interface DeflateBridge {
-  deflate(jobs: Uint8Array[], params: DeflateParams): Promise<DeflateReply[]>;
+  deflate(jobs: Uint8Array[], params: DeflateParams, zlib: boolean): Promise<DeflateReply[]>;
   terminate(): void | Promise<void>;
 }
 
@@ -30,6 +30,7 @@ export interface PooledCodecs extends Codecs {
 interface Pending {
   data: Uint8Array;
   params: DeflateParams;
+  zlib: boolean;
   resolve(out: Uint8Array): void;
   reject(e: unknown): void;
 }
@@ -39,9 +40,9 @@ interface Pending {
  * `batch` to the worker with the fewest batches in flight; at most `depth` per worker are in
  * flight (two keep a worker busy while the next batch is in its post queue), the rest wait
  * here in order. Results resolve their own promises, so callers that await them in cluster
- * order get order-preserving output. zlib-wrapped deflate (VMDK stream grains, cloop blocks)
- * runs on the same workers as raw deflate with zlib's own settings, wrapped here. Everything
- * else (inflate, zstd) falls through to `base`.
+ * order get order-preserving output. zlib streams (VMDK stream grains, cloop blocks) are made
+ * whole on the same workers, Adler-32 included. Everything else (inflate, zstd) falls through
+ * to `base`.
  */
 export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]), base: Codecs, depth = 2, batch = 8): PooledCodecs {
   // A factory starts the workers on the first deflate: opening or inspecting images with these
@@ -69,9 +70,9 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
       let best = 0;
       for (let w = 1; w < busy.length; w++) if (busy[w]! < busy[best]!) best = w;
       if (busy[best]! >= depth) break;
-      const params = waiting[head]!.params;
+      const { params, zlib } = waiting[head]!;
       const jobs: Pending[] = [];
-      while (head < waiting.length && jobs.length < batch && sameParams(waiting[head]!.params, params)) {
+      while (head < waiting.length && jobs.length < batch && waiting[head]!.zlib === zlib && sameParams(waiting[head]!.params, params)) {
         jobs.push(waiting[head]!);
         waiting[head++] = undefined as unknown as Pending;
       }
@@ -79,6 +80,7 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
       bridges[best]!.deflate(
         jobs.map((j) => j.data),
         params,
+        zlib,
       ).then(
         (replies) => {
           busy[best]!--;
@@ -107,7 +109,7 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
     queueMicrotask(pump);
   };
 
-  function deflateRaw(data: Uint8Array, params: DeflateParams): Promise<Uint8Array> {
+  function submit(data: Uint8Array, params: DeflateParams, zlib: boolean): Promise<Uint8Array> {
     if (closed) return Promise.reject(new Error('compression pool is closed'));
     start();
     // A copy the worker may own: `data` is usually a view into a larger read window, which
@@ -116,7 +118,7 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
     if (job && job.length === data.length) job.set(data);
     else job = new Uint8Array(data); // (not .slice(): on a Node Buffer that is a view)
     return new Promise((resolve, reject) => {
-      waiting.push({ data: job, params, resolve, reject });
+      waiting.push({ data: job, params, zlib, resolve, reject });
       schedule();
     });
   }
@@ -126,13 +128,11 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
     get workers() {
       return bridges.length;
     },
-    deflateRaw,
+    deflateRaw: (data: Uint8Array, params: DeflateParams) => submit(data, params, false),
     async zlibDeflate(data: Uint8Array, level: number): Promise<Uint8Array> {
-      const sum = adler32(data);
-      const raw = await deflateRaw(data, zlibStreamParams(level));
+      const stream = await submit(data, zlibStreamParams(level), true);
       // A block that did not shrink comes back as it went: the base codec writes its stored form.
-      if (raw.length >= data.length) return base.zlibDeflate(data, level);
-      return wrapZlib(raw, sum, level);
+      return stream.length >= data.length ? base.zlibDeflate(data, level) : stream;
     },
     async close() {
       closed = true;
@@ -145,9 +145,8 @@ export function pooledCodecs(workers: DeflateBridge[] | (() => DeflateBridge[]),
 }
 
 function sameParams(a: DeflateParams, b: DeflateParams): boolean {
-  const sa = a.search;
-  const sb = b.search;
-  const sameSearch =
-    sa === sb || (!!sa && !!sb && sa.good === sb.good && sa.lazy === sb.lazy && sa.nice === sb.nice && sa.chain === sb.chain);
-  return a === b || (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel && sameSearch);
+  return (
+    a === b ||
+    (a.level === b.level && a.windowBits === b.windowBits && a.memLevel === b.memLevel && a.libdeflateLevel === b.libdeflateLevel)
+  );
 }

@@ -4,27 +4,17 @@
  * async so a pool of workers can sit behind them.
  */
 export interface DeflateParams {
+  /** zlib's level (0…9), for the engines that are zlib (pako, Node's zlib). */
   level: number;
-  /** 9…15: log2 of the window size; QEMU's qcow2 uses 12 (4 KiB). */
+  /** 9…15: log2 of the window size; QEMU's qcow2 uses 12 (4 KiB). No match reaches further back. */
   windowBits: number;
+  /** zlib's memLevel (pako, Node's zlib). */
   memLevel: number;
   /**
-   * zlib's match-search limits (deflateTune), instead of the level's own. Less search is
-   * faster and any valid stream decodes the same. Only the wasm zlib honours it; pako and
-   * Node's zlib have no deflateTune and compress at the plain level.
+   * The level of the wasm engine (libdeflate, deflate-wasm/), chosen by `libdeflateLevelFor`:
+   * libdeflate's levels compress harder than zlib's of the same number.
    */
-  search?: DeflateSearch;
-}
-
-export interface DeflateSearch {
-  /** Match length above which the chain search is cut to a quarter. */
-  good: number;
-  /** Lazy matching: look for a longer match only when the current one is shorter than this. */
-  lazy: number;
-  /** A match this long ends the search. */
-  nice: number;
-  /** Hash-chain entries examined at most. */
-  chain: number;
+  libdeflateLevel: number;
 }
 
 export interface Codecs {
@@ -58,13 +48,25 @@ export type AesEcb = (key: Uint8Array, data: Uint8Array, decrypt: boolean) => Ui
 
 export type Pbkdf2 = (hash: HashName, password: Uint8Array, salt: Uint8Array, iterations: number, length: number) => Promise<Uint8Array>;
 
-/** QEMU's qcow2 settings (block/qcow2-threads.c): raw deflate, level 6, 4 KiB window, memLevel 9. */
-export const QEMU_DEFLATE: DeflateParams = { level: 6, windowBits: 12, memLevel: 9 };
+/**
+ * The libdeflate level that compresses at least as small as zlib's `zlibLevel`, measured on the
+ * bench disk's 64 KiB clusters (wasm, 2 cores; docs/performance.md): with a 4 KiB window
+ * libdeflate 5 is 0.8 % smaller than zlib 6 at 2.5× its speed; with a 32 KiB window libdeflate 5
+ * is 0.3 % smaller than zlib 6 (3×) and libdeflate 6 smaller than zlib 9 (8×). Levels 1–4 are
+ * not measured and keep their number.
+ */
+export function libdeflateLevelFor(zlibLevel: number): number {
+  return zlibLevel >= 7 ? 6 : zlibLevel === 6 ? 5 : Math.max(0, zlibLevel);
+}
 
 /**
- * What DiskFerry compresses qcow/qcow2 clusters with: QEMU's settings (so the 4 KiB window
- * every reader expects) with a shorter match search than level 6's (chain 128 → 24, good
- * match 8 → 4). Measured on the bench disk's clusters with the wasm zlib: 1.35× faster, output
- * 0.5 % larger; the issue allows 1 %. Level 5 (chain 32) would give 1.25× for 0.3 %.
+ * qcow/qcow2 clusters: QEMU's settings (block/qcow2-threads.c: raw deflate, level 6, a 4 KiB
+ * window, memLevel 9), so the window every reader expects; on the wasm engine libdeflate's
+ * level 5, which writes smaller clusters than QEMU's at 2.5× zlib's speed.
  */
-export const QCOW_DEFLATE: DeflateParams = { ...QEMU_DEFLATE, search: { good: 4, lazy: 16, nice: 128, chain: 24 } };
+export const QCOW_DEFLATE: DeflateParams = { level: 6, windowBits: 12, memLevel: 9, libdeflateLevel: libdeflateLevelFor(6) };
+
+/** zlib streams (RFC 1950: VMDK stream grains, cloop blocks) as zlib's `deflate(data, level)` makes them: a 32 KiB window, memLevel 8. */
+export function zlibStreamParams(level: number): DeflateParams {
+  return { level, windowBits: 15, memLevel: 8, libdeflateLevel: libdeflateLevelFor(level) };
+}

@@ -1,11 +1,11 @@
 /**
  * One browser compression worker (a Web Worker started by workers/pool/pool.ts). It compresses
- * one cluster per call with stock zlib in wasm (the same bytes as qemu-img), or with pako when
- * wasm cannot be instantiated. Buffers travel both ways as transfers, never as copies.
+ * one cluster or grain per call with libdeflate in wasm (the CLI's engine and bytes), or with
+ * pako when wasm cannot be instantiated. Buffers travel both ways as transfers, never as copies.
  */
 import * as Comlink from 'comlink';
 import * as pako from 'pako';
-import { WasmDeflater } from '../../src-core/codecs/zlib-wasm/loader.ts';
+import { WasmDeflater } from '../../src-core/codecs/deflate-wasm/loader.ts';
 import type { DeflateParams } from '../../src-core/codecs/types.ts';
 import type { DeflateReply } from '../../src-core/codecs/deflatePool.ts';
 
@@ -26,11 +26,11 @@ const api = {
     return deflater ? 'wasm' : 'pako';
   },
 
-  deflate(jobs: Uint8Array[], p: DeflateParams): DeflateReply[] {
+  deflate(jobs: Uint8Array[], p: DeflateParams, zlib: boolean): DeflateReply[] {
     const replies: DeflateReply[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const job of jobs) {
-      const r = deflateOne(job, p);
+      const r = deflateOne(job, p, zlib);
       replies.push(r);
       transfer.push(r.out.buffer as ArrayBuffer);
       if (r.spare) transfer.push(r.spare.buffer as ArrayBuffer);
@@ -39,15 +39,15 @@ const api = {
   },
 };
 
-function deflateOne(job: Uint8Array, p: DeflateParams): DeflateReply {
+function deflateOne(job: Uint8Array, p: DeflateParams, zlib: boolean): DeflateReply {
   let out: Uint8Array;
   if (deflater) {
     if (scratch.length < job.length) scratch = new Uint8Array(job.length);
-    const n = deflater.deflateRawInto(job, scratch.subarray(0, job.length), p);
+    const n = deflater.deflateInto(job, scratch.subarray(0, job.length), p, zlib);
     // -1: it did not shrink; the job comes back as it went and is stored uncompressed.
     if (n < 0) return { out: job };
     out = scratch.slice(0, n);
-  } else out = pako.deflateRaw(job, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel });
+  } else out = (zlib ? pako.deflate : pako.deflateRaw)(job, { level: p.level, windowBits: p.windowBits, memLevel: p.memLevel });
   // The job's buffer goes back too, for the pool to reuse.
   return { out, spare: job };
 }
