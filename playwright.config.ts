@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 
-/** Port of the preview server the e2e run builds and starts (npm start uses 4173). */
-export const E2E_PORT = 4179;
+/** Port of the preview server the e2e run builds and starts (npm start uses 4173); E2E_PORT=N lets two checkouts test at once. */
+export const E2E_PORT = Number(process.env.E2E_PORT) || 4179;
 
 export default defineConfig({
   testDir: 'e2e',
