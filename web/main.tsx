@@ -2,7 +2,7 @@ import { createRoot } from 'react-dom/client';
 import { filesFromHandles } from './adapters/pickFiles.ts';
 import { launchQueueSupported } from './capabilities.ts';
 import { App } from './components/App/index.tsx';
-import { addFiles, loadFormats } from './state/actions.ts';
+import { addFiles, loadFormats } from './state/sources.ts';
 import { watchEstimate } from './state/estimate.ts';
 import { registerServiceWorker } from './sw/register.ts';
 import { inspectorWorker } from './workerBridge.ts';

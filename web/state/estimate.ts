@@ -1,7 +1,7 @@
 import { errorLine } from '../../src-core/io/errors.ts';
 import type { ConvertPlan, ProgressReport } from '../../workers/protocol.ts';
 import { Comlink, startDiskWorker, type DiskWorker } from '../workerBridge.ts';
-import { currentPlan } from './actions.ts';
+import { currentPlan } from './plan.ts';
 import { useApp, type AppState } from './store.ts';
 
 /** Wait this long after the last change before estimating (typing in an option field). */

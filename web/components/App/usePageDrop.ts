@@ -1,6 +1,6 @@
 import { useEffect } from 'react';
 import { filesFromDrop } from '../../adapters/pickFiles.ts';
-import { addFiles } from '../../state/actions.ts';
+import { addFiles } from '../../state/sources.ts';
 import { useApp } from '../../state/store.ts';
 
 const carriesFiles = (e: DragEvent) => Array.from(e.dataTransfer?.types ?? []).includes('Files');

@@ -1,5 +1,5 @@
 import { useEffect, useRef } from 'react';
-import { cancelConvert, convertAgain } from '../../state/actions.ts';
+import { cancelConvert, convertAgain } from '../../state/job.ts';
 import { nextSteps } from '../../state/nextSteps.ts';
 import { destinationOf } from '../../state/presets.ts';
 import { FileName } from '../FileName/index.tsx';

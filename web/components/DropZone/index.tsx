@@ -2,7 +2,7 @@ import { useEffect, useRef } from 'react';
 import { nativeDirectorySupported, nativeOpenSupported } from '../../capabilities.ts';
 import { filesFromInput, pickFilesNative, pickFolderNative } from '../../adapters/pickFiles.ts';
 import type { PickedFile } from '../../../workers/protocol.ts';
-import { addFiles } from '../../state/actions.ts';
+import { addFiles } from '../../state/sources.ts';
 import { hasSource, useApp } from '../../state/store.ts';
 import { UrlForm } from '../UrlForm/index.tsx';
 import './style.css';

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from 'react';
 import type { ImageSummary } from '../../../workers/protocol.ts';
-import { setSourcePassword, unlockSource } from '../../state/actions.ts';
+import { setSourcePassword, unlockSource } from '../../state/sources.ts';
 import { useApp } from '../../state/store.ts';
 import { titleWithCliName } from '../../state/formats.ts';
 import { bytesExact, humanSize, percent } from '../../units.ts';

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import type { IgnoredFile } from '../../../workers/protocol.ts';
-import { inspect, selectImage, setSourcePassword, treatAsRaw, unpackCompressed } from '../../state/actions.ts';
+import { inspect, selectImage, setSourcePassword, treatAsRaw, unpackCompressed } from '../../state/sources.ts';
 import { useApp } from '../../state/store.ts';
 import { formatTitle } from '../../state/formats.ts';
 import { humanSize } from '../../units.ts';

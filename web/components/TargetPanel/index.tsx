@@ -2,17 +2,17 @@ import { useEffect, useRef, type ReactNode } from 'react';
 import type { CreateOptionSpec } from '../../../src-core/image/types.ts';
 import type { ImageSummary } from '../../../workers/protocol.ts';
 import { saveMethod } from '../../capabilities.ts';
+import { startConvert } from '../../state/job.ts';
+import { currentPlan } from '../../state/plan.ts';
 import {
   applyPreset,
-  currentPlan,
   compressAllowed,
   encryptOutput,
   setCompress,
   setOption,
   setTargetFormat,
-  startConvert,
   updateTarget,
-} from '../../state/actions.ts';
+} from '../../state/targetForm.ts';
 import { formatTitle, optionApplies, orderFormats, titleWithCliName } from '../../state/formats.ts';
 import { dropClash, plannedFacts, plannedSize } from '../../state/preflight.ts';
 import { destinationOf, MiB, PRESETS, sizingPreset } from '../../state/presets.ts';

@@ -1,5 +1,5 @@
 import { useId, useState } from 'react';
-import { openUrl } from '../../state/actions.ts';
+import { openUrl } from '../../state/sources.ts';
 import { useApp } from '../../state/store.ts';
 import './style.css';
 
