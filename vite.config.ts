@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
@@ -48,8 +48,20 @@ function precacheManifest(): Plugin {
   };
 }
 
+/** deflate.wasm is libdeflate (MIT): its licence travels with the built app, as it does with the CLI's bundle. */
+function wasmLicences(): Plugin {
+  return {
+    name: 'diskferry-wasm-licences',
+    apply: 'build',
+    generateBundle() {
+      const source = readFileSync('src-core/codecs/deflate-wasm/LICENSE.libdeflate', 'utf8');
+      this.emitFile({ type: 'asset', fileName: 'licenses/libdeflate.txt', source });
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react(), precacheManifest()],
+  plugins: [react(), precacheManifest(), wasmLicences()],
   worker: { format: 'es' },
   build: {
     target: 'es2022',
