@@ -48,52 +48,75 @@ function serve(dir: string): Promise<{ url: string; close(): void }> {
   );
 }
 
-/** The floor measurement's worker, as plain script (bundlers must not rewrite what runs in the page). */
+/**
+ * The floor measurement's worker, as plain script (bundlers must not rewrite what runs in the
+ * page). Modes: 'rw' reads the source, then writes `total` bytes through createWritable; 'copy'
+ * does both at once, as a conversion must (each 16 MiB read is followed by its share of the
+ * output); 'sync' writes `total` bytes through an OPFS sync access handle.
+ */
 const FLOOR_WORKER = `
-onmessage = async (e) => {
-  const { file, total, syncOnly } = e.data;
-  const MiB = 1024 * 1024;
-  const root = await navigator.storage.getDirectory();
-  let t = performance.now();
-  let readS = 0;
-  let writeS = 0;
-  if (!syncOnly) {
-  let next = file.slice(0, 16 * MiB).arrayBuffer();
-  for (let pos = 0; pos < file.size; pos += 16 * MiB) {
-    const cur = next;
-    next = file.slice(pos + 16 * MiB, pos + 32 * MiB).arrayBuffer();
-    await cur;
-  }
-  await next;
-  readS = (performance.now() - t) / 1000;
+const MiB = 1024 * 1024;
+async function streamWrite(root, chunks) {
   const h = await root.getFileHandle('bench-floor-stream', { create: true });
-  t = performance.now();
   const stream = await h.createWritable();
   const pending = [];
-  for (let pos = 0; pos < total; pos += 4 * MiB) {
-    const run = new Uint8Array(Math.min(4 * MiB, total - pos)).fill(0x5a);
+  for await (const [pos, run] of chunks) {
     pending.push(stream.write({ type: 'write', position: pos, data: run }));
     if (pending.length >= 3) await pending.shift();
   }
   await Promise.all(pending);
   await stream.close();
-  writeS = (performance.now() - t) / 1000;
   await root.removeEntry('bench-floor-stream');
-  postMessage({ readS, writeS, syncWriteS: 0 });
-  return;
+}
+async function* slices(file) {
+  let next = file.slice(0, 16 * MiB).arrayBuffer();
+  for (let pos = 0; pos < file.size; pos += 16 * MiB) {
+    const cur = next;
+    next = file.slice(pos + 16 * MiB, pos + 32 * MiB).arrayBuffer();
+    yield [pos, await cur];
   }
-  const hs = await root.getFileHandle('bench-floor-sync', { create: true });
-  t = performance.now();
-  const a = await hs.createSyncAccessHandle();
-  const run = new Uint8Array(4 * MiB).fill(0x5a);
-  for (let pos = 0; pos < total; pos += 4 * MiB) a.write(run.subarray(0, Math.min(4 * MiB, total - pos)), { at: pos });
-  a.flush();
-  a.close();
-  const syncWriteS = (performance.now() - t) / 1000;
-  await root.removeEntry('bench-floor-sync');
-  postMessage({ readS, writeS, syncWriteS });
+}
+function* filled(total) {
+  for (let pos = 0; pos < total; pos += 4 * MiB) yield [pos, new Uint8Array(Math.min(4 * MiB, total - pos)).fill(0x5a)];
+}
+/** The output's bytes in 4 MiB runs, paced by the source's reads: after each read, its share. */
+async function* paced(file, total) {
+  let out = 0;
+  for await (const [pos, buf] of slices(file)) {
+    const due = Math.min(total, Math.round(((pos + buf.byteLength) / file.size) * total));
+    for (; out + 4 * MiB <= due || (due === total && out < total); out += 4 * MiB)
+      yield [out, new Uint8Array(Math.min(4 * MiB, total - out)).fill(0x5a)];
+  }
+}
+onmessage = async (e) => {
+  const { file, total, mode } = e.data;
+  const root = await navigator.storage.getDirectory();
+  const r = { readS: 0, writeS: 0, copyS: 0, syncWriteS: 0 };
+  let t = performance.now();
+  if (mode === 'rw') {
+    for await (const _ of slices(file));
+    r.readS = (performance.now() - t) / 1000;
+    t = performance.now();
+    if (total) await streamWrite(root, filled(total));
+    r.writeS = (performance.now() - t) / 1000;
+  } else if (mode === 'copy') {
+    await streamWrite(root, paced(file, total));
+    r.copyS = (performance.now() - t) / 1000;
+  } else {
+    const hs = await root.getFileHandle('bench-floor-sync', { create: true });
+    const a = await hs.createSyncAccessHandle();
+    const run = new Uint8Array(4 * MiB).fill(0x5a);
+    for (let pos = 0; pos < total; pos += 4 * MiB) a.write(run.subarray(0, Math.min(4 * MiB, total - pos)), { at: pos });
+    a.flush();
+    a.close();
+    r.syncWriteS = (performance.now() - t) / 1000;
+    await root.removeEntry('bench-floor-sync');
+  }
+  postMessage(r);
 };
 `;
+
+type FloorTimes = { readS: number; writeS: number; copyS: number; syncWriteS: number };
 
 export class BrowserBench {
   private constructor(
@@ -183,11 +206,12 @@ export class BrowserBench {
   /**
    * What the browser alone costs, with no conversion: read `file` as the app does (16 MiB Blob
    * slices, one ahead) and write `outBytes` into a new file through createWritable as the app
-   * writes the user's chosen file (4 MiB runs, 3 queued), then the same through an OPFS sync
-   * handle for comparison. A conversion that reads the source and writes through the stream
-   * cannot take less than the larger of the first two.
+   * writes the user's chosen file (4 MiB runs, 3 queued), one after the other (each with the
+   * machine to itself) and then at once (`copyS`, as a conversion must: on two cores the read
+   * and the write compete for the same CPU); then the write through an OPFS sync handle, for
+   * comparison. `cpuS` and `copyCpuS` are Chromium's whole tree during the first two.
    */
-  async floor(file: string, outBytes: number): Promise<{ readS: number; writeS: number; syncWriteS: number; cpuS: number }> {
+  async floor(file: string, outBytes: number): Promise<FloorTimes & { cpuS: number; copyCpuS: number }> {
     await this.fresh();
     const p = this.page;
     await p.evaluate(() => {
@@ -198,31 +222,33 @@ export class BrowserBench {
       document.body.append(input);
     });
     await p.setInputFiles('#bench-floor', file);
-    // Read + stream write under the CPU meter (what a conversion cannot avoid), then the sync
-    // handle's write on its own, for comparison.
-    let rw = { readS: 0, writeS: 0 };
+    let rw: FloorTimes | undefined;
     const m = await measureTree(this.browserPid(), async () => {
-      rw = await this.floorRun(outBytes, false);
+      rw = await this.floorRun(outBytes, 'rw');
     });
-    const sync = outBytes ? await this.floorRun(outBytes, true) : { syncWriteS: 0 };
-    return { readS: rw.readS, writeS: rw.writeS, syncWriteS: sync.syncWriteS, cpuS: m.cpuS };
+    let copy: FloorTimes | undefined;
+    const mc = await measureTree(this.browserPid(), async () => {
+      copy = await this.floorRun(outBytes, 'copy');
+    });
+    const sync = outBytes ? await this.floorRun(outBytes, 'sync') : undefined;
+    return { readS: rw!.readS, writeS: rw!.writeS, copyS: copy!.copyS, syncWriteS: sync?.syncWriteS ?? 0, cpuS: m.cpuS, copyCpuS: mc.cpuS };
   }
 
-  private floorRun(outBytes: number, syncOnly: boolean): Promise<{ readS: number; writeS: number; syncWriteS: number }> {
+  private floorRun(outBytes: number, mode: 'rw' | 'copy' | 'sync'): Promise<FloorTimes> {
     return this.page.evaluate(
-      async ({ total, syncOnly, FLOOR_WORKER }) => {
+      async ({ total, mode, FLOOR_WORKER }) => {
         const url = URL.createObjectURL(new Blob([FLOOR_WORKER], { type: 'text/javascript' }));
         const w = new Worker(url);
         const file = (document.getElementById('bench-floor') as HTMLInputElement).files![0]!;
-        const r = await new Promise<{ readS: number; writeS: number; syncWriteS: number }>((resolve, reject) => {
+        const r = await new Promise<FloorTimes>((resolve, reject) => {
           w.onmessage = (e) => resolve(e.data);
           w.onerror = (e) => reject(new Error(e.message));
-          w.postMessage({ file, total, syncOnly });
+          w.postMessage({ file, total, mode });
         });
         w.terminate();
         return r;
       },
-      { total: outBytes, syncOnly, FLOOR_WORKER },
+      { total: outBytes, mode, FLOOR_WORKER },
     );
   }
 
