@@ -139,7 +139,9 @@ export interface CreateOptions {
 
 /**
  * Receives guest data in increasing offset order and lays it out in a format.
- * Data arrives in whole `granularity` units (the last unit of the disk may be short);
+ * Data arrives in whole `granularity` units (the last unit of the disk may be short). The caller
+ * never changes a buffer it handed to write(), so a writer may pass it on uncopied
+ * (SinkBuffer.writeOwned) and hold it until finish();
  * ranges not written stay unallocated, and `writeZeroes` marks ranges that must read as zero
  * even over a backing file.
  *

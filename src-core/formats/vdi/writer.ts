@@ -80,8 +80,9 @@ export class VdiWriter implements ImageWriter {
     for (let pos = 0; pos < data.length; pos += BLOCK_SIZE) {
       const block = data.subarray(pos, pos + BLOCK_SIZE);
       const index = (offset + pos) / BLOCK_SIZE;
+      // Blocks are not copied (ImageWriter: callers never change what they handed over).
       if (this.isStatic) {
-        await this.out.write(this.offData + index * BLOCK_SIZE, block);
+        await this.out.writeOwned(this.offData + index * BLOCK_SIZE, block);
         continue;
       }
       if (isAllZero(block)) {
@@ -91,7 +92,7 @@ export class VdiWriter implements ImageWriter {
       }
       const slot = this.allocated++;
       this.map[index] = slot;
-      await this.out.write(this.offData + slot * BLOCK_SIZE, block);
+      await this.out.writeOwned(this.offData + slot * BLOCK_SIZE, block);
       // Whole blocks in the file, as QEMU and VirtualBox allocate them.
       if (block.length < BLOCK_SIZE)
         await this.out.write(this.offData + slot * BLOCK_SIZE + block.length, new Uint8Array(BLOCK_SIZE - block.length));

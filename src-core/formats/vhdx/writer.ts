@@ -281,7 +281,9 @@ export class VhdxWriter implements ImageWriter {
       const inBlock = guest - b * bs;
       const len = Math.min(data.length - pos, bs - inBlock, this.cfg.virtualSize - guest);
       if (len <= 0) break; // the tail past the virtual size is padding
-      await this.out.write(this.blockHost(b) + inBlock, data.subarray(pos, pos + len));
+      // Not copied (ImageWriter: callers never change what they handed over); pieces of one
+      // window that follow each other in the file leave as one view of it.
+      await this.out.writeOwned(this.blockHost(b) + inBlock, data.subarray(pos, pos + len));
       if (this.cfg.parent) await this.markPresent(guest, len);
       pos += len;
     }

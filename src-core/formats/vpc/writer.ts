@@ -155,7 +155,8 @@ class FixedVpcWriter implements ImageWriter {
   }
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (offset + data.length > this.layout.size) throw new RangeError('vpc writer: write past the end of the disk');
-    await this.out.write(offset, data);
+    // Not copied (ImageWriter: callers never change what they handed over).
+    await this.out.writeOwned(offset, data);
   }
   async writeZeroes(): Promise<void> {}
   async finish(): Promise<void> {
