@@ -8,7 +8,8 @@ import type { CreateOptions, FormatDriver, ImageWriter } from '../../image/types
 import { WriteOrder } from '../../image/writeOrder.ts';
 import { encodeCompressed, OFLAG_COPIED } from './entries.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
-import { parseQcow2Options, QCOW2_CREATE_OPTIONS, qcow2Header, type Qcow2WriterConfig } from './writer.ts';
+import { parseQcow2Options, QCOW2_CREATE_OPTIONS, type Qcow2WriterConfig } from './createOptions.ts';
+import { qcow2Header } from './headerWrite.ts';
 
 /**
  * qcow2 written strictly front to back, for an output that cannot seek (a pipe): header,

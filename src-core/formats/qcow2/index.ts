@@ -3,7 +3,8 @@ import { isQcow2 } from './header.ts';
 import { checkQcow2 } from './check.ts';
 import { measureQcow2 } from './measure.ts';
 import { Qcow2Device } from './reader.ts';
-import { createQcow2Writer, QCOW2_CREATE_OPTIONS } from './writer.ts';
+import { QCOW2_CREATE_OPTIONS } from './createOptions.ts';
+import { createQcow2Writer } from './writer.ts';
 
 export const qcow2Driver: FormatDriver = {
   name: 'qcow2',

@@ -1,7 +1,7 @@
 import { alignUp } from '../../io/int64.ts';
 import type { BlockDevice, CreateOptions, MeasureResult } from '../../image/types.ts';
 import { allocatedUnits } from '../../image/extents.ts';
-import { parseQcow2Options } from './writer.ts';
+import { parseQcow2Options } from './createOptions.ts';
 import { luksAreaBytes } from '../../codecs/crypto/index.ts';
 
 /** Refcount table + blocks for `clusters` clusters (qcow2_refcount_metadata_size, no slack). */

@@ -1,128 +1,18 @@
 import type { ByteSink } from '../../io/bytes.ts';
 import { InvalidArgumentError } from '../../io/errors.ts';
-import { alignUp, isPowerOfTwo } from '../../io/int64.ts';
+import { alignUp } from '../../io/int64.ts';
 import { SinkBuffer } from '../../io/sinkBuffer.ts';
-import { isAllZero, padTo, Struct, utf8Encode, writeBig64Table } from '../../io/struct.ts';
+import { isAllZero, padTo, utf8Encode, writeBig64Table } from '../../io/struct.ts';
 import { QCOW_DEFLATE } from '../../codecs/types.ts';
-import { checkOptions, parseBool, parseSize } from '../../image/options.ts';
-import type { BackingRef, CreateOptions, CreateOptionSpec, ImageWriter } from '../../image/types.ts';
+import type { CreateOptions, ImageWriter } from '../../image/types.ts';
+import { parseQcow2Options, type Qcow2WriterConfig } from './createOptions.ts';
 import { encodeCompressed, OFLAG_COPIED, OFLAG_ZERO } from './entries.ts';
-import {
-  COMPAT_LAZY_REFCOUNTS,
-  EXT_BACKING_FORMAT,
-  EXT_CRYPTO,
-  EXT_FEATURE_TABLE,
-  INCOMPAT_COMPRESSION,
-  INCOMPAT_EXTL2,
-  MAX_BACKING_FORMAT,
-  MAX_BACKING_NAME,
-  QCOW_MAGIC,
-  V2_HEADER_LENGTH,
-  V3_HEADER_LENGTH_WITH_COMPRESSION,
-} from './header.ts';
-import {
-  parseEncryptionOptions,
-  QCOW2_ENCRYPT_OPTIONS,
-  setupEncryption,
-  type Qcow2EncryptionConfig,
-  type Qcow2WriteEncryption,
-} from './writeEncryption.ts';
+import { MAX_BACKING_FORMAT, MAX_BACKING_NAME } from './header.ts';
+import { qcow2Header } from './headerWrite.ts';
+import { setupEncryption, type Qcow2WriteEncryption } from './writeEncryption.ts';
 import { entriesPerRefblock, refcountLayout, refcountMax, setRefcount } from './refcounts.ts';
 import { OpenTable } from '../../image/openTable.ts';
 import { WriteOrder } from '../../image/writeOrder.ts';
-
-export const QCOW2_CREATE_OPTIONS: readonly CreateOptionSpec[] = [
-  {
-    name: 'compat',
-    type: 'enum',
-    values: ['0.10', '1.1', 'v2', 'v3'],
-    default: '1.1',
-    help: 'qcow2 version: 1.1 (v3) or 0.10 (v2, for very old readers)',
-  },
-  { name: 'cluster_size', type: 'size', default: '64k', help: 'cluster size, 512 to 2M, a power of two' },
-  {
-    name: 'refcount_bits',
-    type: 'enum',
-    values: ['1', '2', '4', '8', '16', '32', '64'],
-    default: '16',
-    help: 'width of a reference count',
-  },
-  { name: 'compression_type', type: 'enum', values: ['zlib', 'zstd'], default: 'zlib', help: 'how -c compresses clusters' },
-  { name: 'extended_l2', type: 'bool', default: 'off', help: 'subcluster allocation (32 per cluster)' },
-  { name: 'lazy_refcounts', type: 'bool', default: 'off', help: 'mark the image as using lazy refcounts (v3)' },
-  {
-    name: 'preallocation',
-    type: 'enum',
-    values: ['off', 'metadata', 'falloc', 'full'],
-    default: 'off',
-    help: 'metadata: every cluster allocated, the file sparse; falloc, full: zeros written too',
-  },
-  ...QCOW2_ENCRYPT_OPTIONS,
-];
-
-/** The feature-name table QEMU writes into version 3 headers (cluster_size > 4 KiB). */
-export const FEATURE_NAMES: [number, number, string][] = [
-  [0, 0, 'dirty bit'],
-  [0, 1, 'corrupt bit'],
-  [0, 2, 'external data file'],
-  [0, 3, 'compression type'],
-  [0, 4, 'extended L2 entries'],
-  [1, 0, 'lazy refcounts'],
-  [2, 0, 'bitmaps'],
-  [2, 1, 'raw external data'],
-];
-
-export interface Qcow2WriterConfig {
-  version: 2 | 3;
-  clusterBits: number;
-  refcountBits: number;
-  compressionType: 0 | 1;
-  extendedL2: boolean;
-  lazyRefcounts: boolean;
-  encryption?: Qcow2EncryptionConfig;
-  preallocation: 'off' | 'metadata' | 'falloc' | 'full';
-}
-
-export function parseQcow2Options(opts: CreateOptions): Qcow2WriterConfig {
-  const o = opts.options;
-  checkOptions('qcow2', o, QCOW2_CREATE_OPTIONS);
-  const compat = o.compat ?? '1.1';
-  const version = compat === '0.10' || compat === 'v2' ? 2 : 3;
-  const clusterSize = o.cluster_size ? parseSize(o.cluster_size, 'cluster_size') : 65536;
-  if (!isPowerOfTwo(clusterSize) || clusterSize < 512 || clusterSize > 2 * 1024 * 1024) {
-    throw new InvalidArgumentError(`cluster_size must be a power of two between 512 and 2M (got ${clusterSize})`);
-  }
-  const refcountBits = Number(o.refcount_bits ?? 16);
-  const compressionType = o.compression_type === 'zstd' ? 1 : 0;
-  const extendedL2 = parseBool(o.extended_l2, 'extended_l2');
-  const lazyRefcounts = parseBool(o.lazy_refcounts, 'lazy_refcounts');
-  if (version === 2) {
-    if (refcountBits !== 16) throw new InvalidArgumentError('compat=0.10 requires refcount_bits=16');
-    if (compressionType) throw new InvalidArgumentError('compression_type=zstd requires compat=1.1');
-    if (extendedL2) throw new InvalidArgumentError('extended_l2 requires compat=1.1');
-    if (lazyRefcounts) throw new InvalidArgumentError('lazy_refcounts requires compat=1.1');
-  }
-  if (extendedL2 && clusterSize < 16384) throw new InvalidArgumentError('extended_l2 requires cluster_size of at least 16k');
-  const encryption = parseEncryptionOptions(opts);
-  const preallocation = (o.preallocation ?? 'off') as Qcow2WriterConfig['preallocation'];
-  if (preallocation !== 'off') {
-    // qemu-img's refusals, in its words.
-    if (opts.compress) throw new InvalidArgumentError('Compression and preallocation not supported at the same time');
-    if (opts.backing && !extendedL2)
-      throw new InvalidArgumentError('Backing file and preallocation can only be used at the same time if extended_l2 is on');
-    if (encryption) throw new InvalidArgumentError('DiskFerry does not preallocate encrypted qcow2 images (only preallocation=off)');
-  }
-  return {
-    version,
-    clusterBits: Math.log2(clusterSize),
-    refcountBits,
-    compressionType,
-    extendedL2,
-    lazyRefcounts,
-    encryption,
-    preallocation,
-  };
-}
 
 export async function createQcow2Writer(sink: ByteSink, opts: CreateOptions): Promise<ImageWriter> {
   const cfg = parseQcow2Options(opts);
@@ -440,68 +330,6 @@ export class Qcow2Writer implements ImageWriter {
       luks: this.enc?.luks ? { offset: this.luksOffset, length: this.enc.luks.length } : undefined,
     });
   }
-}
-
-/** Where a qcow2 header points, for qcow2Header (both writers: the ordinary one and the front-to-back one). */
-export interface Qcow2HeaderFields {
-  size: number;
-  cryptMethod: number;
-  l1Entries: number;
-  l1Offset: number;
-  reftableOffset: number;
-  reftableClusters: number;
-  backing?: BackingRef;
-  /** The LUKS header's place in the file (encrypt.format=luks). */
-  luks?: { offset: number; length: number };
-}
-
-/** The first cluster's header: fields, extensions (backing format, crypto, feature names) and the backing file name. */
-export function qcow2Header(cfg: Qcow2WriterConfig, cs: number, f: Qcow2HeaderFields): Uint8Array {
-  const v3 = cfg.version === 3;
-  const headerLength = v3 ? V3_HEADER_LENGTH_WITH_COMPRESSION : V2_HEADER_LENGTH;
-  const s = Struct.alloc(cs);
-  s.setU32(0, QCOW_MAGIC).setU32(4, cfg.version);
-  s.setU32(20, cfg.clusterBits).setU64(24, f.size).setU32(32, f.cryptMethod);
-  s.setU32(36, f.l1Entries).setU64(40, f.l1Offset);
-  s.setU64(48, f.reftableOffset).setU32(56, f.reftableClusters);
-  s.setU32(60, 0).setU64(64, 0);
-  if (v3) {
-    let incompat = 0n;
-    if (cfg.compressionType) incompat |= INCOMPAT_COMPRESSION;
-    if (cfg.extendedL2) incompat |= INCOMPAT_EXTL2;
-    s.setBig64(72, incompat)
-      .setBig64(80, cfg.lazyRefcounts ? COMPAT_LAZY_REFCOUNTS : 0n)
-      .setBig64(88, 0n);
-    s.setU32(96, Math.log2(cfg.refcountBits)).setU32(100, headerLength).setU8(104, cfg.compressionType);
-  }
-  let off = headerLength;
-  const ext = (type: number, data: Uint8Array) => {
-    s.setU32(off, type)
-      .setU32(off + 4, data.length)
-      .setBytes(off + 8, data);
-    off += 8 + alignUp(data.length, 8);
-  };
-  const b = f.backing;
-  if (b?.format) ext(EXT_BACKING_FORMAT, utf8Encode(b.format));
-  if (f.luks) ext(EXT_CRYPTO, Struct.alloc(16).setU64(0, f.luks.offset).setU64(8, f.luks.length).bytes);
-  if (v3 && cs > 4096) {
-    const t = Struct.alloc(FEATURE_NAMES.length * 48);
-    FEATURE_NAMES.forEach(([type, bit, name], i) =>
-      t
-        .setU8(i * 48, type)
-        .setU8(i * 48 + 1, bit)
-        .setString(i * 48 + 2, name, 46),
-    );
-    ext(EXT_FEATURE_TABLE, t.bytes);
-  }
-  off += 8; // end-of-extensions marker: type 0, length 0
-  if (b) {
-    const name = utf8Encode(b.name);
-    if (off + name.length > cs) throw new InvalidArgumentError('backing file name does not fit in the first cluster');
-    s.setU64(8, off).setU32(16, name.length).setBytes(off, name);
-    off += name.length;
-  }
-  return s.bytes.subarray(0, Math.min(cs, alignUp(off, 512)));
 }
 
 interface QueuedCluster {
