@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -45,6 +45,18 @@ function shOk(line: string): string {
   const r = sh(line);
   if (r.status !== 0) throw new Error(`${line} exited ${r.status}: ${r.stderr}`);
   return r.stderr;
+}
+
+/** The bundled CLI as a child with piped stdio (stdin 'ignore': no stdin); `err()` is its stderr so far, `closed` its exit code. */
+function spawnCli(args: string[], opts: { cwd?: string; stdin?: 'pipe' | 'ignore' } = {}) {
+  const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), ...args], {
+    cwd: opts.cwd ?? t.dir,
+    stdio: [opts.stdin ?? 'pipe', 'pipe', 'pipe'],
+  }) as ChildProcessWithoutNullStreams;
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { child, err: () => err, closed };
 }
 
 /** qemu-img check's verdict: 0 clean. */
@@ -164,36 +176,24 @@ describe('convert - - (stdin to stdout)', () => {
   }, 60_000);
 
   it('SIGTERM while the reader has stopped reading (a full pipe): exits within a second, 143', async () => {
-    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', RAW, '-'], {
-      cwd: t.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, err, closed } = spawnCli(['convert', '-O', 'raw', RAW, '-'], { stdin: 'ignore' });
     // Take the first bytes, then read no more: the pipe fills and the CLI's writes wait.
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     child.stdout.pause();
     await new Promise((r) => setTimeout(r, 500));
     const t0 = performance.now();
     child.kill('SIGTERM');
-    expect(await closed, err).toBe(143);
+    expect(await closed, err()).toBe(143);
     expect(performance.now() - t0).toBeLessThan(1000);
-    expect(err).toContain('operation cancelled');
+    expect(err()).toContain('operation cancelled');
   }, 60_000);
 
   it('a reader that goes away (EPIPE) fails the conversion with one line, exit 1', async () => {
-    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', RAW, '-'], {
-      cwd: t.dir,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const { child, err, closed } = spawnCli(['convert', '-O', 'raw', RAW, '-']);
     child.stdout.once('data', () => child.stdout.destroy());
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    expect(code).toBe(1);
-    expect(err.trim().split('\n')).toHaveLength(1);
-    expect(err).toMatch(/stdout: the reader closed the pipe/);
+    expect(await closed).toBe(1);
+    expect(err().trim().split('\n')).toHaveLength(1);
+    expect(err()).toMatch(/stdout: the reader closed the pipe/);
   }, 60_000);
 });
 
@@ -215,35 +215,23 @@ describe('convert - (standard input as the source)', () => {
 
   it('a stream VMDK on a pipe is read as it arrives: output leaves before the input has ended', async () => {
     const vmdk = readFileSync(t.file('in.vmdk'));
-    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-O', 'raw', '-', '-'], {
-      cwd: t.dir,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const { child, err, closed } = spawnCli(['convert', '-O', 'raw', '-', '-']);
     const out: Buffer[] = [];
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const firstOutput = new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
     // Half the file, then wait: a copy to a scratch file would print nothing until the end.
     child.stdin.write(vmdk.subarray(0, vmdk.length >> 1));
     const early = await Promise.race([firstOutput.then(() => true), closed.then(() => false)]);
-    expect(early, err).toBe(true);
+    expect(early, err()).toBe(true);
     child.stdin.end(vmdk.subarray(vmdk.length >> 1));
-    expect(await closed, err).toBe(0);
+    expect(await closed, err()).toBe(0);
     expect(Buffer.concat(out).equals(readFileSync(RAW))).toBe(true);
   }, 60_000);
 
   it('SIGTERM while stdin is being copied: exits at once (143) and removes the scratch copy', async () => {
     const dir = t.file('sigterm');
     mkdirSync(dir);
-    const child = spawn(process.execPath, [path.join(BIN, 'diskferry.js'), 'convert', '-f', 'raw', '-O', 'raw', '-', 'out.raw'], {
-      cwd: dir,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { child, err, closed } = spawnCli(['convert', '-f', 'raw', '-O', 'raw', '-', 'out.raw'], { cwd: dir });
     child.stdin.on('error', () => {}); // the CLI stops reading: what was still to go gets EPIPE
     // Some data and then silence: the copy waits for more that never comes.
     child.stdin.write(readFileSync(RAW).subarray(0, 4 * MiB));
@@ -253,7 +241,7 @@ describe('convert - (standard input as the source)', () => {
     child.kill('SIGTERM');
     expect(await closed).toBe(143);
     expect(performance.now() - t0).toBeLessThan(1000);
-    expect(err).toContain('operation cancelled');
+    expect(err()).toContain('operation cancelled');
     expect(readdirSync(dir)).toEqual([]);
   }, 60_000);
 
