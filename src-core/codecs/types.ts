@@ -56,7 +56,8 @@ export type Pbkdf2 = (hash: HashName, password: Uint8Array, salt: Uint8Array, it
  * not measured and keep their number.
  */
 export function libdeflateLevelFor(zlibLevel: number): number {
-  return zlibLevel >= 7 ? 6 : zlibLevel === 6 ? 5 : Math.max(0, zlibLevel);
+  const level = zlibLevel < 0 ? 6 : zlibLevel; // zlib's Z_DEFAULT_COMPRESSION (-1) is its level 6
+  return level >= 7 ? 6 : level === 6 ? 5 : level;
 }
 
 /**
