@@ -52,6 +52,19 @@ export class NodeFileSource implements ByteSource {
   }
 }
 
+/**
+ * Bytes per write(2). Linux 6.x (ext4 and others with large folios) sizes the page-cache folios
+ * a write allocates by the write's length: a 4 MiB write takes 2 MiB folios, which come from the
+ * high-order free blocks a VM's balloon has handed back to its host (free page reporting), and
+ * the kernel's copy into them then faults on the host page after page. On this project's 2-core
+ * VMs whole 4 MiB writes made `convert -O vhdx` take 2–4.6 s instead of 1.2–1.5 s at random
+ * (after earlier output had been deleted). In `npm run bench` (5 runs each, qemu-img's median
+ * 1.2–1.35 s): whole writes 0.99× / 1.63× (1.12–2.07 s) for -O qcow2 / -O vhdx; 128 KiB pieces
+ * 1.16× / 1.10×; 256 KiB 1.15× / 1.01×, each within 0.15 s; 512 KiB 1.08× / 0.93× with a
+ * 1.77 s outlier. qemu-img writes 64 KiB–2 MiB pieces. docs/performance.md, "Writes in pieces".
+ */
+const WRITE_PIECE = 256 * 1024;
+
 /** Positioned writes into a file; every write's full length is checked. */
 export class NodeFileSink implements ByteSink {
   /** libuv runs file writes on 4 threads: 4 runs queued keep them busy while we read and compress. */
@@ -94,7 +107,8 @@ export class NodeFileSink implements ByteSink {
   async write(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done).catch((e) => {
+      const piece = Math.min(data.length - done, WRITE_PIECE);
+      const { bytesWritten } = await this.fh.write(data, done, piece, offset + done).catch((e) => {
         throw ioError(this.name, e);
       });
       if (!bytesWritten)
