@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../src-core/io/errors.ts';
 import { NullSink } from '../src-core/io/nullSink.ts';
 import { estimateOutput } from '../src-core/pipeline/estimate.ts';
 import { runConversionJob } from '../src-core/pipeline/job.ts';
+import { FileSetResolver } from './io/fileSet.ts';
 import { inputFor, type InputFiles } from './io/inputFiles.ts';
 import { chooseCodecs, releaseCodecs } from './codecs.ts';
 import { WorkerOutputPlace } from './io/outputPlace.ts';
@@ -78,6 +79,15 @@ async function openPlan(
     virtualSize,
     create: { options, compress: plan.compress, codecs, secrets, filename: plan.outputName, reproducible },
   };
+}
+
+/**
+ * The source opened a second time on the same files, with reads of its own and no read-ahead:
+ * the zero scout's (src-core/pipeline/zeroScout.ts), which reads a raw disk from its end.
+ */
+async function openForScout(plan: ConvertPlan, codecs: Codecs, signal: AbortSignal): Promise<BlockDevice> {
+  const files = new FileSetResolver(plan.files, 0);
+  return openImage(files.source(plan.path), drivers, { resolver: files, codecs, signal, format: plan.format, snapshot: plan.snapshot });
 }
 
 /** Creates extra output files in the void, for the check of a multi-file output. */
@@ -178,6 +188,9 @@ export async function runConvert(
       place,
       signal,
       batchSize: READ_WINDOW,
+      // Dropped files only: a URL's holes would cost a second set of requests, an encrypted
+      // source a second key derivation.
+      openScout: req.url || req.password ? undefined : () => openForScout(req, codecs, signal),
       onProgress: (p) =>
         onProgress({ done: p.done, total: p.total, rate: p.rate, eta: p.eta, phase: p.phase === 'done' ? 'finalizing' : p.phase }),
       // Chromium hashes the whole staged file in close() before it appears: "finalizing".

@@ -5,6 +5,7 @@ import { bytesEqual, isAllZero } from '../io/struct.ts';
 import { coalesce } from '../image/extents.ts';
 import type { BlockDevice, CreateOptions, FormatDriver, ImageWriter } from '../image/types.ts';
 import { ProgressMeter, type ProgressCallback } from './progress.ts';
+import { ZeroScout } from './zeroScout.ts';
 
 export interface ConvertOptions {
   source: BlockDevice;
@@ -24,6 +25,12 @@ export interface ConvertOptions {
    * known to read as zeros: convert -n). Absent: whole all-zero units are never written.
    */
   minSparse?: number;
+  /**
+   * Opens the source a second time, for a ZeroScout (zeroScout.ts): asked for only when the
+   * source's metadata calls every byte data, so its holes can only be found by reading. convert
+   * closes what it returns.
+   */
+  openScout?: () => Promise<BlockDevice>;
 }
 
 export interface ConvertResult {
@@ -70,43 +77,60 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const writer = await opts.target.create(opts.sink, { ...opts.create, virtualSize });
   const g = writer.granularity;
   const batch = Math.max(g, alignUp(opts.batchSize ?? DEFAULT_BATCH, g));
-  const meter = new ProgressMeter(await dataBytes(source), opts.onProgress);
+  const total = await dataBytes(source);
+  const meter = new ProgressMeter(total, opts.onProgress);
   let bytesRead = 0;
   const full = opts.minSparse === 0;
   const stats = { zeroBytesWritten: 0 };
-  /** The next window from `pos` on that holds data, read; undefined at the end of the disk. */
-  const load = async (pos: number): Promise<Window | undefined> => {
-    for (; pos < virtualSize; pos += batch) {
-      assertNotAborted(signal);
-      const end = Math.min(pos + batch, virtualSize);
-      const dataRanges: [number, number][] = [];
-      const srcBytes = await windowDataBytes(source, pos, end, dataRanges);
-      const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
-      if (!srcBytes && !backHas && !full) continue;
-      const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
-      const base = backHas ? await backing!.read(pos, end - pos) : undefined;
-      return { pos, end, data, base, srcBytes, dataRanges };
-    }
-    return undefined;
-  };
-  // One window of read-ahead: the next read runs while the writer works on the current one
-  // (with -c the writer returns once its compression queue is under its bound), so reading,
-  // compressing and writing overlap while memory stays at a few windows.
-  let next = load(0);
-  for (;;) {
-    const w = await next;
-    if (!w) break;
-    next = load(w.end);
-    next.catch(() => {}); // a read error surfaces when the loop awaits it
-    bytesRead += w.srcBytes ? w.end - w.pos : 0;
-    await writeWindow(writer, w.pos, w.data, w.base, opts.minSparse, stats, w.dataRanges);
-    if (w.srcBytes) meter.add(w.srcBytes);
+  // All data by its metadata, and large enough for the scout to get ahead of the reads.
+  const scouting = opts.openScout && !backing && !full && total === source.virtualSize && total > 8 * batch;
+  const scoutDevice = scouting ? await opts.openScout!().catch(() => undefined) : undefined;
+  const scout = scoutDevice ? new ZeroScout(scoutDevice, batch, source.virtualSize, (n) => meter.add(n)) : undefined;
+  try {
+    return await copyWindows();
+  } finally {
+    await scout?.stop();
+    await scoutDevice?.close().catch(() => {});
   }
-  assertNotAborted(signal);
-  meter.report('finalizing');
-  await writer.finish();
-  meter.report('done');
-  return { virtualSize, bytesRead, dataBytes: meter.total, zeroBytesWritten: stats.zeroBytesWritten, warnings: writer.warnings ?? [] };
+
+  async function copyWindows(): Promise<ConvertResult> {
+    /** The next window from `pos` on that holds data, read; undefined at the end of the disk. */
+    const load = async (pos: number): Promise<Window | undefined> => {
+      for (; pos < virtualSize; pos += batch) {
+        assertNotAborted(signal);
+        const end = Math.min(pos + batch, virtualSize);
+        const dataRanges: [number, number][] = [];
+        scout?.reading(pos);
+        const srcBytes = await windowDataBytes(source, pos, end, dataRanges);
+        const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
+        if (!srcBytes && !backHas && !full) continue;
+        if (scout?.isZero(pos)) continue; // read by the scout (and counted): all zeros
+        const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
+        const base = backHas ? await backing!.read(pos, end - pos) : undefined;
+        return { pos, end, data, base, srcBytes, dataRanges };
+      }
+      return undefined;
+    };
+    // One window of read-ahead: the next read runs while the writer works on the current one
+    // (with -c the writer returns once its compression queue is under its bound), so reading,
+    // compressing and writing overlap while memory stays at a few windows.
+    let next = load(0);
+    for (;;) {
+      const w = await next;
+      if (!w) break;
+      next = load(w.end);
+      next.catch(() => {}); // a read error surfaces when the loop awaits it
+      bytesRead += w.srcBytes ? w.end - w.pos : 0;
+      await writeWindow(writer, w.pos, w.data, w.base, opts.minSparse, stats, w.dataRanges);
+      if (w.srcBytes) meter.add(w.srcBytes);
+    }
+    assertNotAborted(signal);
+    meter.report('finalizing');
+    await writer.finish();
+    meter.report('done');
+    bytesRead += scout?.bytesRead ?? 0;
+    return { virtualSize, bytesRead, dataBytes: meter.total, zeroBytesWritten: stats.zeroBytesWritten, warnings: writer.warnings ?? [] };
+  }
 }
 
 interface Window {

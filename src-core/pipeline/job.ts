@@ -45,6 +45,8 @@ export interface ConversionJob<Committed> {
   /** convert's minSparse (qemu-img -S) and the size of each read. */
   minSparse?: number;
   batchSize?: number;
+  /** convert's openScout: the source opened again, for finding zeros ahead (pipeline/zeroScout.ts). */
+  openScout?: () => Promise<BlockDevice>;
   signal?: AbortSignal;
   /** Conversion progress, then (with verify) the verification's. */
   onProgress?: ProgressCallback;
@@ -71,6 +73,7 @@ export async function runConversionJob<Committed>(job: ConversionJob<Committed>)
       signal,
       batchSize: job.batchSize,
       minSparse: job.minSparse,
+      openScout: job.openScout,
       onProgress: job.onProgress,
       create: { ...job.create, filename: place.name, resolver: place.resolver },
     });

@@ -27,6 +27,8 @@ export class BlobSource implements ByteSource {
   constructor(
     private readonly blob: Blob,
     readonly name: string,
+    /** Runs fetched ahead of a data run (0: none, for a reader that jumps, as the zero scout). */
+    private readonly readAhead = READ_AHEAD,
   ) {}
 
   get size(): number {
@@ -46,7 +48,7 @@ export class BlobSource implements ByteSource {
     }
     if (length >= READ_AHEAD_MIN) {
       let next = this.ahead.length ? this.ahead[this.ahead.length - 1]!.offset + length : offset + length;
-      while (this.ahead.length < READ_AHEAD && next < this.blob.size) {
+      while (this.ahead.length < this.readAhead && next < this.blob.size) {
         const run = this.slice(next, length);
         run.catch(() => {}); // a failure surfaces if and when this run is asked for
         this.ahead.push({ offset: next, length, bytes: run });

@@ -27,7 +27,11 @@ export class FileSetResolver implements FileResolver {
   /** Opens not yet closed, by path: what an open image holds. */
   private readonly holds = new Map<string, number>();
 
-  constructor(readonly files: readonly PickedFile[]) {
+  constructor(
+    readonly files: readonly PickedFile[],
+    /** Read-ahead of each file's source (BlobSource): none for a reader that jumps. */
+    private readonly readAhead?: number,
+  ) {
     for (const f of files) {
       const p = normalizePath(f.path);
       this.byPath.set(p, f);
@@ -43,7 +47,7 @@ export class FileSetResolver implements FileResolver {
     if (!s) {
       const f = this.byPath.get(p);
       if (!f) throw new MissingFileError('', path);
-      s = new BlobSource(f.file, p);
+      s = new BlobSource(f.file, p, this.readAhead);
       this.sources.set(p, s);
     }
     return s;

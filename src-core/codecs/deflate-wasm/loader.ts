@@ -10,18 +10,19 @@
  */
 import type { DeflateParams } from '../types.ts';
 
-// src-core's lib is ES2022 only; these are the few WebAssembly JS-API members used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  instantiate(m: WasmModule, imports: object): Promise<{ exports: Record<string, unknown> }>;
-  compile(bytes: Uint8Array): Promise<WasmModule>;
-};
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface WasmModule {}
+import { wasm, type WasmModule } from '../../io/wasmApi.ts';
+
+export type { WasmModule };
+
+/** The host's WebAssembly: deflate cannot run without it. */
+function wasmApi(): NonNullable<typeof wasm> {
+  if (!wasm) throw new Error('this JavaScript engine has no WebAssembly');
+  return wasm;
+}
 
 /** Compiles the module synchronously (Node reads the file at start-up; workers receive the Module). */
 export function compileWasmModule(bytes: Uint8Array): WasmModule {
-  return new WebAssembly.Module(bytes);
+  return new (wasmApi().Module)(bytes);
 }
 
 interface DeflateExports {
@@ -44,8 +45,8 @@ export class WasmDeflater {
   private constructor(private readonly z: DeflateExports) {}
 
   static async create(module: Uint8Array | WasmModule): Promise<WasmDeflater> {
-    const m = module instanceof Uint8Array ? await WebAssembly.compile(module) : module;
-    const inst = await WebAssembly.instantiate(m, {});
+    const m = module instanceof Uint8Array ? await wasmApi().compile(module) : module;
+    const inst = await wasmApi().instantiate(m, {});
     return new WasmDeflater(inst.exports as unknown as DeflateExports);
   }
 
