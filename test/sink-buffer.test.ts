@@ -127,4 +127,31 @@ describe('SinkBuffer', () => {
     expect(file.subarray(0, 4096).every((b) => b === 20)).toBe(true);
     for (let round = 1; round <= 20; round++) expect(file[round * 4096]).toBe(round);
   });
+
+  it('passes a read window on as one write when its clusters arrive as views of it (up to 16 MiB), and copies stay in 4 MiB runs', async () => {
+    const calls: { offset: number; length: number; sameBuffer: boolean }[] = [];
+    const window = new Uint8Array(20 * 1024 * 1024);
+    const sink: ByteSink = {
+      name: 'count',
+      async write(offset, data) {
+        calls.push({ offset, length: data.length, sameBuffer: data.buffer === window.buffer });
+      },
+      async writeOwned(offset, data) {
+        calls.push({ offset, length: data.length, sameBuffer: data.buffer === window.buffer });
+      },
+      async close() {},
+    };
+    const buffer = new SinkBuffer(sink);
+    const cluster = 64 * 1024;
+    for (let pos = 0; pos < window.length; pos += cluster) await buffer.writeOwned(pos, window.subarray(pos, pos + cluster));
+    const copied = new Uint8Array(cluster);
+    for (let pos = 0; pos < 6 * 1024 * 1024; pos += cluster) await buffer.write(window.length + pos, copied);
+    await buffer.flush();
+    expect(calls).toEqual([
+      { offset: 0, length: 16 * 1024 * 1024, sameBuffer: true },
+      { offset: 16 * 1024 * 1024, length: 4 * 1024 * 1024, sameBuffer: true },
+      { offset: window.length, length: 4 * 1024 * 1024, sameBuffer: false },
+      { offset: window.length + 4 * 1024 * 1024, length: 2 * 1024 * 1024, sameBuffer: false },
+    ]);
+  });
 });

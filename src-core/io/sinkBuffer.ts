@@ -15,6 +15,9 @@ import type { ByteSink } from './bytes.ts';
  * a fresh buffer or a view the caller gave away. A run that overlaps one still in flight waits
  * for it first: positioned writes on a thread pool may land in any order.
  */
+/** Largest run sent as one view of the caller's memory (the page reads in 16 MiB windows). */
+const VIEW_LIMIT = 16 * 1024 * 1024;
+
 export class SinkBuffer {
   private staging: Uint8Array | undefined;
   /** The pending run when it is a view of the caller's memory rather than staged bytes. */
@@ -68,7 +71,9 @@ export class SinkBuffer {
       this.start = offset;
       this.length = data.length;
     }
-    if (this.length >= this.limit) await this.send();
+    // A view costs no memory of its own: it grows to a whole read window before it leaves
+    // (fewer, larger writes: Chromium's createWritable pays per call).
+    if (this.length >= Math.max(this.limit, VIEW_LIMIT)) await this.send();
   }
 
   /** Writes out everything held, and waits until the sink has it all. */
