@@ -1,5 +1,8 @@
 import type { ByteSink } from './bytes.ts';
 
+/** Largest run sent as one view of the caller's memory (the page reads in 16 MiB windows). */
+const VIEW_LIMIT = 16 * 1024 * 1024;
+
 /**
  * Coalesces contiguous small writes into large ones. Writers emit cluster-sized pieces in file
  * order; a File System Access stream pays heavily per call, so they reach the sink in runs.
@@ -7,7 +10,7 @@ import type { ByteSink } from './bytes.ts';
  * write() copies each piece once, into one staging buffer reused for every run (sinks are done
  * with a buffer when their write() resolves). writeOwned() copies nothing: pieces that follow
  * each other both in the file and in one underlying buffer (clusters of one read window) are
- * passed on as a single view of that buffer.
+ * passed on as a single view of that buffer, up to a whole read window (VIEW_LIMIT).
  *
  * With `inFlight` > 1 a full run is handed on without waiting for the sink, up to that many at
  * once (a File System Access stream writes ~20 % faster with several queued; the CLI's file
@@ -15,9 +18,6 @@ import type { ByteSink } from './bytes.ts';
  * a fresh buffer or a view the caller gave away. A run that overlaps one still in flight waits
  * for it first: positioned writes on a thread pool may land in any order.
  */
-/** Largest run sent as one view of the caller's memory (the page reads in 16 MiB windows). */
-const VIEW_LIMIT = 16 * 1024 * 1024;
-
 export class SinkBuffer {
   private staging: Uint8Array | undefined;
   /** The pending run when it is a view of the caller's memory rather than staged bytes. */

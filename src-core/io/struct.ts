@@ -117,7 +117,7 @@ export function padTo(bytes: Uint8Array, size: number): Uint8Array {
   return padded;
 }
 
-/** Below this many bytes, or to see data early in a unit, the JS loop answers on its own. */
+/** Bytes of a unit the JS loop tests first (data usually shows there); units up to 4× this are tested in JS whole. */
 const JS_PREFIX = 512;
 
 /**

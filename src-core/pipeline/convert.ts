@@ -86,31 +86,24 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const scouting = opts.openScout && !backing && !full && total === source.virtualSize && total > 8 * batch;
   const scoutDevice = scouting ? await opts.openScout!().catch(() => undefined) : undefined;
   const scout = scoutDevice ? new ZeroScout(scoutDevice, batch, source.virtualSize, (n) => meter.add(n)) : undefined;
+  /** The next window from `pos` on that holds data, read; undefined at the end of the disk. */
+  const load = async (pos: number): Promise<Window | undefined> => {
+    for (; pos < virtualSize; pos += batch) {
+      assertNotAborted(signal);
+      const end = Math.min(pos + batch, virtualSize);
+      const dataRanges: [number, number][] = [];
+      scout?.reading(pos);
+      const srcBytes = await windowDataBytes(source, pos, end, dataRanges);
+      const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
+      if (!srcBytes && !backHas && !full) continue;
+      if (scout?.isZero(pos)) continue; // read by the scout (and counted): all zeros
+      const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
+      const base = backHas ? await backing!.read(pos, end - pos) : undefined;
+      return { pos, end, data, base, srcBytes, dataRanges };
+    }
+    return undefined;
+  };
   try {
-    return await copyWindows();
-  } finally {
-    await scout?.stop();
-    await scoutDevice?.close().catch(() => {});
-  }
-
-  async function copyWindows(): Promise<ConvertResult> {
-    /** The next window from `pos` on that holds data, read; undefined at the end of the disk. */
-    const load = async (pos: number): Promise<Window | undefined> => {
-      for (; pos < virtualSize; pos += batch) {
-        assertNotAborted(signal);
-        const end = Math.min(pos + batch, virtualSize);
-        const dataRanges: [number, number][] = [];
-        scout?.reading(pos);
-        const srcBytes = await windowDataBytes(source, pos, end, dataRanges);
-        const backHas = backing ? (await windowDataBytes(backing, pos, end)) > 0 : false;
-        if (!srcBytes && !backHas && !full) continue;
-        if (scout?.isZero(pos)) continue; // read by the scout (and counted): all zeros
-        const data = srcBytes ? await source.read(pos, end - pos) : new Uint8Array(end - pos);
-        const base = backHas ? await backing!.read(pos, end - pos) : undefined;
-        return { pos, end, data, base, srcBytes, dataRanges };
-      }
-      return undefined;
-    };
     // One window of read-ahead: the next read runs while the writer works on the current one
     // (with -c the writer returns once its compression queue is under its bound), so reading,
     // compressing and writing overlap while memory stays at a few windows.
@@ -128,9 +121,12 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     meter.report('finalizing');
     await writer.finish();
     meter.report('done');
-    bytesRead += scout?.bytesRead ?? 0;
-    return { virtualSize, bytesRead, dataBytes: meter.total, zeroBytesWritten: stats.zeroBytesWritten, warnings: writer.warnings ?? [] };
+  } finally {
+    await scout?.stop();
+    await scoutDevice?.close().catch(() => {});
   }
+  bytesRead += scout?.bytesRead ?? 0;
+  return { virtualSize, bytesRead, dataBytes: meter.total, zeroBytesWritten: stats.zeroBytesWritten, warnings: writer.warnings ?? [] };
 }
 
 interface Window {
